@@ -1,0 +1,2 @@
+//! hav-embedded: VRRP on smoltcp under embassy.
+#![no_std]

@@ -1,0 +1,3 @@
+//! hav-linux: runs hav-core on Linux.
+
+pub mod config;

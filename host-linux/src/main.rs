@@ -1,0 +1,2 @@
+//! The hav-linux daemon and CLI.
+fn main() {}

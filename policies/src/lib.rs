@@ -1,0 +1,2 @@
+//! hav-policy: the guest SDK for hav WASM policies.
+#![no_std]

@@ -1,0 +1,1 @@
+//! hav-tests: the deterministic simulator and end-to-end harnesses.
