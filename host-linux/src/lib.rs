@@ -1,3 +1,4 @@
 //! hav-linux: runs hav-core on Linux.
 
 pub mod config;
+pub mod net;

@@ -1,1 +1,4 @@
 //! hav-tests: the deterministic simulator and end-to-end harnesses.
+
+pub mod netns;
+pub mod sim;

@@ -1,1 +1,290 @@
-//! placeholder
+//! keepalived.conf → typed, validated configuration.
+//!
+//! [`load`] reads a keepalived.conf as ops engineers already have it
+//! (comments after values, non-breaking spaces, `80{`, includes with globs)
+//! and returns a [`Config`] with keepalived's defaults applied, plus
+//! [`Warning`]s. Every error and warning displays as `FILE:LINE:COL: message`.
+//!
+//! Valid keepalived keywords that hav does not act on are accepted with a
+//! warning; anything else unknown is an error with a "did you mean" hint.
+//! `WASM_CHECK` (see [`check`]) is a hav extension.
+
+pub mod check;
+pub mod error;
+pub mod global;
+pub mod lexer;
+pub mod lvs;
+pub mod parser;
+pub mod value;
+pub mod vrrp;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+pub use check::{CheckCommon, CheckKind, Checker};
+pub use error::{ConfigError, Location, Warning};
+pub use global::GlobalDefs;
+pub use lvs::{LbKind, Protocol, RealServer, VirtualServer, VirtualServerGroup, VirtualServerKey};
+pub use parser::{Node, MAX_INCLUDE_DEPTH};
+pub use value::Script;
+pub use vrrp::{Family, SyncGroup, TrackFileDef, VrrpInstance, VrrpScript, VrrpState, VrrpVersion};
+
+use value::Ctx;
+
+/// The whole typed configuration.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    /// `global_defs` (all blocks merged), defaults applied.
+    pub global: GlobalDefs,
+    /// `vrrp_script` blocks, in file order.
+    pub vrrp_scripts: Vec<VrrpScript>,
+    /// `vrrp_track_file` blocks.
+    pub vrrp_track_files: Vec<TrackFileDef>,
+    /// `vrrp_instance` blocks.
+    pub vrrp_instances: Vec<VrrpInstance>,
+    /// `vrrp_sync_group` blocks.
+    pub vrrp_sync_groups: Vec<SyncGroup>,
+    /// `virtual_server_group` blocks.
+    pub virtual_server_groups: Vec<VirtualServerGroup>,
+    /// `virtual_server` blocks.
+    pub virtual_servers: Vec<VirtualServer>,
+}
+
+impl Config {
+    /// The instance called `name`.
+    pub fn instance(&self, name: &str) -> Option<&VrrpInstance> {
+        self.vrrp_instances.iter().find(|i| i.name == name)
+    }
+
+    /// The `vrrp_script` called `name`.
+    pub fn script(&self, name: &str) -> Option<&VrrpScript> {
+        self.vrrp_scripts.iter().find(|s| s.name == name)
+    }
+}
+
+/// A loaded configuration and the warnings met while loading it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Accepted-but-ignored keywords, adjusted values, odd whitespace...
+    pub warnings: Vec<Warning>,
+}
+
+/// Loads the keepalived.conf at `path` and everything it includes.
+///
+/// Relative includes resolve against the including file's directory. Errors
+/// and warnings name files as `path` names them.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let mut loader = parser::Loader::new();
+    let nodes = loader.load_file(path, None)?;
+    build(nodes, loader.warnings)
+}
+
+/// Loads configuration text as if read from `file` (which need not exist;
+/// relative includes resolve against its directory).
+pub fn load_str(file: &Path, text: &str) -> Result<Loaded, ConfigError> {
+    let mut loader = parser::Loader::new();
+    let nodes = loader.load_str(Arc::from(file), text)?;
+    build(nodes, loader.warnings)
+}
+
+const TOP_KNOWN: &[&str] = &[
+    "global_defs", "vrrp_instance", "vrrp_script", "vrrp_track_file", "vrrp_sync_group", "virtual_server",
+    "virtual_server_group",
+];
+
+const TOP_IGNORED: &[&str] = &[
+    "static_ipaddress", "static_routes", "static_rules", "linkbeat_interfaces", "vrrp_track_process",
+    "track_process", "bfd_instance", "garp_group", "net_namespace", "instance", "use_pid_dir", "local_address_group",
+    "include_check",
+];
+
+fn build(nodes: Vec<Node>, warnings: Vec<Warning>) -> Result<Loaded, ConfigError> {
+    let mut ctx = Ctx { warnings };
+    let mut config = Config::default();
+    // global_defs first: instances take their defaults from it wherever it is.
+    for n in nodes.iter().filter(|n| n.keyword == "global_defs") {
+        let children = ctx.children(n)?;
+        config.global.apply(&mut ctx, children)?;
+    }
+    for n in &nodes {
+        match n.keyword.as_str() {
+            "global_defs" => {}
+            "vrrp_instance" => config.vrrp_instances.push(VrrpInstance::from_node(&mut ctx, n, &config.global)?),
+            "vrrp_script" => config.vrrp_scripts.push(VrrpScript::from_node(&mut ctx, n)?),
+            "vrrp_track_file" => config.vrrp_track_files.push(TrackFileDef::from_node(&mut ctx, n)?),
+            "vrrp_sync_group" => config.vrrp_sync_groups.push(SyncGroup::from_node(&mut ctx, n)?),
+            "virtual_server" => config.virtual_servers.push(VirtualServer::from_node(&mut ctx, n)?),
+            "virtual_server_group" => config.virtual_server_groups.push(VirtualServerGroup::from_node(&mut ctx, n)?),
+            "include" | "includer" | "includem" | "includew" | "includeb" | "includea" => {
+                return Err(ConfigError::invalid(&n.loc, format!("'{}' needs a file name", n.keyword)));
+            }
+            _ => ctx.unknown(n, "top level", TOP_KNOWN, TOP_IGNORED)?,
+        }
+    }
+    validate(&config, &mut ctx)?;
+    Ok(Loaded { config, warnings: ctx.warnings })
+}
+
+fn no_duplicates<'a>(kind: &str, items: impl Iterator<Item = (&'a str, &'a Location)>) -> Result<(), ConfigError> {
+    let mut seen: HashMap<&str, &Location> = HashMap::new();
+    for (name, loc) in items {
+        if let Some(first) = seen.insert(name, loc) {
+            return Err(ConfigError::invalid(loc, format!("duplicate {kind} '{name}' (first defined at {first})")));
+        }
+    }
+    Ok(())
+}
+
+/// The cross-reference checks that need the whole configuration.
+fn validate(c: &Config, ctx: &mut Ctx) -> Result<(), ConfigError> {
+    no_duplicates("vrrp_instance", c.vrrp_instances.iter().map(|i| (i.name.as_str(), &i.location)))?;
+    no_duplicates("vrrp_script", c.vrrp_scripts.iter().map(|i| (i.name.as_str(), &i.location)))?;
+    no_duplicates("vrrp_track_file", c.vrrp_track_files.iter().map(|i| (i.name.as_str(), &i.location)))?;
+    no_duplicates("vrrp_sync_group", c.vrrp_sync_groups.iter().map(|i| (i.name.as_str(), &i.location)))?;
+    no_duplicates("virtual_server_group", c.virtual_server_groups.iter().map(|i| (i.name.as_str(), &i.location)))?;
+
+    let scripts: HashSet<&str> = c.vrrp_scripts.iter().map(|s| s.name.as_str()).collect();
+    let files: HashSet<&str> = c.vrrp_track_files.iter().map(|s| s.name.as_str()).collect();
+    let check_refs = |refs: &[vrrp::TrackRef], known: &HashSet<&str>, kind: &str| -> Result<(), ConfigError> {
+        for r in refs {
+            if !known.contains(r.name.as_str()) {
+                let hint = value::closest(&r.name, known.iter().copied())
+                    .map(|s| format!(" (did you mean '{s}'?)"))
+                    .unwrap_or_default();
+                return Err(ConfigError::invalid(&r.location, format!("{kind} '{}' is not defined{hint}", r.name)));
+            }
+        }
+        Ok(())
+    };
+    for i in &c.vrrp_instances {
+        check_refs(&i.track_scripts, &scripts, "vrrp_script")?;
+        check_refs(&i.track_files, &files, "vrrp_track_file")?;
+    }
+    for g in &c.vrrp_sync_groups {
+        check_refs(&g.track_scripts, &scripts, "vrrp_script")?;
+        check_refs(&g.track_files, &files, "vrrp_track_file")?;
+    }
+
+    let mut member_of: HashMap<&str, &str> = HashMap::new();
+    for g in &c.vrrp_sync_groups {
+        for (name, loc) in &g.group {
+            if c.instance(name).is_none() {
+                return Err(ConfigError::invalid(loc, format!("sync group '{}' member '{name}' is not a vrrp_instance", g.name)));
+            }
+            if let Some(other) = member_of.insert(name, &g.name) {
+                return Err(ConfigError::invalid(loc, format!("vrrp_instance '{name}' is already in sync group '{other}'")));
+            }
+        }
+        if g.group.len() == 1 {
+            ctx.warn(&g.location, format!("sync group '{}' has only one member", g.name));
+        }
+    }
+
+    let mut vrids: HashMap<(Option<&str>, Option<Family>, u8), &VrrpInstance> = HashMap::new();
+    for i in &c.vrrp_instances {
+        if i.version == VrrpVersion::V2 {
+            if let Some(v6) = i.virtual_ipaddresses.iter().find(|v| v.address.is_ipv6()) {
+                return Err(ConfigError::invalid(
+                    &v6.location,
+                    format!("vrrp_instance {}: VRRP version 2 cannot carry IPv6 address {} (use 'version 3')", i.name, v6.address),
+                ));
+            }
+        }
+        if let Some(fam) = i.family() {
+            if let Some(mixed) = i.virtual_ipaddresses.iter().find(|v| Family::of(&v.address) != fam) {
+                return Err(ConfigError::invalid(
+                    &mixed.location,
+                    format!("vrrp_instance {}: IPv4 and IPv6 addresses mixed in virtual_ipaddress (use virtual_ipaddress_excluded)", i.name),
+                ));
+            }
+        }
+        let peer_family = i
+            .unicast_src_ip
+            .as_ref()
+            .map(Family::of)
+            .or_else(|| i.family())
+            .or_else(|| i.unicast_peers.first().map(Family::of));
+        if let Some(fam) = peer_family {
+            if let Some(bad) = i.unicast_peers.iter().find(|p| Family::of(p) != fam) {
+                return Err(ConfigError::invalid(
+                    &i.location,
+                    format!("vrrp_instance {}: unicast_peer {bad} is not of the instance's address family ({fam:?})", i.name),
+                ));
+            }
+        }
+        let key = (i.interface.as_deref(), i.family(), i.virtual_router_id);
+        if let Some(first) = vrids.insert(key, i) {
+            return Err(ConfigError::invalid(
+                &i.location,
+                format!(
+                    "vrrp_instance {} uses virtual_router_id {} on interface {} like vrrp_instance {} ({})",
+                    i.name,
+                    i.virtual_router_id,
+                    i.interface.as_deref().unwrap_or("(default)"),
+                    first.name,
+                    first.location
+                ),
+            ));
+        }
+    }
+
+    if let Some(d) = &c.global.lvs_sync_daemon {
+        if c.instance(&d.instance).is_none() {
+            return Err(ConfigError::invalid(
+                &d.location,
+                format!("lvs_sync_daemon names vrrp_instance '{}', which is not defined", d.instance),
+            ));
+        }
+    }
+
+    for vs in &c.virtual_servers {
+        if let VirtualServerKey::Group(name) = &vs.key {
+            if !c.virtual_server_groups.iter().any(|g| &g.name == name) {
+                return Err(ConfigError::invalid(&vs.location, format!("virtual_server_group '{name}' is not defined")));
+            }
+        }
+        for rs in &vs.real_servers {
+            for ch in &rs.checkers {
+                if let CheckKind::File(f) = &ch.kind {
+                    if !files.contains(f.track_file.as_str()) {
+                        return Err(ConfigError::invalid(&ch.location, format!("vrrp_track_file '{}' is not defined", f.track_file)));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<Loaded, ConfigError> {
+        load_str(Path::new("m.conf"), text)
+    }
+
+    #[test]
+    fn test_unknown_top_level() {
+        let e = load_text("vrrp_instanc VI {\n}\n").expect_err("typo");
+        assert_eq!(e.to_string(), "m.conf:1:1: unknown keyword 'vrrp_instanc' in top level (did you mean 'vrrp_instance'?)");
+    }
+
+    #[test]
+    fn test_global_after_instance_still_applies() {
+        let l = load_text("vrrp_instance A {\nvirtual_router_id 1\n}\nglobal_defs {\nvrrp_version 3\n}\n").expect("valid");
+        assert_eq!(l.config.vrrp_instances[0].version, VrrpVersion::V3);
+    }
+
+    #[test]
+    fn test_sync_group_member_once() {
+        let e = load_text(
+            "vrrp_instance A {\nvirtual_router_id 1\n}\nvrrp_sync_group G {\ngroup {\nA\n}\n}\nvrrp_sync_group H {\ngroup {\nA\n}\n}\n",
+        )
+        .expect_err("twice");
+        assert_eq!(e.location().line, 11);
+    }
+}

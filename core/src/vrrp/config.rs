@@ -1,0 +1,209 @@
+//! Static configuration of one VRRP instance.
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::time::Duration;
+use crate::wire::{ChecksumMode, VrrpAuth, VrrpVersion};
+
+/// Virtual addresses carried in one advertisement. Hosts put further
+/// addresses in `virtual_ipaddress_excluded`, which never goes on the wire.
+pub const MAX_VIPS: usize = 32;
+/// Unicast peers of one instance.
+pub const MAX_PEERS: usize = 16;
+/// Tracked objects (interfaces, scripts, files, policies) of one instance.
+pub const MAX_TRACKED: usize = 16;
+
+/// The IPv4 VRRP multicast group, 224.0.0.18.
+pub const MCAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// The IPv6 VRRP multicast group, ff02::12.
+pub const MCAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+
+/// Gratuitous ARP / unsolicited NA schedule, with keepalived's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct GarpConfig {
+    /// Delay before the second burst after becoming master (`garp_master_delay`, 5 s).
+    /// Zero means no second burst.
+    pub master_delay: Duration,
+    /// Messages per address in each burst after becoming master (`garp_master_repeat`, 5).
+    pub master_repeat: u8,
+    /// Interval of refresh bursts while master (`garp_master_refresh`, 0 = none).
+    pub master_refresh: Duration,
+    /// Messages per address in a refresh burst (`garp_master_refresh_repeat`, 1).
+    pub master_refresh_repeat: u8,
+    /// Delay of the burst sent after a lower-priority advert reaches the
+    /// master (`garp_lower_prio_delay`, defaults to `master_delay`).
+    pub lower_prio_delay: Duration,
+    /// Messages per address in that burst (`garp_lower_prio_repeat`, 0 = none).
+    pub lower_prio_repeat: u8,
+}
+
+impl Default for GarpConfig {
+    fn default() -> Self {
+        GarpConfig {
+            master_delay: Duration::from_secs(5),
+            master_repeat: 5,
+            master_refresh: Duration::ZERO,
+            master_refresh_repeat: 1,
+            lower_prio_delay: Duration::from_secs(5),
+            lower_prio_repeat: 0,
+        }
+    }
+}
+
+/// Errors in an [`InstanceConfig`], found by [`InstanceConfig::validate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ConfigError {
+    /// The VRID is 0; valid ones are 1..=255.
+    Vrid,
+    /// The priority is 0; valid ones are 1..=255.
+    Priority,
+    /// The advert interval is out of range for the version: VRRPv2 whole
+    /// seconds 1..=255, VRRPv3 centiseconds 1..=4095.
+    AdverInt,
+    /// VRRPv2 carries IPv4 only.
+    V2Ipv6,
+    /// A virtual address, peer or the primary address is of the other family.
+    MixedFamilies,
+    /// No virtual address.
+    NoVips,
+    /// Authentication is a VRRPv2 feature.
+    V3Auth,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ConfigError::Vrid => "virtual_router_id must be 1..255",
+            ConfigError::Priority => "priority must be 1..255",
+            ConfigError::AdverInt => {
+                "advert_int out of range (VRRPv2: 1..255 s, VRRPv3: 0.01..40.95 s)"
+            }
+            ConfigError::V2Ipv6 => "VRRPv2 does not carry IPv6 addresses",
+            ConfigError::MixedFamilies => "addresses of one instance must be of one family",
+            ConfigError::NoVips => "an instance needs at least one virtual address",
+            ConfigError::V3Auth => "authentication is only defined for VRRPv2",
+        })
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ConfigError {}
+
+/// Everything an instance needs to run, fixed while it runs. A reload
+/// builds a new config; [`super::Instance::reconfigure`] keeps the state when
+/// only harmless fields changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct InstanceConfig {
+    /// Virtual router identifier, 1..=255.
+    pub vrid: u8,
+    /// VRRP version on the wire.
+    pub version: VrrpVersion,
+    /// Configured priority, 1..=255; 255 is the address owner.
+    pub priority: u8,
+    /// Advertisement_Interval. VRRPv2: whole seconds; VRRPv3: centiseconds.
+    pub adver_int: Duration,
+    /// Preempt_Mode (keepalived's default true; `nopreempt` clears it).
+    pub preempt: bool,
+    /// keepalived's `preempt_delay`: how long a lower-priority master is
+    /// tolerated before preempting it.
+    pub preempt_delay: Duration,
+    /// Accept_Mode: a non-owner master accepts packets addressed to the VIPs.
+    pub accept: bool,
+    /// VRRPv2 authentication (PASS); `VrrpAuth::None` otherwise.
+    pub auth: VrrpAuth,
+    /// This router's own address on the interface: the advert source and
+    /// the tie-breaker between equal priorities.
+    pub primary_addr: IpAddr,
+    /// Virtual addresses advertised and held while master.
+    pub vips: heapless::Vec<IpAddr, MAX_VIPS>,
+    /// Unicast peers; empty means multicast to `mcast_group`.
+    pub peers: heapless::Vec<IpAddr, MAX_PEERS>,
+    /// The multicast group adverts go to.
+    pub mcast_group: IpAddr,
+    /// How the VRRPv3 IPv4 checksum is computed.
+    pub checksum_mode: ChecksumMode,
+    /// Drop adverts whose address list differs from ours (unless the sender
+    /// is the owner). keepalived's `vrrp_skip_check_adv_addr` turns it off.
+    pub check_adv_addr: bool,
+    /// In unicast mode, drop adverts whose source is not a configured peer.
+    pub check_unicast_src: bool,
+    /// Gratuitous ARP / NA schedule.
+    pub garp: GarpConfig,
+}
+
+impl InstanceConfig {
+    /// A config with keepalived's defaults: VRRPv2, priority 100, 1 s adverts,
+    /// preempt on, multicast.
+    pub fn new(vrid: u8, primary_addr: IpAddr) -> Self {
+        InstanceConfig {
+            vrid,
+            version: if primary_addr.is_ipv6() { VrrpVersion::V3 } else { VrrpVersion::V2 },
+            priority: 100,
+            adver_int: Duration::from_secs(1),
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            accept: false,
+            auth: VrrpAuth::None,
+            primary_addr,
+            vips: heapless::Vec::new(),
+            peers: heapless::Vec::new(),
+            mcast_group: if primary_addr.is_ipv6() { MCAST_V6.into() } else { MCAST_V4.into() },
+            checksum_mode: ChecksumMode::Rfc,
+            check_adv_addr: true,
+            check_unicast_src: true,
+            garp: GarpConfig::default(),
+        }
+    }
+
+    /// Checks the invariants the instance relies on.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.vrid == 0 {
+            return Err(ConfigError::Vrid);
+        }
+        if self.priority == 0 {
+            return Err(ConfigError::Priority);
+        }
+        let ok_int = match self.version {
+            VrrpVersion::V2 => {
+                let us = self.adver_int.total_micros();
+                us % 1_000_000 == 0 && (1..=255).contains(&(us / 1_000_000))
+            }
+            VrrpVersion::V3 => {
+                let us = self.adver_int.total_micros();
+                us % 10_000 == 0 && (1..=4095).contains(&(us / 10_000))
+            }
+        };
+        if !ok_int {
+            return Err(ConfigError::AdverInt);
+        }
+        let v6 = self.primary_addr.is_ipv6();
+        if self.version == VrrpVersion::V2 && v6 {
+            return Err(ConfigError::V2Ipv6);
+        }
+        if self.version == VrrpVersion::V3 && self.auth != VrrpAuth::None {
+            return Err(ConfigError::V3Auth);
+        }
+        if self.vips.is_empty() {
+            return Err(ConfigError::NoVips);
+        }
+        let same = |a: &IpAddr| a.is_ipv6() == v6;
+        if !self.vips.iter().all(same) || !self.peers.iter().all(same) || !same(&self.mcast_group)
+        {
+            return Err(ConfigError::MixedFamilies);
+        }
+        Ok(())
+    }
+
+    /// True when this router owns the addresses (priority 255).
+    pub fn is_owner(&self) -> bool {
+        self.priority == 255
+    }
+
+    /// True when adverts go to unicast peers instead of the group.
+    pub fn is_unicast(&self) -> bool {
+        !self.peers.is_empty()
+    }
+}

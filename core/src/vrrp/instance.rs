@@ -1,0 +1,1194 @@
+//! The sans-IO VRRP instance: section 6 of RFC 5798 as updated by RFC 9568
+//! (VRRPv3), and RFC 3768 (VRRPv2), with keepalived's extensions (FAULT,
+//! tracking, preempt_delay, gratuitous ARP schedule).
+//!
+//! # Driving an instance
+//! - Call [`Instance::handle`] with [`Input::Startup`] once, then with every
+//!   received advertisement for this VRID, every tracked-object change and
+//!   link change, and [`Input::Timer`] whenever `now >= poll_at()`.
+//! - Carry out the returned [`Action`]s in order.
+//! - Sleep until [`Instance::poll_at`]. A `Timer` input before that instant
+//!   is a no-op, so hosts may wake early; they must compare the clock with the
+//!   deadline themselves rather than trust that a sleep ended on time.
+
+use core::net::IpAddr;
+
+use super::config::InstanceConfig;
+use super::track::{TrackId, TrackSet, TrackStatus, Tracked, Verdict};
+use crate::fmt::{debug, trace};
+use crate::time::{Duration, Instant};
+use crate::wire::{VrrpAddresses, VrrpAuth, VrrpRepr, VrrpVersion, VRRP_TTL};
+
+/// The externally visible state of an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum State {
+    /// Not started, or shut down.
+    Initialize,
+    /// Watching the master.
+    Backup,
+    /// Holding the virtual addresses and advertising.
+    Master,
+    /// keepalived's FAULT: the link or a tracked object is down.
+    Fault,
+}
+
+impl State {
+    /// keepalived's upper-case name, as notify scripts and the FIFO print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Initialize => "INIT",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+            State::Fault => "FAULT",
+        }
+    }
+}
+
+/// Why a transition happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Reason {
+    /// Startup as the address owner, or startup as a non-owner (to Backup).
+    Startup,
+    /// Master_Down_Timer expired: no advert from a master in time.
+    MasterDown,
+    /// A priority-0 advert and the skew time that followed it.
+    MasterShutdown,
+    /// A higher priority (or equal with a larger address) advertised.
+    Preempted,
+    /// preempt_delay ran out while a lower-priority master advertised.
+    PreemptDelay,
+    /// The link or a tracked object failed.
+    Fault,
+    /// The fault cleared.
+    FaultCleared,
+    /// The sync group moved this member.
+    Sync,
+    /// An operator's standby or takeover command.
+    Admin,
+    /// Shutdown.
+    Shutdown,
+}
+
+/// Why a received advertisement was dropped. Counted per reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum DropReason {
+    /// IP TTL / hop limit is not 255.
+    Ttl = 0,
+    /// The VRRP version differs from ours.
+    Version,
+    /// Not our VRID.
+    Vrid,
+    /// The authentication type differs from ours.
+    AuthType,
+    /// The simple-text password differs from ours.
+    AuthPass,
+    /// VRRPv2: the advert interval differs from ours.
+    Interval,
+    /// VRRPv3: the advert interval is zero.
+    ZeroInterval,
+    /// The address list differs from ours, and the sender is not the owner.
+    Addresses,
+    /// Unicast mode: the source is not a configured peer.
+    UnicastSrc,
+    /// Our own advert, looped back.
+    Own,
+    /// The address family differs from ours.
+    Family,
+    /// Received in a state that ignores adverts (Initialize, Fault).
+    NotListening,
+}
+
+impl DropReason {
+    /// Number of reasons, for counter tables.
+    pub const COUNT: usize = 12;
+
+    /// All reasons, in counter order.
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::Ttl,
+        DropReason::Version,
+        DropReason::Vrid,
+        DropReason::AuthType,
+        DropReason::AuthPass,
+        DropReason::Interval,
+        DropReason::ZeroInterval,
+        DropReason::Addresses,
+        DropReason::UnicastSrc,
+        DropReason::Own,
+        DropReason::Family,
+        DropReason::NotListening,
+    ];
+
+    /// A short name for logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Ttl => "ttl",
+            DropReason::Version => "version",
+            DropReason::Vrid => "vrid",
+            DropReason::AuthType => "auth_type",
+            DropReason::AuthPass => "auth_pass",
+            DropReason::Interval => "interval",
+            DropReason::ZeroInterval => "zero_interval",
+            DropReason::Addresses => "addresses",
+            DropReason::UnicastSrc => "unicast_src",
+            DropReason::Own => "own",
+            DropReason::Family => "family",
+            DropReason::NotListening => "not_listening",
+        }
+    }
+}
+
+/// An operator override, from the control socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum AdminMode {
+    /// Elect normally.
+    #[default]
+    Auto,
+    /// Give up mastership: advertise priority 1 (priority 0 once, on leaving).
+    Standby,
+    /// Take mastership: advertise priority 254 and become master at once.
+    Takeover,
+}
+
+/// A received advertisement, already parsed by [`crate::wire`].
+#[derive(Debug, Clone, Copy)]
+pub struct Advert<'a> {
+    /// The IP source address.
+    pub src: IpAddr,
+    /// The IP TTL or hop limit.
+    pub ttl: u8,
+    /// The parsed VRRP message.
+    pub repr: &'a VrrpRepr<'a>,
+}
+
+/// An input to [`Instance::handle`].
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// Leave Initialize.
+    Startup,
+    /// An advertisement for this VRID arrived.
+    Advert(Advert<'a>),
+    /// `now` has reached [`Instance::poll_at`] (spurious calls are no-ops).
+    Timer,
+    /// Shut down: a master sends priority 0 and releases the addresses.
+    Shutdown,
+    /// The instance's own interface went up or down.
+    Link {
+        /// Whether the link is running.
+        up: bool,
+    },
+    /// A tracked object changed.
+    Track {
+        /// The host's handle of the object.
+        id: TrackId,
+        /// Its new status.
+        status: TrackStatus,
+    },
+    /// The sync group moves this member to Master, Backup or Fault.
+    Sync(State),
+    /// An operator override.
+    Admin(AdminMode),
+}
+
+/// An action the host carries out, in the order returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Action {
+    /// The state changed: log it, run notify scripts, write the FIFO.
+    Transition {
+        /// The state left.
+        from: State,
+        /// The state entered.
+        to: State,
+        /// Why.
+        reason: Reason,
+    },
+    /// Send an advertisement with this priority to the group or to every
+    /// peer ([`Instance::advert_repr`] builds it).
+    SendAdvert {
+        /// The priority to advertise (0 when giving up mastership).
+        priority: u8,
+    },
+    /// Install the virtual addresses. `accept` false asks the host to drop
+    /// traffic addressed to them (Accept_Mode off, not the owner).
+    AddVips {
+        /// Whether packets to the VIPs are accepted locally.
+        accept: bool,
+    },
+    /// Remove the virtual addresses.
+    RemoveVips,
+    /// Send gratuitous ARP (IPv4) or unsolicited NA (IPv6) for every VIP,
+    /// `repeat` times each.
+    SendGarp {
+        /// Messages per address.
+        repeat: u8,
+    },
+    /// A received advert was dropped.
+    Discard(DropReason),
+}
+
+/// Actions returned by one `handle` call.
+pub type Actions = heapless::Vec<Action, 8>;
+
+/// Counters for status and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Counters {
+    /// Adverts accepted.
+    pub adverts_rx: u64,
+    /// Adverts sent (each `SendAdvert` counts once, whatever the peer count).
+    pub adverts_tx: u64,
+    /// Priority-0 adverts accepted.
+    pub prio_zero_rx: u64,
+    /// Priority-0 adverts sent.
+    pub prio_zero_tx: u64,
+    /// State transitions.
+    pub transitions: u64,
+    /// Times this instance became master.
+    pub became_master: u64,
+    /// Dropped adverts, indexed by `DropReason as usize`.
+    pub drops: [u64; DropReason::COUNT],
+}
+
+// The deadlines live inside the state they belong to, so a timer of another
+// state cannot exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Initialize,
+    Backup {
+        master_down_at: Instant,
+        // Master_Adver_Interval: learned from the master in VRRPv3.
+        master_adver_int: Duration,
+        // Set while a lower-priority master is tolerated for preempt_delay.
+        preempt_at: Option<Instant>,
+        // The master sent priority 0: the timer holds Skew_Time only.
+        master_left: bool,
+    },
+    Master {
+        adver_at: Instant,
+        garp_at: Option<(Instant, u8)>,
+        refresh_at: Option<Instant>,
+    },
+    Fault,
+}
+
+/// One VRRP instance (one VRID on one interface and address family).
+#[derive(Debug, Clone)]
+pub struct Instance {
+    config: InstanceConfig,
+    phase: Phase,
+    tracks: TrackSet,
+    link_up: bool,
+    sync_fault: bool,
+    admin: AdminMode,
+    // The priority advertised now: configured, moved by tracking and admin.
+    priority: u8,
+    own_fault: bool,
+    master_addr: Option<IpAddr>,
+    counters: Counters,
+}
+
+impl Instance {
+    /// A new instance in Initialize. The config must pass
+    /// [`InstanceConfig::validate`]; the link is assumed up.
+    pub fn new(config: InstanceConfig) -> Self {
+        let priority = config.priority;
+        Instance {
+            config,
+            phase: Phase::Initialize,
+            tracks: TrackSet::new(),
+            link_up: true,
+            sync_fault: false,
+            admin: AdminMode::Auto,
+            priority,
+            own_fault: false,
+            master_addr: None,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Adds a tracked object before startup. Returns it back when full.
+    pub fn track(&mut self, t: Tracked) -> Result<(), Tracked> {
+        self.tracks.push(t)?;
+        self.recompute();
+        Ok(())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &InstanceConfig {
+        &self.config
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        match self.phase {
+            Phase::Initialize => State::Initialize,
+            Phase::Backup { .. } => State::Backup,
+            Phase::Master { .. } => State::Master,
+            Phase::Fault => State::Fault,
+        }
+    }
+
+    /// The priority this instance advertises now.
+    pub fn effective_priority(&self) -> u8 {
+        self.priority
+    }
+
+    /// The current master's address, as far as this instance knows.
+    pub fn master_addr(&self) -> Option<IpAddr> {
+        self.master_addr
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The tracked objects.
+    pub fn tracked(&self) -> impl Iterator<Item = &Tracked> {
+        self.tracks.iter()
+    }
+
+    /// The operator override in force.
+    pub fn admin(&self) -> AdminMode {
+        self.admin
+    }
+
+    /// Master_Adver_Interval as this instance knows it: learned from the
+    /// master in VRRPv3 Backup, else our own Advertisement_Interval.
+    pub fn master_adver_int(&self) -> Duration {
+        match self.phase {
+            Phase::Backup { master_adver_int, .. } => master_adver_int,
+            _ => self.config.adver_int,
+        }
+    }
+
+    /// Skew_Time for a master interval: VRRPv3 `((256 - Priority) *
+    /// Master_Adver_Interval) / 256`; VRRPv2 `(256 - Priority) / 256` s.
+    pub fn skew_time(&self, master_adver_int: Duration) -> Duration {
+        let p = 256 - u64::from(self.priority);
+        match self.config.version {
+            VrrpVersion::V3 => Duration::from_micros(p * master_adver_int.total_micros() / 256),
+            VrrpVersion::V2 => Duration::from_micros(p * 1_000_000 / 256),
+        }
+    }
+
+    /// Master_Down_Interval: `3 * Master_Adver_Interval + Skew_Time` (VRRPv2
+    /// uses its own Advertisement_Interval).
+    pub fn master_down_interval(&self, master_adver_int: Duration) -> Duration {
+        let base = match self.config.version {
+            VrrpVersion::V3 => master_adver_int,
+            VrrpVersion::V2 => self.config.adver_int,
+        };
+        base.saturating_mul(3) + self.skew_time(master_adver_int)
+    }
+
+    /// The advertisement to send for a `SendAdvert { priority }` action.
+    pub fn advert_repr(&self, priority: u8) -> VrrpRepr<'_> {
+        VrrpRepr {
+            version: self.config.version,
+            vrid: self.config.vrid,
+            priority,
+            max_adver_int: self.config.adver_int.total_centis().min(u64::from(u16::MAX)) as u16,
+            auth: self.config.auth,
+            addresses: VrrpAddresses::List(&self.config.vips),
+        }
+    }
+
+    /// Where adverts go: the unicast peers, or the multicast group.
+    pub fn advert_destinations(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let group = if self.config.is_unicast() { None } else { Some(self.config.mcast_group) };
+        self.config.peers.iter().copied().chain(group)
+    }
+
+    /// The next instant at which [`Input::Timer`] has work, if any.
+    pub fn poll_at(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Initialize | Phase::Fault => None,
+            Phase::Backup { master_down_at, preempt_at, .. } => {
+                Some(preempt_at.map_or(master_down_at, |p| p.min(master_down_at)))
+            }
+            Phase::Master { adver_at, garp_at, refresh_at } => {
+                let mut t = adver_at;
+                if let Some((g, _)) = garp_at {
+                    t = t.min(g);
+                }
+                if let Some(r) = refresh_at {
+                    t = t.min(r);
+                }
+                Some(t)
+            }
+        }
+    }
+
+    /// Feeds one input at `now` and returns the actions to carry out.
+    ///
+    /// `now` must not go backwards between calls.
+    pub fn handle(&mut self, now: Instant, input: Input<'_>) -> Actions {
+        let mut out = Actions::new();
+        match input {
+            Input::Startup => self.startup(now, &mut out),
+            Input::Advert(adv) => self.on_advert(now, adv, &mut out),
+            Input::Timer => self.on_timer(now, &mut out),
+            Input::Shutdown => self.shutdown(&mut out),
+            Input::Link { up } => {
+                self.link_up = up;
+                self.on_health_change(now, &mut out);
+            }
+            Input::Track { id, status } => {
+                if self.tracks.set(id, status) {
+                    self.on_health_change(now, &mut out);
+                }
+            }
+            Input::Sync(target) => self.on_sync(now, target, &mut out),
+            Input::Admin(mode) => {
+                self.admin = mode;
+                match (mode, self.state()) {
+                    (AdminMode::Takeover, State::Backup) => {
+                        self.recompute();
+                        self.become_master(now, Reason::Admin, &mut out)
+                    }
+                    (AdminMode::Standby, State::Master) => {
+                        self.recompute();
+                        self.leave_master(now, Reason::Admin, true, &mut out)
+                    }
+                    _ => self.on_health_change(now, &mut out),
+                }
+            }
+        }
+        out
+    }
+
+    fn faulted(&self) -> bool {
+        self.own_fault || self.sync_fault
+    }
+
+    // Recomputes priority and own fault from link, tracking and admin.
+    fn recompute(&mut self) {
+        let verdict = self.tracks.verdict(self.config.priority);
+        self.own_fault = !self.link_up || verdict == Verdict::Fault;
+        let tracked = match verdict {
+            Verdict::Priority(p) => p,
+            Verdict::Fault => self.config.priority,
+        };
+        self.priority = match self.admin {
+            AdminMode::Auto => tracked,
+            AdminMode::Standby => 1,
+            AdminMode::Takeover => tracked.max(254),
+        };
+    }
+
+    fn startup(&mut self, now: Instant, out: &mut Actions) {
+        if self.phase != Phase::Initialize {
+            return;
+        }
+        self.recompute();
+        self.enter_running(now, Reason::Startup, out);
+    }
+
+    // Initialize or Fault -> Master (owner) or Backup.
+    fn enter_running(&mut self, now: Instant, reason: Reason, out: &mut Actions) {
+        if self.faulted() {
+            self.set_phase(Phase::Fault, reason_fault(reason), out);
+        } else if self.priority == 255 {
+            self.become_master(now, reason, out);
+        } else {
+            let mai = self.config.adver_int;
+            let master_down_at = now + self.master_down_interval(mai);
+            self.master_addr = None;
+            self.set_phase(
+                Phase::Backup { master_down_at, master_adver_int: mai, preempt_at: None, master_left: false },
+                reason,
+                out,
+            );
+        }
+    }
+
+    fn shutdown(&mut self, out: &mut Actions) {
+        if let Phase::Master { .. } = self.phase {
+            self.send_advert(0, out);
+            push(out, Action::RemoveVips);
+        }
+        self.master_addr = None;
+        self.set_phase(Phase::Initialize, Reason::Shutdown, out);
+    }
+
+    fn on_health_change(&mut self, now: Instant, out: &mut Actions) {
+        let before = self.priority;
+        self.recompute();
+        match self.phase {
+            Phase::Initialize => {}
+            Phase::Fault => {
+                if !self.faulted() {
+                    self.enter_running(now, Reason::FaultCleared, out);
+                }
+            }
+            Phase::Backup { .. } | Phase::Master { .. } if self.faulted() => {
+                self.enter_fault(out);
+            }
+            Phase::Master { .. } => {
+                // Tell the backups at once: one that now outranks us preempts
+                // without waiting for the next interval.
+                if before != self.priority {
+                    self.send_advert(self.priority, out);
+                }
+            }
+            Phase::Backup { .. } => {
+                if self.priority == 255 {
+                    self.become_master(now, Reason::Startup, out);
+                }
+            }
+        }
+    }
+
+    fn enter_fault(&mut self, out: &mut Actions) {
+        if let Phase::Master { .. } = self.phase {
+            // A priority-0 advert lets a backup take over after its skew time
+            // instead of Master_Down_Interval; pointless when the link is down.
+            if self.link_up {
+                self.send_advert(0, out);
+            }
+            push(out, Action::RemoveVips);
+        }
+        self.master_addr = None;
+        self.set_phase(Phase::Fault, Reason::Fault, out);
+    }
+
+    fn on_sync(&mut self, now: Instant, target: State, out: &mut Actions) {
+        match target {
+            State::Fault => {
+                self.sync_fault = true;
+                if matches!(self.phase, Phase::Backup { .. } | Phase::Master { .. }) {
+                    self.enter_fault(out);
+                }
+            }
+            State::Master | State::Backup => {
+                self.sync_fault = false;
+                match (self.phase, target) {
+                    (Phase::Fault, _) if !self.own_fault => {
+                        self.enter_running(now, Reason::Sync, out);
+                        if target == State::Master && self.state() == State::Backup {
+                            self.become_master(now, Reason::Sync, out);
+                        }
+                    }
+                    (Phase::Backup { .. }, State::Master) => {
+                        self.become_master(now, Reason::Sync, out)
+                    }
+                    (Phase::Master { .. }, State::Backup) if self.priority != 255 => {
+                        self.leave_master(now, Reason::Sync, false, out)
+                    }
+                    _ => {}
+                }
+            }
+            State::Initialize => {}
+        }
+    }
+
+    fn on_timer(&mut self, now: Instant, out: &mut Actions) {
+        match self.phase {
+            Phase::Backup { master_down_at, preempt_at, master_left, .. } => {
+                if preempt_at.is_some_and(|p| p <= now) {
+                    self.become_master(now, Reason::PreemptDelay, out);
+                } else if master_down_at <= now {
+                    let reason = if master_left { Reason::MasterShutdown } else { Reason::MasterDown };
+                    self.become_master(now, reason, out);
+                }
+            }
+            Phase::Master { mut adver_at, mut garp_at, mut refresh_at } => {
+                if adver_at <= now {
+                    self.send_advert(self.priority, out);
+                    adver_at = next_deadline(adver_at, self.config.adver_int, now);
+                }
+                if let Some((at, repeat)) = garp_at {
+                    if at <= now {
+                        push(out, Action::SendGarp { repeat });
+                        garp_at = None;
+                    }
+                }
+                if let Some(at) = refresh_at {
+                    if at <= now {
+                        push(out, Action::SendGarp { repeat: self.config.garp.master_refresh_repeat });
+                        refresh_at = Some(next_deadline(at, self.config.garp.master_refresh, now));
+                    }
+                }
+                self.phase = Phase::Master { adver_at, garp_at, refresh_at };
+            }
+            Phase::Initialize | Phase::Fault => {}
+        }
+    }
+
+    fn become_master(&mut self, now: Instant, reason: Reason, out: &mut Actions) {
+        let g = self.config.garp;
+        let garp_at = (g.master_repeat > 0 && g.master_delay > Duration::ZERO)
+            .then(|| (now + g.master_delay, g.master_repeat));
+        let refresh_at =
+            (g.master_refresh > Duration::ZERO).then(|| now + g.master_refresh);
+        self.set_phase(
+            Phase::Master { adver_at: now + self.config.adver_int, garp_at, refresh_at },
+            reason,
+            out,
+        );
+        self.counters.became_master += 1;
+        self.master_addr = Some(self.config.primary_addr);
+        self.send_advert(self.priority, out);
+        push(out, Action::AddVips { accept: self.config.accept || self.config.is_owner() });
+        if g.master_repeat > 0 {
+            push(out, Action::SendGarp { repeat: g.master_repeat });
+        }
+    }
+
+    // Master -> Backup. `announce` sends priority 0 first so that the others
+    // take over after their skew time (standby).
+    fn leave_master(&mut self, now: Instant, reason: Reason, announce: bool, out: &mut Actions) {
+        if announce {
+            self.send_advert(0, out);
+        }
+        push(out, Action::RemoveVips);
+        let mai = self.config.adver_int;
+        let master_down_at = now + self.master_down_interval(mai);
+        self.master_addr = None;
+        self.set_phase(
+            Phase::Backup { master_down_at, master_adver_int: mai, preempt_at: None, master_left: false },
+            reason,
+            out,
+        );
+    }
+
+    fn send_advert(&mut self, priority: u8, out: &mut Actions) {
+        self.counters.adverts_tx += 1;
+        if priority == 0 {
+            self.counters.prio_zero_tx += 1;
+        }
+        push(out, Action::SendAdvert { priority });
+    }
+
+    fn discard(&mut self, reason: DropReason, out: &mut Actions) {
+        self.counters.drops[reason as usize] += 1;
+        trace!("vrrp: drop advert: {}", reason.as_str());
+        push(out, Action::Discard(reason));
+    }
+
+    // RFC 3768 / RFC 9568 section 7.1: the receiver's checks.
+    fn check(&self, adv: &Advert<'_>) -> Result<(), DropReason> {
+        let r = adv.repr;
+        let c = &self.config;
+        if adv.src.is_ipv6() != c.primary_addr.is_ipv6() {
+            return Err(DropReason::Family);
+        }
+        if adv.src == c.primary_addr {
+            return Err(DropReason::Own);
+        }
+        if adv.ttl != VRRP_TTL {
+            return Err(DropReason::Ttl);
+        }
+        if r.version != c.version {
+            return Err(DropReason::Version);
+        }
+        if r.vrid != c.vrid {
+            return Err(DropReason::Vrid);
+        }
+        if c.is_unicast() && c.check_unicast_src && !c.peers.contains(&adv.src) {
+            return Err(DropReason::UnicastSrc);
+        }
+        match c.version {
+            VrrpVersion::V2 => {
+                match (r.auth, c.auth) {
+                    (VrrpAuth::None, VrrpAuth::None) => {}
+                    (VrrpAuth::Simple(a), VrrpAuth::Simple(b)) if a != b => {
+                        return Err(DropReason::AuthPass)
+                    }
+                    (VrrpAuth::Simple(_), VrrpAuth::Simple(_)) => {}
+                    _ => return Err(DropReason::AuthType),
+                }
+                if u64::from(r.max_adver_int) * 10_000 != c.adver_int.total_micros() {
+                    return Err(DropReason::Interval);
+                }
+            }
+            VrrpVersion::V3 => {
+                if r.max_adver_int == 0 {
+                    return Err(DropReason::ZeroInterval);
+                }
+            }
+        }
+        if c.check_adv_addr
+            && r.priority != 255
+            && !r.addresses.same_as(&VrrpAddresses::List(&c.vips))
+        {
+            return Err(DropReason::Addresses);
+        }
+        Ok(())
+    }
+
+    fn on_advert(&mut self, now: Instant, adv: Advert<'_>, out: &mut Actions) {
+        if let Err(reason) = self.check(&adv) {
+            return self.discard(reason, out);
+        }
+        let prio = adv.repr.priority;
+        let adv_int = Duration::from_centis(u64::from(adv.repr.max_adver_int));
+        match self.phase {
+            Phase::Initialize | Phase::Fault => self.discard(DropReason::NotListening, out),
+            Phase::Backup { master_adver_int, preempt_at, .. } => {
+                self.accepted(prio);
+                if prio == 0 {
+                    // The master is leaving: take over after Skew_Time only.
+                    let master_down_at = now + self.skew_time(master_adver_int);
+                    self.master_addr = None;
+                    self.phase = Phase::Backup {
+                        master_down_at,
+                        master_adver_int,
+                        preempt_at: None,
+                        master_left: true,
+                    };
+                    return;
+                }
+                let mai = match self.config.version {
+                    VrrpVersion::V3 => adv_int,
+                    VrrpVersion::V2 => self.config.adver_int,
+                };
+                let lower = prio < self.priority;
+                let preempt_at = if self.config.preempt && lower {
+                    if self.config.preempt_delay == Duration::ZERO {
+                        // Discard: Master_Down_Timer runs out and we preempt.
+                        return;
+                    }
+                    Some(preempt_at.unwrap_or(now + self.config.preempt_delay))
+                } else {
+                    None
+                };
+                self.master_addr = Some(adv.src);
+                self.phase = Phase::Backup {
+                    master_down_at: now + self.master_down_interval(mai),
+                    master_adver_int: mai,
+                    preempt_at,
+                    master_left: false,
+                };
+            }
+            Phase::Master { adver_at, garp_at, refresh_at } => {
+                self.accepted(prio);
+                if prio == 0 {
+                    self.send_advert(self.priority, out);
+                    self.phase = Phase::Master {
+                        adver_at: now + self.config.adver_int,
+                        garp_at,
+                        refresh_at,
+                    };
+                } else if prio > self.priority
+                    || (prio == self.priority
+                        && addr_key(adv.src) > addr_key(self.config.primary_addr))
+                {
+                    push(out, Action::RemoveVips);
+                    let mai = match self.config.version {
+                        VrrpVersion::V3 => adv_int,
+                        VrrpVersion::V2 => self.config.adver_int,
+                    };
+                    let master_down_at = now + self.master_down_interval(mai);
+                    self.master_addr = Some(adv.src);
+                    self.set_phase(
+                        Phase::Backup { master_down_at, master_adver_int: mai, preempt_at: None, master_left: false },
+                        Reason::Preempted,
+                        out,
+                    );
+                } else {
+                    // RFC 9568: assert mastership to the lower-priority
+                    // sender at once, so a split brain heals within one advert.
+                    self.send_advert(self.priority, out);
+                    let g = self.config.garp;
+                    let garp_at = if g.lower_prio_repeat > 0 {
+                        Some((now + g.lower_prio_delay, g.lower_prio_repeat))
+                    } else {
+                        garp_at
+                    };
+                    self.phase = Phase::Master { adver_at, garp_at, refresh_at };
+                }
+            }
+        }
+    }
+
+    fn accepted(&mut self, prio: u8) {
+        self.counters.adverts_rx += 1;
+        if prio == 0 {
+            self.counters.prio_zero_rx += 1;
+        }
+    }
+
+    fn set_phase(&mut self, phase: Phase, reason: Reason, out: &mut Actions) {
+        let from = self.state();
+        self.phase = phase;
+        let to = self.state();
+        if from != to {
+            self.counters.transitions += 1;
+            debug!("vrrp: vrid {} {} -> {}", self.config.vrid, from.as_str(), to.as_str());
+            push(out, Action::Transition { from, to, reason });
+        }
+    }
+}
+
+fn reason_fault(reason: Reason) -> Reason {
+    match reason {
+        Reason::Startup | Reason::FaultCleared | Reason::Sync => Reason::Fault,
+        r => r,
+    }
+}
+
+// The next periodic deadline after `prev`, without drifting, but never in the
+// past when the host fell behind.
+fn next_deadline(prev: Instant, period: Duration, now: Instant) -> Instant {
+    let next = prev + period;
+    if next <= now { now + period } else { next }
+}
+
+// Unsigned comparison of addresses in network byte order (RFC 9568 6.4.3).
+fn addr_key(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+fn push(out: &mut Actions, a: Action) {
+    // Eight slots hold the longest sequence one input produces (four).
+    let _ = out.push(a);
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::vrrp::{GarpConfig, TrackStatus, Tracked};
+    use core::net::Ipv4Addr;
+
+    const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100));
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
+    }
+
+    fn config(version: VrrpVersion, prio: u8, me: u8) -> InstanceConfig {
+        let mut c = InstanceConfig::new(7, ip(me));
+        c.version = version;
+        c.priority = prio;
+        c.vips.push(VIP).unwrap();
+        c
+    }
+
+    fn vips() -> [IpAddr; 1] {
+        [VIP]
+    }
+
+    fn repr(version: VrrpVersion, prio: u8, cs: u16, vips: &[IpAddr]) -> VrrpRepr<'_> {
+        VrrpRepr {
+            version,
+            vrid: 7,
+            priority: prio,
+            max_adver_int: cs,
+            auth: VrrpAuth::None,
+            addresses: VrrpAddresses::List(vips),
+        }
+    }
+
+    fn advert<'a>(src: u8, r: &'a VrrpRepr<'a>) -> Input<'a> {
+        Input::Advert(Advert { src: ip(src), ttl: 255, repr: r })
+    }
+
+    fn t(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    fn transitions(a: &Actions) -> heapless::Vec<(State, State, Reason), 4> {
+        a.iter()
+            .filter_map(|a| match *a {
+                Action::Transition { from, to, reason } => Some((from, to, reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn test_timer_formulas() {
+        // RFC 9568: Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256.
+        let i = Instance::new(config(VrrpVersion::V3, 200, 2));
+        let mai = Duration::from_centis(100);
+        assert_eq!(i.skew_time(mai), Duration::from_micros(56 * 1_000_000 / 256));
+        assert_eq!(i.master_down_interval(mai), Duration::from_micros(3_000_000 + 218_750));
+        // RFC 3768: Skew_Time = (256 - Priority) / 256 s, Master_Down_Interval
+        // uses the own Advertisement_Interval.
+        let mut c = config(VrrpVersion::V2, 100, 2);
+        c.adver_int = Duration::from_secs(2);
+        let i = Instance::new(c);
+        assert_eq!(i.skew_time(Duration::from_secs(9)), Duration::from_micros(609_375));
+        assert_eq!(i.master_down_interval(Duration::from_secs(9)), Duration::from_micros(6_609_375));
+    }
+
+    #[test]
+    fn test_owner_takes_over_at_once() {
+        let mut i = Instance::new(config(VrrpVersion::V3, 255, 2));
+        let a = i.handle(t(0), Input::Startup);
+        assert_eq!(i.state(), State::Master);
+        assert_eq!(a[0], Action::Transition { from: State::Initialize, to: State::Master, reason: Reason::Startup });
+        assert_eq!(a[1], Action::SendAdvert { priority: 255 });
+        assert_eq!(a[2], Action::AddVips { accept: true });
+        assert_eq!(a[3], Action::SendGarp { repeat: 5 });
+        assert_eq!(i.poll_at(), Some(t(1000)));
+    }
+
+    #[test]
+    fn test_backup_master_down_and_adverts() {
+        let mut i = Instance::new(config(VrrpVersion::V3, 100, 2));
+        i.handle(t(0), Input::Startup);
+        assert_eq!(i.state(), State::Backup);
+        let mdi = 3_000_000 + 156 * 1_000_000 / 256;
+        assert_eq!(i.poll_at(), Some(Instant::from_micros(mdi)));
+        // A spurious timer is a no-op.
+        assert!(i.handle(t(100), Input::Timer).is_empty());
+        // A master's advert resets the timer, learning its interval (50 cs).
+        let v = vips();
+        let r = repr(VrrpVersion::V3, 150, 50, &v);
+        assert!(i.handle(t(1000), advert(1, &r)).is_empty());
+        assert_eq!(i.master_adver_int(), Duration::from_centis(50));
+        assert_eq!(i.master_addr(), Some(ip(1)));
+        let mdi = 1_500_000 + 156 * 500_000 / 256;
+        assert_eq!(i.poll_at(), Some(t(1000) + Duration::from_micros(mdi)));
+        // Silence: master down.
+        let at = i.poll_at().unwrap();
+        let a = i.handle(at, Input::Timer);
+        assert_eq!(transitions(&a).as_slice(), &[(State::Backup, State::Master, Reason::MasterDown)]);
+        // As master we advertise our own interval.
+        assert_eq!(i.poll_at(), Some(at + Duration::from_secs(1)));
+        let a = i.handle(at + Duration::from_secs(1), Input::Timer);
+        assert_eq!(a.as_slice(), &[Action::SendAdvert { priority: 100 }]);
+        assert_eq!(i.counters().adverts_tx, 2);
+    }
+
+    #[test]
+    fn test_priority_zero_skew_only() {
+        let mut i = Instance::new(config(VrrpVersion::V3, 100, 2));
+        i.handle(t(0), Input::Startup);
+        let v = vips();
+        let r = repr(VrrpVersion::V3, 200, 100, &v);
+        i.handle(t(500), advert(1, &r));
+        let r0 = repr(VrrpVersion::V3, 0, 100, &v);
+        i.handle(t(800), advert(1, &r0));
+        assert_eq!(i.poll_at(), Some(t(800) + Duration::from_micros(156 * 1_000_000 / 256)));
+        let a = i.handle(i.poll_at().unwrap(), Input::Timer);
+        assert_eq!(transitions(&a).as_slice(), &[(State::Backup, State::Master, Reason::MasterShutdown)]);
+    }
+
+    #[test]
+    fn test_shutdown_sends_priority_zero() {
+        let mut i = Instance::new(config(VrrpVersion::V2, 255, 2));
+        i.handle(t(0), Input::Startup);
+        let a = i.handle(t(10), Input::Shutdown);
+        assert_eq!(a[0], Action::SendAdvert { priority: 0 });
+        assert_eq!(a[1], Action::RemoveVips);
+        assert_eq!(i.state(), State::Initialize);
+        assert_eq!(i.poll_at(), None);
+        assert_eq!(i.counters().prio_zero_tx, 1);
+    }
+
+    #[test]
+    fn test_preempt_and_nopreempt() {
+        let v = vips();
+        let low = repr(VrrpVersion::V2, 50, 100, &v);
+        // Preempt: a lower-priority master's adverts are discarded, so the
+        // Master_Down_Timer runs out.
+        let mut i = Instance::new(config(VrrpVersion::V2, 100, 2));
+        i.handle(t(0), Input::Startup);
+        let down = i.poll_at().unwrap();
+        i.handle(t(1000), advert(1, &low));
+        assert_eq!(i.poll_at(), Some(down));
+        // nopreempt: they keep resetting it.
+        let mut c = config(VrrpVersion::V2, 100, 2);
+        c.preempt = false;
+        let mut i = Instance::new(c);
+        i.handle(t(0), Input::Startup);
+        i.handle(t(1000), advert(1, &low));
+        assert_eq!(i.poll_at(), Some(t(1000) + i.master_down_interval(Duration::from_secs(1))));
+    }
+
+    #[test]
+    fn test_preempt_delay() {
+        let mut c = config(VrrpVersion::V2, 100, 2);
+        c.preempt_delay = Duration::from_secs(10);
+        let mut i = Instance::new(c);
+        i.handle(t(0), Input::Startup);
+        let v = vips();
+        let low = repr(VrrpVersion::V2, 50, 100, &v);
+        for s in 1..10 {
+            assert!(i.handle(t(s * 1000), advert(1, &low)).is_empty());
+            assert_eq!(i.state(), State::Backup);
+        }
+        assert_eq!(i.poll_at(), Some(t(11_000)));
+        let a = i.handle(t(11_000), Input::Timer);
+        assert_eq!(transitions(&a).as_slice(), &[(State::Backup, State::Master, Reason::PreemptDelay)]);
+    }
+
+    #[test]
+    fn test_master_receives_higher_lower_equal() {
+        let v = vips();
+        let mut i = Instance::new(config(VrrpVersion::V3, 255, 5));
+        i.handle(t(0), Input::Startup);
+        // Lower priority: answer at once (split brain heals in one advert).
+        let low = repr(VrrpVersion::V3, 100, 100, &v);
+        let a = i.handle(t(300), advert(9, &low));
+        assert_eq!(a.as_slice(), &[Action::SendAdvert { priority: 255 }]);
+        assert_eq!(i.state(), State::Master);
+        // Equal priority, smaller sender address: we stay.
+        let eq = repr(VrrpVersion::V3, 255, 100, &v);
+        i.handle(t(400), advert(4, &eq));
+        assert_eq!(i.state(), State::Master);
+        // Equal priority, larger sender address: we yield.
+        let a = i.handle(t(500), advert(6, &eq));
+        assert_eq!(a[0], Action::RemoveVips);
+        assert_eq!(transitions(&a).as_slice(), &[(State::Master, State::Backup, Reason::Preempted)]);
+        // Higher priority from master state.
+        let mut i = Instance::new(config(VrrpVersion::V3, 100, 5));
+        i.handle(t(0), Input::Startup);
+        let at = i.poll_at().unwrap();
+        i.handle(at, Input::Timer);
+        let high = repr(VrrpVersion::V3, 101, 20, &v);
+        i.handle(at + Duration::from_millis(1), advert(1, &high));
+        assert_eq!(i.state(), State::Backup);
+        assert_eq!(i.master_adver_int(), Duration::from_centis(20));
+        // Priority 0 to a master: advertise at once, reset the timer.
+        let mut i = Instance::new(config(VrrpVersion::V3, 255, 5));
+        i.handle(t(0), Input::Startup);
+        let zero = repr(VrrpVersion::V3, 0, 100, &v);
+        let a = i.handle(t(700), advert(1, &zero));
+        assert_eq!(a.as_slice(), &[Action::SendAdvert { priority: 255 }]);
+        assert_eq!(i.poll_at(), Some(t(1700)));
+    }
+
+    #[test]
+    fn test_receiver_checks() {
+        let v = vips();
+        let mut c = config(VrrpVersion::V2, 100, 2);
+        c.auth = VrrpAuth::Simple(*b"secret\0\0");
+        c.peers.push(ip(1)).unwrap();
+        let mut i = Instance::new(c);
+        i.handle(t(0), Input::Startup);
+        let mut r = repr(VrrpVersion::V2, 150, 100, &v);
+        r.auth = VrrpAuth::Simple(*b"secret\0\0");
+        let ok = |i: &mut Instance, src: u8, ttl: u8, r: &VrrpRepr<'_>| {
+            i.handle(t(10), Input::Advert(Advert { src: ip(src), ttl, repr: r }))
+        };
+        assert!(ok(&mut i, 1, 255, &r).is_empty());
+        assert_eq!(ok(&mut i, 1, 254, &r)[0], Action::Discard(DropReason::Ttl));
+        assert_eq!(ok(&mut i, 3, 255, &r)[0], Action::Discard(DropReason::UnicastSrc));
+        assert_eq!(ok(&mut i, 2, 255, &r)[0], Action::Discard(DropReason::Own));
+        let mut bad = r;
+        bad.auth = VrrpAuth::Simple(*b"wrong\0\0\0");
+        assert_eq!(ok(&mut i, 1, 255, &bad)[0], Action::Discard(DropReason::AuthPass));
+        bad.auth = VrrpAuth::None;
+        assert_eq!(ok(&mut i, 1, 255, &bad)[0], Action::Discard(DropReason::AuthType));
+        let mut bad = r;
+        bad.max_adver_int = 200;
+        assert_eq!(ok(&mut i, 1, 255, &bad)[0], Action::Discard(DropReason::Interval));
+        let mut bad = r;
+        bad.version = VrrpVersion::V3;
+        assert_eq!(ok(&mut i, 1, 255, &bad)[0], Action::Discard(DropReason::Version));
+        let mut bad = r;
+        bad.vrid = 8;
+        assert_eq!(ok(&mut i, 1, 255, &bad)[0], Action::Discard(DropReason::Vrid));
+        let other = [ip(200)];
+        let mut bad = r;
+        bad.addresses = VrrpAddresses::List(&other);
+        assert_eq!(ok(&mut i, 1, 255, &bad)[0], Action::Discard(DropReason::Addresses));
+        // ... unless the sender is the owner.
+        bad.priority = 255;
+        assert!(ok(&mut i, 1, 255, &bad).is_empty());
+        assert_eq!(i.counters().drops[DropReason::Ttl as usize], 1);
+        assert_eq!(i.counters().adverts_rx, 2);
+    }
+
+    #[test]
+    fn test_tracking_priority_and_fault() {
+        let mut i = Instance::new(config(VrrpVersion::V3, 255, 2));
+        i.track(Tracked::new(1, 0, false, TrackStatus::Up)).unwrap();
+        i.track(Tracked::new(2, -20, false, TrackStatus::Up)).unwrap();
+        i.handle(t(0), Input::Startup);
+        assert_eq!(i.state(), State::Master);
+        // Weight 0 down: FAULT, with a priority-0 advert so backups take over fast.
+        let a = i.handle(t(10), Input::Track { id: 1, status: TrackStatus::Down });
+        assert_eq!(a[0], Action::SendAdvert { priority: 0 });
+        assert_eq!(a[1], Action::RemoveVips);
+        assert_eq!(i.state(), State::Fault);
+        assert_eq!(i.poll_at(), None);
+        let a = i.handle(t(20), Input::Track { id: 1, status: TrackStatus::Up });
+        assert_eq!(transitions(&a).as_slice(), &[(State::Fault, State::Master, Reason::FaultCleared)]);
+        // Link down: FAULT without an advert (the link cannot carry it).
+        let a = i.handle(t(30), Input::Link { up: false });
+        assert_eq!(a[0], Action::RemoveVips);
+        i.handle(t(40), Input::Link { up: true });
+        assert_eq!(i.state(), State::Master);
+
+        let mut i = Instance::new(config(VrrpVersion::V3, 100, 2));
+        i.track(Tracked::new(2, -20, false, TrackStatus::Up)).unwrap();
+        i.handle(t(0), Input::Startup);
+        i.handle(i.poll_at().unwrap(), Input::Timer);
+        let a = i.handle(t(5000), Input::Track { id: 2, status: TrackStatus::Down });
+        assert_eq!(a.as_slice(), &[Action::SendAdvert { priority: 80 }]);
+        assert_eq!(i.effective_priority(), 80);
+    }
+
+    #[test]
+    fn test_fault_at_startup() {
+        let mut i = Instance::new(config(VrrpVersion::V3, 100, 2));
+        i.handle(t(0), Input::Link { up: false });
+        let a = i.handle(t(0), Input::Startup);
+        assert_eq!(transitions(&a).as_slice(), &[(State::Initialize, State::Fault, Reason::Fault)]);
+    }
+
+    #[test]
+    fn test_garp_schedule() {
+        let mut c = config(VrrpVersion::V3, 255, 2);
+        c.garp = GarpConfig {
+            master_delay: Duration::from_millis(1500),
+            master_repeat: 3,
+            master_refresh: Duration::from_secs(4),
+            master_refresh_repeat: 2,
+            lower_prio_delay: Duration::from_millis(200),
+            lower_prio_repeat: 1,
+        };
+        let mut i = Instance::new(c);
+        i.handle(t(0), Input::Startup);
+        let mut garps: heapless::Vec<(u64, u8), 16> = heapless::Vec::new();
+        while let Some(at) = i.poll_at() {
+            if at > t(8500) {
+                break;
+            }
+            for a in i.handle(at, Input::Timer) {
+                if let Action::SendGarp { repeat } = a {
+                    garps.push((at.total_millis(), repeat)).unwrap();
+                }
+            }
+        }
+        assert_eq!(garps.as_slice(), &[(1500, 3), (4000, 2), (8000, 2)]);
+        let v = vips();
+        let low = repr(VrrpVersion::V3, 10, 100, &v);
+        i.handle(t(8600), advert(1, &low));
+        assert_eq!(i.poll_at(), Some(t(8800)));
+        assert!(i.handle(t(8800), Input::Timer).contains(&Action::SendGarp { repeat: 1 }));
+    }
+
+    #[test]
+    fn test_admin_standby_takeover() {
+        let mut i = Instance::new(config(VrrpVersion::V3, 200, 2));
+        i.handle(t(0), Input::Startup);
+        i.handle(i.poll_at().unwrap(), Input::Timer);
+        let a = i.handle(t(5000), Input::Admin(AdminMode::Standby));
+        assert_eq!(a[0], Action::SendAdvert { priority: 0 });
+        assert_eq!(i.state(), State::Backup);
+        assert_eq!(i.effective_priority(), 1);
+        let a = i.handle(t(6000), Input::Admin(AdminMode::Takeover));
+        assert_eq!(i.state(), State::Master);
+        assert!(a.contains(&Action::SendAdvert { priority: 254 }));
+        i.handle(t(7000), Input::Admin(AdminMode::Auto));
+        assert_eq!(i.effective_priority(), 200);
+    }
+}

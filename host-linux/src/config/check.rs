@@ -1,0 +1,578 @@
+//! Health checkers inside `real_server { ... }`.
+//!
+//! keepalived's checkers (`TCP_CHECK`, `HTTP_GET`, `SSL_GET`, `SMTP_CHECK`,
+//! `DNS_CHECK`, `PING_CHECK`, `UDP_CHECK`, `MISC_CHECK`, `FILE_CHECK`) plus one
+//! hav extension, `WASM_CHECK`:
+//!
+//! ```text
+//! WASM_CHECK {
+//!     policy /etc/hav/policies/http_ok.wasm   # a path or a policy name
+//!     targets { 10.0.0.5 8080  10.0.0.6 8080 } # extra targets the policy may reach
+//!     timeout 2                               # wall-clock limit per run
+//!     delay_loop 5
+//!     retry 2
+//! }
+//! ```
+//!
+//! keepalived itself rejects `WASM_CHECK`; configs using it are hav-only.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use super::error::{ConfigError, Location};
+use super::parser::Node;
+use super::value::{int_arg, ip_arg, port_arg, Ctx, RunAs, Script};
+
+/// Options every checker shares, defaults already resolved (checker, then
+/// real server / virtual server, then keepalived's default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckCommon {
+    /// `connect_ip`; the real server's address when absent.
+    pub connect_ip: Option<IpAddr>,
+    /// `connect_port`; the real server's port when absent.
+    pub connect_port: Option<u16>,
+    /// `bindto`: source address.
+    pub bindto: Option<IpAddr>,
+    /// `bind_port`: source port.
+    pub bind_port: Option<u16>,
+    /// `bind_if`: source interface (for link-local addresses).
+    pub bind_if: Option<String>,
+    /// `fwmark` to set on check packets.
+    pub fwmark: Option<u32>,
+    /// `connect_timeout`, default 5 s.
+    pub connect_timeout: Duration,
+    /// `retry` (old name `nb_get_retry`), default 1.
+    pub retry: u32,
+    /// `delay_before_retry`, default 1 s.
+    pub delay_before_retry: Duration,
+    /// `delay_loop`: interval between checks; the virtual server's when absent.
+    pub delay_loop: Duration,
+    /// `warmup`: random delay before the first check, up to this.
+    pub warmup: Option<Duration>,
+    /// `alpha`: start the real server as down until the first success.
+    pub alpha: bool,
+}
+
+/// Checker-level values that fall back to the virtual server / real server.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CheckDefaults {
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) retry: Option<u32>,
+    pub(crate) delay_before_retry: Option<Duration>,
+    pub(crate) delay_loop: Option<Duration>,
+    pub(crate) warmup: Option<Duration>,
+    pub(crate) alpha: Option<bool>,
+}
+
+/// One `url { ... }` of HTTP_GET / SSL_GET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    /// `path`, required.
+    pub path: String,
+    /// `digest`: MD5 of the body, hex.
+    pub digest: Option<String>,
+    /// `status_code` values and ranges; empty means 200-299.
+    pub status_codes: Vec<RangeInclusive<u16>>,
+    /// `regex`: the body must match.
+    pub regex: Option<String>,
+    /// `regex_no_match`: invert the regex.
+    pub regex_no_match: bool,
+    /// `virtualhost` override for this URL.
+    pub virtualhost: Option<String>,
+    /// Where the url block is.
+    pub location: Location,
+}
+
+/// HTTP_GET / SSL_GET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    /// `SSL_GET` (true) or `HTTP_GET`.
+    pub tls: bool,
+    /// The URLs to fetch.
+    pub urls: Vec<Url>,
+    /// `virtualhost`: Host header.
+    pub virtualhost: Option<String>,
+    /// `sni_server_name`.
+    pub sni_server_name: Option<String>,
+    /// `enable_sni`.
+    pub enable_sni: bool,
+    /// `http_protocol` (`1.0`, `1.1`, `1.0C`, `1.0K`).
+    pub http_protocol: Option<String>,
+}
+
+/// SMTP_CHECK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpCheck {
+    /// `helo_name`, default the local host name.
+    pub helo_name: Option<String>,
+}
+
+/// DNS_CHECK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsCheck {
+    /// `type`, default SOA.
+    pub query_type: String,
+    /// `name`, default `.`.
+    pub name: String,
+}
+
+/// UDP_CHECK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpCheck {
+    /// `payload` (hex), sent in each probe.
+    pub payload: Option<Vec<u8>>,
+    /// `require_reply [HEX]`: a reply is needed, optionally matching these bytes.
+    pub require_reply: Option<Vec<u8>>,
+    /// `min_reply_length`.
+    pub min_reply_length: Option<u32>,
+    /// `max_reply_length`.
+    pub max_reply_length: Option<u32>,
+}
+
+/// MISC_CHECK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MiscCheck {
+    /// `misc_path`, required.
+    pub misc_path: Script,
+    /// `misc_timeout`; the delay loop when absent.
+    pub misc_timeout: Option<Duration>,
+    /// `misc_dynamic`: exit code 2..=255 sets weight = code - 2.
+    pub misc_dynamic: bool,
+    /// `user USER [GROUP]`.
+    pub user: Option<RunAs>,
+}
+
+/// FILE_CHECK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCheck {
+    /// `track_file NAME`: a `vrrp_track_file`, required.
+    pub track_file: String,
+    /// `weight W [reverse]`.
+    pub weight: Option<i32>,
+    /// `reverse`.
+    pub reverse: bool,
+}
+
+/// WASM_CHECK (hav extension).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WasmCheck {
+    /// `policy`: a policy name or a path to a `.wasm` module, required.
+    pub policy: String,
+    /// `targets { IP PORT ... }`: the endpoints the policy may reach; the real server when empty.
+    pub targets: Vec<SocketAddr>,
+    /// `timeout`: wall-clock limit of one policy run, default the connect timeout.
+    pub timeout: Option<Duration>,
+}
+
+/// What a checker checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// TCP_CHECK: a TCP connect.
+    Tcp,
+    /// HTTP_GET / SSL_GET.
+    Http(HttpCheck),
+    /// SMTP_CHECK.
+    Smtp(SmtpCheck),
+    /// DNS_CHECK.
+    Dns(DnsCheck),
+    /// PING_CHECK: ICMP echo.
+    Ping,
+    /// UDP_CHECK.
+    Udp(UdpCheck),
+    /// MISC_CHECK: a script.
+    Misc(MiscCheck),
+    /// FILE_CHECK: a tracked file's value.
+    File(FileCheck),
+    /// WASM_CHECK: a hav WASM policy.
+    Wasm(WasmCheck),
+}
+
+/// One checker of a real server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checker {
+    /// What it checks and how.
+    pub kind: CheckKind,
+    /// Shared options.
+    pub common: CheckCommon,
+    /// Where the checker block starts.
+    pub location: Location,
+}
+
+/// The checker block keywords.
+pub const CHECKER_KEYWORDS: &[&str] =
+    &["TCP_CHECK", "HTTP_GET", "SSL_GET", "SMTP_CHECK", "DNS_CHECK", "PING_CHECK", "UDP_CHECK", "MISC_CHECK", "FILE_CHECK", "WASM_CHECK"];
+
+const COMMON: &[&str] = &[
+    "connect_ip", "connect_port", "bindto", "bind_port", "bind_if", "fwmark", "connect_timeout", "retry", "nb_get_retry",
+    "delay_before_retry", "delay_loop", "warmup", "alpha", "no_alpha",
+];
+
+fn hex_bytes(arg: &super::parser::Arg) -> Result<Vec<u8>, ConfigError> {
+    let s = arg.text.trim_start_matches("0x");
+    if s.len() % 2 != 0 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ConfigError::invalid(&arg.loc, format!("invalid hex string '{}'", arg.text)));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| ConfigError::invalid(&arg.loc, "invalid hex string")))
+        .collect()
+}
+
+fn status_codes(ctx: &mut Ctx, n: &Node) -> Result<Vec<RangeInclusive<u16>>, ConfigError> {
+    if n.args.is_empty() {
+        ctx.value(n)?;
+    }
+    let mut out = Vec::new();
+    for a in &n.args {
+        for part in a.text.split(',').filter(|p| !p.is_empty()) {
+            let bad = || ConfigError::invalid(&a.loc, format!("invalid status_code '{part}' (use N or N-M within 100-599)"));
+            let (lo, hi) = match part.split_once('-') {
+                Some((l, h)) => (l.parse::<u16>().map_err(|_| bad())?, h.parse::<u16>().map_err(|_| bad())?),
+                None => {
+                    let v = part.parse::<u16>().map_err(|_| bad())?;
+                    (v, v)
+                }
+            };
+            if !(100..=599).contains(&lo) || !(100..=599).contains(&hi) || lo > hi {
+                return Err(bad());
+            }
+            out.push(lo..=hi);
+        }
+    }
+    Ok(out)
+}
+
+fn url(ctx: &mut Ctx, n: &Node) -> Result<Url, ConfigError> {
+    let mut u = Url {
+        path: String::new(),
+        digest: None,
+        status_codes: Vec::new(),
+        regex: None,
+        regex_no_match: false,
+        virtualhost: None,
+        location: n.loc.clone(),
+    };
+    let mut path = None;
+    for e in ctx.children(n)? {
+        match e.keyword.as_str() {
+            "path" => path = Some(ctx.string(e)?),
+            "digest" => {
+                let a = ctx.value(e)?;
+                if a.text.len() != 32 || !a.text.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(ConfigError::invalid(&a.loc, format!("digest must be 32 hex digits (MD5), got '{}'", a.text)));
+                }
+                u.digest = Some(a.text.to_ascii_lowercase());
+            }
+            "status_code" => u.status_codes.extend(status_codes(ctx, e)?),
+            "regex" => u.regex = Some(ctx.string(e)?),
+            "regex_no_match" => u.regex_no_match = ctx.flag(e)?,
+            "virtualhost" => u.virtualhost = Some(ctx.string(e)?),
+            _ => ctx.unknown(
+                e,
+                "url",
+                &["path", "digest", "status_code", "regex", "regex_no_match", "virtualhost"],
+                &["regex_options", "regex_stack", "regex_min_offset", "regex_max_offset"],
+            )?,
+        }
+    }
+    u.path = path.ok_or_else(|| ConfigError::invalid(&n.loc, "url block without 'path'"))?;
+    Ok(u)
+}
+
+impl Checker {
+    /// Parses a checker block. `defaults` are the virtual server / real server
+    /// level values for the common options.
+    pub(crate) fn from_node(ctx: &mut Ctx, n: &Node, defaults: &CheckDefaults, vs_delay_loop: Duration) -> Result<Self, ConfigError> {
+        let block = n.keyword.as_str();
+        let mut local = CheckDefaults::default();
+        let mut common = CheckCommon {
+            connect_ip: None,
+            connect_port: None,
+            bindto: None,
+            bind_port: None,
+            bind_if: None,
+            fwmark: None,
+            connect_timeout: Duration::from_secs(5),
+            retry: 1,
+            delay_before_retry: Duration::from_secs(1),
+            delay_loop: vs_delay_loop,
+            warmup: None,
+            alpha: false,
+        };
+        let mut http = HttpCheck { tls: block == "SSL_GET", urls: Vec::new(), virtualhost: None, sni_server_name: None, enable_sni: false, http_protocol: None };
+        let mut smtp = SmtpCheck { helo_name: None };
+        let mut dns = DnsCheck { query_type: "SOA".into(), name: ".".into() };
+        let mut udp = UdpCheck { payload: None, require_reply: None, min_reply_length: None, max_reply_length: None };
+        let mut misc_path = None;
+        let mut misc = (None, false, None);
+        let mut file = (None, None, false);
+        let mut wasm = (None, Vec::new(), None);
+
+        for e in ctx.children(n)? {
+            let kw = e.keyword.as_str();
+            match kw {
+                "connect_ip" => common.connect_ip = Some(ctx.ip(e)?),
+                "connect_port" => common.connect_port = Some(ctx.port(e)?),
+                "bindto" => common.bindto = Some(ctx.ip(e)?),
+                "bind_port" => common.bind_port = Some(ctx.port(e)?),
+                "bind_if" => common.bind_if = Some(ctx.string(e)?),
+                "fwmark" => common.fwmark = Some(ctx.u32(e, 0, u32::MAX)?),
+                "connect_timeout" => local.connect_timeout = Some(ctx.timer(e)?),
+                "retry" | "nb_get_retry" => local.retry = Some(ctx.u32(e, 0, u32::MAX)?),
+                "delay_before_retry" => local.delay_before_retry = Some(ctx.timer(e)?),
+                "delay_loop" => local.delay_loop = Some(ctx.timer(e)?),
+                "warmup" => local.warmup = Some(ctx.timer(e)?),
+                "alpha" => local.alpha = Some(ctx.flag(e)?),
+                "no_alpha" => local.alpha = Some(false),
+                _ => {
+                    let handled = match block {
+                        "HTTP_GET" | "SSL_GET" => match kw {
+                            "url" => {
+                                http.urls.push(url(ctx, e)?);
+                                true
+                            }
+                            "virtualhost" => {
+                                http.virtualhost = Some(ctx.string(e)?);
+                                true
+                            }
+                            "sni_server_name" => {
+                                http.sni_server_name = Some(ctx.string(e)?);
+                                true
+                            }
+                            "enable_sni" => {
+                                http.enable_sni = ctx.flag(e)?;
+                                true
+                            }
+                            "http_protocol" => {
+                                http.http_protocol = Some(ctx.string(e)?);
+                                true
+                            }
+                            _ => false,
+                        },
+                        "SMTP_CHECK" => match kw {
+                            "helo_name" => {
+                                smtp.helo_name = Some(ctx.string(e)?);
+                                true
+                            }
+                            _ => false,
+                        },
+                        "DNS_CHECK" => match kw {
+                            "type" => {
+                                let t = ctx.string(e)?.to_ascii_uppercase();
+                                const TYPES: &[&str] = &["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"];
+                                if !TYPES.contains(&t.as_str()) {
+                                    return Err(ConfigError::invalid(&e.args[0].loc, format!("DNS_CHECK type must be one of {}, got '{t}'", TYPES.join("|"))));
+                                }
+                                dns.query_type = t;
+                                true
+                            }
+                            "name" => {
+                                dns.name = ctx.string(e)?;
+                                true
+                            }
+                            _ => false,
+                        },
+                        "UDP_CHECK" => match kw {
+                            "payload" => {
+                                udp.payload = Some(hex_bytes(ctx.value(e)?)?);
+                                true
+                            }
+                            "require_reply" => {
+                                udp.require_reply = Some(match e.args.first() {
+                                    Some(a) => hex_bytes(a)?,
+                                    None => Vec::new(),
+                                });
+                                true
+                            }
+                            "min_reply_length" => {
+                                udp.min_reply_length = Some(ctx.u32(e, 0, 65535)?);
+                                true
+                            }
+                            "max_reply_length" => {
+                                udp.max_reply_length = Some(ctx.u32(e, 0, 65535)?);
+                                true
+                            }
+                            _ => false,
+                        },
+                        "MISC_CHECK" => match kw {
+                            "misc_path" => {
+                                misc_path = Some(ctx.script(e)?);
+                                true
+                            }
+                            "misc_timeout" => {
+                                misc.0 = Some(ctx.timer(e)?);
+                                true
+                            }
+                            "misc_dynamic" => {
+                                misc.1 = ctx.flag(e)?;
+                                true
+                            }
+                            "user" => {
+                                let user = ctx.string_first(e)?;
+                                misc.2 = Some(RunAs { user, group: e.args.get(1).map(|a| a.text.clone()) });
+                                true
+                            }
+                            _ => false,
+                        },
+                        "FILE_CHECK" => match kw {
+                            "track_file" | "file" => {
+                                file.0 = Some(ctx.string(e)?);
+                                true
+                            }
+                            "weight" => {
+                                ctx.string_first(e)?;
+                                let arg = &e.args[0];
+                                file.1 = Some(i32::try_from(int_arg(arg, "weight", -254, 254)?).unwrap_or(0));
+                                file.2 = e.args.get(1).is_some_and(|r| r.text == "reverse");
+                                true
+                            }
+                            _ => false,
+                        },
+                        "WASM_CHECK" => match kw {
+                            "policy" => {
+                                wasm.0 = Some(ctx.string(e)?);
+                                true
+                            }
+                            "timeout" => {
+                                wasm.2 = Some(ctx.timer(e)?);
+                                true
+                            }
+                            "targets" => {
+                                for t in ctx.children(e)? {
+                                    let mut words: Vec<&super::parser::Arg> = Vec::new();
+                                    let head = super::parser::Arg { text: t.keyword.clone(), quoted: false, loc: t.loc.clone() };
+                                    words.push(&head);
+                                    words.extend(t.args.iter());
+                                    if words.len() % 2 != 0 {
+                                        return Err(ConfigError::invalid(&t.loc, "targets entries are 'IP PORT' pairs"));
+                                    }
+                                    for pair in words.chunks(2) {
+                                        let ip = ip_arg(pair[0])?;
+                                        let port = port_arg(pair[1], "port")?;
+                                        wasm.1.push(SocketAddr::new(ip, port));
+                                    }
+                                }
+                                true
+                            }
+                            _ => false,
+                        },
+                        _ => false,
+                    };
+                    if !handled {
+                        let mut known: Vec<&str> = COMMON.to_vec();
+                        known.extend(match block {
+                            "HTTP_GET" | "SSL_GET" => &["url", "virtualhost", "sni_server_name", "enable_sni", "http_protocol"][..],
+                            "SMTP_CHECK" => &["helo_name"][..],
+                            "DNS_CHECK" => &["type", "name"][..],
+                            "UDP_CHECK" => &["payload", "require_reply", "min_reply_length", "max_reply_length"][..],
+                            "MISC_CHECK" => &["misc_path", "misc_timeout", "misc_dynamic", "user"][..],
+                            "FILE_CHECK" => &["track_file", "weight"][..],
+                            "WASM_CHECK" => &["policy", "targets", "timeout"][..],
+                            _ => &[][..],
+                        });
+                        let ignored: &[&str] = match block {
+                            "HTTP_GET" | "SSL_GET" => &["fast_recovery", "tls_compliant", "protocol"],
+                            "SMTP_CHECK" => &["host"],
+                            _ => &[],
+                        };
+                        ctx.unknown(e, block, &known, ignored)?;
+                    }
+                }
+            }
+        }
+        // Resolution order: the checker's own value, the real server / virtual
+        // server value, keepalived's default.
+        if let Some(v) = local.connect_timeout.or(defaults.connect_timeout) {
+            common.connect_timeout = v;
+        }
+        if let Some(v) = local.retry.or(defaults.retry) {
+            common.retry = v;
+        }
+        if let Some(v) = local.delay_before_retry.or(defaults.delay_before_retry) {
+            common.delay_before_retry = v;
+        }
+        if let Some(v) = local.delay_loop.or(defaults.delay_loop) {
+            common.delay_loop = v;
+        }
+        common.warmup = local.warmup.or(defaults.warmup);
+        common.alpha = local.alpha.or(defaults.alpha).unwrap_or(false);
+
+        let kind = match block {
+            "TCP_CHECK" => CheckKind::Tcp,
+            "HTTP_GET" | "SSL_GET" => {
+                if http.urls.is_empty() {
+                    return Err(ConfigError::invalid(&n.loc, format!("{block} needs at least one url {{ path ... }}")));
+                }
+                CheckKind::Http(http)
+            }
+            "SMTP_CHECK" => CheckKind::Smtp(smtp),
+            "DNS_CHECK" => CheckKind::Dns(dns),
+            "PING_CHECK" | "ICMP_CHECK" => CheckKind::Ping,
+            "UDP_CHECK" => CheckKind::Udp(udp),
+            "MISC_CHECK" => CheckKind::Misc(MiscCheck {
+                misc_path: misc_path.ok_or_else(|| ConfigError::invalid(&n.loc, "MISC_CHECK needs 'misc_path'"))?,
+                misc_timeout: misc.0,
+                misc_dynamic: misc.1,
+                user: misc.2,
+            }),
+            "FILE_CHECK" => CheckKind::File(FileCheck {
+                track_file: file.0.ok_or_else(|| ConfigError::invalid(&n.loc, "FILE_CHECK needs 'track_file'"))?,
+                weight: file.1,
+                reverse: file.2,
+            }),
+            "WASM_CHECK" => CheckKind::Wasm(WasmCheck {
+                policy: wasm.0.ok_or_else(|| ConfigError::invalid(&n.loc, "WASM_CHECK needs 'policy'"))?,
+                targets: wasm.1,
+                timeout: wasm.2,
+            }),
+            other => return Err(ConfigError::invalid(&n.loc, format!("'{other}' is not a checker"))),
+        };
+        Ok(Checker { kind, common, location: n.loc.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parser::Loader;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    fn check(src: &str) -> Result<Checker, ConfigError> {
+        let nodes = Loader::new().load_str(Arc::from(Path::new("c.conf")), src)?;
+        let mut ctx = Ctx::default();
+        Checker::from_node(&mut ctx, &nodes[0], &CheckDefaults::default(), Duration::from_secs(60))
+    }
+
+    #[test]
+    fn test_http_status_ranges() {
+        let c = check("HTTP_GET {\nurl {\npath /health\nstatus_code 200-299 301\n}\nnb_get_retry 4\n}").expect("valid");
+        let CheckKind::Http(h) = c.kind else { panic!("not http") };
+        assert_eq!(h.urls[0].status_codes, vec![200..=299, 301..=301]);
+        assert_eq!(c.common.retry, 4);
+        assert_eq!(c.common.connect_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn test_bad_status_code() {
+        let e = check("HTTP_GET {\nurl {\npath /\nstatus_code 299-200\n}\n}").expect_err("bad range");
+        assert_eq!(e.to_string(), "c.conf:4:13: invalid status_code '299-200' (use N or N-M within 100-599)");
+    }
+
+    #[test]
+    fn test_udp_and_wasm() {
+        let c = check("UDP_CHECK {\npayload 0a0B\nrequire_reply\n}").expect("valid");
+        assert_eq!(c.kind, CheckKind::Udp(UdpCheck { payload: Some(vec![10, 11]), require_reply: Some(vec![]), min_reply_length: None, max_reply_length: None }));
+        let c = check("WASM_CHECK {\npolicy http_ok\ntargets {\n10.0.0.1 80 10.0.0.2 81\n}\ntimeout 2\n}").expect("valid");
+        let CheckKind::Wasm(w) = c.kind else { panic!("not wasm") };
+        assert_eq!(w.targets.len(), 2);
+        assert_eq!(w.timeout, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn test_checker_typo() {
+        let e = check("TCP_CHECK {\nconect_timeout 3\n}").expect_err("typo");
+        assert!(e.to_string().contains("did you mean 'connect_timeout'"), "{e}");
+    }
+}

@@ -1,0 +1,343 @@
+//! `global_defs { ... }`.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use super::error::ConfigError;
+use super::parser::Node;
+use super::value::{port_arg, Ctx, RunAs};
+use super::vrrp::VrrpVersion;
+
+/// The SMTP server that alert mails go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpServer {
+    /// Host name or address.
+    pub host: String,
+    /// Port; 25 unless given.
+    pub port: u16,
+}
+
+/// `lvs_sync_daemon INTERFACE VRRP_INSTANCE [id N] [maxlen N] [port N] [ttl N] [group IP]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LvsSyncDaemon {
+    /// Interface the IPVS sync daemon sends on.
+    pub interface: String,
+    /// The VRRP instance whose state decides master/backup sync.
+    pub instance: String,
+    /// Sync id (0..=255).
+    pub id: Option<u8>,
+    /// Maximum sync message length.
+    pub maxlen: Option<u16>,
+    /// UDP port.
+    pub port: Option<u16>,
+    /// Multicast TTL.
+    pub ttl: Option<u8>,
+    /// Multicast group.
+    pub group: Option<std::net::IpAddr>,
+    /// Where the keyword is written.
+    pub location: super::error::Location,
+}
+
+/// The typed `global_defs` block with keepalived's defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlobalDefs {
+    /// `router_id` (also the old `lvs_id`); the host name when absent.
+    pub router_id: Option<String>,
+    /// `notification_email { ... }` recipients.
+    pub notification_email: Vec<String>,
+    /// `notification_email_from`.
+    pub notification_email_from: Option<String>,
+    /// `smtp_server HOST [PORT]`.
+    pub smtp_server: Option<SmtpServer>,
+    /// `smtp_connect_timeout`, default 30 s.
+    pub smtp_connect_timeout: Duration,
+    /// `vrrp_mcast_group4`, default 224.0.0.18.
+    pub vrrp_mcast_group4: Ipv4Addr,
+    /// `vrrp_mcast_group6`, default ff02::12.
+    pub vrrp_mcast_group6: Ipv6Addr,
+    /// `vrrp_garp_master_delay`: second burst of gratuitous ARPs after becoming master, default 5 s.
+    pub vrrp_garp_master_delay: Duration,
+    /// `vrrp_garp_master_repeat`: gratuitous ARPs per burst, default 5.
+    pub vrrp_garp_master_repeat: u32,
+    /// `vrrp_garp_master_refresh`: periodic refresh while master; none by default.
+    pub vrrp_garp_master_refresh: Option<Duration>,
+    /// `vrrp_garp_master_refresh_repeat`, default 1.
+    pub vrrp_garp_master_refresh_repeat: u32,
+    /// `vrrp_garp_lower_prio_delay`; the master delay when absent.
+    pub vrrp_garp_lower_prio_delay: Option<Duration>,
+    /// `vrrp_garp_lower_prio_repeat`; the master repeat when absent.
+    pub vrrp_garp_lower_prio_repeat: Option<u32>,
+    /// `vrrp_garp_interval`, default 0 (no pacing).
+    pub vrrp_garp_interval: Duration,
+    /// `vrrp_gna_interval`, default 0 (no pacing).
+    pub vrrp_gna_interval: Duration,
+    /// `vrrp_strict`: RFC-strict mode.
+    pub vrrp_strict: bool,
+    /// `vrrp_version`, default 2; instances may override.
+    pub vrrp_version: VrrpVersion,
+    /// `vrrp_check_unicast_src`.
+    pub vrrp_check_unicast_src: bool,
+    /// `vrrp_skip_check_adv_addr`.
+    pub vrrp_skip_check_adv_addr: bool,
+    /// `script_user USER [GROUP]`.
+    pub script_user: Option<RunAs>,
+    /// `enable_script_security`.
+    pub enable_script_security: bool,
+    /// `notify_fifo PATH`.
+    pub notify_fifo: Option<String>,
+    /// `vrrp_notify_fifo PATH`.
+    pub vrrp_notify_fifo: Option<String>,
+    /// `lvs_notify_fifo PATH`.
+    pub lvs_notify_fifo: Option<String>,
+    /// `lvs_sync_daemon ...`.
+    pub lvs_sync_daemon: Option<LvsSyncDaemon>,
+    /// `max_auto_priority [N]`: realtime priority for the VRRP process; `-1` disables.
+    pub max_auto_priority: Option<i32>,
+    /// `dynamic_interfaces`: configured interfaces may be absent at start-up.
+    pub dynamic_interfaces: bool,
+}
+
+impl Default for GlobalDefs {
+    fn default() -> Self {
+        GlobalDefs {
+            router_id: None,
+            notification_email: Vec::new(),
+            notification_email_from: None,
+            smtp_server: None,
+            smtp_connect_timeout: Duration::from_secs(30),
+            vrrp_mcast_group4: Ipv4Addr::new(224, 0, 0, 18),
+            vrrp_mcast_group6: Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12),
+            vrrp_garp_master_delay: Duration::from_secs(5),
+            vrrp_garp_master_repeat: 5,
+            vrrp_garp_master_refresh: None,
+            vrrp_garp_master_refresh_repeat: 1,
+            vrrp_garp_lower_prio_delay: None,
+            vrrp_garp_lower_prio_repeat: None,
+            vrrp_garp_interval: Duration::ZERO,
+            vrrp_gna_interval: Duration::ZERO,
+            vrrp_strict: false,
+            vrrp_version: VrrpVersion::V2,
+            vrrp_check_unicast_src: false,
+            vrrp_skip_check_adv_addr: false,
+            script_user: None,
+            enable_script_security: false,
+            notify_fifo: None,
+            vrrp_notify_fifo: None,
+            lvs_notify_fifo: None,
+            lvs_sync_daemon: None,
+            max_auto_priority: None,
+            dynamic_interfaces: false,
+        }
+    }
+}
+
+const BLOCK: &str = "global_defs";
+
+const KNOWN: &[&str] = &[
+    "router_id", "lvs_id", "notification_email", "notification_email_from", "smtp_server", "smtp_connect_timeout",
+    "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_garp_master_delay", "vrrp_garp_master_repeat",
+    "vrrp_garp_master_refresh", "vrrp_garp_master_refresh_repeat", "vrrp_garp_lower_prio_delay",
+    "vrrp_garp_lower_prio_repeat", "vrrp_garp_interval", "vrrp_gna_interval", "vrrp_strict", "vrrp_version",
+    "vrrp_check_unicast_src", "vrrp_skip_check_adv_addr", "script_user", "enable_script_security", "notify_fifo",
+    "vrrp_notify_fifo", "lvs_notify_fifo", "lvs_sync_daemon", "max_auto_priority", "dynamic_interfaces",
+];
+
+/// Valid keepalived global keywords hav accepts without acting on them.
+const IGNORED: &[&str] = &[
+    "lvs_flush", "lvs_flush_onstop", "enable_traps", "enable_snmp_vrrp", "enable_snmp_checker", "enable_snmp_rfc",
+    "enable_snmp_rfcv2", "enable_snmp_rfcv3", "enable_snmp_keepalived", "snmp_socket", "enable_dbus",
+    "enable_dbus_read_only", "smtp_helo_name", "smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker",
+    "checker_log_all_failures", "default_interface", "vrrp_garp_lower_prio_delay_restart", "vrrp_higher_prio_send_advert",
+    "vrrp_lower_prio_no_advert", "vrrp_iptables", "vrrp_ipsets", "vrrp_nftables", "nftables", "nftables_priority",
+    "nftables_ifindex", "nftables_counters", "vrrp_priority", "checker_priority", "bfd_priority", "vrrp_no_swap",
+    "checker_no_swap", "bfd_no_swap", "vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority",
+    "vrrp_cpu_affinity", "checker_cpu_affinity", "bfd_cpu_affinity", "vrrp_netlink_cmd_rcv_bufs",
+    "vrrp_netlink_cmd_rcv_bufs_force", "vrrp_netlink_monitor_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs_force",
+    "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs",
+    "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs", "process_monitor_rcv_bufs_force",
+    "lvs_timeouts", "lvs_sync_daemon_interface", "net_namespace", "net_namespace_ipvs", "namespace_with_ipvs",
+    "instance", "use_pid_dir", "linkbeat_use_polling", "vrrp_dont_check_adv_addr", "vrrp_min_garp",
+    "vrrp_startup_delay", "vrrp_log_unknown_vrids", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier",
+    "vrrp_notify_priority_changes", "vrrp_track_process_event", "vrrp_no_swap", "umask", "vrrp_symlinks",
+    "reload_check_config", "reload_time_file", "reload_repeat", "reload_file", "data_use_instance",
+    "random_seed", "startup_script", "startup_script_timeout", "shutdown_script", "shutdown_script_timeout",
+    "fifo_write_vrrp_states_on_reload", "notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script",
+    "script_security", "vrrp_version_3_checksum", "tmp_config_directory", "config_save_dir", "child_wait_time",
+    "vrrp_garp_extra_if", "vrrp_gna_extra_if",
+];
+
+/// Keywords that are typed but that hav does not act on yet: kept, and a warning says so.
+const TYPED_BUT_IGNORED: &[&str] = &["vrrp_skip_check_adv_addr", "vrrp_garp_interval", "vrrp_gna_interval"];
+
+impl GlobalDefs {
+    /// Applies the statements of one `global_defs` block (several blocks merge).
+    pub(crate) fn apply(&mut self, ctx: &mut Ctx, nodes: &[Node]) -> Result<(), ConfigError> {
+        for n in nodes {
+            if TYPED_BUT_IGNORED.contains(&n.keyword.as_str()) {
+                ctx.ignored(n, BLOCK);
+            }
+            match n.keyword.as_str() {
+                "router_id" | "lvs_id" => self.router_id = Some(ctx.string(n)?),
+                "notification_email" => {
+                    for e in ctx.children(n)? {
+                        self.notification_email.push(e.keyword.clone());
+                        self.notification_email.extend(e.args.iter().map(|a| a.text.clone()));
+                    }
+                }
+                "notification_email_from" => self.notification_email_from = Some(ctx.string(n)?),
+                "smtp_server" => {
+                    let host = ctx.string_first(n)?;
+                    let port = match n.args.get(1) {
+                        Some(a) => port_arg(a, "smtp_server port")?,
+                        None => 25,
+                    };
+                    ctx.no_more(n, 2);
+                    self.smtp_server = Some(SmtpServer { host, port });
+                }
+                "smtp_connect_timeout" => self.smtp_connect_timeout = ctx.timer(n)?,
+                "vrrp_mcast_group4" => {
+                    let arg = ctx.value(n)?;
+                    let ip: Ipv4Addr = arg
+                        .text
+                        .parse()
+                        .map_err(|_| ConfigError::invalid(&arg.loc, format!("invalid IPv4 address '{}'", arg.text)))?;
+                    if !ip.is_multicast() {
+                        return Err(ConfigError::invalid(&arg.loc, format!("vrrp_mcast_group4 {ip} is not a multicast address")));
+                    }
+                    self.vrrp_mcast_group4 = ip;
+                }
+                "vrrp_mcast_group6" => {
+                    let arg = ctx.value(n)?;
+                    let ip: Ipv6Addr = arg
+                        .text
+                        .parse()
+                        .map_err(|_| ConfigError::invalid(&arg.loc, format!("invalid IPv6 address '{}'", arg.text)))?;
+                    if !ip.is_multicast() {
+                        return Err(ConfigError::invalid(&arg.loc, format!("vrrp_mcast_group6 {ip} is not a multicast address")));
+                    }
+                    self.vrrp_mcast_group6 = ip;
+                }
+                "vrrp_garp_master_delay" => self.vrrp_garp_master_delay = ctx.timer(n)?,
+                "vrrp_garp_master_repeat" => self.vrrp_garp_master_repeat = ctx.u32(n, 0, 65535)?,
+                "vrrp_garp_master_refresh" => {
+                    let t = ctx.timer(n)?;
+                    self.vrrp_garp_master_refresh = (!t.is_zero()).then_some(t);
+                }
+                "vrrp_garp_master_refresh_repeat" => self.vrrp_garp_master_refresh_repeat = ctx.u32(n, 1, 65535)?,
+                "vrrp_garp_lower_prio_delay" => self.vrrp_garp_lower_prio_delay = Some(ctx.timer(n)?),
+                "vrrp_garp_lower_prio_repeat" => self.vrrp_garp_lower_prio_repeat = Some(ctx.u32(n, 0, 65535)?),
+                "vrrp_garp_interval" => self.vrrp_garp_interval = ctx.timer(n)?,
+                "vrrp_gna_interval" => self.vrrp_gna_interval = ctx.timer(n)?,
+                "vrrp_strict" => self.vrrp_strict = ctx.flag(n)?,
+                "vrrp_version" => self.vrrp_version = VrrpVersion::from_node(ctx, n)?,
+                "vrrp_check_unicast_src" => self.vrrp_check_unicast_src = ctx.flag(n)?,
+                "vrrp_skip_check_adv_addr" => self.vrrp_skip_check_adv_addr = ctx.flag(n)?,
+                "script_user" => {
+                    let user = ctx.string_first(n)?;
+                    let group = n.args.get(1).map(|a| a.text.clone());
+                    ctx.no_more(n, 2);
+                    self.script_user = Some(RunAs { user, group });
+                }
+                "enable_script_security" => self.enable_script_security = ctx.flag(n)?,
+                "notify_fifo" => self.notify_fifo = Some(ctx.string_first(n)?),
+                "vrrp_notify_fifo" => self.vrrp_notify_fifo = Some(ctx.string_first(n)?),
+                "lvs_notify_fifo" => self.lvs_notify_fifo = Some(ctx.string_first(n)?),
+                "lvs_sync_daemon" => self.lvs_sync_daemon = Some(sync_daemon(ctx, n)?),
+                "max_auto_priority" => {
+                    self.max_auto_priority = Some(match n.args.first() {
+                        None => 99,
+                        Some(_) => i32::try_from(ctx.int(n, -1, 99)?).unwrap_or(-1),
+                    })
+                }
+                "dynamic_interfaces" => self.dynamic_interfaces = true,
+                _ => ctx.unknown(n, BLOCK, KNOWN, IGNORED)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sync_daemon(ctx: &mut Ctx, n: &Node) -> Result<LvsSyncDaemon, ConfigError> {
+    let interface = ctx.string_first(n)?;
+    let Some(instance) = n.args.get(1) else {
+        return Err(ConfigError::invalid(&n.loc, "lvs_sync_daemon needs INTERFACE and VRRP_INSTANCE"));
+    };
+    let mut d = LvsSyncDaemon {
+        interface,
+        instance: instance.text.clone(),
+        id: None,
+        maxlen: None,
+        port: None,
+        ttl: None,
+        group: None,
+        location: n.loc.clone(),
+    };
+    let mut i = 2;
+    while let Some(opt) = n.args.get(i) {
+        let Some(val) = n.args.get(i + 1) else {
+            return Err(ConfigError::invalid(&opt.loc, format!("missing value for '{}'", opt.text)));
+        };
+        match opt.text.as_str() {
+            "id" => d.id = Some(u8::try_from(super::value::int_arg(val, "id", 0, 255)?).unwrap_or(0)),
+            "maxlen" => d.maxlen = Some(u16::try_from(super::value::int_arg(val, "maxlen", 1, 65507)?).unwrap_or(0)),
+            "port" => d.port = Some(port_arg(val, "port")?),
+            "ttl" => d.ttl = Some(u8::try_from(super::value::int_arg(val, "ttl", 1, 255)?).unwrap_or(1)),
+            "group" => d.group = Some(super::value::ip_arg(val)?),
+            other => return Err(ConfigError::invalid(&opt.loc, format!("unknown lvs_sync_daemon option '{other}'"))),
+        }
+        i += 2;
+    }
+    Ok(d)
+}
+
+impl Ctx {
+    /// The first argument as a string; extra arguments are the caller's business.
+    pub(crate) fn string_first(&mut self, node: &Node) -> Result<String, ConfigError> {
+        if node.block.is_some() {
+            return Err(ConfigError::invalid(&node.loc, format!("'{}' does not take a block", node.keyword)));
+        }
+        node.args
+            .first()
+            .map(|a| a.text.clone())
+            .ok_or_else(|| ConfigError::invalid(&node.loc, format!("missing value for '{}'", node.keyword)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parser::Loader;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    fn global(src: &str) -> Result<(GlobalDefs, Ctx), ConfigError> {
+        let nodes = Loader::new().load_str(Arc::from(Path::new("g.conf")), src)?;
+        let mut ctx = Ctx::default();
+        let mut g = GlobalDefs::default();
+        g.apply(&mut ctx, &nodes)?;
+        Ok((g, ctx))
+    }
+
+    #[test]
+    fn test_defaults_and_values() {
+        let (g, ctx) = global("smtp_server 10.0.0.1 2525\nvrrp_version 3\nvrrp_garp_interval 0.5\nlvs_flush\n").expect("valid");
+        assert_eq!(g.smtp_server, Some(SmtpServer { host: "10.0.0.1".into(), port: 2525 }));
+        assert_eq!(g.vrrp_version, VrrpVersion::V3);
+        assert_eq!(g.vrrp_garp_interval, Duration::from_millis(500));
+        assert_eq!(g.smtp_connect_timeout, Duration::from_secs(30));
+        assert_eq!(g.vrrp_mcast_group4, Ipv4Addr::new(224, 0, 0, 18));
+        assert_eq!(ctx.warnings.len(), 2, "{:?}", ctx.warnings);
+    }
+
+    #[test]
+    fn test_bad_mcast_group() {
+        let e = global("vrrp_mcast_group4 10.0.0.1").expect_err("not multicast");
+        assert_eq!(e.to_string(), "g.conf:1:19: vrrp_mcast_group4 10.0.0.1 is not a multicast address");
+    }
+
+    #[test]
+    fn test_typo() {
+        let e = global("router_di x").expect_err("typo");
+        assert_eq!(e.to_string(), "g.conf:1:1: unknown keyword 'router_di' in global_defs (did you mean 'router_id'?)");
+    }
+}

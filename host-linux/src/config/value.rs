@@ -1,0 +1,320 @@
+//! Value parsing shared by the typed sections: numbers with ranges, timers,
+//! addresses, booleans, scripts, and the unknown-keyword policy.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::error::{ConfigError, Location, Warning};
+use super::parser::{Arg, Node};
+
+/// A command line to run: the string as written plus its argv.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    /// The command line as written (quotes removed around a fully quoted one).
+    pub command: String,
+    /// The command split into program and arguments (shell-like quoting with
+    /// `'...'`, `"..."` and `\`; no expansion).
+    pub argv: Vec<String>,
+}
+
+/// A user, and optionally a group, that a script runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    /// User name.
+    pub user: String,
+    /// Group name; the user's primary group when absent.
+    pub group: Option<String>,
+}
+
+/// Collects warnings while the typed sections are built.
+#[derive(Debug, Default)]
+pub(crate) struct Ctx {
+    pub(crate) warnings: Vec<Warning>,
+}
+
+impl Ctx {
+    pub(crate) fn warn(&mut self, at: &Location, message: impl Into<String>) {
+        self.warnings.push(Warning { location: at.clone(), message: message.into() });
+    }
+
+    /// Warns that a valid keepalived keyword is accepted but not acted on.
+    pub(crate) fn ignored(&mut self, node: &Node, block: &str) {
+        self.warn(&node.loc, format!("'{}' in {block} is a keepalived keyword hav does not act on; ignored", node.keyword));
+    }
+
+    /// Handles a keyword that no match arm took: a known-but-ignored keyword
+    /// warns, anything else is an error with a suggestion.
+    pub(crate) fn unknown(&mut self, node: &Node, block: &str, known: &[&str], ignored: &[&str]) -> Result<(), ConfigError> {
+        if ignored.contains(&node.keyword.as_str()) {
+            self.ignored(node, block);
+            return Ok(());
+        }
+        let suggestion = closest(&node.keyword, known.iter().chain(ignored.iter()).copied());
+        Err(ConfigError::UnknownKeyword {
+            at: node.loc.clone(),
+            keyword: node.keyword.clone(),
+            block: block.to_string(),
+            suggestion,
+        })
+    }
+
+    fn scalar<'n>(&mut self, node: &'n Node) -> Result<&'n Arg, ConfigError> {
+        if node.block.is_some() {
+            return Err(ConfigError::invalid(&node.loc, format!("'{}' does not take a block", node.keyword)));
+        }
+        let Some(first) = node.args.first() else {
+            return Err(ConfigError::invalid(&node.loc, format!("missing value for '{}'", node.keyword)));
+        };
+        Ok(first)
+    }
+
+    /// The single value of `node`; warns when more follow.
+    pub(crate) fn value<'n>(&mut self, node: &'n Node) -> Result<&'n Arg, ConfigError> {
+        let first = self.scalar(node)?;
+        self.no_more(node, 1);
+        Ok(first)
+    }
+
+    /// Warns about arguments from index `from` on.
+    pub(crate) fn no_more(&mut self, node: &Node, from: usize) {
+        if let Some(extra) = node.args.get(from) {
+            self.warn(&extra.loc, format!("extra arguments after '{}' ignored", node.keyword));
+        }
+    }
+
+    /// The value as a string.
+    pub(crate) fn string(&mut self, node: &Node) -> Result<String, ConfigError> {
+        Ok(self.value(node)?.text.clone())
+    }
+
+    /// An integer value within `min..=max`.
+    pub(crate) fn int(&mut self, node: &Node, min: i64, max: i64) -> Result<i64, ConfigError> {
+        let arg = self.value(node)?;
+        int_arg(arg, &node.keyword, min, max)
+    }
+
+    /// An unsigned 32-bit value within `min..=max`.
+    pub(crate) fn u32(&mut self, node: &Node, min: u32, max: u32) -> Result<u32, ConfigError> {
+        let v = self.int(node, i64::from(min), i64::from(max))?;
+        Ok(u32::try_from(v).unwrap_or(max))
+    }
+
+    /// A time in seconds, fractions allowed.
+    pub(crate) fn timer(&mut self, node: &Node) -> Result<Duration, ConfigError> {
+        let arg = self.value(node)?;
+        timer_arg(arg, &node.keyword)
+    }
+
+    /// A flag: present means on; an optional `on|off|true|false|yes|no` value.
+    pub(crate) fn flag(&mut self, node: &Node) -> Result<bool, ConfigError> {
+        if node.block.is_some() {
+            return Err(ConfigError::invalid(&node.loc, format!("'{}' does not take a block", node.keyword)));
+        }
+        match node.args.first() {
+            None => Ok(true),
+            Some(a) => {
+                self.no_more(node, 1);
+                bool_arg(a, &node.keyword)
+            }
+        }
+    }
+
+    /// An IP address.
+    pub(crate) fn ip(&mut self, node: &Node) -> Result<IpAddr, ConfigError> {
+        let arg = self.value(node)?;
+        ip_arg(arg)
+    }
+
+    /// A TCP/UDP port.
+    pub(crate) fn port(&mut self, node: &Node) -> Result<u16, ConfigError> {
+        let v = self.int(node, 0, 65535)?;
+        Ok(u16::try_from(v).unwrap_or(0))
+    }
+
+    /// A script: every argument from the first on.
+    pub(crate) fn script(&mut self, node: &Node) -> Result<Script, ConfigError> {
+        self.scalar(node)?;
+        script_args(node, 0)
+    }
+
+    /// The statements of the block of `node`, which must have one.
+    pub(crate) fn children<'n>(&mut self, node: &'n Node) -> Result<&'n [Node], ConfigError> {
+        match &node.block {
+            Some(b) => Ok(b),
+            None => Err(ConfigError::invalid(&node.loc, format!("'{}' needs a block: {} {{ ... }}", node.keyword, node.keyword))),
+        }
+    }
+
+    /// The name argument of a named block (`vrrp_instance NAME { ... }`).
+    pub(crate) fn block_name(&mut self, node: &Node) -> Result<String, ConfigError> {
+        match node.args.first() {
+            Some(a) => {
+                self.no_more(node, 1);
+                Ok(a.text.clone())
+            }
+            None => Err(ConfigError::invalid(&node.loc, format!("'{}' needs a name", node.keyword))),
+        }
+    }
+}
+
+/// Parses an integer argument within `min..=max`.
+pub(crate) fn int_arg(arg: &Arg, what: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let v: i64 = arg
+        .text
+        .parse()
+        .map_err(|_| ConfigError::invalid(&arg.loc, format!("'{}' needs an integer, got '{}'", what, arg.text)))?;
+    if v < min || v > max {
+        return Err(ConfigError::invalid(&arg.loc, format!("{what} must be between {min} and {max}, got {v}")));
+    }
+    Ok(v)
+}
+
+/// Parses a non-negative time in seconds (fractions allowed, at most a year).
+pub(crate) fn timer_arg(arg: &Arg, what: &str) -> Result<Duration, ConfigError> {
+    let v: f64 = arg
+        .text
+        .parse()
+        .map_err(|_| ConfigError::invalid(&arg.loc, format!("'{}' needs a time in seconds, got '{}'", what, arg.text)))?;
+    if !v.is_finite() || !(0.0..=31_536_000.0).contains(&v) {
+        return Err(ConfigError::invalid(&arg.loc, format!("{what} must be a time between 0 and 31536000 seconds, got '{}'", arg.text)));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// Parses `on|off|true|false|yes|no` (any case).
+pub(crate) fn bool_arg(arg: &Arg, what: &str) -> Result<bool, ConfigError> {
+    match arg.text.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(ConfigError::invalid(&arg.loc, format!("'{}' needs on|off|true|false|yes|no, got '{}'", what, arg.text))),
+    }
+}
+
+/// Parses an IPv4 or IPv6 address (an IPv6 zone `%if` is not accepted).
+pub(crate) fn ip_arg(arg: &Arg) -> Result<IpAddr, ConfigError> {
+    arg.text.parse().map_err(|_| ConfigError::invalid(&arg.loc, format!("invalid IP address '{}'", arg.text)))
+}
+
+/// Parses a port number.
+pub(crate) fn port_arg(arg: &Arg, what: &str) -> Result<u16, ConfigError> {
+    let v = int_arg(arg, what, 0, 65535)?;
+    Ok(u16::try_from(v).unwrap_or(0))
+}
+
+/// Builds a [`Script`] from the arguments of `node` starting at `from`.
+pub(crate) fn script_args(node: &Node, from: usize) -> Result<Script, ConfigError> {
+    let args = node.args.get(from..).unwrap_or(&[]);
+    let Some(first) = args.first() else {
+        return Err(ConfigError::invalid(&node.loc, format!("missing command for '{}'", node.keyword)));
+    };
+    if args.len() == 1 {
+        let argv = split_command(&first.text)
+            .ok_or_else(|| ConfigError::invalid(&first.loc, "unbalanced quote in command"))?;
+        if argv.is_empty() {
+            return Err(ConfigError::invalid(&first.loc, format!("empty command for '{}'", node.keyword)));
+        }
+        return Ok(Script { command: first.text.clone(), argv });
+    }
+    let command = args.iter().map(|a| a.text.as_str()).collect::<Vec<_>>().join(" ");
+    let argv = args.iter().map(|a| a.text.clone()).collect();
+    Ok(Script { command, argv })
+}
+
+/// Splits a command line with shell-like quoting. `None` on an unbalanced quote.
+pub fn split_command(s: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        x => cur.push(x),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => cur.push(chars.next()?),
+                        x => cur.push(x),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                cur.push(chars.next()?);
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Some(out)
+}
+
+/// The candidate closest to `word` by edit distance, when close enough to be
+/// a plausible typo.
+pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    let limit = (word.chars().count() / 3).clamp(1, 3);
+    candidates
+        .map(|c| (levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.to_string())
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_split_command() {
+        assert_eq!(
+            split_command("/etc/notify.sh 'a b' \"c\\\"d\" e\\ f").expect("balanced"),
+            vec!["/etc/notify.sh", "a b", "c\"d", "e f"]
+        );
+        assert_eq!(split_command("x 'y"), None);
+        assert_eq!(split_command("  ").expect("balanced"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn test_closest() {
+        let known = ["priority", "preempt", "interface"];
+        assert_eq!(closest("priorty", known.iter().copied()).as_deref(), Some("priority"));
+        assert_eq!(closest("interfac", known.iter().copied()).as_deref(), Some("interface"));
+        assert_eq!(closest("zzzzzzzz", known.iter().copied()), None);
+    }
+}

@@ -1,0 +1,956 @@
+//! VRRP sections: `vrrp_instance`, `vrrp_script`, `vrrp_track_file`,
+//! `vrrp_sync_group`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use super::error::{ConfigError, Location};
+use super::global::GlobalDefs;
+use super::parser::{Arg, Node};
+use super::value::{int_arg, ip_arg, Ctx, RunAs, Script};
+
+/// VRRP protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VrrpVersion {
+    /// RFC 3768: IPv4 only, advertisement interval in whole seconds, optional auth.
+    V2,
+    /// RFC 5798: IPv4 and IPv6, interval in centiseconds.
+    V3,
+}
+
+impl VrrpVersion {
+    pub(crate) fn from_node(ctx: &mut Ctx, n: &Node) -> Result<Self, ConfigError> {
+        let arg = ctx.value(n)?;
+        match arg.text.as_str() {
+            "2" => Ok(VrrpVersion::V2),
+            "3" => Ok(VrrpVersion::V3),
+            other => Err(ConfigError::invalid(&arg.loc, format!("{} must be 2 or 3, got '{other}'", n.keyword))),
+        }
+    }
+}
+
+/// Address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(ip: &IpAddr) -> Self {
+        if ip.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+}
+
+/// Initial state of an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VrrpState {
+    /// Starts as master (still subject to election).
+    Master,
+    /// Starts as backup (keepalived's default).
+    Backup,
+}
+
+/// `auth_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthType {
+    /// Simple text password (VRRPv2 only).
+    Pass,
+    /// IPsec AH (VRRPv2 only, deprecated).
+    Ah,
+}
+
+/// `authentication { auth_type ...; auth_pass ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authentication {
+    /// The authentication type.
+    pub auth_type: AuthType,
+    /// The password, at most 8 bytes (longer ones are truncated with a warning).
+    pub auth_pass: String,
+}
+
+/// One `virtual_ipaddress` entry: `ADDR[/PREFIX] [brd X] [dev IF] [scope S] [label L] ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualIp {
+    /// The address.
+    pub address: IpAddr,
+    /// Prefix length; 32 or 128 when not given.
+    pub prefix_len: u8,
+    /// `brd` / `broadcast` (IPv4 only).
+    pub broadcast: Option<Ipv4Addr>,
+    /// `dev`: interface; the instance's interface when absent.
+    pub dev: Option<String>,
+    /// `scope`: `global`, `site`, `link`, `host`, `nowhere` or a number.
+    pub scope: Option<String>,
+    /// `label` (IPv4 only).
+    pub label: Option<String>,
+    /// `peer ADDR[/PREFIX]`.
+    pub peer: Option<String>,
+    /// `no_track`: the address going missing does not fault the instance.
+    pub no_track: bool,
+    /// Other `ip addr` flags given (`home`, `-nodad`, `noprefixroute`, `autojoin`).
+    pub flags: Vec<String>,
+    /// Where the entry is.
+    pub location: Location,
+}
+
+/// `track_interface` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackInterface {
+    /// Interface name.
+    pub name: String,
+    /// Priority change while the interface is down; 0 means "fault the instance".
+    pub weight: i32,
+    /// `weight W reverse`.
+    pub reverse: bool,
+}
+
+/// A `track_script` or `track_file` reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackRef {
+    /// The name of the `vrrp_script` / `vrrp_track_file`.
+    pub name: String,
+    /// Weight override; the script's/file's own weight when absent.
+    pub weight: Option<i32>,
+    /// `weight W reverse`.
+    pub reverse: bool,
+    /// Where the reference is.
+    pub location: Location,
+}
+
+/// The notify scripts of an instance or sync group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notify {
+    /// `notify`: called with `TYPE NAME STATE PRIORITY` on every change.
+    pub notify: Option<Script>,
+    /// `notify_master`.
+    pub master: Option<Script>,
+    /// `notify_backup`.
+    pub backup: Option<Script>,
+    /// `notify_fault`.
+    pub fault: Option<Script>,
+    /// `notify_stop`.
+    pub stop: Option<Script>,
+    /// `notify_master_rx_lower_pri`.
+    pub master_rx_lower_pri: Option<Script>,
+}
+
+impl Notify {
+    fn apply(&mut self, ctx: &mut Ctx, n: &Node) -> Result<bool, ConfigError> {
+        let slot = match n.keyword.as_str() {
+            "notify" => &mut self.notify,
+            "notify_master" => &mut self.master,
+            "notify_backup" => &mut self.backup,
+            "notify_fault" => &mut self.fault,
+            "notify_stop" => &mut self.stop,
+            "notify_master_rx_lower_pri" => &mut self.master_rx_lower_pri,
+            _ => return Ok(false),
+        };
+        *slot = Some(ctx.script(n)?);
+        Ok(true)
+    }
+}
+
+/// Gratuitous ARP / unsolicited NA timing of an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Garp {
+    /// Delay of the second burst after becoming master.
+    pub master_delay: Duration,
+    /// Messages per burst.
+    pub master_repeat: u32,
+    /// Periodic refresh while master, if any.
+    pub master_refresh: Option<Duration>,
+    /// Messages per refresh.
+    pub master_refresh_repeat: u32,
+    /// Delay of the burst sent after a lower-priority advertisement.
+    pub lower_prio_delay: Duration,
+    /// Messages in that burst.
+    pub lower_prio_repeat: u32,
+}
+
+/// `use_vmac [NAME]` and `vmac_xmit_base`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vmac {
+    /// The macvlan interface name; `vrrp.VRID` when absent.
+    pub name: Option<String>,
+    /// Send advertisements from the base interface instead of the VMAC.
+    pub xmit_base: bool,
+}
+
+/// A typed `vrrp_instance NAME { ... }`, keepalived defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VrrpInstance {
+    /// The instance name.
+    pub name: String,
+    /// Where `vrrp_instance` is written.
+    pub location: Location,
+    /// `state`, default BACKUP.
+    pub state: VrrpState,
+    /// `interface`.
+    pub interface: Option<String>,
+    /// `virtual_router_id` (1..=255), required.
+    pub virtual_router_id: u8,
+    /// `priority` (1..=255), default 100.
+    pub priority: u8,
+    /// `advert_int`, default 1 s (whole seconds with VRRPv2).
+    pub advert_int: Duration,
+    /// `version`, default the global `vrrp_version`.
+    pub version: VrrpVersion,
+    /// `preempt` (default) / `nopreempt`.
+    pub preempt: bool,
+    /// `preempt_delay`, default 0.
+    pub preempt_delay: Duration,
+    /// `accept` / `no_accept`; default on unless `vrrp_strict`.
+    pub accept: bool,
+    /// `authentication { ... }`.
+    pub authentication: Option<Authentication>,
+    /// `virtual_ipaddress { ... }`.
+    pub virtual_ipaddresses: Vec<VirtualIp>,
+    /// `virtual_ipaddress_excluded { ... }` (not carried in adverts).
+    pub virtual_ipaddresses_excluded: Vec<VirtualIp>,
+    /// `virtual_routes { ... }`, kept as written; hav does not install them yet.
+    pub virtual_routes: Vec<String>,
+    /// `unicast_src_ip`.
+    pub unicast_src_ip: Option<IpAddr>,
+    /// `unicast_peer { ... }`; empty means multicast.
+    pub unicast_peers: Vec<IpAddr>,
+    /// `use_vmac`.
+    pub vmac: Option<Vmac>,
+    /// `track_interface { ... }`.
+    pub track_interfaces: Vec<TrackInterface>,
+    /// `track_script { ... }`.
+    pub track_scripts: Vec<TrackRef>,
+    /// `track_file { ... }`.
+    pub track_files: Vec<TrackRef>,
+    /// Notify scripts.
+    pub notify: Notify,
+    /// Gratuitous ARP / NA timing, global defaults applied.
+    pub garp: Garp,
+    /// `smtp_alert`.
+    pub smtp_alert: bool,
+    /// `debug [LEVEL]`.
+    pub debug: Option<u8>,
+    /// `dont_track_primary`.
+    pub dont_track_primary: bool,
+    /// `mcast_src_ip`.
+    pub mcast_src_ip: Option<IpAddr>,
+    /// `lvs_sync_daemon_interface`.
+    pub lvs_sync_daemon_interface: Option<String>,
+}
+
+impl VrrpInstance {
+    /// The address family of the instance: that of its first virtual address.
+    pub fn family(&self) -> Option<Family> {
+        self.virtual_ipaddresses.first().map(|v| Family::of(&v.address))
+    }
+}
+
+const INSTANCE: &str = "vrrp_instance";
+
+const INSTANCE_KNOWN: &[&str] = &[
+    "state", "interface", "virtual_router_id", "priority", "advert_int", "version", "nopreempt", "preempt",
+    "preempt_delay", "accept", "no_accept", "authentication", "virtual_ipaddress", "virtual_ipaddress_excluded",
+    "virtual_routes", "unicast_src_ip", "unicast_peer", "use_vmac", "vmac_xmit_base", "track_interface",
+    "track_script", "track_file", "notify", "notify_master", "notify_backup", "notify_fault", "notify_stop",
+    "notify_master_rx_lower_pri", "garp_master_delay", "garp_master_repeat", "garp_master_refresh",
+    "garp_master_refresh_repeat", "garp_lower_prio_delay", "garp_lower_prio_repeat", "smtp_alert", "debug",
+    "dont_track_primary", "mcast_src_ip", "lvs_sync_daemon_interface",
+];
+
+const INSTANCE_IGNORED: &[&str] = &[
+    "virtual_rules", "native_ipv6", "check_unicast_src", "garp_extra_if", "linkbeat_use_polling", "strict_mode",
+    "kernel_rx_buf_size", "notify_deleted", "unicast_fault_no_peer", "skip_check_adv_addr", "track_process",
+    "track_bfd", "down_timer_adverts", "higher_prio_send_advert", "lower_prio_no_advert", "use_ipvlan",
+    "notify_priority_changes", "unicast_ttl", "old_unicast_checksum", "sync_group_tracking_weight",
+    "track_src_ip", "vrrp_version_3_checksum", "no_track",
+];
+
+fn u8_of(v: i64) -> u8 {
+    u8::try_from(v).unwrap_or(u8::MAX)
+}
+
+fn i32_of(v: i64) -> i32 {
+    i32::try_from(v).unwrap_or(0)
+}
+
+/// Reads the `weight W [reverse]` tail of a tracking entry starting at `i`.
+fn weight_tail(ctx: &mut Ctx, n: &Node, i: usize, min: i64, max: i64) -> Result<(Option<i32>, bool), ConfigError> {
+    let Some(kw) = n.args.get(i) else { return Ok((None, false)) };
+    if kw.text != "weight" {
+        return Err(ConfigError::invalid(&kw.loc, format!("expected 'weight', got '{}'", kw.text)));
+    }
+    let Some(val) = n.args.get(i + 1) else {
+        return Err(ConfigError::invalid(&kw.loc, "missing value for 'weight'"));
+    };
+    let w = i32_of(int_arg(val, "weight", min, max)?);
+    let reverse = match n.args.get(i + 2) {
+        Some(r) if r.text == "reverse" => {
+            ctx.no_more(n, i + 3);
+            true
+        }
+        Some(_) => {
+            ctx.no_more(n, i + 2);
+            false
+        }
+        None => false,
+    };
+    Ok((Some(w), reverse))
+}
+
+fn track_refs(ctx: &mut Ctx, n: &Node) -> Result<Vec<TrackRef>, ConfigError> {
+    let mut out = Vec::new();
+    for e in ctx.children(n)? {
+        let (weight, reverse) = weight_tail(ctx, e, 0, -254, 254)?;
+        out.push(TrackRef { name: e.keyword.clone(), weight, reverse, location: e.loc.clone() });
+    }
+    Ok(out)
+}
+
+fn track_interfaces(ctx: &mut Ctx, n: &Node) -> Result<Vec<TrackInterface>, ConfigError> {
+    let mut out = Vec::new();
+    for e in ctx.children(n)? {
+        let (weight, reverse) = weight_tail(ctx, e, 0, -254, 254)?;
+        out.push(TrackInterface { name: e.keyword.clone(), weight: weight.unwrap_or(0), reverse });
+    }
+    Ok(out)
+}
+
+fn parse_prefix_addr(arg_text: &str, loc: &Location) -> Result<(IpAddr, u8), ConfigError> {
+    let (addr, prefix) = match arg_text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (arg_text, None),
+    };
+    let ip: IpAddr = addr.parse().map_err(|_| ConfigError::invalid(loc, format!("invalid IP address '{addr}'")))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match prefix {
+        None => max,
+        Some(p) => match p.parse::<u8>() {
+            Ok(v) if v <= max => v,
+            _ => return Err(ConfigError::invalid(loc, format!("invalid prefix length '/{p}' for {ip} (0..={max})"))),
+        },
+    };
+    Ok((ip, len))
+}
+
+fn virtual_ip(n: &Node) -> Result<VirtualIp, ConfigError> {
+    if n.block.is_some() {
+        return Err(ConfigError::invalid(&n.loc, "a virtual address does not take a block"));
+    }
+    let (address, prefix_len) = parse_prefix_addr(&n.keyword, &n.loc)?;
+    let mut vip = VirtualIp {
+        address,
+        prefix_len,
+        broadcast: None,
+        dev: None,
+        scope: None,
+        label: None,
+        peer: None,
+        no_track: false,
+        flags: Vec::new(),
+        location: n.loc.clone(),
+    };
+    let mut i = 0;
+    let value = |i: usize, opt: &Arg| -> Result<&Arg, ConfigError> {
+        n.args.get(i + 1).ok_or_else(|| ConfigError::invalid(&opt.loc, format!("missing value for '{}'", opt.text)))
+    };
+    while let Some(opt) = n.args.get(i) {
+        match opt.text.as_str() {
+            "brd" | "broadcast" => {
+                let v = value(i, opt)?;
+                let ip: Ipv4Addr = v
+                    .text
+                    .parse()
+                    .map_err(|_| ConfigError::invalid(&v.loc, format!("invalid broadcast address '{}'", v.text)))?;
+                vip.broadcast = Some(ip);
+                i += 2;
+            }
+            "dev" => {
+                vip.dev = Some(value(i, opt)?.text.clone());
+                i += 2;
+            }
+            "scope" => {
+                vip.scope = Some(value(i, opt)?.text.clone());
+                i += 2;
+            }
+            "label" => {
+                vip.label = Some(value(i, opt)?.text.clone());
+                i += 2;
+            }
+            "peer" => {
+                let v = value(i, opt)?;
+                parse_prefix_addr(&v.text, &v.loc)?;
+                vip.peer = Some(v.text.clone());
+                i += 2;
+            }
+            "preferred_lft" | "valid_lft" => {
+                vip.flags.push(format!("{} {}", opt.text, value(i, opt)?.text));
+                i += 2;
+            }
+            "no_track" => {
+                vip.no_track = true;
+                i += 1;
+            }
+            "track" => {
+                vip.no_track = false;
+                i += 1;
+            }
+            "home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin" => {
+                vip.flags.push(opt.text.clone());
+                i += 1;
+            }
+            other => {
+                return Err(ConfigError::invalid(&opt.loc, format!("unknown virtual_ipaddress option '{other}'")));
+            }
+        }
+    }
+    Ok(vip)
+}
+
+fn virtual_ips(ctx: &mut Ctx, n: &Node) -> Result<Vec<VirtualIp>, ConfigError> {
+    ctx.children(n)?.iter().map(virtual_ip).collect()
+}
+
+fn state_of(ctx: &mut Ctx, n: &Node) -> Result<VrrpState, ConfigError> {
+    let arg = ctx.value(n)?;
+    match arg.text.to_ascii_uppercase().as_str() {
+        "MASTER" => Ok(VrrpState::Master),
+        "BACKUP" => Ok(VrrpState::Backup),
+        _ => Err(ConfigError::invalid(&arg.loc, format!("state must be MASTER or BACKUP, got '{}'", arg.text))),
+    }
+}
+
+fn authentication(ctx: &mut Ctx, n: &Node) -> Result<Authentication, ConfigError> {
+    let mut auth_type = None;
+    let mut pass = None;
+    for e in ctx.children(n)? {
+        match e.keyword.as_str() {
+            "auth_type" => {
+                let a = ctx.value(e)?;
+                auth_type = Some(match a.text.to_ascii_uppercase().as_str() {
+                    "PASS" => AuthType::Pass,
+                    "AH" => AuthType::Ah,
+                    _ => return Err(ConfigError::invalid(&a.loc, format!("auth_type must be PASS or AH, got '{}'", a.text))),
+                });
+            }
+            "auth_pass" => {
+                let a = ctx.value(e)?;
+                let mut p = a.text.clone();
+                if p.len() > 8 {
+                    let mut cut = 8;
+                    while !p.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    p.truncate(cut);
+                    ctx.warn(&a.loc, format!("auth_pass is longer than 8 characters; truncated to '{p}' as keepalived does"));
+                }
+                pass = Some(p);
+            }
+            _ => ctx.unknown(e, "authentication", &["auth_type", "auth_pass"], &[])?,
+        }
+    }
+    let Some(auth_type) = auth_type else {
+        return Err(ConfigError::invalid(&n.loc, "authentication block without auth_type"));
+    };
+    Ok(Authentication { auth_type, auth_pass: pass.unwrap_or_default() })
+}
+
+/// Applies the protocol version's resolution and range to a raw `advert_int`.
+fn fix_advert_int(ctx: &mut Ctx, raw: f64, version: VrrpVersion, at: &Location) -> Result<Duration, ConfigError> {
+    if raw <= 0.0 {
+        return Err(ConfigError::invalid(at, "advert_int must be greater than 0"));
+    }
+    match version {
+        VrrpVersion::V2 => {
+            if raw > 255.0 {
+                return Err(ConfigError::invalid(at, format!("advert_int {raw} is above 255 s, the VRRPv2 maximum")));
+            }
+            if raw < 1.0 {
+                ctx.warn(
+                    at,
+                    format!(
+                        "advert_int {raw} rounded up to 1 s: the VRRPv2 advertisement interval field counts whole seconds (use 'version 3' for sub-second intervals)"
+                    ),
+                );
+                return Ok(Duration::from_secs(1));
+            }
+            let whole = raw.round();
+            if (whole - raw).abs() > f64::EPSILON {
+                ctx.warn(
+                    at,
+                    format!("advert_int {raw} rounded to {whole} s: the VRRPv2 advertisement interval field counts whole seconds"),
+                );
+            }
+            Ok(Duration::from_secs(whole as u64))
+        }
+        VrrpVersion::V3 => {
+            let centis = (raw * 100.0).round();
+            if !(1.0..=4095.0).contains(&centis) {
+                return Err(ConfigError::invalid(at, format!("advert_int {raw} is outside 0.01..=40.95 s, the VRRPv3 range")));
+            }
+            Ok(Duration::from_millis(centis as u64 * 10))
+        }
+    }
+}
+
+impl VrrpInstance {
+    pub(crate) fn from_node(ctx: &mut Ctx, n: &Node, global: &GlobalDefs) -> Result<Self, ConfigError> {
+        let name = ctx.block_name(n)?;
+        let mut vi = VrrpInstance {
+            name,
+            location: n.loc.clone(),
+            state: VrrpState::Backup,
+            interface: None,
+            virtual_router_id: 0,
+            priority: 100,
+            advert_int: Duration::from_secs(1),
+            version: global.vrrp_version,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            accept: !global.vrrp_strict,
+            authentication: None,
+            virtual_ipaddresses: Vec::new(),
+            virtual_ipaddresses_excluded: Vec::new(),
+            virtual_routes: Vec::new(),
+            unicast_src_ip: None,
+            unicast_peers: Vec::new(),
+            vmac: None,
+            track_interfaces: Vec::new(),
+            track_scripts: Vec::new(),
+            track_files: Vec::new(),
+            notify: Notify::default(),
+            garp: Garp {
+                master_delay: global.vrrp_garp_master_delay,
+                master_repeat: global.vrrp_garp_master_repeat,
+                master_refresh: global.vrrp_garp_master_refresh,
+                master_refresh_repeat: global.vrrp_garp_master_refresh_repeat,
+                lower_prio_delay: global.vrrp_garp_lower_prio_delay.unwrap_or(global.vrrp_garp_master_delay),
+                lower_prio_repeat: global.vrrp_garp_lower_prio_repeat.unwrap_or(global.vrrp_garp_master_repeat),
+            },
+            smtp_alert: false,
+            debug: None,
+            dont_track_primary: false,
+            mcast_src_ip: None,
+            lvs_sync_daemon_interface: None,
+        };
+        let mut vrid_seen = false;
+        let mut advert: Option<(f64, Location)> = None;
+        let mut lower_delay_set = false;
+        let mut lower_repeat_set = false;
+        let mut xmit_base = false;
+        for e in ctx.children(n)? {
+            if vi.notify.apply(ctx, e)? {
+                continue;
+            }
+            match e.keyword.as_str() {
+                "state" => vi.state = state_of(ctx, e)?,
+                "interface" => vi.interface = Some(ctx.string(e)?),
+                "virtual_router_id" => {
+                    vi.virtual_router_id = u8_of(ctx.int(e, 1, 255)?);
+                    vrid_seen = true;
+                }
+                "priority" => vi.priority = u8_of(ctx.int(e, 1, 255)?),
+                "advert_int" => {
+                    let a = ctx.value(e)?;
+                    let v: f64 = a.text.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
+                        ConfigError::invalid(&a.loc, format!("'advert_int' needs a time in seconds, got '{}'", a.text))
+                    })?;
+                    advert = Some((v, a.loc.clone()));
+                }
+                "version" => vi.version = VrrpVersion::from_node(ctx, e)?,
+                "nopreempt" => vi.preempt = false,
+                "preempt" => vi.preempt = ctx.flag(e)?,
+                "preempt_delay" => {
+                    let d = ctx.timer(e)?;
+                    if d > Duration::from_secs(1000) {
+                        return Err(ConfigError::invalid(&e.args[0].loc, "preempt_delay must be between 0 and 1000 seconds"));
+                    }
+                    vi.preempt_delay = d;
+                }
+                "accept" => vi.accept = ctx.flag(e)?,
+                "no_accept" => vi.accept = false,
+                "authentication" => vi.authentication = Some(authentication(ctx, e)?),
+                "virtual_ipaddress" => vi.virtual_ipaddresses.extend(virtual_ips(ctx, e)?),
+                "virtual_ipaddress_excluded" => vi.virtual_ipaddresses_excluded.extend(virtual_ips(ctx, e)?),
+                "virtual_routes" => {
+                    ctx.ignored(e, INSTANCE);
+                    for r in ctx.children(e)? {
+                        let mut s = r.keyword.clone();
+                        for a in &r.args {
+                            s.push(' ');
+                            s.push_str(&a.text);
+                        }
+                        vi.virtual_routes.push(s);
+                    }
+                }
+                "unicast_src_ip" => vi.unicast_src_ip = Some(ctx.ip(e)?),
+                "unicast_peer" => {
+                    for p in ctx.children(e)? {
+                        let loc = p.loc.clone();
+                        let arg = Arg { text: p.keyword.clone(), quoted: false, loc };
+                        vi.unicast_peers.push(ip_arg(&arg)?);
+                    }
+                }
+                "use_vmac" => {
+                    vi.vmac = Some(Vmac { name: e.args.first().map(|a| a.text.clone()), xmit_base: false });
+                }
+                "vmac_xmit_base" => xmit_base = ctx.flag(e)?,
+                "track_interface" => vi.track_interfaces.extend(track_interfaces(ctx, e)?),
+                "track_script" => vi.track_scripts.extend(track_refs(ctx, e)?),
+                "track_file" => vi.track_files.extend(track_refs(ctx, e)?),
+                "garp_master_delay" => vi.garp.master_delay = ctx.timer(e)?,
+                "garp_master_repeat" => vi.garp.master_repeat = ctx.u32(e, 0, 65535)?,
+                "garp_master_refresh" => {
+                    let t = ctx.timer(e)?;
+                    vi.garp.master_refresh = (!t.is_zero()).then_some(t);
+                }
+                "garp_master_refresh_repeat" => vi.garp.master_refresh_repeat = ctx.u32(e, 1, 65535)?,
+                "garp_lower_prio_delay" => {
+                    vi.garp.lower_prio_delay = ctx.timer(e)?;
+                    lower_delay_set = true;
+                }
+                "garp_lower_prio_repeat" => {
+                    vi.garp.lower_prio_repeat = ctx.u32(e, 0, 65535)?;
+                    lower_repeat_set = true;
+                }
+                "smtp_alert" => vi.smtp_alert = ctx.flag(e)?,
+                "debug" => {
+                    vi.debug = Some(match e.args.first() {
+                        None => 1,
+                        Some(_) => u8_of(ctx.int(e, 0, 4)?),
+                    })
+                }
+                "dont_track_primary" => vi.dont_track_primary = ctx.flag(e)?,
+                "mcast_src_ip" => vi.mcast_src_ip = Some(ctx.ip(e)?),
+                "lvs_sync_daemon_interface" => vi.lvs_sync_daemon_interface = Some(ctx.string(e)?),
+                _ => ctx.unknown(e, INSTANCE, INSTANCE_KNOWN, INSTANCE_IGNORED)?,
+            }
+        }
+        if !vrid_seen {
+            return Err(ConfigError::invalid(&n.loc, format!("vrrp_instance {} has no virtual_router_id", vi.name)));
+        }
+        // An instance-level garp_master_* without a lower_prio_* counterpart
+        // carries over, as the global keywords do.
+        if !lower_delay_set && global.vrrp_garp_lower_prio_delay.is_none() {
+            vi.garp.lower_prio_delay = vi.garp.master_delay;
+        }
+        if !lower_repeat_set && global.vrrp_garp_lower_prio_repeat.is_none() {
+            vi.garp.lower_prio_repeat = vi.garp.master_repeat;
+        }
+        if let Some(v) = vi.vmac.as_mut() {
+            v.xmit_base = xmit_base;
+        }
+        if let Some((raw, at)) = advert {
+            vi.advert_int = fix_advert_int(ctx, raw, vi.version, &at)?;
+        }
+        Ok(vi)
+    }
+}
+
+/// A typed `vrrp_script NAME { ... }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VrrpScript {
+    /// The script's name, referenced by `track_script`.
+    pub name: String,
+    /// Where `vrrp_script` is written.
+    pub location: Location,
+    /// `script`, required.
+    pub script: Script,
+    /// `interval`, default 1 s.
+    pub interval: Duration,
+    /// `timeout`; the interval when absent.
+    pub timeout: Option<Duration>,
+    /// `weight` (-253..=253), default 0 (a failure faults the instance).
+    pub weight: i32,
+    /// `weight W reverse`.
+    pub reverse: bool,
+    /// `rise`, default 1.
+    pub rise: u32,
+    /// `fall`, default 1.
+    pub fall: u32,
+    /// `user USER [GROUP]`.
+    pub user: Option<RunAs>,
+    /// `init_fail`: start in the failed state.
+    pub init_fail: bool,
+}
+
+impl VrrpScript {
+    pub(crate) fn from_node(ctx: &mut Ctx, n: &Node) -> Result<Self, ConfigError> {
+        let name = ctx.block_name(n)?;
+        let mut script = None;
+        let mut s = VrrpScript {
+            name,
+            location: n.loc.clone(),
+            script: Script { command: String::new(), argv: Vec::new() },
+            interval: Duration::from_secs(1),
+            timeout: None,
+            weight: 0,
+            reverse: false,
+            rise: 1,
+            fall: 1,
+            user: None,
+            init_fail: false,
+        };
+        for e in ctx.children(n)? {
+            match e.keyword.as_str() {
+                "script" => script = Some(ctx.script(e)?),
+                "interval" => s.interval = nonzero_timer(ctx, e)?,
+                "timeout" => s.timeout = Some(nonzero_timer(ctx, e)?),
+                "weight" => {
+                    if e.args.is_empty() {
+                        return Err(ConfigError::invalid(&e.loc, "missing value for 'weight'"));
+                    }
+                    let w = i32_of(int_arg(&e.args[0], "weight", -253, 253)?);
+                    s.weight = w;
+                    s.reverse = match e.args.get(1) {
+                        Some(r) if r.text == "reverse" => true,
+                        Some(r) => return Err(ConfigError::invalid(&r.loc, format!("expected 'reverse', got '{}'", r.text))),
+                        None => false,
+                    };
+                }
+                "rise" => s.rise = ctx.u32(e, 1, u32::MAX)?,
+                "fall" => s.fall = ctx.u32(e, 1, u32::MAX)?,
+                "user" => {
+                    let user = ctx.string_first(e)?;
+                    s.user = Some(RunAs { user, group: e.args.get(1).map(|a| a.text.clone()) });
+                }
+                "init_fail" => s.init_fail = ctx.flag(e)?,
+                _ => ctx.unknown(
+                    e,
+                    "vrrp_script",
+                    &["script", "interval", "timeout", "weight", "rise", "fall", "user", "init_fail"],
+                    &[],
+                )?,
+            }
+        }
+        s.script = script.ok_or_else(|| ConfigError::invalid(&n.loc, format!("vrrp_script {} has no 'script'", s.name)))?;
+        Ok(s)
+    }
+}
+
+fn nonzero_timer(ctx: &mut Ctx, e: &Node) -> Result<Duration, ConfigError> {
+    let d = ctx.timer(e)?;
+    if d.is_zero() {
+        return Err(ConfigError::invalid(&e.args[0].loc, format!("{} must be greater than 0", e.keyword)));
+    }
+    Ok(d)
+}
+
+/// `init_file [VALUE] [overwrite]` of a `vrrp_track_file`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitFile {
+    /// The value written when the file is created, default 0.
+    pub value: i64,
+    /// Write it even if the file exists.
+    pub overwrite: bool,
+}
+
+/// A typed `vrrp_track_file NAME { ... }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackFileDef {
+    /// The name, referenced by `track_file` and `FILE_CHECK`.
+    pub name: String,
+    /// Where `vrrp_track_file` is written.
+    pub location: Location,
+    /// `file PATH`, required.
+    pub file: String,
+    /// `weight` (-254..=254), default 1.
+    pub weight: i32,
+    /// `weight W reverse`.
+    pub reverse: bool,
+    /// `init_file`.
+    pub init_file: Option<InitFile>,
+}
+
+impl TrackFileDef {
+    pub(crate) fn from_node(ctx: &mut Ctx, n: &Node) -> Result<Self, ConfigError> {
+        let name = ctx.block_name(n)?;
+        let mut file = None;
+        let mut t = TrackFileDef { name, location: n.loc.clone(), file: String::new(), weight: 1, reverse: false, init_file: None };
+        for e in ctx.children(n)? {
+            match e.keyword.as_str() {
+                "file" => file = Some(ctx.string(e)?),
+                "weight" => {
+                    let mut shifted = e.clone();
+                    shifted.args.insert(0, Arg { text: "weight".into(), quoted: false, loc: e.loc.clone() });
+                    let (w, r) = weight_tail(ctx, &shifted, 0, -254, 254)?;
+                    t.weight = w.unwrap_or(1);
+                    t.reverse = r;
+                }
+                "init_file" => {
+                    let mut init = InitFile { value: 0, overwrite: false };
+                    for a in &e.args {
+                        if a.text == "overwrite" {
+                            init.overwrite = true;
+                        } else {
+                            init.value = int_arg(a, "init_file", i64::from(i32::MIN), i64::from(i32::MAX))?;
+                        }
+                    }
+                    t.init_file = Some(init);
+                }
+                _ => ctx.unknown(e, "vrrp_track_file", &["file", "weight", "init_file"], &[])?,
+            }
+        }
+        t.file = file.ok_or_else(|| ConfigError::invalid(&n.loc, format!("vrrp_track_file {} has no 'file'", t.name)))?;
+        Ok(t)
+    }
+}
+
+/// A typed `vrrp_sync_group NAME { ... }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncGroup {
+    /// The group name.
+    pub name: String,
+    /// Where `vrrp_sync_group` is written.
+    pub location: Location,
+    /// `group { ... }`: the member instances, with where each is named.
+    pub group: Vec<(String, Location)>,
+    /// Notify scripts.
+    pub notify: Notify,
+    /// `track_interface { ... }`.
+    pub track_interfaces: Vec<TrackInterface>,
+    /// `track_script { ... }`.
+    pub track_scripts: Vec<TrackRef>,
+    /// `track_file { ... }`.
+    pub track_files: Vec<TrackRef>,
+    /// `smtp_alert`.
+    pub smtp_alert: bool,
+    /// `nopreempt`.
+    pub nopreempt: bool,
+}
+
+impl SyncGroup {
+    pub(crate) fn from_node(ctx: &mut Ctx, n: &Node) -> Result<Self, ConfigError> {
+        let name = ctx.block_name(n)?;
+        let mut g = SyncGroup {
+            name,
+            location: n.loc.clone(),
+            group: Vec::new(),
+            notify: Notify::default(),
+            track_interfaces: Vec::new(),
+            track_scripts: Vec::new(),
+            track_files: Vec::new(),
+            smtp_alert: false,
+            nopreempt: false,
+        };
+        for e in ctx.children(n)? {
+            if g.notify.apply(ctx, e)? {
+                continue;
+            }
+            match e.keyword.as_str() {
+                "group" => {
+                    for m in ctx.children(e)? {
+                        g.group.push((m.keyword.clone(), m.loc.clone()));
+                        g.group.extend(m.args.iter().map(|a| (a.text.clone(), a.loc.clone())));
+                    }
+                }
+                "track_interface" => g.track_interfaces.extend(track_interfaces(ctx, e)?),
+                "track_script" => g.track_scripts.extend(track_refs(ctx, e)?),
+                "track_file" => g.track_files.extend(track_refs(ctx, e)?),
+                "smtp_alert" => g.smtp_alert = ctx.flag(e)?,
+                "nopreempt" => g.nopreempt = true,
+                _ => ctx.unknown(
+                    e,
+                    "vrrp_sync_group",
+                    &[
+                        "group", "notify", "notify_master", "notify_backup", "notify_fault", "notify_stop",
+                        "track_interface", "track_script", "track_file", "smtp_alert", "nopreempt",
+                    ],
+                    &["global_tracking", "sync_group_tracking_weight", "track_bfd", "track_process", "notify_priority_changes"],
+                )?,
+            }
+        }
+        if g.group.is_empty() {
+            return Err(ConfigError::invalid(&n.loc, format!("vrrp_sync_group {} has no 'group {{ ... }}' members", g.name)));
+        }
+        Ok(g)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parser::Loader;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    fn instance(body: &str) -> Result<(VrrpInstance, Ctx), ConfigError> {
+        let src = format!("vrrp_instance V {{\n{body}\n}}\n");
+        let nodes = Loader::new().load_str(Arc::from(Path::new("v.conf")), &src)?;
+        let mut ctx = Ctx::default();
+        let vi = VrrpInstance::from_node(&mut ctx, &nodes[0], &GlobalDefs::default())?;
+        Ok((vi, ctx))
+    }
+
+    #[test]
+    fn test_defaults() {
+        let (vi, ctx) = instance("virtual_router_id 7").expect("valid");
+        assert_eq!(vi.priority, 100);
+        assert_eq!(vi.state, VrrpState::Backup);
+        assert_eq!(vi.advert_int, Duration::from_secs(1));
+        assert_eq!(vi.version, VrrpVersion::V2);
+        assert!(vi.preempt && vi.accept);
+        assert_eq!(vi.garp.master_delay, Duration::from_secs(5));
+        assert_eq!(vi.garp.lower_prio_repeat, 5);
+        assert!(ctx.warnings.is_empty());
+    }
+
+    #[test]
+    fn test_vip_options() {
+        let (vi, _) = instance("virtual_router_id 7\nvirtual_ipaddress {\n10.0.0.1/24 brd 10.0.0.255 dev eth1 scope global label eth1:1\nfe80::1/64 no_track\n}")
+            .expect("valid");
+        let v = &vi.virtual_ipaddresses[0];
+        assert_eq!(v.prefix_len, 24);
+        assert_eq!(v.broadcast, Some(Ipv4Addr::new(10, 0, 0, 255)));
+        assert_eq!(v.dev.as_deref(), Some("eth1"));
+        assert_eq!(v.label.as_deref(), Some("eth1:1"));
+        assert!(vi.virtual_ipaddresses[1].no_track);
+        assert_eq!(vi.virtual_ipaddresses[1].prefix_len, 64);
+    }
+
+    #[test]
+    fn test_bad_prefix_located() {
+        let e = instance("virtual_router_id 7\nvirtual_ipaddress {\n    10.0.0.1/33\n}").expect_err("bad prefix");
+        assert_eq!(e.to_string(), "v.conf:4:5: invalid prefix length '/33' for 10.0.0.1 (0..=32)");
+    }
+
+    #[test]
+    fn test_advert_int_v3_fraction_and_v2_rounding() {
+        let (vi, ctx) = instance("virtual_router_id 7\nversion 3\nadvert_int 0.25").expect("valid");
+        assert_eq!(vi.advert_int, Duration::from_millis(250));
+        assert!(ctx.warnings.is_empty());
+        let (vi, ctx) = instance("virtual_router_id 7\nadvert_int 0.5").expect("valid");
+        assert_eq!(vi.advert_int, Duration::from_secs(1));
+        assert_eq!(ctx.warnings.len(), 1);
+        assert!(ctx.warnings[0].message.contains("whole seconds"));
+    }
+
+    #[test]
+    fn test_auth_pass_truncated() {
+        let (vi, ctx) = instance("virtual_router_id 7\nauthentication {\nauth_type PASS\nauth_pass 123456789\n}").expect("valid");
+        assert_eq!(vi.authentication.expect("auth").auth_pass, "12345678");
+        assert_eq!(ctx.warnings.len(), 1);
+    }
+
+    #[test]
+    fn test_missing_vrid() {
+        let e = instance("priority 10").expect_err("no vrid");
+        assert_eq!(e.location().line, 1);
+    }
+
+    #[test]
+    fn test_track_weights() {
+        let (vi, _) = instance("virtual_router_id 7\ntrack_interface {\neth0 weight -20\neth1\n}\ntrack_script {\nchk weight 5 reverse\n}")
+            .expect("valid");
+        assert_eq!(vi.track_interfaces[0].weight, -20);
+        assert_eq!(vi.track_interfaces[1].weight, 0);
+        assert_eq!(vi.track_scripts[0].weight, Some(5));
+        assert!(vi.track_scripts[0].reverse);
+    }
+}

@@ -1,0 +1,467 @@
+//! Raw IP sockets for VRRP (IP protocol 112), one per interface and family.
+//!
+//! Sending: the kernel builds the IP header. The source address is chosen
+//! per packet with an `IP_PKTINFO` / `IPV6_PKTINFO` control message in
+//! `sendmsg`, not with `bind()`: a raw socket bound to a local address only
+//! receives datagrams addressed to that address, which would lose the
+//! multicast adverts. The control message also names the interface.
+//! TTL / hop limit is 255 for unicast and multicast (RFC 5798 §5.1.1.3), the
+//! TOS / traffic class is 0xc0 (network control), as keepalived sends.
+//!
+//! Receiving: an IPv4 raw socket hands over the IP header with the data; its
+//! TTL, addresses and header length are read from it. An IPv6 raw socket
+//! delivers only the payload, so the hop limit comes from `IPV6_HOPLIMIT`
+//! and the destination and interface from `IPV6_PKTINFO`.
+//!
+//! A malformed datagram (truncated header, wrong protocol, longer than the
+//! caller's buffer) is not an error: it is logged at debug level and dropped.
+
+use std::io::IoSlice;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsFd, AsRawFd};
+
+use nix::sys::socket::{
+    sendmsg, setsockopt, sockopt, ControlMessage, MsgFlags, SockaddrIn, SockaddrIn6,
+};
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
+use tokio::io::unix::AsyncFd;
+
+use super::error::{NetError, Result};
+use super::sys;
+
+/// IP protocol number of VRRP.
+pub const IPPROTO_VRRP: i32 = 112;
+/// The IPv4 VRRP multicast group (RFC 5798 §5.1.1.2).
+pub const VRRP_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// The IPv6 VRRP multicast group (RFC 5798 §5.1.2.2).
+pub const VRRP_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+/// TTL / hop limit of every VRRP packet.
+pub const VRRP_TTL: u8 = 255;
+/// IPv4 TOS / IPv6 traffic class: DSCP CS6 (network control), as keepalived.
+pub const VRRP_TOS: u8 = 0xc0;
+
+/// Address family of a [`VrrpSocket`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4 (VRRPv2 or v3).
+    V4,
+    /// IPv6 (VRRPv3).
+    V6,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(addr: IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+}
+
+/// Where a received VRRP message came from; `&buf[offset..offset + len]`
+/// is the VRRP message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// IP source address.
+    pub src: IpAddr,
+    /// IP destination address (the multicast group, or ours for unicast).
+    pub dst: IpAddr,
+    /// IPv4 TTL or IPv6 hop limit; VRRP drops anything but 255.
+    pub ttl: u8,
+    /// Interface the packet arrived on.
+    pub ifindex: u32,
+    /// Start of the VRRP message in the caller's buffer.
+    pub offset: usize,
+    /// Length of the VRRP message.
+    pub len: usize,
+}
+
+/// A raw protocol-112 socket bound to one interface and one family.
+#[derive(Debug)]
+pub struct VrrpSocket {
+    fd: AsyncFd<Socket>,
+    ifindex: u32,
+    ifname: String,
+    family: Family,
+}
+
+impl VrrpSocket {
+    /// Opens the socket on interface `ifindex` / `ifname` and joins
+    /// `groups` (normally [`VRRP_GROUP_V4`] or [`VRRP_GROUP_V6`]; empty for
+    /// unicast-only peers). Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`NetError::Invalid`] when a group is not a multicast address of
+    /// `family`; [`NetError::Socket`] naming the option that failed (for
+    /// instance `SO_BINDTODEVICE` on an unknown interface).
+    pub fn open(ifindex: u32, ifname: &str, family: Family, groups: &[IpAddr]) -> Result<Self> {
+        for g in groups {
+            if Family::of(*g) != family || !g.is_multicast() {
+                return Err(NetError::Invalid {
+                    what: "multicast group",
+                    detail: format!("{g} for a {family:?} socket on {ifname}"),
+                });
+            }
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(NetError::Invalid {
+                what: "context",
+                detail: format!("VrrpSocket on {ifname} must be opened inside a tokio runtime"),
+            });
+        }
+        let err = |op: &str| {
+            let op = op.to_owned();
+            move |e| NetError::socket(op, ifname, e)
+        };
+        let domain = match family {
+            Family::V4 => Domain::IPV4,
+            Family::V6 => Domain::IPV6,
+        };
+        let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
+            .map_err(err("socket(SOCK_RAW, 112)"))?;
+        sock.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
+        sock.bind_device(Some(ifname.as_bytes()))
+            .map_err(err("SO_BINDTODEVICE"))?;
+        let ttl = u32::from(VRRP_TTL);
+        match family {
+            Family::V4 => {
+                sock.set_ttl(ttl).map_err(err("IP_TTL"))?;
+                sock.set_multicast_ttl_v4(ttl)
+                    .map_err(err("IP_MULTICAST_TTL"))?;
+                sock.set_multicast_loop_v4(false)
+                    .map_err(err("IP_MULTICAST_LOOP"))?;
+                sock.set_tos(u32::from(VRRP_TOS)).map_err(err("IP_TOS"))?;
+                setsockopt(&sock, sockopt::Ipv4PacketInfo, &true)
+                    .map_err(|e| NetError::socket("IP_PKTINFO", ifname, e.into()))?;
+                for g in groups {
+                    if let IpAddr::V4(g) = g {
+                        sock.join_multicast_v4_n(g, &InterfaceIndexOrAddress::Index(ifindex))
+                            .map_err(err(&format!("IP_ADD_MEMBERSHIP {g}")))?;
+                    }
+                }
+            }
+            Family::V6 => {
+                sock.set_unicast_hops_v6(ttl)
+                    .map_err(err("IPV6_UNICAST_HOPS"))?;
+                sock.set_multicast_hops_v6(ttl)
+                    .map_err(err("IPV6_MULTICAST_HOPS"))?;
+                sock.set_multicast_loop_v6(false)
+                    .map_err(err("IPV6_MULTICAST_LOOP"))?;
+                sock.set_multicast_if_v6(ifindex)
+                    .map_err(err("IPV6_MULTICAST_IF"))?;
+                sock.set_tclass_v6(u32::from(VRRP_TOS))
+                    .map_err(err("IPV6_TCLASS"))?;
+                sock.set_recv_hoplimit_v6(true)
+                    .map_err(err("IPV6_RECVHOPLIMIT"))?;
+                setsockopt(&sock, sockopt::Ipv6RecvPacketInfo, &true)
+                    .map_err(|e| NetError::socket("IPV6_RECVPKTINFO", ifname, e.into()))?;
+                for g in groups {
+                    if let IpAddr::V6(g) = g {
+                        sock.join_multicast_v6(g, ifindex)
+                            .map_err(err(&format!("IPV6_JOIN_GROUP {g}")))?;
+                    }
+                }
+            }
+        }
+        let fd = sys::async_socket(sock).map_err(err("register with tokio"))?;
+        Ok(VrrpSocket {
+            fd,
+            ifindex,
+            ifname: ifname.to_owned(),
+            family,
+        })
+    }
+
+    /// Interface index the socket is bound to.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Interface name the socket is bound to.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// Address family.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// Waits for the next well-formed VRRP datagram and returns where its
+    /// VRRP message sits in `buf`. Malformed datagrams are dropped.
+    ///
+    /// Cancel-safe: a datagram is either fully received or left queued.
+    pub async fn recv(&self, buf: &mut [u8]) -> Result<Received> {
+        loop {
+            let mut guard = self
+                .fd
+                .readable()
+                .await
+                .map_err(|e| NetError::socket("poll", &self.ifname, e))?;
+            let meta = match guard.try_io(|inner| sys::recvmsg(inner.get_ref().as_fd(), buf)) {
+                Ok(Ok(meta)) => meta,
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Ok(Err(e)) => return Err(NetError::socket("recvmsg", &self.ifname, e)),
+                Err(_would_block) => continue,
+            };
+            if meta.truncated {
+                tracing::debug!(
+                    ifname = %self.ifname,
+                    "dropping VRRP datagram longer than the {}-byte buffer",
+                    buf.len()
+                );
+                continue;
+            }
+            let parsed = match self.family {
+                Family::V4 => parse_v4(&buf[..meta.len], &meta, self.ifindex),
+                Family::V6 => parse_v6(&meta, self.ifindex),
+            };
+            match parsed {
+                Ok(r) => return Ok(r),
+                Err(why) => {
+                    tracing::debug!(ifname = %self.ifname, src = ?meta.src, "dropping datagram: {why}");
+                }
+            }
+        }
+    }
+
+    /// Sends one VRRP message from `src` to `dst` (the group or a unicast
+    /// peer). The kernel builds the IP header.
+    ///
+    /// # Errors
+    /// [`NetError::Invalid`] when an address is not of the socket's family;
+    /// [`NetError::Socket`] from `sendmsg`, e.g. `EINVAL` when `src` is not
+    /// an address of this host (or an IPv6 address still tentative), or
+    /// `EAGAIN` when the socket buffer is full.
+    pub fn send_to(&self, vrrp: &[u8], src: IpAddr, dst: IpAddr) -> Result<()> {
+        if Family::of(src) != self.family || Family::of(dst) != self.family {
+            return Err(NetError::Invalid {
+                what: "address family",
+                detail: format!(
+                    "{src} -> {dst} on the {:?} socket of {}",
+                    self.family, self.ifname
+                ),
+            });
+        }
+        let fd = self.fd.get_ref().as_raw_fd();
+        let iov = [IoSlice::new(vrrp)];
+        let res = match (src, dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: self.ifindex as libc::c_int,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from(src).to_be(),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
+                sendmsg(
+                    fd,
+                    &iov,
+                    &[ControlMessage::Ipv4PacketInfo(&info)],
+                    MsgFlags::MSG_DONTWAIT,
+                    Some(&to),
+                )
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: src.octets(),
+                    },
+                    ipi6_ifindex: self.ifindex,
+                };
+                let scope = if needs_scope(dst) { self.ifindex } else { 0 };
+                let to = SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, scope));
+                sendmsg(
+                    fd,
+                    &iov,
+                    &[ControlMessage::Ipv6PacketInfo(&info)],
+                    MsgFlags::MSG_DONTWAIT,
+                    Some(&to),
+                )
+            }
+            // Checked above.
+            _ => return Ok(()),
+        };
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => Err(NetError::socket(
+                format!("sendmsg {src} -> {dst}"),
+                &self.ifname,
+                e.into(),
+            )),
+        }
+    }
+}
+
+/// Link-local unicast and link/interface-local multicast need a scope id.
+fn needs_scope(a: Ipv6Addr) -> bool {
+    let s = a.segments()[0];
+    (s & 0xffc0) == 0xfe80 || (a.is_multicast() && (s & 0x000f) <= 2)
+}
+
+/// Reads the IPv4 header the raw socket hands over with the data.
+fn parse_v4(
+    pkt: &[u8],
+    meta: &sys::RecvMeta,
+    ifindex: u32,
+) -> std::result::Result<Received, String> {
+    if pkt.len() < 20 {
+        return Err(format!("{} bytes, shorter than an IPv4 header", pkt.len()));
+    }
+    if pkt[0] >> 4 != 4 {
+        return Err(format!("IP version {}", pkt[0] >> 4));
+    }
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([pkt[2], pkt[3]]));
+    if ihl < 20 || ihl > pkt.len() || total < ihl {
+        return Err(format!("bad IPv4 header length {ihl} / total {total}"));
+    }
+    if i32::from(pkt[9]) != IPPROTO_VRRP {
+        return Err(format!("IP protocol {}", pkt[9]));
+    }
+    let end = total.min(pkt.len());
+    let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+    let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
+    Ok(Received {
+        src: IpAddr::V4(src),
+        dst: IpAddr::V4(dst),
+        ttl: pkt[8],
+        ifindex: meta.pktinfo_v4.map_or(ifindex, |(i, _)| i),
+        offset: ihl,
+        len: end - ihl,
+    })
+}
+
+/// Collects what the IPv6 control messages said.
+fn parse_v6(meta: &sys::RecvMeta, ifindex: u32) -> std::result::Result<Received, String> {
+    let Some(SocketAddr::V6(src)) = meta.src else {
+        return Err(format!("no IPv6 source address ({:?})", meta.src));
+    };
+    let Some((pkt_ifindex, dst)) = meta.pktinfo_v6 else {
+        return Err("no IPV6_PKTINFO".into());
+    };
+    let Some(ttl) = meta.hop_limit else {
+        return Err("no IPV6_HOPLIMIT".into());
+    };
+    Ok(Received {
+        src: IpAddr::V6(*src.ip()),
+        dst: IpAddr::V6(dst),
+        ttl,
+        ifindex: if pkt_ifindex == 0 {
+            ifindex
+        } else {
+            pkt_ifindex
+        },
+        offset: 0,
+        len: meta.len,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // keepalived's advert from the fixture capture vrrpv2-advert.pcap.
+    const CAPTURE: &str =
+        "45c0002800020000ff70d02d0a630001e00000122101960100013e670a6300320000000000000000";
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn test_parse_v4_capture() {
+        let pkt = hex(CAPTURE);
+        let meta = sys::RecvMeta {
+            len: pkt.len(),
+            ..Default::default()
+        };
+        let r = parse_v4(&pkt, &meta, 7).unwrap();
+        assert_eq!(r.src, IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1)));
+        assert_eq!(r.dst, IpAddr::V4(VRRP_GROUP_V4));
+        assert_eq!(r.ttl, 255);
+        assert_eq!(r.ifindex, 7);
+        assert_eq!((r.offset, r.len), (20, 20));
+        assert_eq!(pkt[r.offset], 0x21);
+    }
+
+    #[test]
+    fn test_parse_v4_skips_options_and_padding() {
+        let mut pkt = hex(CAPTURE);
+        // IHL 6: a 4-byte option (NOP NOP NOP EOL) before the payload.
+        pkt[0] = 0x46;
+        pkt.splice(20..20, [1, 1, 1, 0]);
+        pkt[3] += 4;
+        // Ethernet-style trailing padding beyond the total length.
+        pkt.extend_from_slice(&[0; 6]);
+        let meta = sys::RecvMeta::default();
+        let r = parse_v4(&pkt, &meta, 1).unwrap();
+        assert_eq!((r.offset, r.len), (24, 20));
+        assert_eq!(pkt[r.offset], 0x21);
+    }
+
+    #[test]
+    fn test_parse_v4_rejects_garbage() {
+        let meta = sys::RecvMeta::default();
+        assert!(parse_v4(&[0x45; 10], &meta, 1).is_err());
+        let mut pkt = hex(CAPTURE);
+        pkt[0] = 0x65;
+        assert!(parse_v4(&pkt, &meta, 1).is_err());
+        let mut pkt = hex(CAPTURE);
+        pkt[0] = 0x4f; // IHL 60 > packet
+        assert!(parse_v4(&pkt, &meta, 1).is_err());
+        let mut pkt = hex(CAPTURE);
+        pkt[9] = 6;
+        assert!(parse_v4(&pkt, &meta, 1).is_err());
+        let mut pkt = hex(CAPTURE);
+        pkt[2] = 0;
+        pkt[3] = 8; // total < IHL
+        assert!(parse_v4(&pkt, &meta, 1).is_err());
+    }
+
+    #[test]
+    fn test_parse_v6_needs_control_messages() {
+        let src: SocketAddrV6 = "[fe80::1%3]:0".parse().unwrap();
+        let mut meta = sys::RecvMeta {
+            len: 20,
+            src: Some(SocketAddr::V6(src)),
+            ..Default::default()
+        };
+        assert!(parse_v6(&meta, 3).is_err());
+        meta.pktinfo_v6 = Some((3, VRRP_GROUP_V6));
+        assert!(parse_v6(&meta, 3).is_err());
+        meta.hop_limit = Some(255);
+        let r = parse_v6(&meta, 3).unwrap();
+        assert_eq!(r.src, IpAddr::V6(*src.ip()));
+        assert_eq!(r.dst, IpAddr::V6(VRRP_GROUP_V6));
+        assert_eq!((r.ttl, r.ifindex, r.offset, r.len), (255, 3, 0, 20));
+    }
+
+    #[test]
+    fn test_needs_scope() {
+        assert!(needs_scope("fe80::1".parse().unwrap()));
+        assert!(needs_scope(VRRP_GROUP_V6));
+        assert!(!needs_scope("2001:db8::1".parse().unwrap()));
+        assert!(!needs_scope("ff05::12".parse().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn test_open_rejects_bad_groups() {
+        let e = VrrpSocket::open(
+            1,
+            "lo",
+            Family::V4,
+            &[IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))],
+        )
+        .unwrap_err();
+        assert!(matches!(e, NetError::Invalid { .. }));
+        assert!(e.to_string().contains("10.0.0.1"));
+        let e = VrrpSocket::open(1, "lo", Family::V6, &[IpAddr::V4(VRRP_GROUP_V4)]).unwrap_err();
+        assert!(e.to_string().contains("on lo"));
+    }
+}
