@@ -1,0 +1,3 @@
+//! The daemon: runs hav-core instances on real sockets.
+
+pub mod engine;
