@@ -95,7 +95,7 @@ pub const IPPROTO_SCTP: u8 = 132;
 /// Identity of a destination within a service: address and port, as the
 /// kernel's `ip_vs_lookup_dest` compares them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+// No defmt::Format: defmt has no impl for core::net addresses.
 pub struct DestId {
     /// Real server address.
     pub addr: IpAddr,
@@ -165,7 +165,7 @@ impl Dest {
 
 /// The packet being scheduled: the first packet of a new connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+// No defmt::Format: defmt has no impl for core::net addresses.
 pub struct ConnKey {
     /// IP protocol number ([`IPPROTO_TCP`], [`IPPROTO_UDP`], [`IPPROTO_SCTP`], ...).
     pub protocol: u8,
@@ -197,7 +197,7 @@ impl ConnKey {
 /// What changed in the destination list; the argument of
 /// [`Schedule::handle_change`]. Indices are positions in kernel order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+// No defmt::Format: defmt has no impl for core::net addresses.
 pub enum DestChange {
     /// A destination was added; it is at `index` (0 in kernel order).
     Added {
