@@ -252,6 +252,9 @@ pub enum Violation {
 
 /// Steps allowed at one simulated instant before a run counts as a storm.
 pub const STORM: u32 = 100_000;
+/// Steps allowed in one run (packets plus timers) before it counts as a
+/// storm: a healthy run of the longest scenario takes far fewer.
+pub const BUDGET: u64 = 2_000_000;
 
 struct Router {
     inst: Option<Instance>,
@@ -278,6 +281,7 @@ pub struct Sim {
     loss: u8,
     wire: BinaryHeap<Reverse<Packet>>,
     seq: u64,
+    steps: u64,
     /// Human-readable trace of everything that happened.
     pub trace: String,
 }
@@ -307,6 +311,7 @@ impl Sim {
             loss: 0,
             wire: BinaryHeap::new(),
             seq: 0,
+            steps: 0,
             rng,
             now: Instant::ZERO,
             sc,
@@ -458,7 +463,8 @@ impl Sim {
                 break;
             }
             same_instant = if next == self.now { same_instant + 1 } else { 0 };
-            if same_instant > STORM {
+            self.steps += 1;
+            if same_instant > STORM || self.steps > BUDGET {
                 return false;
             }
             self.now = next;

@@ -21,6 +21,10 @@ fn random_schedules_keep_the_promises() {
                 eprintln!("{}", sim.trace);
             }
             failed.push((seed, v));
+            // A broken core can fail every schedule slowly; five are enough.
+            if failed.len() >= 5 {
+                break;
+            }
         }
     }
     assert!(
