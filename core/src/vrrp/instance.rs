@@ -500,14 +500,7 @@ impl Instance {
         } else if self.priority == 255 {
             self.become_master(now, reason, out);
         } else {
-            let mai = self.config.adver_int;
-            let master_down_at = now + self.master_down_interval(mai);
-            self.master_addr = None;
-            self.set_phase(
-                Phase::Backup { master_down_at, master_adver_int: mai, preempt_at: None, master_left: false },
-                reason,
-                out,
-            );
+            self.enter_backup(now, reason, out);
         }
     }
 
@@ -651,6 +644,11 @@ impl Instance {
             self.send_advert(0, out);
         }
         push(out, Action::RemoveVips);
+        self.enter_backup(now, reason, out);
+    }
+
+    // Backup with no known master, waiting Master_Down_Interval for one.
+    fn enter_backup(&mut self, now: Instant, reason: Reason, out: &mut Actions) {
         let mai = self.config.adver_int;
         let master_down_at = now + self.master_down_interval(mai);
         self.master_addr = None;
