@@ -464,7 +464,7 @@ fn test_macvlan_vmac() {
         assert!(nl.link_by_index(index).unwrap().up);
         let get = |k: &str| std::fs::read_to_string(format!("/proc/sys/net/{k}")).unwrap();
         assert_eq!(get("ipv4/conf/eth0/arp_ignore").trim(), "1");
-        assert_eq!(get("ipv4/conf/eth0/arp_announce").trim(), "1");
+        assert_eq!(get("ipv4/conf/eth0/arp_announce").trim(), "2");
         assert_eq!(get("ipv6/conf/vrrp.42/accept_dad").trim(), "0");
         guard.restore().unwrap();
         assert_eq!(get("ipv4/conf/eth0/arp_ignore").trim(), "0");

@@ -166,16 +166,10 @@ const IGNORED: &[&str] = &[
     "vrrp_garp_extra_if", "vrrp_gna_extra_if",
 ];
 
-/// Keywords that are typed but that hav does not act on yet: kept, and a warning says so.
-const TYPED_BUT_IGNORED: &[&str] = &["vrrp_skip_check_adv_addr", "vrrp_garp_interval", "vrrp_gna_interval"];
-
 impl GlobalDefs {
     /// Applies the statements of one `global_defs` block (several blocks merge).
     pub(crate) fn apply(&mut self, ctx: &mut Ctx, nodes: &[Node]) -> Result<(), ConfigError> {
         for n in nodes {
-            if TYPED_BUT_IGNORED.contains(&n.keyword.as_str()) {
-                ctx.ignored(n, BLOCK);
-            }
             match n.keyword.as_str() {
                 "router_id" | "lvs_id" => self.router_id = Some(ctx.string(n)?),
                 "notification_email" => {

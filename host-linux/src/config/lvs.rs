@@ -9,7 +9,7 @@ use super::parser::{Arg, Node};
 use super::value::{int_arg, ip_arg, port_arg, Ctx, Script};
 
 /// What a virtual server is keyed on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum VirtualServerKey {
     /// `virtual_server IP PORT`.
     Addr(SocketAddr),
@@ -45,7 +45,7 @@ pub enum LbKind {
 }
 
 /// `protocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
     /// TCP (default).
     Tcp,

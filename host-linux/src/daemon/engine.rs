@@ -55,6 +55,8 @@ impl Engine {
 
     /// Adds an instance; returns its index, or `None` when another instance
     /// already uses the same interface, family and VRID.
+    /// The instance's timer is armed from its current `poll_at`, so a running
+    /// instance moved in from another engine (a reload) keeps its deadlines.
     pub fn add(&mut self, name: String, key: VrKey, inst: Instance) -> Option<usize> {
         if self.by_key.contains_key(&key) {
             return None;
@@ -63,7 +65,13 @@ impl Engine {
         self.slots.push(Slot { name, key, group: None, armed: None });
         self.insts.push(inst);
         self.by_key.insert(key, idx);
+        self.rearm(idx);
         Some(idx)
+    }
+
+    /// Takes the instances out, in index order (for a reload).
+    pub fn into_instances(self) -> Vec<Instance> {
+        self.insts
     }
 
     /// Adds a sync group of instance indexes; returns its index.

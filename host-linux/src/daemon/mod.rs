@@ -1,3 +1,10 @@
 //! The daemon: runs hav-core instances on real sockets.
 
+pub mod control;
 pub mod engine;
+pub mod metrics;
+pub mod notify;
+pub mod plan;
+pub mod proc;
+pub mod run;
+pub mod track;

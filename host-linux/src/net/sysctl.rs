@@ -97,11 +97,13 @@ impl SysctlGuard {
 
     /// Prepares the parent link of a VMAC: `arp_ignore=1` (answer ARP only
     /// for addresses of the receiving interface, so the VIP on the macvlan
-    /// is answered only with the virtual MAC) and `arp_announce=1` (do not
-    /// announce the VIP as ARP source from the parent).
+    /// is answered only with the virtual MAC) and `arp_announce=2` (ARP
+    /// requests from the parent always carry the parent's own address: a
+    /// request with the VIP as sender would teach its neighbours the parent's
+    /// MAC for the VIP).
     pub fn prepare_vmac_parent(&mut self, parent: &str) -> Result<()> {
         self.set(&ipv4_conf(parent, "arp_ignore")?, "1")?;
-        self.set(&ipv4_conf(parent, "arp_announce")?, "1")
+        self.set(&ipv4_conf(parent, "arp_announce")?, "2")
     }
 
     /// Prepares a VMAC macvlan before it goes up: `arp_ignore=1` and

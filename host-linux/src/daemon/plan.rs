@@ -1,0 +1,398 @@
+//! From the typed config to what the daemon runs: one [`InstancePlan`] per
+//! `vrrp_instance`, with interfaces resolved and hav-core's
+//! [`InstanceConfig`] built. Pure apart from the interface lookup, which the
+//! caller supplies, so it is tested without a network.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use hav_core::vrrp::{GarpConfig, InstanceConfig, MAX_PEERS, MAX_VIPS};
+use hav_core::wire::{VrrpAuth, VrrpVersion as WireVersion};
+use hav_core::Duration as CoreDuration;
+
+use super::engine::VrKey;
+use crate::config::error::Location;
+use crate::config::vrrp::{AuthType, Notify, VrrpInstance, VrrpVersion};
+use crate::config::{Config, Warning};
+use crate::net::netlink::AddrSpec;
+
+/// What the daemon needs to know about one interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfaceInfo {
+    /// Interface index.
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// Hardware address.
+    pub mac: [u8; 6],
+    /// Running (up with carrier).
+    pub up: bool,
+    /// Its addresses, in kernel order.
+    pub addrs: Vec<IpAddr>,
+}
+
+/// A tracked object, shared by every instance that tracks it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TrackObj {
+    /// `track_interface NAME`.
+    Interface(String),
+    /// `track_script NAME` (a `vrrp_script`).
+    Script(String),
+    /// `track_file NAME` (a `vrrp_track_file`).
+    File(String),
+}
+
+/// One tracked object of an instance, with the weight that applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackUse {
+    /// The object.
+    pub obj: TrackObj,
+    /// keepalived's weight (0: down means FAULT).
+    pub weight: i16,
+    /// `reverse`.
+    pub reverse: bool,
+}
+
+/// A virtual address to install, and on which interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipPlan {
+    /// The address and its attributes.
+    pub spec: AddrSpec,
+    /// The interface name (`dev`, or the instance's interface or VMAC).
+    pub dev: String,
+}
+
+/// `use_vmac`: the macvlan to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmacPlan {
+    /// Its name (`vrrp.VRID` by default).
+    pub name: String,
+    /// Its MAC, 00-00-5E-00-01-VRID (or 02-VRID for IPv6).
+    pub mac: [u8; 6],
+    /// Send adverts from the base interface instead.
+    pub xmit_base: bool,
+}
+
+/// Everything the daemon runs for one `vrrp_instance`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstancePlan {
+    /// The instance name.
+    pub name: String,
+    /// Where it is written.
+    pub location: Location,
+    /// Where its adverts arrive (the base interface).
+    pub key: VrKey,
+    /// The base interface.
+    pub iface: IfaceInfo,
+    /// The election config.
+    pub core: InstanceConfig,
+    /// Addresses installed while master: carried ones, then excluded ones.
+    pub vips: Vec<VipPlan>,
+    /// The VMAC, if any.
+    pub vmac: Option<VmacPlan>,
+    /// Tracked objects.
+    pub tracks: Vec<TrackUse>,
+    /// Notify scripts.
+    pub notify: Notify,
+    /// `smtp_alert`.
+    pub smtp_alert: bool,
+    /// Instances named `state MASTER` (logged; the election decides).
+    pub want_master: bool,
+}
+
+impl InstancePlan {
+    /// The interface adverts are sent from.
+    pub fn xmit_iface(&self) -> &str {
+        match &self.vmac {
+            Some(v) if !v.xmit_base => &v.name,
+            _ => &self.iface.name,
+        }
+    }
+
+    /// Whether the election parameters and addresses are the same as `other`'s: an unchanged
+    /// instance keeps its state over a reload.
+    pub fn same_election(&self, other: &InstancePlan) -> bool {
+        self.name == other.name
+            && self.key == other.key
+            && self.core == other.core
+            && self.vips == other.vips
+            && self.vmac == other.vmac
+            && self.tracks == other.tracks
+    }
+}
+
+/// The error of a plan: the config is valid, but cannot run on this host.
+#[derive(Debug, thiserror::Error)]
+#[error("{at}: vrrp_instance {name}: {message}")]
+pub struct PlanError {
+    /// Where the instance is written.
+    pub at: Location,
+    /// The instance.
+    pub name: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The VMAC of a VRID (RFC 5798 section 7.3).
+pub fn vmac_of(vrid: u8, ipv6: bool) -> [u8; 6] {
+    hav_core::wire::vmac(vrid, ipv6)
+}
+
+fn to_core_duration(d: std::time::Duration) -> CoreDuration {
+    CoreDuration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+fn clamp_u8(v: u32) -> u8 {
+    u8::try_from(v).unwrap_or(u8::MAX)
+}
+
+fn clamp_weight(w: i32) -> i16 {
+    i16::try_from(w.clamp(-254, 254)).unwrap_or(0)
+}
+
+/// Builds the plans of every instance in `config`. `lookup` resolves an interface name.
+/// Warnings (VIPs moved out of the advert, ...) are appended to `warnings`.
+pub fn plan(
+    config: &Config,
+    lookup: &mut dyn FnMut(&str) -> Option<IfaceInfo>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<InstancePlan>, PlanError> {
+    let mut out = Vec::with_capacity(config.vrrp_instances.len());
+    let mut seen: HashMap<VrKey, &str> = HashMap::new();
+    for inst in &config.vrrp_instances {
+        let p = plan_one(config, inst, lookup, warnings)?;
+        if let Some(other) = seen.insert(p.key, &inst.name) {
+            return Err(err(
+                inst,
+                format!(
+                    "virtual_router_id {} on {} is already used by vrrp_instance {other}",
+                    p.core.vrid, p.iface.name
+                ),
+            ));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+fn err(inst: &VrrpInstance, message: String) -> PlanError {
+    PlanError { at: inst.location.clone(), name: inst.name.clone(), message }
+}
+
+fn plan_one(
+    config: &Config,
+    inst: &VrrpInstance,
+    lookup: &mut dyn FnMut(&str) -> Option<IfaceInfo>,
+    warnings: &mut Vec<Warning>,
+) -> Result<InstancePlan, PlanError> {
+    let ifname = inst
+        .interface
+        .as_deref()
+        .ok_or_else(|| err(inst, "no interface given".into()))?;
+    let iface = lookup(ifname).ok_or_else(|| err(inst, format!("interface '{ifname}' not found")))?;
+    let Some(first) = inst.virtual_ipaddresses.first() else {
+        return Err(err(inst, "no virtual_ipaddress".into()));
+    };
+    let ipv6 = first.address.is_ipv6();
+    let version = match inst.version {
+        VrrpVersion::V2 if ipv6 => {
+            warnings.push(Warning {
+                location: inst.location.clone(),
+                message: format!("vrrp_instance {}: IPv6 needs VRRPv3, using version 3", inst.name),
+            });
+            WireVersion::V3
+        }
+        VrrpVersion::V2 => WireVersion::V2,
+        VrrpVersion::V3 => WireVersion::V3,
+    };
+
+    let src = match inst.unicast_src_ip.or(inst.mcast_src_ip) {
+        Some(a) => a,
+        None => primary_addr(&iface, ipv6).ok_or_else(|| {
+            err(
+                inst,
+                format!(
+                    "interface {} has no {} address to send adverts from",
+                    iface.name,
+                    if ipv6 { "link-local IPv6" } else { "IPv4" }
+                ),
+            )
+        })?,
+    };
+
+    let mut core = InstanceConfig::new(inst.virtual_router_id, src);
+    core.version = version;
+    core.priority = inst.priority;
+    core.adver_int = to_core_duration(inst.advert_int);
+    if version == WireVersion::V2 {
+        let secs = core.adver_int.total_micros().div_ceil(1_000_000).max(1);
+        core.adver_int = CoreDuration::from_secs(secs);
+    } else {
+        let cs = core.adver_int.total_micros().div_ceil(10_000).clamp(1, 4095);
+        core.adver_int = CoreDuration::from_centis(cs);
+    }
+    core.preempt = inst.preempt;
+    core.preempt_delay = to_core_duration(inst.preempt_delay);
+    core.accept = inst.accept;
+    core.auth = match (&inst.authentication, version) {
+        (Some(a), WireVersion::V2) if a.auth_type == AuthType::Pass => {
+            let mut pass = [0u8; 8];
+            for (d, s) in pass.iter_mut().zip(a.auth_pass.bytes()) {
+                *d = s;
+            }
+            VrrpAuth::Simple(pass)
+        }
+        (Some(a), WireVersion::V2) if a.auth_type == AuthType::Ah => {
+            return Err(err(inst, "auth_type AH is not supported (RFC 5798 removed it); use PASS or none".into()));
+        }
+        (Some(_), _) => {
+            warnings.push(Warning {
+                location: inst.location.clone(),
+                message: format!("vrrp_instance {}: VRRPv3 has no authentication; ignored", inst.name),
+            });
+            VrrpAuth::None
+        }
+        (None, _) => VrrpAuth::None,
+    };
+    core.mcast_group = if ipv6 {
+        config.global.vrrp_mcast_group6.into()
+    } else {
+        config.global.vrrp_mcast_group4.into()
+    };
+    core.check_unicast_src = config.global.vrrp_check_unicast_src || !inst.unicast_peers.is_empty();
+    core.check_adv_addr = !config.global.vrrp_skip_check_adv_addr;
+    for peer in &inst.unicast_peers {
+        if peer.is_ipv6() != ipv6 {
+            return Err(err(inst, format!("unicast_peer {peer} is not of the instance's address family")));
+        }
+        if core.peers.push(*peer).is_err() {
+            return Err(err(inst, format!("more than {MAX_PEERS} unicast peers")));
+        }
+    }
+    core.garp = GarpConfig {
+        master_delay: to_core_duration(inst.garp.master_delay),
+        master_repeat: clamp_u8(inst.garp.master_repeat),
+        master_refresh: inst.garp.master_refresh.map(to_core_duration).unwrap_or(CoreDuration::ZERO),
+        master_refresh_repeat: clamp_u8(inst.garp.master_refresh_repeat),
+        lower_prio_delay: to_core_duration(inst.garp.lower_prio_delay),
+        lower_prio_repeat: clamp_u8(inst.garp.lower_prio_repeat),
+    };
+
+    let vmac = inst.vmac.as_ref().map(|v| VmacPlan {
+        name: v.name.clone().unwrap_or_else(|| format!("vrrp.{}", inst.virtual_router_id)),
+        mac: vmac_of(inst.virtual_router_id, ipv6),
+        xmit_base: v.xmit_base,
+    });
+    let vip_dev = vmac.as_ref().map(|v| v.name.clone()).unwrap_or_else(|| iface.name.clone());
+
+    let mut vips = Vec::new();
+    let mut excluded = Vec::new();
+    for v in &inst.virtual_ipaddresses {
+        let spec = addr_spec(v);
+        let dev = v.dev.clone().unwrap_or_else(|| vip_dev.clone());
+        if v.address.is_ipv6() != ipv6 || core.vips.len() == MAX_VIPS {
+            warnings.push(Warning {
+                location: v.location.clone(),
+                message: format!(
+                    "vrrp_instance {}: {} is not carried in adverts ({})",
+                    inst.name,
+                    v.address,
+                    if v.address.is_ipv6() != ipv6 { "other address family" } else { "too many addresses" }
+                ),
+            });
+            excluded.push(VipPlan { spec, dev });
+            continue;
+        }
+        if !core.vips.contains(&v.address) {
+            let _ = core.vips.push(v.address);
+        }
+        vips.push(VipPlan { spec, dev });
+    }
+    for v in &inst.virtual_ipaddresses_excluded {
+        let dev = v.dev.clone().unwrap_or_else(|| vip_dev.clone());
+        excluded.push(VipPlan { spec: addr_spec(v), dev });
+    }
+    vips.extend(excluded);
+
+    core.validate()
+        .map_err(|e| err(inst, format!("invalid election parameters: {e:?}")))?;
+
+    let mut tracks = Vec::new();
+    let mut push_track = |t: TrackUse| {
+        if !tracks.iter().any(|u: &TrackUse| u.obj == t.obj) {
+            tracks.push(t);
+        }
+    };
+    for ti in &inst.track_interfaces {
+        push_track(TrackUse { obj: TrackObj::Interface(ti.name.clone()), weight: clamp_weight(ti.weight), reverse: ti.reverse });
+    }
+    let groups = config.vrrp_sync_groups.iter().filter(|g| g.group.iter().any(|(n, _)| *n == inst.name));
+    let group_tracks: Vec<_> = groups.collect();
+    for ts in inst.track_scripts.iter().chain(group_tracks.iter().flat_map(|g| g.track_scripts.iter())) {
+        let script = config
+            .script(&ts.name)
+            .ok_or_else(|| err(inst, format!("track_script {} names no vrrp_script", ts.name)))?;
+        push_track(TrackUse {
+            obj: TrackObj::Script(ts.name.clone()),
+            weight: clamp_weight(ts.weight.unwrap_or(script.weight)),
+            reverse: ts.reverse || script.reverse,
+        });
+    }
+    for tf in inst.track_files.iter().chain(group_tracks.iter().flat_map(|g| g.track_files.iter())) {
+        let file = config
+            .vrrp_track_files
+            .iter()
+            .find(|f| f.name == tf.name)
+            .ok_or_else(|| err(inst, format!("track_file {} names no vrrp_track_file", tf.name)))?;
+        push_track(TrackUse {
+            obj: TrackObj::File(tf.name.clone()),
+            weight: clamp_weight(tf.weight.unwrap_or(file.weight)),
+            reverse: tf.reverse || file.reverse,
+        });
+    }
+    for g in &group_tracks {
+        for ti in &g.track_interfaces {
+            push_track(TrackUse { obj: TrackObj::Interface(ti.name.clone()), weight: clamp_weight(ti.weight), reverse: ti.reverse });
+        }
+    }
+    if tracks.len() > hav_core::vrrp::MAX_TRACKED {
+        return Err(err(inst, format!("more than {} tracked objects", hav_core::vrrp::MAX_TRACKED)));
+    }
+
+    Ok(InstancePlan {
+        name: inst.name.clone(),
+        location: inst.location.clone(),
+        key: VrKey { ifindex: iface.index, ipv6, vrid: inst.virtual_router_id },
+        iface,
+        core,
+        vips,
+        vmac,
+        tracks,
+        notify: inst.notify.clone(),
+        smtp_alert: inst.smtp_alert || group_tracks.iter().any(|g| g.smtp_alert),
+        want_master: inst.state == crate::config::vrrp::VrrpState::Master,
+    })
+}
+
+fn primary_addr(iface: &IfaceInfo, ipv6: bool) -> Option<IpAddr> {
+    iface.addrs.iter().copied().find(|a| match a {
+        IpAddr::V4(_) => !ipv6,
+        IpAddr::V6(v6) => ipv6 && (v6.segments()[0] & 0xffc0) == 0xfe80,
+    })
+}
+
+fn addr_spec(v: &crate::config::vrrp::VirtualIp) -> AddrSpec {
+    let mut spec = AddrSpec::new(v.address, v.prefix_len);
+    spec.broadcast = v.broadcast;
+    spec.label = v.label.clone();
+    spec.scope = match v.scope.as_deref() {
+        None | Some("global") | Some("universe") => libc::RT_SCOPE_UNIVERSE,
+        Some("site") => libc::RT_SCOPE_SITE,
+        Some("link") => libc::RT_SCOPE_LINK,
+        Some("host") => libc::RT_SCOPE_HOST,
+        Some("nowhere") => libc::RT_SCOPE_NOWHERE,
+        Some(n) => n.parse().unwrap_or(libc::RT_SCOPE_UNIVERSE),
+    };
+    spec.nodad = v.address.is_ipv6();
+    spec
+}

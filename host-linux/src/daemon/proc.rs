@@ -1,0 +1,112 @@
+//! Running external programs (vrrp_script, notify scripts) as keepalived does: as the script
+//! user, in their own process group, killed when they outlive their timeout.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::{Gid, Group, Pid, Uid, User};
+use tokio::process::Command;
+
+use crate::config::value::RunAs;
+use crate::config::{Config, Script};
+
+/// The user and group a script runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Creds {
+    /// User id.
+    pub uid: Uid,
+    /// Group id.
+    pub gid: Gid,
+}
+
+/// Resolves `user [group]`.
+pub fn resolve(run_as: &RunAs) -> Result<Creds, String> {
+    let user = User::from_name(&run_as.user)
+        .map_err(|e| format!("looking up user {}: {e}", run_as.user))?
+        .ok_or_else(|| format!("unknown user '{}'", run_as.user))?;
+    let gid = match &run_as.group {
+        Some(g) => {
+            Group::from_name(g)
+                .map_err(|e| format!("looking up group {g}: {e}"))?
+                .ok_or_else(|| format!("unknown group '{g}'"))?
+                .gid
+        }
+        None => user.gid,
+    };
+    Ok(Creds { uid: user.uid, gid })
+}
+
+/// The default script user: `global_defs script_user`, else `keepalived_script` when that user
+/// exists, else the daemon's own user.
+pub fn default_creds(config: &Config) -> Result<Option<Creds>, String> {
+    if let Some(r) = &config.global.script_user {
+        return resolve(r).map(Some);
+    }
+    match User::from_name("keepalived_script") {
+        Ok(Some(u)) => Ok(Some(Creds { uid: u.uid, gid: u.gid })),
+        _ => Ok(None),
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exited with this code.
+    Exited(i32),
+    /// Killed by a signal it did not ask for.
+    Signaled(i32),
+    /// Outlived its timeout and was killed.
+    TimedOut,
+    /// Could not be started.
+    SpawnFailed(String),
+}
+
+impl Outcome {
+    /// Exit code 0.
+    pub fn success(&self) -> bool {
+        *self == Outcome::Exited(0)
+    }
+}
+
+/// Runs `script` with `extra` arguments appended, as `creds`, killing its whole process group
+/// after `timeout`.
+pub async fn run(script: &Script, extra: &[String], creds: Option<Creds>, timeout: Duration) -> Outcome {
+    let Some((prog, args)) = script.argv.split_first() else {
+        return Outcome::SpawnFailed("empty command".into());
+    };
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(c) = creds {
+        cmd.uid(c.uid.as_raw()).gid(c.gid.as_raw());
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Outcome::SpawnFailed(format!("{prog}: {e}")),
+    };
+    let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => {
+            use std::os::unix::process::ExitStatusExt;
+            match (status.code(), status.signal()) {
+                (Some(c), _) => Outcome::Exited(c),
+                (None, Some(s)) => Outcome::Signaled(s),
+                (None, None) => Outcome::Exited(-1),
+            }
+        }
+        Ok(Err(e)) => Outcome::SpawnFailed(format!("{prog}: waiting: {e}")),
+        Err(_) => {
+            if let Some(pg) = pgid {
+                let _ = killpg(pg, Signal::SIGKILL);
+            }
+            let _ = child.wait().await;
+            Outcome::TimedOut
+        }
+    }
+}

@@ -1,0 +1,837 @@
+//! The daemon loop: sockets, link events, tracked objects and the control socket become
+//! hav-core inputs; the actions that come back become adverts, addresses, gratuitous ARP / NA
+//! and notifications.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use hav_core::vrrp::{Action, Advert, AdminMode, Input, Instance, State, TrackId, TrackStatus, Tracked};
+use hav_core::wire::{VrrpPacket, VrrpRepr};
+use serde_json::json;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::control::{self, Envelope};
+use super::engine::{Engine, Tagged};
+use super::notify::{Kind, Notifier};
+use super::plan::{self, IfaceInfo, InstancePlan, TrackObj};
+use super::proc::{self, Creds};
+use super::track::{self, TrackEvent};
+use crate::config::{self, Config};
+use crate::net::{Family, LinkEvent, LinkWatcher, Netlink, NetError, PacketSocket, Received, SysctlGuard, VrrpSocket};
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The config file (re-read on SIGHUP / reload).
+    pub config: PathBuf,
+    /// The control socket path.
+    pub control: PathBuf,
+    /// The PID file path.
+    pub pid_file: PathBuf,
+    /// Serve metrics here.
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+struct Packet {
+    buf: Vec<u8>,
+    rx: Received,
+}
+
+/// A receive socket and the task reading it.
+struct RxSock {
+    sock: Arc<VrrpSocket>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for RxSock {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+struct Daemon {
+    opts: RunOptions,
+    config: Config,
+    plans: Vec<InstancePlan>,
+    engine: Engine,
+    netlink: Netlink,
+    start: std::time::Instant,
+    // (interface name, ipv6) -> socket; receive tasks only on base interfaces.
+    socks: HashMap<(String, bool), RxSock>,
+    packets: HashMap<String, PacketSocket>,
+    pkt_tx: mpsc::Sender<Packet>,
+    track_tx: mpsc::Sender<TrackEvent>,
+    track_ids: HashMap<TrackObj, TrackId>,
+    track_status: HashMap<TrackObj, TrackStatus>,
+    track_tasks: HashMap<TrackObj, (JoinHandle<()>, String)>,
+    creds: Option<Creds>,
+    notifier: Notifier,
+    group_state: HashMap<String, State>,
+    held: Vec<bool>,
+    vmacs: Vec<String>,
+    sysctl: SysctlGuard,
+    send_errors: u64,
+    metrics: Option<super::metrics::Shared>,
+}
+
+/// Runs the daemon until SIGTERM / SIGINT. Call inside a tokio runtime.
+pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()> {
+    let netlink = Netlink::new().context("opening rtnetlink")?;
+    let (pkt_tx, mut pkt_rx) = mpsc::channel::<Packet>(1024);
+    let (track_tx, mut track_rx) = mpsc::channel::<TrackEvent>(256);
+    let (ctl_tx, mut ctl_rx) = mpsc::channel::<Envelope>(16);
+    let creds = proc::default_creds(&loaded.config).map_err(anyhow::Error::msg)?;
+    let notifier = Notifier::new(&loaded.config, creds);
+    let mut d = Daemon {
+        opts: opts.clone(),
+        config: Config::default(),
+        plans: Vec::new(),
+        engine: Engine::new(),
+        netlink,
+        start: std::time::Instant::now(),
+        socks: HashMap::new(),
+        packets: HashMap::new(),
+        pkt_tx,
+        track_tx,
+        track_ids: HashMap::new(),
+        track_status: HashMap::new(),
+        track_tasks: HashMap::new(),
+        creds,
+        notifier,
+        group_state: HashMap::new(),
+        held: Vec::new(),
+        vmacs: Vec::new(),
+        sysctl: SysctlGuard::new(),
+        send_errors: 0,
+        metrics: None,
+    };
+    let mut watcher = LinkWatcher::new().context("watching links")?;
+    let _ctl = control::serve(&opts.control, ctl_tx)
+        .with_context(|| format!("control socket {}", opts.control.display()))?;
+    let _pid = PidFile::create(&opts.pid_file)?;
+    if let Some(addr) = opts.metrics {
+        let shared = super::metrics::Shared::default();
+        super::metrics::serve(addr, shared.clone()).await?;
+        d.metrics = Some(shared);
+    }
+    d.apply(loaded.config)?;
+    tracing::info!(instances = d.plans.len(), "hav-linux running");
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        d.publish_metrics();
+        let deadline = d.engine.poll_at().map(|t| d.tokio_instant(t));
+        tokio::select! {
+            Some(p) = pkt_rx.recv() => d.on_packet(p),
+            Some(ev) = track_rx.recv() => d.on_track(ev.obj, ev.status),
+            Some((req, reply)) = ctl_rx.recv() => {
+                let r = d.on_control(&req);
+                let _ = reply.send(r);
+            }
+            ev = watcher.next() => match ev {
+                Ok(ev) => d.on_link(ev),
+                Err(e) => tracing::warn!(error = %e, "link watcher"),
+            },
+            _ = sleep_until(deadline) => {
+                let now = d.now();
+                let acts = d.engine.poll(now);
+                d.exec(acts);
+            }
+            _ = hup.recv() => d.reload(),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    d.shutdown();
+    // The FIFO line of the STOP goes out through the writer task; give it a moment too.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    d.notifier.drain(std::time::Duration::from_secs(5)).await;
+    Ok(())
+}
+
+async fn sleep_until(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn create(path: &std::path::Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).ok();
+        }
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing pid file {}", path.display()))?;
+        Ok(PidFile(path.to_owned()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn lookup_iface(nl: &mut Netlink, name: &str) -> Option<IfaceInfo> {
+    let link = nl.link_by_name(name).ok()?;
+    let addrs = nl.addresses(link.index).ok()?.into_iter().map(|a| a.addr).collect();
+    Some(IfaceInfo { index: link.index, name: link.name, mac: link.mac, up: link.up, addrs })
+}
+
+fn is_exists(e: &NetError) -> bool {
+    e.raw_os_error() == Some(libc::EEXIST)
+}
+
+fn is_missing(e: &NetError) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL) | Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ESRCH))
+}
+
+impl Daemon {
+    fn now(&self) -> hav_core::Instant {
+        hav_core::Instant::from_micros(u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    fn tokio_instant(&self, t: hav_core::Instant) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.start + std::time::Duration::from_micros(t.total_micros()))
+    }
+
+    /// Applies a config: the first one at startup, later ones on reload. On error nothing has
+    /// changed.
+    fn apply(&mut self, new: Config) -> anyhow::Result<()> {
+        let mut warnings = Vec::new();
+        let nl = &mut self.netlink;
+        // VMAC interfaces do not exist yet on first start; resolve the base interfaces only.
+        let plans = plan::plan(&new, &mut |name| lookup_iface(nl, name), &mut warnings)?;
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        let groups = sync_groups(&new, &plans)?;
+
+        // Old instances, by name.
+        let old_engine = std::mem::take(&mut self.engine);
+        let old_plans = std::mem::take(&mut self.plans);
+        let old_held = std::mem::take(&mut self.held);
+        let mut old: HashMap<String, (InstancePlan, Instance, bool)> = HashMap::new();
+        for ((p, i), h) in old_plans.into_iter().zip(old_engine.into_instances()).zip(old_held) {
+            old.insert(p.name.clone(), (p, i, h));
+        }
+
+        self.config = new;
+        self.sync_tracks();
+        for p in &plans {
+            self.ensure_vmac(p);
+            self.ensure_socket(&p.iface.name, p.key.ipv6, true);
+            let x = p.xmit_iface().to_owned();
+            self.ensure_socket(&x, p.key.ipv6, false);
+        }
+
+        let now = self.now();
+        let mut pending: Vec<(usize, Vec<Input<'static>>, bool)> = Vec::new();
+        let mut old_vips_to_drop: Vec<(String, IpAddr, u8)> = Vec::new();
+        for p in &plans {
+            let kept = old.remove(&p.name);
+            let (inst, held, inputs, quiet) = match kept {
+                Some((op, inst, held)) if op.same_election(p) => (inst, held, vec![], false),
+                Some((op, oinst, held)) => {
+                    let was = oinst.state();
+                    if held {
+                        for v in &op.vips {
+                            if !p.vips.iter().any(|n| n.spec.addr == v.spec.addr && n.dev == v.dev) {
+                                old_vips_to_drop.push((v.dev.clone(), v.spec.addr, v.spec.prefix));
+                            }
+                        }
+                    }
+                    tracing::info!(instance = %p.name, state = was.as_str(), "config changed; restarting the election in the same state");
+                    let inst = self.new_instance(p);
+                    let mut inputs = vec![Input::Startup];
+                    if was == State::Master {
+                        inputs.push(Input::Sync(State::Master));
+                    }
+                    (inst, held && was == State::Master, inputs, true)
+                }
+                None => (self.new_instance(p), false, vec![Input::Startup], false),
+            };
+            let idx = self
+                .engine
+                .add(p.name.clone(), p.key, inst)
+                .ok_or_else(|| anyhow::anyhow!("{}: duplicate VRID", p.name))?;
+            self.held.push(held);
+            pending.push((idx, inputs, quiet));
+        }
+        for members in &groups {
+            self.engine.add_group(members);
+        }
+        self.plans = plans;
+
+        // Instances gone from the config stop.
+        for (name, (op, mut inst, held)) in old {
+            tracing::info!(instance = %name, "removed from the config; stopping");
+            let acts = inst.handle(now, Input::Shutdown);
+            for a in &acts {
+                if let Action::SendAdvert { priority } = a {
+                    self.send_advert_for(&op, &inst, *priority);
+                }
+            }
+            if held {
+                for v in &op.vips {
+                    self.del_vip(&v.dev, v.spec.addr, v.spec.prefix);
+                }
+            }
+            self.notifier.changed(Kind::Instance, &name, &op.notify, "STOP", 0, op.smtp_alert);
+        }
+        for (idx, inputs, quiet) in pending {
+            for input in inputs {
+                let acts = self.engine.handle(idx, now, input);
+                self.exec_quiet(acts, quiet);
+            }
+        }
+        for (dev, addr, prefix) in old_vips_to_drop {
+            self.del_vip(&dev, addr, prefix);
+        }
+        self.drop_unused_sockets();
+        Ok(())
+    }
+
+    fn new_instance(&mut self, p: &InstancePlan) -> Instance {
+        let mut inst = Instance::new(p.core.clone());
+        for t in &p.tracks {
+            let id = self.track_id(&t.obj);
+            let status = self.initial_status(&t.obj);
+            if inst.track(Tracked::new(id, t.weight, t.reverse, status)).is_err() {
+                tracing::warn!(instance = %p.name, "too many tracked objects");
+            }
+        }
+        if !p.iface.up {
+            let _ = inst.handle(self.now(), Input::Link { up: false });
+        }
+        inst
+    }
+
+    fn track_id(&mut self, obj: &TrackObj) -> TrackId {
+        let next = TrackId::try_from(self.track_ids.len()).unwrap_or(TrackId::MAX);
+        *self.track_ids.entry(obj.clone()).or_insert(next)
+    }
+
+    fn initial_status(&mut self, obj: &TrackObj) -> TrackStatus {
+        if let Some(s) = self.track_status.get(obj) {
+            return *s;
+        }
+        let s = match obj {
+            TrackObj::Interface(name) => match self.netlink.link_by_name(name) {
+                Ok(l) if l.up => TrackStatus::Up,
+                _ => TrackStatus::Down,
+            },
+            TrackObj::Script(name) => match self.config.script(name) {
+                Some(s) if s.init_fail => TrackStatus::Down,
+                _ => TrackStatus::Up,
+            },
+            TrackObj::File(name) => match self.config.vrrp_track_files.iter().find(|f| &f.name == name) {
+                Some(f) => TrackStatus::Value(track::read_track_file(&f.file)),
+                None => TrackStatus::Down,
+            },
+        };
+        self.track_status.insert(obj.clone(), s);
+        s
+    }
+
+    /// Starts the script and file watchers the config uses; stops the others; restarts changed ones.
+    fn sync_tracks(&mut self) {
+        let mut wanted: HashMap<TrackObj, String> = HashMap::new();
+        for s in &self.config.vrrp_scripts {
+            wanted.insert(TrackObj::Script(s.name.clone()), format!("{s:?}"));
+        }
+        for f in &self.config.vrrp_track_files {
+            wanted.insert(TrackObj::File(f.name.clone()), format!("{f:?}"));
+        }
+        self.track_tasks.retain(|obj, (task, def)| {
+            let keep = wanted.get(obj) == Some(def);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for s in self.config.vrrp_scripts.clone() {
+            let obj = TrackObj::Script(s.name.clone());
+            if !self.track_tasks.contains_key(&obj) {
+                let def = format!("{s:?}");
+                self.track_status.remove(&obj);
+                let task = track::spawn_script(s, self.creds, self.track_tx.clone());
+                self.track_tasks.insert(obj, (task, def));
+            }
+        }
+        for f in self.config.vrrp_track_files.clone() {
+            let obj = TrackObj::File(f.name.clone());
+            if !self.track_tasks.contains_key(&obj) {
+                track::init_track_file(&f);
+                let def = format!("{f:?}");
+                self.track_status.remove(&obj);
+                let task = track::spawn_file(f, self.track_tx.clone());
+                self.track_tasks.insert(obj, (task, def));
+            }
+        }
+    }
+
+    fn ensure_vmac(&mut self, p: &InstancePlan) {
+        let Some(v) = &p.vmac else { return };
+        match self.netlink.link_by_name(&v.name) {
+            Ok(_) => {}
+            Err(_) => match self.netlink.create_macvlan(p.iface.index, &v.name, v.mac) {
+                Ok(idx) => {
+                    self.vmacs.push(v.name.clone());
+                    if let Err(e) = self.sysctl.prepare_vmac_parent(&p.iface.name) {
+                        tracing::warn!(error = %e, "VMAC parent sysctls");
+                    }
+                    if let Err(e) = self.sysctl.prepare_vmac(&v.name, p.key.ipv6) {
+                        tracing::warn!(error = %e, "VMAC sysctls");
+                    }
+                    if let Err(e) = self.netlink.set_up(idx) {
+                        tracing::warn!(vmac = %v.name, error = %e, "VMAC up");
+                    }
+                    tracing::info!(vmac = %v.name, parent = %p.iface.name, "VMAC created");
+                }
+                Err(e) => tracing::error!(vmac = %v.name, error = %e, "VMAC not created"),
+            },
+        }
+    }
+
+    fn ensure_socket(&mut self, ifname: &str, ipv6: bool, receive: bool) {
+        let key = (ifname.to_owned(), ipv6);
+        if let Some(s) = self.socks.get(&key) {
+            if !receive || s.task.is_some() {
+                return;
+            }
+        }
+        let Ok(link) = self.netlink.link_by_name(ifname) else {
+            tracing::error!(ifname, "interface not found; no VRRP socket");
+            return;
+        };
+        let family = if ipv6 { Family::V6 } else { Family::V4 };
+        let mut groups: Vec<IpAddr> = Vec::new();
+        if receive {
+            let g: IpAddr = if ipv6 { self.config.global.vrrp_mcast_group6.into() } else { self.config.global.vrrp_mcast_group4.into() };
+            groups.push(g);
+        }
+        let sock = match VrrpSocket::open(link.index, ifname, family, &groups) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::error!(ifname, error = %e, "VRRP socket");
+                return;
+            }
+        };
+        let task = receive.then(|| {
+            let s = sock.clone();
+            let tx = self.pkt_tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    let mut buf = vec![0u8; 1500];
+                    match s.recv(&mut buf).await {
+                        Ok(rx) => {
+                            if tx.send(Packet { buf, rx }).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "VRRP receive");
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            })
+        });
+        self.socks.insert(key, RxSock { sock, task });
+    }
+
+    fn drop_unused_sockets(&mut self) {
+        let mut used: HashSet<(String, bool)> = HashSet::new();
+        for p in &self.plans {
+            used.insert((p.iface.name.clone(), p.key.ipv6));
+            used.insert((p.xmit_iface().to_owned(), p.key.ipv6));
+        }
+        self.socks.retain(|k, _| used.contains(k));
+    }
+
+    fn on_packet(&mut self, p: Packet) {
+        let Some(bytes) = p.buf.get(p.rx.offset..p.rx.offset + p.rx.len) else { return };
+        let Ok(pkt) = VrrpPacket::new_checked(bytes) else { return };
+        let key = super::engine::VrKey { ifindex: p.rx.ifindex, ipv6: p.rx.src.is_ipv6(), vrid: pkt.vrid() };
+        let Some(idx) = self.engine.lookup(&key) else {
+            tracing::trace!(vrid = key.vrid, src = %p.rx.src, "advert for a VRID we do not run");
+            return;
+        };
+        let plan = &self.plans[idx];
+        if plan.iface.addrs.contains(&p.rx.src) || p.rx.src == plan.core.primary_addr {
+            return; // our own advert, looped back
+        }
+        let repr = match VrrpRepr::parse(&pkt, p.rx.src, p.rx.dst, plan.core.checksum_mode) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(instance = %plan.name, src = %p.rx.src, error = ?e, "malformed advert dropped");
+                return;
+            }
+        };
+        let now = self.now();
+        let acts = self.engine.handle(idx, now, Input::Advert(Advert { src: p.rx.src, ttl: p.rx.ttl, repr: &repr }));
+        self.exec(acts);
+    }
+
+    fn on_track(&mut self, obj: TrackObj, status: TrackStatus) {
+        self.track_status.insert(obj.clone(), status);
+        let Some(&id) = self.track_ids.get(&obj) else { return };
+        let now = self.now();
+        for idx in 0..self.plans.len() {
+            if self.plans[idx].tracks.iter().any(|t| t.obj == obj) {
+                let acts = self.engine.handle(idx, now, Input::Track { id, status });
+                self.exec(acts);
+            }
+        }
+    }
+
+    fn on_link(&mut self, ev: LinkEvent) {
+        let up = ev.up && !ev.deleted;
+        let obj = TrackObj::Interface(ev.name.clone());
+        let status = if up { TrackStatus::Up } else { TrackStatus::Down };
+        if self.track_ids.contains_key(&obj) && self.track_status.get(&obj) != Some(&status) {
+            tracing::info!(ifname = %ev.name, up, "tracked interface changed");
+            self.on_track(obj, status);
+        }
+        let now = self.now();
+        for idx in 0..self.plans.len() {
+            if self.plans[idx].iface.index == ev.index && self.plans[idx].iface.up != up {
+                self.plans[idx].iface.up = up;
+                tracing::info!(instance = %self.plans[idx].name, ifname = %ev.name, up, "link changed");
+                if up {
+                    if let Some(info) = lookup_iface(&mut self.netlink, &ev.name) {
+                        self.plans[idx].iface.addrs = info.addrs;
+                    }
+                }
+                let acts = self.engine.handle(idx, now, Input::Link { up });
+                self.exec(acts);
+            }
+        }
+    }
+
+    fn on_control(&mut self, req: &control::Request) -> serde_json::Value {
+        let admin = match req.cmd.as_str() {
+            "status" => return json!({"ok": true, "instances": self.status()}),
+            "reload" => {
+                self.reload();
+                return json!({"ok": true});
+            }
+            "standby" => AdminMode::Standby,
+            "takeover" => AdminMode::Takeover,
+            "resume" => AdminMode::Auto,
+            other => return json!({"ok": false, "error": format!("unknown command '{other}'")}),
+        };
+        let Some(name) = &req.instance else {
+            return json!({"ok": false, "error": format!("{} needs an instance", req.cmd)});
+        };
+        let Some(idx) = self.engine.find(name) else {
+            return json!({"ok": false, "error": format!("no instance '{name}'")});
+        };
+        tracing::info!(instance = %name, cmd = %req.cmd, "operator command");
+        let now = self.now();
+        let acts = self.engine.handle(idx, now, Input::Admin(admin));
+        self.exec(acts);
+        json!({"ok": true, "state": self.engine.instances()[idx].state().as_str()})
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let list: Vec<_> = self
+            .plans
+            .iter()
+            .zip(self.engine.instances())
+            .map(|(p, i)| {
+                let c = i.counters();
+                json!({
+                    "name": p.name,
+                    "interface": p.iface.name,
+                    "vrid": p.core.vrid,
+                    "family": if p.key.ipv6 { "inet6" } else { "inet" },
+                    "version": if p.core.version == hav_core::wire::VrrpVersion::V2 { 2 } else { 3 },
+                    "state": i.state().as_str(),
+                    "priority": p.core.priority,
+                    "effective_priority": i.effective_priority(),
+                    "master": i.master_addr().map(|a| a.to_string()),
+                    "admin": format!("{:?}", i.admin()).to_lowercase(),
+                    "vips": p.vips.iter().map(|v| format!("{}/{}", v.spec.addr, v.spec.prefix)).collect::<Vec<_>>(),
+                    "adverts_rx": c.adverts_rx,
+                    "adverts_tx": c.adverts_tx,
+                    "transitions": c.transitions,
+                    "became_master": c.became_master,
+                })
+            })
+            .collect();
+        serde_json::Value::Array(list)
+    }
+
+    fn reload(&mut self) {
+        tracing::info!(config = %self.opts.config.display(), "reloading");
+        let loaded = match config::load(&self.opts.config) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("reload failed, keeping the running config: {e}");
+                return;
+            }
+        };
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
+        // Check the plan before touching anything.
+        let nl = &mut self.netlink;
+        if let Err(e) = plan::plan(&loaded.config, &mut |n| lookup_iface(nl, n), &mut Vec::new())
+            .map_err(anyhow::Error::from)
+            .and_then(|p| sync_groups(&loaded.config, &p))
+        {
+            tracing::error!("reload failed, keeping the running config: {e:#}");
+            return;
+        }
+        if let Err(e) = self.apply(loaded.config) {
+            tracing::error!("reload: {e:#}");
+        } else {
+            tracing::info!(instances = self.plans.len(), "reloaded");
+        }
+    }
+
+    fn shutdown(&mut self) {
+        tracing::info!("stopping");
+        let now = self.now();
+        let acts = self.engine.broadcast(now, Input::Shutdown);
+        self.exec(acts);
+        for i in 0..self.plans.len() {
+            if self.held[i] {
+                let vips: Vec<_> = self.plans[i].vips.iter().map(|v| (v.dev.clone(), v.spec.addr, v.spec.prefix)).collect();
+                for (dev, a, p) in vips {
+                    self.del_vip(&dev, a, p);
+                }
+            }
+            let p = &self.plans[i];
+            self.notifier.changed(Kind::Instance, &p.name, &p.notify, "STOP", 0, p.smtp_alert);
+        }
+        for name in std::mem::take(&mut self.vmacs) {
+            if let Ok(l) = self.netlink.link_by_name(&name) {
+                let _ = self.netlink.delete_link(l.index);
+            }
+        }
+        if let Err(e) = self.sysctl.restore() {
+            tracing::warn!(error = %e, "restoring sysctls");
+        }
+    }
+
+    fn exec(&mut self, acts: Tagged) {
+        self.exec_quiet(acts, false);
+    }
+
+    /// Carries out actions; `quiet` suppresses notifications (a reload that keeps the state).
+    fn exec_quiet(&mut self, acts: Tagged, quiet: bool) {
+        let mut changed_groups = false;
+        for (idx, a) in acts {
+            match a {
+                Action::Transition { from, to, reason } => {
+                    let inst = &self.engine.instances()[idx];
+                    let prio = inst.effective_priority();
+                    let p = &self.plans[idx];
+                    if quiet {
+                        tracing::debug!(instance = %p.name, from = from.as_str(), to = to.as_str(), "restarted over a reload");
+                    } else {
+                        tracing::info!(instance = %p.name, from = from.as_str(), to = to.as_str(), ?reason, priority = prio, "state change");
+                    }
+                    if !quiet && to != State::Initialize {
+                        self.notifier.changed(Kind::Instance, &p.name, &p.notify, to.as_str(), prio, p.smtp_alert);
+                    }
+                    changed_groups = true;
+                }
+                Action::SendAdvert { priority } => {
+                    let p = &self.plans[idx];
+                    let inst = &self.engine.instances()[idx];
+                    let (p, inst) = (p.clone(), inst.clone());
+                    self.send_advert_for(&p, &inst, priority);
+                }
+                Action::AddVips { accept } => {
+                    if !accept {
+                        tracing::debug!(instance = %self.plans[idx].name, "accept mode off: hav does not install drop rules");
+                    }
+                    let vips = self.plans[idx].vips.clone();
+                    for v in vips {
+                        self.add_vip(&v.dev, &v.spec);
+                    }
+                    self.held[idx] = true;
+                }
+                Action::RemoveVips => {
+                    let vips = self.plans[idx].vips.clone();
+                    for v in vips {
+                        self.del_vip(&v.dev, v.spec.addr, v.spec.prefix);
+                    }
+                    self.held[idx] = false;
+                }
+                Action::SendGarp { repeat } => self.send_garp(idx, repeat),
+                Action::Discard(reason) => {
+                    tracing::debug!(instance = %self.plans[idx].name, reason = reason.as_str(), "advert dropped");
+                }
+            }
+        }
+        if changed_groups && !quiet {
+            self.group_notify();
+        }
+    }
+
+    fn group_notify(&mut self) {
+        for g in &self.config.vrrp_sync_groups {
+            let states: Vec<State> = g
+                .group
+                .iter()
+                .filter_map(|(n, _)| self.engine.find(n).map(|i| self.engine.instances()[i].state()))
+                .collect();
+            let Some(&first) = states.first() else { continue };
+            if first == State::Initialize || !states.iter().all(|s| *s == first) {
+                continue;
+            }
+            if self.group_state.get(&g.name) != Some(&first) {
+                self.group_state.insert(g.name.clone(), first);
+                tracing::info!(group = %g.name, state = first.as_str(), "sync group state");
+                self.notifier.changed(Kind::Group, &g.name, &g.notify, first.as_str(), 0, g.smtp_alert);
+            }
+        }
+    }
+
+    fn send_advert_for(&mut self, p: &InstancePlan, inst: &Instance, priority: u8) {
+        let repr = inst.advert_repr(priority);
+        let mut buf = vec![0u8; repr.buffer_len()];
+        let key = (p.xmit_iface().to_owned(), p.key.ipv6);
+        let Some(s) = self.socks.get(&key).map(|s| s.sock.clone()) else {
+            tracing::warn!(instance = %p.name, ifname = %key.0, "no socket to send adverts on");
+            return;
+        };
+        let src = p.core.primary_addr;
+        for dst in inst.advert_destinations() {
+            let mut pkt = VrrpPacket::new_unchecked(&mut buf[..]);
+            if let Err(e) = repr.emit(&mut pkt, src, dst, p.core.checksum_mode) {
+                tracing::error!(instance = %p.name, error = ?e, "advert not built");
+                return;
+            }
+            if let Err(e) = s.send_to(&buf, src, dst) {
+                self.send_errors += 1;
+                if self.send_errors.is_power_of_two() {
+                    tracing::warn!(instance = %p.name, %dst, error = %e, count = self.send_errors, "advert not sent");
+                }
+            }
+        }
+    }
+
+    fn add_vip(&mut self, dev: &str, spec: &crate::net::AddrSpec) {
+        let idx = match self.netlink.link_by_name(dev) {
+            Ok(l) => l.index,
+            Err(e) => {
+                tracing::error!(dev, vip = %spec.addr, error = %e, "VIP not added");
+                return;
+            }
+        };
+        match self.netlink.add_address(idx, spec) {
+            Ok(()) => tracing::info!(dev, vip = %spec.addr, "VIP added"),
+            Err(e) if is_exists(&e) => {}
+            Err(e) => tracing::error!(dev, vip = %spec.addr, error = %e, "VIP not added"),
+        }
+    }
+
+    fn del_vip(&mut self, dev: &str, addr: IpAddr, prefix: u8) {
+        let Ok(l) = self.netlink.link_by_name(dev) else { return };
+        match self.netlink.del_address(l.index, addr, prefix) {
+            Ok(()) => tracing::info!(dev, vip = %addr, "VIP removed"),
+            Err(e) if is_missing(&e) => {}
+            Err(e) => tracing::error!(dev, vip = %addr, error = %e, "VIP not removed"),
+        }
+    }
+
+    fn send_garp(&mut self, idx: usize, repeat: u8) {
+        let p = self.plans[idx].clone();
+        let interval = if p.key.ipv6 { self.config.global.vrrp_gna_interval } else { self.config.global.vrrp_garp_interval };
+        let mut spaced: Vec<(u32, String, Vec<u8>)> = Vec::new();
+        for v in &p.vips {
+            let Ok(link) = self.netlink.link_by_name(&v.dev) else { continue };
+            let mac = match &p.vmac {
+                Some(vm) if v.dev == vm.name => vm.mac,
+                _ => link.mac,
+            };
+            let frame = match v.spec.addr {
+                IpAddr::V4(a) => hav_core::wire::gratuitous_arp_frame(mac, a).to_vec(),
+                IpAddr::V6(a) => hav_core::wire::unsolicited_na_frame(mac, a, true).to_vec(),
+            };
+            if !interval.is_zero() {
+                spaced.push((link.index, v.dev.clone(), frame));
+                continue;
+            }
+            if !self.packets.contains_key(&v.dev) {
+                match PacketSocket::open(link.index, &v.dev) {
+                    Ok(s) => {
+                        self.packets.insert(v.dev.clone(), s);
+                    }
+                    Err(e) => {
+                        tracing::warn!(dev = %v.dev, error = %e, "packet socket");
+                        continue;
+                    }
+                }
+            }
+            if let Some(s) = self.packets.get(&v.dev) {
+                for _ in 0..repeat {
+                    if let Err(e) = s.send_frame(&frame) {
+                        tracing::debug!(dev = %v.dev, error = %e, "gratuitous ARP/NA not sent");
+                    }
+                }
+            }
+        }
+        if !spaced.is_empty() {
+            // vrrp_garp_interval / vrrp_gna_interval: space the messages in a task of their own
+            // so the loop never waits.
+            tokio::spawn(async move {
+                let socks: Vec<_> =
+                    spaced.iter().filter_map(|(i, n, f)| PacketSocket::open(*i, n).ok().map(|s| (s, f))).collect();
+                for _ in 0..repeat {
+                    for (s, f) in &socks {
+                        let _ = s.send_frame(f);
+                        tokio::time::sleep(interval).await;
+                    }
+                }
+            });
+        }
+    }
+
+    fn publish_metrics(&self) {
+        if let Some(m) = &self.metrics {
+            let text = super::metrics::render(&self.plans, self.engine.instances());
+            if let Ok(mut g) = m.lock() {
+                *g = text;
+            }
+        }
+    }
+}
+
+/// The member indexes of every sync group, in plan order.
+fn sync_groups(config: &Config, plans: &[InstancePlan]) -> anyhow::Result<Vec<Vec<usize>>> {
+    let mut out = Vec::new();
+    for g in &config.vrrp_sync_groups {
+        let mut members = Vec::new();
+        for (name, loc) in &g.group {
+            let i = plans
+                .iter()
+                .position(|p| &p.name == name)
+                .ok_or_else(|| anyhow::anyhow!("{loc}: vrrp_sync_group {}: no vrrp_instance {name}", g.name))?;
+            members.push(i);
+        }
+        if members.len() > hav_core::vrrp::MAX_GROUP {
+            anyhow::bail!("{}: vrrp_sync_group {}: more than {} members", g.location, g.name, hav_core::vrrp::MAX_GROUP);
+        }
+        out.push(members);
+    }
+    Ok(out)
+}

@@ -1,0 +1,165 @@
+//! Tracked objects that the daemon polls: `vrrp_script` (run every interval, with rise/fall and
+//! a timeout) and `vrrp_track_file` (a number in a file, re-read when it changes).
+
+use std::time::Duration;
+
+use hav_core::vrrp::TrackStatus;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::proc::{self, Creds};
+use crate::config::{TrackFileDef, VrrpScript};
+
+/// A tracked object's new status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackEvent {
+    /// `script:NAME` or `file:NAME`, as [`super::plan::TrackObj`] renders.
+    pub obj: super::plan::TrackObj,
+    /// The status.
+    pub status: TrackStatus,
+}
+
+/// Counts consecutive results and says when `rise` successes or `fall` failures flip the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RiseFall {
+    rise: u32,
+    fall: u32,
+    up: bool,
+    run: u32,
+}
+
+impl RiseFall {
+    /// Starts `up` (or down with `init_fail`).
+    pub fn new(rise: u32, fall: u32, up: bool) -> Self {
+        RiseFall { rise: rise.max(1), fall: fall.max(1), up, run: 0 }
+    }
+
+    /// The current state.
+    pub fn up(&self) -> bool {
+        self.up
+    }
+
+    /// Feeds one result; returns the new state when it flips.
+    pub fn feed(&mut self, ok: bool) -> Option<bool> {
+        if ok == self.up {
+            self.run = 0;
+            return None;
+        }
+        self.run += 1;
+        let need = if ok { self.rise } else { self.fall };
+        if self.run >= need {
+            self.up = ok;
+            self.run = 0;
+            Some(ok)
+        } else {
+            None
+        }
+    }
+}
+
+/// Starts the task running `script` every interval. Sends a [`TrackEvent`] on every flip.
+pub fn spawn_script(
+    script: VrrpScript,
+    creds: Option<Creds>,
+    tx: mpsc::Sender<TrackEvent>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let obj = super::plan::TrackObj::Script(script.name.clone());
+        let creds = match &script.user {
+            Some(u) => match proc::resolve(u) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(script = %script.name, error = %e, "vrrp_script disabled");
+                    return;
+                }
+            },
+            None => creds,
+        };
+        // vrrp_script with `policy` (no `script`): run by the policy host, not here.
+        let Some(command) = script.script.clone() else {
+            tracing::warn!(script = %script.name, "vrrp_script has a policy, not a script; not run by the script task");
+            return;
+        };
+        let timeout = script.timeout.unwrap_or(script.interval);
+        let mut rf = RiseFall::new(script.rise, script.fall, !script.init_fail);
+        let mut tick = tokio::time::interval(script.interval.max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let outcome = proc::run(&command, &[], creds, timeout).await;
+            let ok = outcome.success();
+            if !ok {
+                tracing::debug!(script = %script.name, ?outcome, "vrrp_script failed");
+            }
+            if let Some(up) = rf.feed(ok) {
+                tracing::info!(script = %script.name, state = if up { "up" } else { "down" }, "vrrp_script changed");
+                let status = if up { TrackStatus::Up } else { TrackStatus::Down };
+                if tx.send(TrackEvent { obj: obj.clone(), status }).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// The value of a track file: its first number, 0 when empty or unreadable (as keepalived).
+pub fn read_track_file(path: &str) -> i32 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|w| w.parse::<i64>().ok()))
+        .map(|v| i32::try_from(v.clamp(i64::from(i32::MIN), i64::from(i32::MAX))).unwrap_or(0))
+        .unwrap_or(0)
+}
+
+/// Creates the file with `init_file` when asked to.
+pub fn init_track_file(def: &TrackFileDef) {
+    if let Some(init) = def.init_file {
+        if init.overwrite || !std::path::Path::new(&def.file).exists() {
+            if let Err(e) = std::fs::write(&def.file, format!("{}\n", init.value)) {
+                tracing::warn!(file = %def.file, error = %e, "init_file not written");
+            }
+        }
+    }
+}
+
+/// How often track files are re-read.
+pub const FILE_POLL: Duration = Duration::from_millis(250);
+
+/// Starts the task watching a track file; sends its value whenever it changes.
+pub fn spawn_file(def: TrackFileDef, tx: mpsc::Sender<TrackEvent>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let obj = super::plan::TrackObj::File(def.name.clone());
+        let mut last = read_track_file(&def.file);
+        let mut tick = tokio::time::interval(FILE_POLL);
+        loop {
+            tick.tick().await;
+            let v = read_track_file(&def.file);
+            if v != last {
+                last = v;
+                tracing::info!(file = %def.file, value = v, "track file changed");
+                if tx.send(TrackEvent { obj: obj.clone(), status: TrackStatus::Value(v) }).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rise_fall_counts_consecutive_results() {
+        let mut rf = RiseFall::new(2, 3, true);
+        assert_eq!(rf.feed(false), None);
+        assert_eq!(rf.feed(false), None);
+        assert_eq!(rf.feed(true), None, "a success resets the failure run");
+        assert_eq!(rf.feed(false), None);
+        assert_eq!(rf.feed(false), None);
+        assert_eq!(rf.feed(false), Some(false));
+        assert!(!rf.up());
+        assert_eq!(rf.feed(true), None);
+        assert_eq!(rf.feed(true), Some(true));
+    }
+}

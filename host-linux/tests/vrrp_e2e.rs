@@ -1,0 +1,386 @@
+//! End-to-end VRRP in a namespace lab: hav-linux against hav-linux and against keepalived
+//! (Debian's, the reference implementation), both ways, v2 and v3, IPv4 and IPv6, multicast and
+//! unicast; failover, preemption, SIGTERM, SIGHUP reload, operator commands, notify scripts,
+//! the notify FIFO and smtp_alert.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hav_tests::netns::{skip_unless_root, Lab};
+use hav_tests::peers::{instance_conf, wait_until, Daemon, Node};
+use nix::sys::signal::Signal;
+
+fn hav() -> Daemon {
+    Daemon::Hav(PathBuf::from(env!("CARGO_BIN_EXE_hav-linux")))
+}
+
+/// Election settles within 3 x advert + skew; allow for a loaded CI machine.
+const SETTLE: Duration = Duration::from_secs(8);
+
+fn keepalived_present() -> bool {
+    std::process::Command::new("keepalived").arg("--version").output().is_ok()
+}
+
+/// The client can ping `vip` and its ARP/ND entry for it is `mac`.
+fn client_reaches(lab: &Lab, vip: &str, mac: [u8; 6]) -> bool {
+    let ping = if vip.contains(':') { vec!["-6", "-c1", "-W1", vip] } else { vec!["-c1", "-W1", vip] };
+    let ok = lab.client.run("ping", &ping).map(|o| o.status.success()).unwrap_or(false);
+    let neigh = lab.client.ip(&["neigh", "show", vip]).unwrap_or_default();
+    let want = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    ok && neigh.contains(&want)
+}
+
+/// Master `a`, backup `b`: settle, kill the master, the backup takes over and the client follows;
+/// the master comes back and preempts.
+fn failover_both_ways(a: Daemon, b: Daemon, version: u8, advert: &str, vip: &str, extra: &str) {
+    let lab = Lab::new(2).expect("lab");
+    let vip_cidr = if vip.contains(':') { format!("{vip}/64") } else { format!("{vip}/24") };
+    let conf = |prio| instance_conf("VI_1", 51, prio, version, advert, &[&vip_cidr], extra);
+    let mut m = Node::start(&lab.routers[0], a, &conf(150));
+    let b = Node::start(&lab.routers[1], b, &conf(100));
+    assert!(wait_until(SETTLE, || m.holds(vip) && !b.holds(vip)).is_some(), "{:?} never became the only master", m.daemon);
+    // Stable: no flapping over a few adverts.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(m.holds(vip) && !b.holds(vip), "the election flapped");
+    let mac_m = lab.routers[0].mac("eth0").expect("mac");
+    assert!(client_reaches(&lab, vip, mac_m), "client cannot reach the VIP on the master");
+
+    m.kill();
+    let took = wait_until(SETTLE, || b.holds(vip));
+    assert!(took.is_some(), "{:?} did not take over", b.daemon);
+    let mac_b = lab.routers[1].mac("eth0").expect("mac");
+    let _ = lab.client.ip(&["neigh", "flush", "dev", "eth0"]);
+    assert!(wait_until(Duration::from_secs(3), || client_reaches(&lab, vip, mac_b)).is_some(), "client does not follow the VIP");
+
+    m.revive(&[&vip_cidr]);
+    assert!(wait_until(SETTLE, || m.holds(vip) && !b.holds(vip)).is_some(), "{:?} did not preempt back", m.daemon);
+}
+
+#[test]
+fn hav_master_keepalived_backup_v2_pass() {
+    if skip_unless_root("hav_master_keepalived_backup_v2_pass") || !keepalived_present() {
+        return;
+    }
+    let auth = "  authentication {\n    auth_type PASS\n    auth_pass s3cr3t\n  }";
+    failover_both_ways(hav(), Daemon::Keepalived, 2, "1", "10.0.0.200", auth);
+}
+
+#[test]
+fn keepalived_master_hav_backup_v2_pass() {
+    if skip_unless_root("keepalived_master_hav_backup_v2_pass") || !keepalived_present() {
+        return;
+    }
+    let auth = "  authentication {\n    auth_type PASS\n    auth_pass s3cr3t\n  }";
+    failover_both_ways(Daemon::Keepalived, hav(), 2, "1", "10.0.0.200", auth);
+}
+
+#[test]
+fn hav_master_keepalived_backup_v3_subsecond() {
+    if skip_unless_root("hav_master_keepalived_backup_v3_subsecond") || !keepalived_present() {
+        return;
+    }
+    failover_both_ways(hav(), Daemon::Keepalived, 3, "0.5", "10.0.0.201", "");
+}
+
+#[test]
+fn keepalived_master_hav_backup_v3_ipv6() {
+    if skip_unless_root("keepalived_master_hav_backup_v3_ipv6") || !keepalived_present() {
+        return;
+    }
+    failover_both_ways(Daemon::Keepalived, hav(), 3, "1", "fd00::200", "");
+}
+
+#[test]
+fn hav_master_keepalived_backup_v3_ipv6() {
+    if skip_unless_root("hav_master_keepalived_backup_v3_ipv6") || !keepalived_present() {
+        return;
+    }
+    failover_both_ways(hav(), Daemon::Keepalived, 3, "1", "fd00::201", "");
+}
+
+#[test]
+fn hav_keepalived_unicast_both_ways() {
+    if skip_unless_root("hav_keepalived_unicast_both_ways") || !keepalived_present() {
+        return;
+    }
+    // Each side lists the other as its peer; adverts are unicast.
+    let lab = Lab::new(2).expect("lab");
+    let conf = |prio, me: &str, peer: &str| {
+        instance_conf("VI_U", 61, prio, 2, "1", &["10.0.0.210/24"], &format!("  unicast_src_ip {me}\n  unicast_peer {{\n    {peer}\n  }}"))
+    };
+    let mut h = Node::start(&lab.routers[0], hav(), &conf(150, "10.0.0.1", "10.0.0.2"));
+    let k = Node::start(&lab.routers[1], Daemon::Keepalived, &conf(100, "10.0.0.2", "10.0.0.1"));
+    assert!(wait_until(SETTLE, || h.holds("10.0.0.210") && !k.holds("10.0.0.210")).is_some(), "hav not master over unicast");
+    h.kill();
+    assert!(wait_until(SETTLE, || k.holds("10.0.0.210")).is_some(), "keepalived did not take over");
+    h.revive(&["10.0.0.210/24"]);
+    assert!(wait_until(SETTLE, || h.holds("10.0.0.210") && !k.holds("10.0.0.210")).is_some(), "hav did not preempt over unicast");
+}
+
+#[test]
+fn hav_hav_failover() {
+    if skip_unless_root("hav_hav_failover") {
+        return;
+    }
+    failover_both_ways(hav(), hav(), 3, "1", "10.0.0.202", "");
+}
+
+#[test]
+fn sigterm_hands_over_at_once_and_removes_vips() {
+    if skip_unless_root("sigterm_hands_over_at_once_and_removes_vips") || !keepalived_present() {
+        return;
+    }
+    let lab = Lab::new(2).expect("lab");
+    // A long advert interval: without the priority-0 advert the backup would wait 3 x 5 s.
+    let conf = |prio| instance_conf("VI_T", 52, prio, 3, "5", &["10.0.0.203/24"], "");
+    let mut h = Node::start(&lab.routers[0], hav(), &conf(150));
+    let k = Node::start(&lab.routers[1], Daemon::Keepalived, &conf(100));
+    assert!(wait_until(Duration::from_secs(25), || h.holds("10.0.0.203")).is_some(), "hav never master");
+    assert!(wait_until(Duration::from_secs(2), || !k.holds("10.0.0.203")).is_some());
+    assert!(h.terminate(), "hav did not exit on SIGTERM");
+    assert!(!h.holds("10.0.0.203"), "hav left its VIP behind");
+    let took = wait_until(Duration::from_secs(4), || k.holds("10.0.0.203"));
+    assert!(took.is_some(), "keepalived did not take over on the priority-0 advert (would take 15 s otherwise)");
+}
+
+#[test]
+fn reload_keeps_state_and_vips_and_rejects_bad_config() {
+    if skip_unless_root("reload_keeps_state_and_vips_and_rejects_bad_config") {
+        return;
+    }
+    let lab = Lab::new(2).expect("lab");
+    let two = |prio| {
+        format!(
+            "{}\nvrrp_instance VI_B {{\n  interface eth0\n  virtual_router_id 54\n  priority {prio}\n  advert_int 1\n  virtual_ipaddress {{\n    10.0.0.205/24\n  }}\n}}\n",
+            instance_conf("VI_A", 53, prio, 3, "1", &["10.0.0.204/24"], "")
+        )
+    };
+    let h = Node::start(&lab.routers[0], hav(), &two(150));
+    let _peer = Node::start(&lab.routers[1], hav(), &two(100));
+    assert!(wait_until(SETTLE, || h.holds("10.0.0.204") && h.holds("10.0.0.205")).is_some(), "not master");
+
+    // Watch address deletions during the reloads.
+    let mon_log = h.dir.join("monitor.log");
+    let mon = lab.routers[0].spawn("ip", &["monitor", "address"], &mon_log).expect("ip monitor");
+    std::thread::sleep(Duration::from_millis(300));
+
+    // 1. Same config: nothing changes.
+    h.signal(Signal::SIGHUP);
+    // 2. VI_B changes its priority (still the highest); VI_A unchanged; a VIP is added to VI_A's
+    //    neighbour list... the held VIPs must never be removed in between.
+    let changed = two(150).replace("priority 150\n  advert_int 1\n  virtual_ipaddress {\n    10.0.0.205/24", "priority 140\n  advert_int 1\n  virtual_ipaddress {\n    10.0.0.205/24\n    10.0.0.206/24");
+    assert_ne!(changed, two(150));
+    std::thread::sleep(Duration::from_millis(500));
+    h.write_config(&changed);
+    h.signal(Signal::SIGHUP);
+    assert!(wait_until(Duration::from_secs(3), || h.holds("10.0.0.206")).is_some(), "new VIP not added on reload");
+    // 3. A broken config: the running one stays, and the log says why.
+    std::thread::sleep(Duration::from_millis(500));
+    h.write_config(&changed.replace("priority 140", "priorty 140"));
+    h.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(3), || h.log().contains("unknown keyword 'priorty'")).is_some(),
+        "the log does not say why the reload failed:\n{}",
+        h.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(h.holds("10.0.0.204") && h.holds("10.0.0.205") && h.holds("10.0.0.206"), "a failed reload changed the addresses");
+    let _ = lab.routers[0].stop(mon);
+    let mon_out = std::fs::read_to_string(&mon_log).unwrap_or_default();
+    for vip in ["10.0.0.204", "10.0.0.205"] {
+        assert!(
+            !mon_out.lines().any(|l| l.starts_with("Deleted") && l.contains(vip)),
+            "{vip} was removed during a reload:\n{mon_out}"
+        );
+    }
+    let status = hav_linux::daemon::control::request(&h.control_path(), &hav_linux::daemon::control::Request { cmd: "status".into(), instance: None }).expect("status");
+    let states: Vec<_> = status["instances"].as_array().expect("list").iter().map(|i| i["state"].as_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(states, ["MASTER", "MASTER"], "{status}");
+    let log = h.log();
+    assert_eq!(log.lines().filter(|l| l.contains("state change") && l.contains("to=\"MASTER\"")).count(), 2, "an instance re-entered MASTER on reload:\n{log}");
+}
+
+#[test]
+fn operator_standby_takeover_resume() {
+    if skip_unless_root("operator_standby_takeover_resume") {
+        return;
+    }
+    let lab = Lab::new(2).expect("lab");
+    let conf = |prio| instance_conf("VI_O", 55, prio, 3, "1", &["10.0.0.207/24"], "");
+    let a = Node::start(&lab.routers[0], hav(), &conf(150));
+    let b = Node::start(&lab.routers[1], hav(), &conf(100));
+    assert!(wait_until(SETTLE, || a.holds("10.0.0.207") && !b.holds("10.0.0.207")).is_some());
+    let cmd = |n: &Node<'_>, c: &str| {
+        let r = hav_linux::daemon::control::request(
+            &n.control_path(),
+            &hav_linux::daemon::control::Request { cmd: c.into(), instance: Some("VI_O".into()) },
+        )
+        .expect("control");
+        assert_eq!(r["ok"], true, "{r}");
+    };
+    cmd(&a, "standby");
+    assert!(wait_until(SETTLE, || b.holds("10.0.0.207") && !a.holds("10.0.0.207")).is_some(), "standby did not hand over");
+    cmd(&a, "resume");
+    assert!(wait_until(SETTLE, || a.holds("10.0.0.207") && !b.holds("10.0.0.207")).is_some(), "resume did not preempt back");
+    cmd(&b, "takeover");
+    assert!(wait_until(SETTLE, || b.holds("10.0.0.207") && !a.holds("10.0.0.207")).is_some(), "takeover did not take over");
+    // The CLI speaks the same protocol.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hav-linux"))
+        .args(["status", "--json", "--control"])
+        .arg(b.control_path())
+        .output()
+        .expect("hav-linux status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("\"MASTER\""), "{text}");
+}
+
+#[test]
+fn vrrp_script_weight_moves_mastership() {
+    if skip_unless_root("vrrp_script_weight_moves_mastership") || !keepalived_present() {
+        return;
+    }
+    let lab = Lab::new(2).expect("lab");
+    let flag = hav_tests::peers::workdir("flag").join("up");
+    std::fs::write(&flag, "1").expect("flag");
+    let script = format!(
+        "vrrp_script chk {{\n  script \"/usr/bin/test -e {}\"\n  interval 1\n  fall 2\n  rise 2\n  weight -60\n}}\n",
+        flag.display()
+    );
+    let hconf = format!("{script}{}", instance_conf("VI_S", 56, 150, 3, "1", &["10.0.0.208/24"], "  track_script {\n    chk\n  }"));
+    let h = Node::start(&lab.routers[0], hav(), &hconf);
+    let k = Node::start(&lab.routers[1], Daemon::Keepalived, &instance_conf("VI_S", 56, 120, 3, "1", &["10.0.0.208/24"], ""));
+    assert!(wait_until(SETTLE, || h.holds("10.0.0.208") && !k.holds("10.0.0.208")).is_some(), "hav not master");
+    std::fs::remove_file(&flag).expect("rm flag");
+    // 150 - 60 = 90 < 120: keepalived preempts after `fall` failures.
+    assert!(wait_until(SETTLE, || k.holds("10.0.0.208") && !h.holds("10.0.0.208")).is_some(), "script failure did not lower the priority");
+    std::fs::write(&flag, "1").expect("flag");
+    assert!(wait_until(SETTLE, || h.holds("10.0.0.208") && !k.holds("10.0.0.208")).is_some(), "script recovery did not restore the priority");
+}
+
+#[test]
+fn track_interface_faults_and_recovers() {
+    if skip_unless_root("track_interface_faults_and_recovers") {
+        return;
+    }
+    let lab = Lab::new(2).expect("lab");
+    lab.routers[0].ip(&["link", "add", "uplink", "type", "veth", "peer", "name", "uplink-p"]).expect("veth");
+    lab.routers[0].link_up("uplink-p").expect("up");
+    lab.routers[0].link_up("uplink").expect("up");
+    let extra = "  track_interface {\n    uplink\n  }";
+    let a = Node::start(&lab.routers[0], hav(), &instance_conf("VI_I", 57, 150, 3, "1", &["10.0.0.209/24"], extra));
+    let b = Node::start(&lab.routers[1], hav(), &instance_conf("VI_I", 57, 100, 3, "1", &["10.0.0.209/24"], ""));
+    assert!(wait_until(SETTLE, || a.holds("10.0.0.209") && !b.holds("10.0.0.209")).is_some());
+    lab.routers[0].link_down("uplink").expect("down");
+    assert!(wait_until(SETTLE, || b.holds("10.0.0.209") && !a.holds("10.0.0.209")).is_some(), "FAULT did not hand over");
+    let st = hav_linux::daemon::control::request(&a.control_path(), &hav_linux::daemon::control::Request { cmd: "status".into(), instance: None }).expect("status");
+    assert_eq!(st["instances"][0]["state"], "FAULT", "{st}");
+    lab.routers[0].link_up("uplink").expect("up");
+    assert!(wait_until(SETTLE, || a.holds("10.0.0.209") && !b.holds("10.0.0.209")).is_some(), "did not recover from FAULT");
+}
+
+#[test]
+fn vmac_answers_with_the_virtual_mac() {
+    if skip_unless_root("vmac_answers_with_the_virtual_mac") || !keepalived_present() {
+        return;
+    }
+    let lab = Lab::new(2).expect("lab");
+    let a = Node::start(&lab.routers[0], hav(), &instance_conf("VI_V", 58, 150, 3, "1", &["10.0.0.211/24"], "  use_vmac"));
+    let k = Node::start(&lab.routers[1], Daemon::Keepalived, &instance_conf("VI_V", 58, 100, 3, "1", &["10.0.0.211/24"], "  use_vmac"));
+    assert!(wait_until(SETTLE, || a.holds("10.0.0.211") && !k.holds("10.0.0.211")).is_some(), "hav not master with VMAC");
+    let vmac = [0x00, 0x00, 0x5e, 0x00, 0x01, 58];
+    assert_eq!(lab.routers[0].mac("vrrp.58").expect("vmac link"), vmac);
+    assert!(wait_until(Duration::from_secs(3), || client_reaches(&lab, "10.0.0.211", vmac)).is_some(), "the VIP is not answered with the VMAC");
+    drop(a);
+    // A clean stop removes the VMAC link.
+    assert!(lab.routers[0].ip(&["link", "show", "vrrp.58"]).is_err(), "VMAC left behind");
+}
+
+/// An SMTP sink: accepts one message, returns its DATA.
+fn smtp_sink(listener: std::net::TcpListener) -> String {
+    let (s, _) = listener.accept().expect("accept");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut w = s.try_clone().expect("clone");
+    let mut r = BufReader::new(s);
+    w.write_all(b"220 sink ESMTP\r\n").expect("greet");
+    let mut data = String::new();
+    let mut in_data = false;
+    let mut line = String::new();
+    while r.read_line(&mut line).unwrap_or(0) > 0 {
+        if in_data {
+            if line == ".\r\n" {
+                in_data = false;
+                w.write_all(b"250 queued\r\n").expect("w");
+            } else {
+                data.push_str(&line);
+            }
+        } else {
+            let cmd = line.to_ascii_uppercase();
+            if cmd.starts_with("EHLO") {
+                w.write_all(b"250-sink\r\n250 8BITMIME\r\n").expect("w");
+            } else if cmd.starts_with("DATA") {
+                in_data = true;
+                w.write_all(b"354 go\r\n").expect("w");
+            } else if cmd.starts_with("QUIT") {
+                w.write_all(b"221 bye\r\n").expect("w");
+                break;
+            } else {
+                w.write_all(b"250 ok\r\n").expect("w");
+            }
+        }
+        line.clear();
+    }
+    data
+}
+
+#[test]
+fn notify_scripts_fifo_and_smtp_alert() {
+    if skip_unless_root("notify_scripts_fifo_and_smtp_alert") {
+        return;
+    }
+    let lab = Lab::new(1).expect("lab");
+    let dir = hav_tests::peers::workdir("ntf");
+    let out = dir.join("notify.out");
+    let master_out = dir.join("master.out");
+    let script = dir.join("notify.sh");
+    std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" >> {}\n", out.display())).expect("script");
+    std::fs::write(dir.join("master.sh"), format!("#!/bin/sh\necho master >> {}\n", master_out.display())).expect("script");
+    for f in ["notify.sh", "master.sh"] {
+        std::process::Command::new("chmod").args(["755"]).arg(dir.join(f)).status().expect("chmod");
+    }
+    let fifo = dir.join("notify.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    // Read the FIFO from a thread; opening for read blocks until the daemon writes.
+    let fifo_r = fifo.clone();
+    let reader = std::thread::spawn(move || {
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(&fifo_r).expect("open fifo");
+        let mut line = String::new();
+        BufReader::new(f).read_line(&mut line).expect("fifo line");
+        line
+    });
+    // The SMTP sink listens inside the router's namespace.
+    let listener = lab.routers[0].enter(|| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"));
+    let port = listener.local_addr().expect("addr").port();
+    let sink = std::thread::spawn(move || smtp_sink(listener));
+    let conf = format!(
+        "global_defs {{\n  router_id lab-r1\n  notification_email {{\n    ops@example.test\n  }}\n  notification_email_from hav@example.test\n  \
+         smtp_server 127.0.0.1 {port}\n  smtp_connect_timeout 5\n  notify_fifo {}\n}}\n\
+         vrrp_instance VI_N {{\n  interface eth0\n  virtual_router_id 59\n  priority 255\n  advert_int 1\n  smtp_alert\n  \
+         notify {}\n  notify_master {}\n  virtual_ipaddress {{\n    10.0.0.212/24\n  }}\n}}\n",
+        fifo.display(),
+        script.display(),
+        dir.join("master.sh").display()
+    );
+    let mut h = Node::start(&lab.routers[0], hav(), &conf);
+    // Priority 255: the owner is master at once.
+    assert!(wait_until(SETTLE, || h.holds("10.0.0.212")).is_some(), "owner not master");
+    assert_eq!(reader.join().expect("reader"), "INSTANCE \"VI_N\" MASTER 255\n");
+    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&out).is_ok_and(|s| s.contains("INSTANCE VI_N MASTER 255"))).is_some(), "notify script not run with TYPE NAME STATE PRIORITY");
+    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&master_out).is_ok_and(|s| s.trim() == "master")).is_some(), "notify_master not run");
+    let mail = sink.join().expect("sink");
+    assert!(mail.contains("Subject: [lab-r1] VRRP Instance VI_N - Entering MASTER state"), "{mail}");
+    assert!(mail.contains("To: ops@example.test"), "{mail}");
+    assert!(h.terminate());
+    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&out).is_ok_and(|s| s.contains("INSTANCE VI_N STOP 0"))).is_some(), "no STOP notification");
+    let _ = std::fs::remove_dir_all(&dir);
+}

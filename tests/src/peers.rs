@@ -1,0 +1,217 @@
+//! VRRP daemons under test in a namespace lab: hav-linux and keepalived (the reference peer),
+//! started from config text, stopped cleanly or "killed" (SIGKILL plus link down, since a
+//! killed keepalived leaves its VIP behind).
+//!
+//! A node is master when its VIP is on its interface; that is what clients see, and it works
+//! the same for both daemons.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::netns::Netns;
+
+/// Which daemon a node runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Daemon {
+    /// hav-linux, from this binary path.
+    Hav(PathBuf),
+    /// Debian's keepalived.
+    Keepalived,
+}
+
+/// A running daemon in a namespace.
+#[derive(Debug)]
+pub struct Node<'a> {
+    /// Its namespace.
+    pub ns: &'a Netns,
+    /// What runs.
+    pub daemon: Daemon,
+    /// Work directory: config, log, pid files, control socket.
+    pub dir: PathBuf,
+    /// The daemon's pid (of `ip netns exec`, which execs it).
+    pub pid: Option<u32>,
+}
+
+/// A fresh work directory under the system temp dir.
+pub fn workdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(crate::netns::unique(tag));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("creating a work directory");
+    d
+}
+
+impl<'a> Node<'a> {
+    /// Writes `config` and starts the daemon in `ns`.
+    pub fn start(ns: &'a Netns, daemon: Daemon, config: &str) -> Node<'a> {
+        let dir = workdir("nd");
+        let mut n = Node { ns, daemon, dir, pid: None };
+        n.write_config(config);
+        n.launch();
+        n
+    }
+
+    /// The config path.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("keepalived.conf")
+    }
+
+    /// The log path.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("daemon.log")
+    }
+
+    /// hav's control socket.
+    pub fn control_path(&self) -> PathBuf {
+        self.dir.join("hav.sock")
+    }
+
+    /// Replaces the config file (for reloads).
+    pub fn write_config(&self, config: &str) {
+        std::fs::write(self.config_path(), config).expect("writing the config");
+    }
+
+    /// Starts (or restarts) the daemon.
+    pub fn launch(&mut self) {
+        let conf = self.config_path();
+        let conf = conf.to_str().expect("utf-8 path");
+        let log = self.log_path();
+        let d = self.dir.to_str().expect("utf-8 path").to_owned();
+        let pid = match &self.daemon {
+            Daemon::Hav(bin) => {
+                let sock = format!("{d}/hav.sock");
+                let pidf = format!("{d}/hav.pid");
+                self.ns.spawn(
+                    bin.to_str().expect("utf-8 path"),
+                    &["-f", conf, "--control", &sock, "--pid", &pidf, "-l", "debug"],
+                    &log,
+                )
+            }
+            Daemon::Keepalived => {
+                let (p, v, c) = (format!("{d}/k.pid"), format!("{d}/v.pid"), format!("{d}/c.pid"));
+                self.ns.spawn(
+                    "keepalived",
+                    &["-n", "-l", "-D", "-P", "-f", conf, "-p", &p, "-r", &v, "-c", &c],
+                    &log,
+                )
+            }
+        };
+        self.pid = Some(pid.expect("starting the daemon"));
+    }
+
+    /// SIGKILL, then the link down: a dead node (its VIP may stay on its interface, but
+    /// nobody can reach it).
+    ///
+    /// Every process of the namespace gets SIGKILL (keepalived's VRRP child would otherwise
+    /// notice its parent's death and resign cleanly, which is not what a dead node does), after
+    /// the link went down, so nothing leaves the node once it is "dead".
+    pub fn kill(&mut self) {
+        self.ns.link_down("eth0").expect("link down");
+        let pids = crate::netns::ip(&["netns", "pids", self.ns.name()]).unwrap_or_default();
+        for p in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
+        }
+        if let Some(pid) = self.pid.take() {
+            let _ = self.ns.stop(pid);
+        }
+        // Wait for the namespace to be empty, so a restart finds no stale daemon.
+        let _ = wait_until(Duration::from_secs(5), || {
+            crate::netns::ip(&["netns", "pids", self.ns.name()]).map(|o| o.trim().is_empty()).unwrap_or(true)
+        });
+    }
+
+    /// Brings the link back (after [`Node::kill`]) and removes leftovers of the dead daemon.
+    pub fn revive(&mut self, vips: &[&str]) {
+        for v in vips {
+            let _ = self.ns.ip(&["addr", "del", v, "dev", "eth0"]);
+        }
+        self.ns.link_up("eth0").expect("link up");
+        self.launch();
+    }
+
+    /// SIGTERM and wait for the daemon to exit.
+    pub fn terminate(&mut self) -> bool {
+        let Some(pid) = self.pid.take() else { return true };
+        let _ = self.ns.signal(pid, Signal::SIGTERM);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid) {
+                let _ = self.ns.stop(pid);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.ns.stop(pid);
+        false
+    }
+
+    /// Sends a signal (SIGHUP for a reload).
+    pub fn signal(&self, sig: Signal) {
+        if let Some(pid) = self.pid {
+            self.ns.signal(pid, sig).expect("signal");
+        }
+    }
+
+    /// Whether `vip` is on `eth0` (or any interface of the namespace).
+    pub fn holds(&self, vip: &str) -> bool {
+        holds(self.ns, vip)
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+        .unwrap_or(true)
+}
+
+impl Drop for Node<'_> {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            let _ = self.ns.signal(pid, Signal::SIGTERM);
+            std::thread::sleep(Duration::from_millis(200));
+            let _ = self.ns.stop(pid);
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("--- {:?} log ({}):\n{}", self.daemon, self.dir.display(), self.log());
+        }
+    }
+}
+
+/// Whether `vip` (an address, without prefix) is on an interface of `ns`.
+pub fn holds(ns: &Netns, vip: &str) -> bool {
+    ns.ip(&["-o", "addr", "show"])
+        .map(|out| out.split_whitespace().any(|w| w.split('/').next() == Some(vip)))
+        .unwrap_or(false)
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes; returns how long it took.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+    let t0 = Instant::now();
+    loop {
+        if cond() {
+            return Some(t0.elapsed());
+        }
+        if t0.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A keepalived.conf for one instance on `eth0`. `extra` goes inside the instance block.
+pub fn instance_conf(name: &str, vrid: u8, priority: u8, version: u8, advert: &str, vips: &[&str], extra: &str) -> String {
+    let vips: String = vips.iter().map(|v| format!("    {v}\n")).collect();
+    format!(
+        "global_defs {{\n  router_id {name}\n  vrrp_version {version}\n  vrrp_garp_master_delay 0\n}}\n\
+         vrrp_instance {name} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {vrid}\n  \
+         priority {priority}\n  advert_int {advert}\n{extra}\n  virtual_ipaddress {{\n{vips}  }}\n}}\n"
+    )
+}
