@@ -59,6 +59,7 @@ pub struct Smtp {
 pub struct Notifier {
     pending: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     creds: Option<Creds>,
+    secure: bool,
     fifo: Option<mpsc::UnboundedSender<String>>,
     smtp: Option<Smtp>,
 }
@@ -93,7 +94,7 @@ impl Notifier {
             to: config.global.notification_email.clone(),
             router_id,
         });
-        Notifier { pending: Default::default(), creds, fifo, smtp }
+        Notifier { pending: Default::default(), creds, secure: config.global.enable_script_security, fifo, smtp }
     }
 
     /// `what` entered `state` (`MASTER`, `BACKUP`, `FAULT`, `STOP`) with `priority`.
@@ -105,11 +106,18 @@ impl Notifier {
             "STOP" => &notify.stop,
             _ => &None,
         };
-        if let Some(s) = specific.clone() {
+        let allowed = |s: &crate::config::Script| match self.secure.then(|| proc::insecure(s, self.creds)).flatten() {
+            Some(why) => {
+                tracing::error!(script = %s.command, reason = %why, "notify script not run (enable_script_security)");
+                false
+            }
+            None => true,
+        };
+        if let Some(s) = specific.clone().filter(|s| allowed(s)) {
             let creds = self.creds;
             self.track(tokio::spawn(async move { report(&s, proc::run(&s, &[], creds, NOTIFY_TIMEOUT).await) }));
         }
-        if let Some(s) = notify.notify.clone() {
+        if let Some(s) = notify.notify.clone().filter(|s| allowed(s)) {
             let creds = self.creds;
             let args = vec![kind.as_str().to_owned(), name.to_owned(), state.to_owned(), priority.to_string()];
             self.track(tokio::spawn(async move { report(&s, proc::run(&s, &args, creds, NOTIFY_TIMEOUT).await) }));

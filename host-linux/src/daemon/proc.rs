@@ -110,3 +110,73 @@ pub async fn run(script: &Script, extra: &[String], creds: Option<Creds>, timeou
         }
     }
 }
+
+/// With `enable_script_security`: why a script that runs as root must not run, if it must not.
+/// A script is unsafe when its program, or a directory above it, can be written by someone other
+/// than root (owned by another user, or group/world-writable).
+pub fn insecure(script: &Script, creds: Option<Creds>) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if creds.is_some_and(|c| !c.uid.is_root()) {
+        return None;
+    }
+    let prog = script.argv.first()?;
+    let path = if prog.contains('/') {
+        std::path::PathBuf::from(prog)
+    } else {
+        let dirs = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+        std::env::split_paths(&dirs).map(|d| d.join(prog)).find(|p| p.is_file())?
+    };
+    let mut p = path.canonicalize().ok()?;
+    loop {
+        let md = std::fs::metadata(&p).ok()?;
+        if md.uid() != 0 {
+            return Some(format!("{} is owned by uid {}", p.display(), md.uid()));
+        }
+        // Writable by group (unless the group is root's) or by anyone; directories with the
+        // sticky bit (like /tmp) still let others replace only their own files.
+        let sticky = md.is_dir() && md.mode() & 0o1000 != 0;
+        if md.mode() & 0o002 != 0 && !sticky || md.mode() & 0o020 != 0 && md.gid() != 0 {
+            return Some(format!("{} is writable by non-root users", p.display()));
+        }
+        if !p.pop() || p.as_os_str().is_empty() {
+            return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(cmd: &str) -> Script {
+        Script { command: cmd.into(), argv: vec![cmd.into()] }
+    }
+
+    #[test]
+    fn script_security_rejects_writable_paths() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to own test files as root");
+            return;
+        }
+        assert_eq!(insecure(&script("/bin/sh"), None), None);
+        assert_eq!(insecure(&script("sh"), None), None, "found through PATH");
+        let dir = std::env::temp_dir().join(format!("hav-sec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let f = dir.join("chk.sh");
+        std::fs::write(&f, "#!/bin/sh\n").expect("write");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let s = script(f.to_str().expect("utf-8"));
+        assert_eq!(insecure(&s, None), None);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        assert!(insecure(&s, None).is_some_and(|w| w.contains("writable")));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        assert!(insecure(&s, None).is_some(), "a world-writable directory lets anyone swap the script");
+        // Running as another user is not a root escalation.
+        let nobody = Creds { uid: Uid::from_raw(65534), gid: Gid::from_raw(65534) };
+        assert_eq!(insecure(&s, Some(nobody)), None);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

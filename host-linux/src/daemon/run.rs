@@ -367,7 +367,7 @@ impl Daemon {
             if !self.track_tasks.contains_key(&obj) {
                 let def = format!("{s:?}");
                 self.track_status.remove(&obj);
-                let task = track::spawn_script(s, self.creds, self.track_tx.clone());
+                let task = track::spawn_script(s, self.creds, self.config.global.enable_script_security, self.track_tx.clone());
                 self.track_tasks.insert(obj, (task, def));
             }
         }

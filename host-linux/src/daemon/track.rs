@@ -58,9 +58,13 @@ impl RiseFall {
 }
 
 /// Starts the task running `script` every interval. Sends a [`TrackEvent`] on every flip.
+///
+/// With `secure` (`enable_script_security`), a script that would run as root from a path others
+/// can write is never run and stays down.
 pub fn spawn_script(
     script: VrrpScript,
     creds: Option<Creds>,
+    secure: bool,
     tx: mpsc::Sender<TrackEvent>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -80,6 +84,13 @@ pub fn spawn_script(
             tracing::warn!(script = %script.name, "vrrp_script has a policy, not a script; not run by the script task");
             return;
         };
+        if secure {
+            if let Some(why) = proc::insecure(&command, creds) {
+                tracing::error!(script = %script.name, reason = %why, "vrrp_script disabled by enable_script_security");
+                let _ = tx.send(TrackEvent { obj, status: TrackStatus::Down }).await;
+                return;
+            }
+        }
         let timeout = script.timeout.unwrap_or(script.interval);
         let mut rf = RiseFall::new(script.rise, script.fall, !script.init_fail);
         let mut tick = tokio::time::interval(script.interval.max(Duration::from_millis(10)));
