@@ -26,3 +26,27 @@ pub mod vrrp;
 pub mod wire;
 
 pub use time::{Duration, Instant};
+
+/// The one deterministic PRNG of the crate's tests (mutation and property tests).
+#[cfg(test)]
+pub(crate) mod test_rng {
+    /// xorshift64 (Marsaglia), seeded with any non-zero value.
+    pub struct XorShift(pub u64);
+
+    impl XorShift {
+        /// The next 64 random bits.
+        pub fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+
+        /// A value in `0..n` (`n > 0`).
+        pub fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+}

@@ -596,25 +596,7 @@ pub(crate) mod testutil {
         ConnKey::tcp(IpAddr::V4(src), sport, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 80)
     }
 
-    /// A deterministic xorshift PRNG.
-    pub struct Rng(pub u64);
-
-    impl Rng {
-        /// The next 64 random bits.
-        pub fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-
-        /// A number below `n` (`n > 0`).
-        pub fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    pub use crate::test_rng::XorShift as Rng;
 }
 
 #[cfg(test)]

@@ -169,25 +169,7 @@ pub(crate) mod test_util {
         frames
     }
 
-    /// A deterministic xorshift64 generator for mutation tests.
-    pub struct XorShift(pub u64);
-
-    impl XorShift {
-        /// The next value.
-        pub fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-
-        /// A value in `0..n` (n > 0).
-        pub fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    pub use crate::test_rng::XorShift;
 }
 
 #[cfg(test)]
