@@ -384,3 +384,35 @@ fn notify_scripts_fifo_and_smtp_alert() {
     assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&out).is_ok_and(|s| s.contains("INSTANCE VI_N STOP 0"))).is_some(), "no STOP notification");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn metrics_endpoint_reports_state_and_counters() {
+    if skip_unless_root("metrics_endpoint_reports_state_and_counters") {
+        return;
+    }
+    let lab = Lab::new(1).expect("lab");
+    let h = Node::start_with(
+        &lab.routers[0],
+        hav(),
+        &instance_conf("VI_M", 60, 255, 3, "1", &["10.0.0.213/24"], ""),
+        &["--metrics", "127.0.0.1:9650"],
+    );
+    assert!(wait_until(SETTLE, || h.holds("10.0.0.213")).is_some(), "owner not master");
+    std::thread::sleep(Duration::from_millis(2500));
+    let body = lab.routers[0].enter(|| {
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9650").expect("connect");
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("write");
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut s, &mut out).expect("read");
+        out
+    });
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("hav_vrrp_state{instance=\"VI_M\"} 2"), "{body}");
+    assert!(body.contains("hav_vrrp_priority{instance=\"VI_M\"} 255"), "{body}");
+    let sent: u64 = body
+        .lines()
+        .find(|l| l.starts_with("hav_vrrp_adverts_tx_total{instance=\"VI_M\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .expect("adverts_tx line");
+    assert!(sent >= 2, "{body}");
+}

@@ -32,6 +32,8 @@ pub struct Node<'a> {
     pub dir: PathBuf,
     /// The daemon's pid (of `ip netns exec`, which execs it).
     pub pid: Option<u32>,
+    /// Extra command-line arguments.
+    pub args: Vec<String>,
 }
 
 /// A fresh work directory under the system temp dir.
@@ -45,8 +47,14 @@ pub fn workdir(tag: &str) -> PathBuf {
 impl<'a> Node<'a> {
     /// Writes `config` and starts the daemon in `ns`.
     pub fn start(ns: &'a Netns, daemon: Daemon, config: &str) -> Node<'a> {
+        Self::start_with(ns, daemon, config, &[])
+    }
+
+    /// [`Node::start`] with extra command-line arguments.
+    pub fn start_with(ns: &'a Netns, daemon: Daemon, config: &str, args: &[&str]) -> Node<'a> {
         let dir = workdir("nd");
-        let mut n = Node { ns, daemon, dir, pid: None };
+        let args = args.iter().map(|a| (*a).to_owned()).collect();
+        let mut n = Node { ns, daemon, dir, pid: None, args };
         n.write_config(config);
         n.launch();
         n
@@ -82,19 +90,15 @@ impl<'a> Node<'a> {
             Daemon::Hav(bin) => {
                 let sock = format!("{d}/hav.sock");
                 let pidf = format!("{d}/hav.pid");
-                self.ns.spawn(
-                    bin.to_str().expect("utf-8 path"),
-                    &["-f", conf, "--control", &sock, "--pid", &pidf, "-l", "debug"],
-                    &log,
-                )
+                let mut args = vec!["-f", conf, "--control", &sock, "--pid", &pidf, "-l", "debug"];
+                args.extend(self.args.iter().map(String::as_str));
+                self.ns.spawn(bin.to_str().expect("utf-8 path"), &args, &log)
             }
             Daemon::Keepalived => {
                 let (p, v, c) = (format!("{d}/k.pid"), format!("{d}/v.pid"), format!("{d}/c.pid"));
-                self.ns.spawn(
-                    "keepalived",
-                    &["-n", "-l", "-D", "-P", "-f", conf, "-p", &p, "-r", &v, "-c", &c],
-                    &log,
-                )
+                let mut args = vec!["-n", "-l", "-D", "-P", "-f", conf, "-p", &p, "-r", &v, "-c", &c];
+                args.extend(self.args.iter().map(String::as_str));
+                self.ns.spawn("keepalived", &args, &log)
             }
         };
         self.pid = Some(pid.expect("starting the daemon"));
