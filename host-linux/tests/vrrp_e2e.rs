@@ -416,3 +416,33 @@ fn metrics_endpoint_reports_state_and_counters() {
         .expect("adverts_tx line");
     assert!(sent >= 2, "{body}");
 }
+
+#[test]
+fn sync_group_members_move_together() {
+    if skip_unless_root("sync_group_members_move_together") || !keepalived_present() {
+        return;
+    }
+    let lab = Lab::new(2).expect("lab");
+    lab.routers[0].ip(&["link", "add", "uplink", "type", "veth", "peer", "name", "uplink-p"]).expect("veth");
+    lab.routers[0].link_up("uplink-p").expect("up");
+    lab.routers[0].link_up("uplink").expect("up");
+    let conf = |prio: u8, track: &str| {
+        format!(
+            "vrrp_sync_group G {{\n  group {{\n    VI_X\n    VI_Y\n  }}\n}}\n\
+             vrrp_instance VI_X {{\n  interface eth0\n  virtual_router_id 62\n  priority {prio}\n  advert_int 1\n{track}\n  virtual_ipaddress {{\n    10.0.0.214/24\n  }}\n}}\n\
+             vrrp_instance VI_Y {{\n  interface eth0\n  virtual_router_id 63\n  priority {prio}\n  advert_int 1\n  virtual_ipaddress {{\n    10.0.0.215/24\n  }}\n}}\n"
+        )
+    };
+    let h = Node::start(&lab.routers[0], hav(), &conf(150, "  track_interface {\n    uplink\n  }"));
+    let k = Node::start(&lab.routers[1], Daemon::Keepalived, &conf(100, ""));
+    let both = |n: &Node<'_>| n.holds("10.0.0.214") && n.holds("10.0.0.215");
+    assert!(wait_until(SETTLE, || both(&h) && !k.holds("10.0.0.214") && !k.holds("10.0.0.215")).is_some(), "hav not master of both");
+    // Only VI_X tracks the uplink; the group takes VI_Y along.
+    lab.routers[0].link_down("uplink").expect("down");
+    assert!(
+        wait_until(SETTLE, || both(&k) && !h.holds("10.0.0.214") && !h.holds("10.0.0.215")).is_some(),
+        "the group did not fail over together"
+    );
+    lab.routers[0].link_up("uplink").expect("up");
+    assert!(wait_until(SETTLE, || both(&h) && !k.holds("10.0.0.214")).is_some(), "the group did not come back together");
+}
