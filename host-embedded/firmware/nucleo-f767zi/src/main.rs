@@ -1,0 +1,140 @@
+//! hav-embedded on a NUCLEO-F767ZI: a VRRP gateway that elects against
+//! keepalived and hav-linux on the board's Ethernet port.
+//!
+//! The node config is read from the last flash sector (sector 11,
+//! 0x081C_0000): a little-endian `u16` length, then a postcard
+//! `hav_embedded::NodeConfig` (`hav-embedded-tap encode` writes that file).
+//! With erased or invalid flash the firmware runs [`default_config`].
+//! host-embedded/README.md has the flashing steps.
+#![no_std]
+#![no_main]
+
+use core::net::{IpAddr, Ipv4Addr};
+
+use defmt::{error, info, warn};
+use embassy_executor::Spawner;
+use embassy_stm32::eth::{Ethernet, GenericPhy, PacketQueue, Sma};
+use embassy_stm32::flash::Flash;
+use embassy_stm32::peripherals::{ETH, ETH_SMA, FLASH};
+use embassy_stm32::time::Hertz;
+use embassy_stm32::{bind_interrupts, eth, Peri};
+use hav_core::vrrp::InstanceConfig;
+use hav_embedded::{NodeConfig, Resources, Router, MAX_STORED_LEN};
+use static_cell::StaticCell;
+use {defmt_rtt as _, panic_probe as _};
+
+bind_interrupts!(struct Irqs {
+    ETH => eth::InterruptHandler;
+});
+
+type Device = Ethernet<'static, ETH, GenericPhy<Sma<'static, ETH_SMA>>>;
+
+/// Offset of the config in flash: sector 11 of the 2 MiB single-bank flash.
+const CONFIG_OFFSET: u32 = 0x1C_0000;
+
+// Everything long-lived is static, so `size` counts it as static RAM:
+// the DMA descriptors and packet buffers, the socket buffers, the router.
+static QUEUE: StaticCell<PacketQueue<4, 4>> = StaticCell::new();
+static RESOURCES: StaticCell<Resources<'static>> = StaticCell::new();
+static ROUTER: StaticCell<Router<'static, Device>> = StaticCell::new();
+static NODE: StaticCell<NodeConfig> = StaticCell::new();
+static STORED: StaticCell<[u8; MAX_STORED_LEN]> = StaticCell::new();
+
+/// The config used when flash holds none: 192.168.1.2/24, VRID 51,
+/// priority 100, VIP 192.168.1.1, VRRPv2, 1 s adverts.
+fn default_config() -> NodeConfig {
+    let addr = Ipv4Addr::new(192, 168, 1, 2);
+    let mut node = NodeConfig::new(addr, 24);
+    let mut vr = InstanceConfig::new(51, IpAddr::V4(addr));
+    vr.accept = true;
+    // One VIP into an empty list of 32 cannot fail.
+    let _ = vr.vips.push(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1)));
+    let _ = node.instances.push(vr);
+    node
+}
+
+fn load_config(flash: Peri<'static, FLASH>) -> NodeConfig {
+    let mut flash = Flash::new_blocking(flash);
+    let buf = STORED.init([0; MAX_STORED_LEN]);
+    if flash.blocking_read(CONFIG_OFFSET, buf).is_err() {
+        warn!("config: flash read failed, using the default config");
+        return default_config();
+    }
+    match NodeConfig::from_stored(buf) {
+        Ok(node) => {
+            info!("config: {} instance(s) from flash", node.instances.len());
+            node
+        }
+        Err(e) => {
+            warn!("config: {}; using the default config", e);
+            default_config()
+        }
+    }
+}
+
+fn clocks() -> embassy_stm32::Config {
+    use embassy_stm32::rcc::*;
+    let mut config = embassy_stm32::Config::default();
+    // The ST-LINK feeds an 8 MHz clock (HSE bypass); 168 MHz needs no
+    // over-drive, and the Ethernet MAC wants HCLK >= 25 MHz.
+    config.rcc.hse = Some(Hse { freq: Hertz(8_000_000), mode: HseMode::Bypass });
+    config.rcc.pll_src = PllSource::HSE;
+    config.rcc.pll = Some(Pll {
+        prediv: PllPreDiv::DIV4,
+        mul: PllMul::MUL168,
+        divp: Some(PllPDiv::DIV2),
+        divq: None,
+        divr: None,
+    });
+    config.rcc.ahb_pre = AHBPrescaler::DIV1;
+    config.rcc.apb1_pre = APBPrescaler::DIV4;
+    config.rcc.apb2_pre = APBPrescaler::DIV2;
+    config.rcc.sys = Sysclk::PLL1_P;
+    config
+}
+
+/// A locally administered unicast MAC from the chip's unique ID.
+fn board_mac() -> [u8; 6] {
+    let uid = embassy_stm32::uid::uid();
+    let mut mac = [0x02, 0x68, 0, 0, 0, 0];
+    for (i, b) in uid.iter().enumerate() {
+        mac[2 + i % 4] ^= b;
+    }
+    mac
+}
+
+#[embassy_executor::main]
+async fn main(_spawner: Spawner) -> ! {
+    let p = embassy_stm32::init(clocks());
+    info!("hav-embedded on NUCLEO-F767ZI");
+    let node = NODE.init(load_config(p.FLASH));
+    let mac = *node.mac.get_or_insert_with(board_mac);
+
+    // RMII to the LAN8742A: REF_CLK PA1, CRS_DV PA7, RXD0 PC4, RXD1 PC5,
+    // TXD0 PG13, TXD1 PB13, TX_EN PG11; MDIO PA2, MDC PC1.
+    let device: Device = Ethernet::new(
+        QUEUE.init(PacketQueue::new()),
+        p.ETH,
+        Irqs,
+        p.PA1,
+        p.PA7,
+        p.PC4,
+        p.PC5,
+        p.PG13,
+        p.PB13,
+        p.PG11,
+        mac,
+        p.ETH_SMA,
+        p.PA2,
+        p.PC1,
+    );
+
+    let router = match Router::new(device, node, RESOURCES.init(Resources::new())) {
+        Ok(r) => ROUTER.init(r),
+        Err(e) => {
+            error!("cannot start: {}", e);
+            panic!("invalid node config");
+        }
+    };
+    router.run().await
+}

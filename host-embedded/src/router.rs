@@ -1,0 +1,528 @@
+//! The router: hav-core instances on smoltcp's `Interface`, driven by an
+//! embassy task.
+//!
+//! The router only carries out what the instances decide:
+//! received adverts become [`Input::Advert`], expired deadlines
+//! [`Input::Timer`], link changes [`Input::Link`]; the returned
+//! [`Action`]s become packets on the raw socket, addresses on the interface
+//! and gratuitous ARP frames on the driver.
+
+use core::future::{poll_fn, Future};
+use core::net::{IpAddr, Ipv4Addr};
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+
+use embassy_net_driver::{Driver, HardwareAddress as DriverAddress, LinkState, TxToken};
+use embassy_time::Timer;
+use hav_core::vrrp::{Action, Actions, Advert, Input, Instance, Reason, State};
+use hav_core::wire::ip::{IpHeader, IPV4_HEADER_LEN, TOS_NETWORK_CONTROL};
+use hav_core::wire::{gratuitous_arp_frame, VrrpPacket, VrrpRepr, VRRP_PROTO, VRRP_TTL};
+use smoltcp::iface::{
+    Config, Interface, PollIngressSingleResult, SocketHandle, SocketSet, SocketStorage,
+};
+use smoltcp::socket::raw;
+use smoltcp::wire::{
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpProtocol, IpVersion, Ipv4Packet,
+};
+
+use crate::config::{ConfigError, NodeConfig, MAX_INSTANCES};
+use crate::device::Adapter;
+use crate::igmp;
+
+/// Packets the raw VRRP socket queues in each direction.
+pub const RAW_PACKETS: usize = 4;
+/// Bytes of packet data the raw VRRP socket queues in each direction. An
+/// advert with 8 IPv4 addresses is 60 bytes with its IP header.
+pub const RAW_BUFFER: usize = 1024;
+/// Unsolicited IGMP reports sent after startup and after each link-up.
+const IGMP_REPORTS: u8 = 2;
+/// Spacing of those reports (and delay of the first).
+const IGMP_INTERVAL: hav_core::Duration = hav_core::Duration::from_secs(1);
+/// Frames taken from the driver in one pass before the other work (timers)
+/// gets its turn.
+const INGRESS_BURST: usize = 32;
+// Longest advert handled: 255 IPv4 addresses, authentication, IP header.
+const MAX_PACKET: usize = IPV4_HEADER_LEN + 8 + 255 * 4 + 8;
+
+/// Memory the router borrows for its sockets; keep it in a `static` (a
+/// `StaticCell`) on a board so that it counts as static RAM.
+pub struct Resources<'a> {
+    rx_meta: [raw::PacketMetadata; RAW_PACKETS],
+    rx_buf: [u8; RAW_BUFFER],
+    tx_meta: [raw::PacketMetadata; RAW_PACKETS],
+    tx_buf: [u8; RAW_BUFFER],
+    sockets: [SocketStorage<'a>; 1],
+}
+
+impl Resources<'_> {
+    /// Empty buffers.
+    pub const fn new() -> Self {
+        Resources {
+            rx_meta: [raw::PacketMetadata::EMPTY; RAW_PACKETS],
+            rx_buf: [0; RAW_BUFFER],
+            tx_meta: [raw::PacketMetadata::EMPTY; RAW_PACKETS],
+            tx_buf: [0; RAW_BUFFER],
+            sockets: [SocketStorage::EMPTY; 1],
+        }
+    }
+}
+
+impl Default for Resources<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Something that happened, reported to the observer set with
+/// [`Router::set_observer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Event {
+    /// An instance changed state.
+    Transition {
+        /// The instance's VRID.
+        vrid: u8,
+        /// The state left.
+        from: State,
+        /// The state entered.
+        to: State,
+        /// Why, as hav-core says.
+        reason: Reason,
+        /// When, on the router's clock (embassy-time).
+        at: hav_core::Instant,
+    },
+}
+
+/// Why the router could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RouterError {
+    /// The node config is invalid.
+    Config(ConfigError),
+    /// The config names no MAC and the driver has no Ethernet address.
+    NoMac,
+}
+
+impl core::fmt::Display for RouterError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RouterError::Config(e) => write!(f, "config: {e}"),
+            RouterError::NoMac => f.write_str("no Ethernet address in the config or the driver"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for RouterError {}
+
+// A gratuitous ARP burst in progress.
+#[derive(Debug, Clone, Copy)]
+struct Garp {
+    rounds_left: u8,
+    next_vip: usize,
+}
+
+struct Vr {
+    instance: Instance,
+    garp: Option<Garp>,
+}
+
+/// One node: its interface, its raw VRRP socket and its instances.
+pub struct Router<'a, D: Driver> {
+    device: D,
+    iface: Interface,
+    sockets: SocketSet<'a>,
+    raw: SocketHandle,
+    vrs: heapless::Vec<Vr, MAX_INSTANCES>,
+    mac: [u8; 6],
+    address: Ipv4Addr,
+    link_up: bool,
+    started: bool,
+    ident: u16,
+    timer: Option<(embassy_time::Instant, Timer)>,
+    observer: Option<fn(&Event)>,
+    // Multicast groups joined, and the next unsolicited report (time, left).
+    groups: heapless::Vec<Ipv4Addr, MAX_INSTANCES>,
+    igmp: Option<(hav_core::Instant, u8)>,
+}
+
+fn core_now() -> hav_core::Instant {
+    hav_core::Instant::from_micros(embassy_time::Instant::now().as_micros())
+}
+
+fn smol_instant(t: hav_core::Instant) -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros(t.total_micros() as i64)
+}
+
+impl<'a, D: Driver> Router<'a, D> {
+    /// Builds the router for `config` (validated here) over `device`.
+    ///
+    /// The interface gets the node's address; the raw socket for protocol
+    /// 112 and the multicast groups are set up. Nothing is sent before
+    /// [`Router::run`].
+    pub fn new(
+        mut device: D,
+        config: &NodeConfig,
+        res: &'a mut Resources<'a>,
+    ) -> Result<Self, RouterError> {
+        config.validate().map_err(RouterError::Config)?;
+        let mac = match (config.mac, device.hardware_address()) {
+            (Some(m), _) => m,
+            (None, DriverAddress::Ethernet(m)) => m,
+            (None, _) => return Err(RouterError::NoMac),
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let now = smol_instant(core_now());
+        let mut icfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        icfg.random_seed = u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0x68, 0x76]);
+        let mut iface =
+            Interface::new(icfg, &mut Adapter { inner: &mut device, cx: &mut cx }, now);
+        iface.update_ip_addrs(|addrs| {
+            // The address list is empty, so the first push cannot fail.
+            let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(config.address), config.prefix_len));
+        });
+        let mut groups = heapless::Vec::new();
+        for c in &config.instances {
+            if let (false, IpAddr::V4(group)) = (c.is_unicast(), c.mcast_group) {
+                if groups.contains(&group) {
+                    continue;
+                }
+                // At most one group per instance: the push cannot fail.
+                let _ = groups.push(group);
+                if iface.join_multicast_group(group).is_err() {
+                    warn!("cannot join the VRRP multicast group");
+                }
+            }
+        }
+        // Reborrow the fields one by one: the sockets borrow `res` for 'a.
+        let Resources { rx_meta, rx_buf, tx_meta, tx_buf, sockets } = res;
+        let rx = raw::PacketBuffer::new(&mut rx_meta[..], &mut rx_buf[..]);
+        let tx = raw::PacketBuffer::new(&mut tx_meta[..], &mut tx_buf[..]);
+        let socket = raw::Socket::new(IpVersion::Ipv4, IpProtocol::Unknown(VRRP_PROTO), rx, tx);
+        let mut sockets = SocketSet::new(&mut sockets[..]);
+        let raw = sockets.add(socket);
+        let mut vrs = heapless::Vec::new();
+        for c in &config.instances {
+            // validate() bounded the count by MAX_INSTANCES.
+            let _ = vrs.push(Vr { instance: Instance::new(c.clone()), garp: None });
+        }
+        Ok(Router {
+            device,
+            iface,
+            sockets,
+            raw,
+            vrs,
+            mac,
+            address: config.address,
+            link_up: true,
+            started: false,
+            ident: 0,
+            timer: None,
+            observer: None,
+            groups,
+            igmp: None,
+        })
+    }
+
+    /// Calls `f` for every [`Event`] (a state change), e.g. to print it.
+    pub fn set_observer(&mut self, f: fn(&Event)) {
+        self.observer = Some(f);
+    }
+
+    /// The instances, in config order.
+    pub fn instances(&self) -> impl Iterator<Item = &Instance> {
+        self.vrs.iter().map(|v| &v.instance)
+    }
+
+    /// The Ethernet address the router sends from.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// The interface's addresses now: the node's own, plus the VIPs of the
+    /// instances that are master.
+    pub fn addresses(&self) -> &[IpCidr] {
+        self.iface.ip_addrs()
+    }
+
+    /// Runs the node forever: starts the instances, then serves the network
+    /// and the timers. Cancel-safe: dropping the future stops the node where
+    /// it is (for a clean exit, there is no priority-0 advert).
+    pub async fn run(&mut self) -> ! {
+        loop {
+            poll_fn(|cx| self.poll(cx)).await;
+        }
+    }
+
+    // One pass of work, then the wakers: the driver's (a frame arrived, a
+    // transmit slot freed) and the timer of the next deadline.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut passes = 0u8;
+        loop {
+            passes += 1;
+            let now = core_now();
+            if !self.started {
+                self.started = true;
+                self.igmp = Some((now + IGMP_INTERVAL, IGMP_REPORTS));
+                for i in 0..self.vrs.len() {
+                    let actions = self.vrs[i].instance.handle(now, Input::Startup);
+                    self.apply(i, now, &actions);
+                }
+            }
+            let up = self.device.link_state(cx) == LinkState::Up;
+            if up != self.link_up {
+                self.link_up = up;
+                info!("link {}", if up { "up" } else { "down" });
+                self.igmp = up.then_some((now + IGMP_INTERVAL, IGMP_REPORTS));
+                for i in 0..self.vrs.len() {
+                    let actions = self.vrs[i].instance.handle(now, Input::Link { up });
+                    self.apply(i, now, &actions);
+                }
+            }
+            self.poll_iface(cx, now);
+            for i in 0..self.vrs.len() {
+                if self.vrs[i].instance.poll_at().is_some_and(|t| t <= now) {
+                    let actions = self.vrs[i].instance.handle(now, Input::Timer);
+                    self.apply(i, now, &actions);
+                }
+            }
+            self.send_garps(cx);
+            self.send_igmp(cx, now);
+            // Flush what the instances queued on the raw socket.
+            self.poll_iface(cx, now);
+
+            let mut next = self.vrs.iter().filter_map(|v| v.instance.poll_at()).min();
+            if let Some((t, _)) = self.igmp {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+            if let Some(t) = self.iface.poll_at(smol_instant(now), &self.sockets) {
+                let t = hav_core::Instant::from_micros(t.total_micros().max(0) as u64);
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+            let Some(mut next) = next else {
+                self.timer = None;
+                return Poll::Pending;
+            };
+            if next <= core_now() {
+                if passes < 2 {
+                    continue;
+                }
+                // smoltcp still has work it cannot do now (a full transmit
+                // queue): look again shortly instead of spinning.
+                next = core_now() + hav_core::Duration::from_millis(1);
+            }
+            let at = embassy_time::Instant::from_micros(next.total_micros());
+            let timer = match &mut self.timer {
+                Some((t, timer)) if *t == at => timer,
+                slot => &mut slot.insert((at, Timer::at(at))).1,
+            };
+            if Pin::new(timer).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    // Frames in, one at a time, each VRRP packet handed to the instances at
+    // once (so a burst of other routers' adverts cannot overflow the raw
+    // socket's queue), and what they queued out.
+    fn poll_iface(&mut self, cx: &mut Context<'_>, now: hav_core::Instant) {
+        let ts = smol_instant(now);
+        for _ in 0..INGRESS_BURST {
+            let mut dev = Adapter { inner: &mut self.device, cx: &mut *cx };
+            let r = self.iface.poll_ingress_single(ts, &mut dev, &mut self.sockets);
+            self.receive(now);
+            let mut dev = Adapter { inner: &mut self.device, cx: &mut *cx };
+            self.iface.poll_egress(ts, &mut dev, &mut self.sockets);
+            if r == PollIngressSingleResult::None {
+                return;
+            }
+        }
+        // More frames wait: come back after the timers had their turn.
+        cx.waker().wake_by_ref();
+    }
+
+    // Feeds every queued advert to the instances with its VRID.
+    fn receive(&mut self, now: hav_core::Instant) {
+        let mut buf = [0u8; MAX_PACKET];
+        loop {
+            let socket = self.sockets.get_mut::<raw::Socket<'_>>(self.raw);
+            let n = match socket.recv_slice(&mut buf) {
+                Ok(n) => n,
+                Err(raw::RecvError::Truncated) => {
+                    debug!("vrrp: oversized packet dropped");
+                    continue;
+                }
+                Err(raw::RecvError::Exhausted) => break,
+            };
+            self.handle_packet(now, &buf[..n]);
+        }
+    }
+
+    fn handle_packet(&mut self, now: hav_core::Instant, bytes: &[u8]) {
+        // smoltcp checked the IP header on the way in and rebuilt it for the
+        // raw socket, so only its fields are read here.
+        let Ok(ip) = Ipv4Packet::new_checked(bytes) else {
+            return debug!("vrrp: malformed IPv4 packet dropped");
+        };
+        let src = IpAddr::V4(ip.src_addr());
+        let dst = IpAddr::V4(ip.dst_addr());
+        let ttl = ip.hop_limit();
+        let Ok(packet) = VrrpPacket::new_checked(ip.payload()) else {
+            return debug!("vrrp: truncated advert dropped");
+        };
+        let vrid = packet.vrid();
+        let mut matched = false;
+        for i in 0..self.vrs.len() {
+            let inst = &mut self.vrs[i].instance;
+            if inst.config().vrid != vrid {
+                continue;
+            }
+            matched = true;
+            let repr = match VrrpRepr::parse(&packet, src, dst, inst.config().checksum_mode) {
+                Ok(r) => r,
+                Err(e) => {
+                    debug!("vrrp: vrid {}: malformed advert dropped: {:?}", vrid, e);
+                    continue;
+                }
+            };
+            let actions = inst.handle(now, Input::Advert(Advert { src, ttl, repr: &repr }));
+            self.apply(i, now, &actions);
+        }
+        if !matched {
+            trace!("vrrp: advert for vrid {} not configured here", vrid);
+        }
+    }
+
+    fn apply(&mut self, i: usize, now: hav_core::Instant, actions: &Actions) {
+        for action in actions {
+            match *action {
+                Action::Transition { from, to, reason } => {
+                    let vrid = self.vrs[i].instance.config().vrid;
+                    info!("vrid {}: {} -> {} ({:?})", vrid, from.as_str(), to.as_str(), reason);
+                    if let Some(f) = self.observer {
+                        f(&Event::Transition { vrid, from, to, reason, at: now });
+                    }
+                }
+                Action::SendAdvert { priority } => self.send_advert(i, priority),
+                Action::AddVips { .. } => self.add_vips(i),
+                Action::RemoveVips => self.remove_vips(i),
+                Action::SendGarp { repeat } => {
+                    self.vrs[i].garp = Some(Garp { rounds_left: repeat, next_vip: 0 });
+                }
+                Action::Discard(reason) => {
+                    trace!("vrrp: advert dropped: {}", reason.as_str());
+                }
+            }
+        }
+    }
+
+    fn send_advert(&mut self, i: usize, priority: u8) {
+        let inst = &self.vrs[i].instance;
+        let repr = inst.advert_repr(priority);
+        let src = IpAddr::V4(self.address);
+        let mode = inst.config().checksum_mode;
+        for dst in inst.advert_destinations() {
+            let mut buf = [0u8; MAX_PACKET];
+            self.ident = self.ident.wrapping_add(1);
+            let header = IpHeader {
+                src,
+                dst,
+                protocol: VRRP_PROTO,
+                hop_limit: VRRP_TTL,
+                tos: TOS_NETWORK_CONTROL,
+                ident: u32::from(self.ident),
+                dont_frag: false,
+                payload_len: repr.buffer_len(),
+            };
+            let len = header.buffer_len();
+            let built = match buf.get_mut(..len) {
+                Some(b) => header.emit(b).and_then(|()| {
+                    repr.emit(&mut VrrpPacket::new_unchecked(&mut b[IPV4_HEADER_LEN..]), src, dst, mode)
+                }),
+                None => Err(hav_core::wire::Error::TooManyAddresses),
+            };
+            if let Err(e) = built {
+                error!("vrrp: cannot build advert: {:?}", e);
+                return;
+            }
+            let socket = self.sockets.get_mut::<raw::Socket<'_>>(self.raw);
+            if socket.send_slice(&buf[..len]).is_err() {
+                warn!("vrrp: send queue full, advert dropped");
+            }
+        }
+    }
+
+    fn vip_v4(vip: &IpAddr) -> Option<Ipv4Addr> {
+        match vip {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    fn add_vips(&mut self, i: usize) {
+        let vips = &self.vrs[i].instance.config().vips;
+        let mut full = false;
+        self.iface.update_ip_addrs(|addrs| {
+            for vip in vips.iter().filter_map(Self::vip_v4) {
+                if addrs.iter().any(|c| c.address() == IpAddress::Ipv4(vip)) {
+                    continue;
+                }
+                full |= addrs.push(IpCidr::new(IpAddress::Ipv4(vip), 32)).is_err();
+            }
+        });
+        if full {
+            error!("vrrp: interface address table full, some VIPs not added");
+        }
+    }
+
+    fn remove_vips(&mut self, i: usize) {
+        let vips = &self.vrs[i].instance.config().vips;
+        let own = IpAddress::Ipv4(self.address);
+        self.iface.update_ip_addrs(|addrs| {
+            addrs.retain(|c| {
+                let a = c.address();
+                a == own || !vips.iter().filter_map(Self::vip_v4).any(|v| IpAddress::Ipv4(v) == a)
+            });
+        });
+    }
+
+    // Sends the due unsolicited IGMP reports, one per group.
+    fn send_igmp(&mut self, cx: &mut Context<'_>, now: hav_core::Instant) {
+        let Some((at, left)) = self.igmp else { return };
+        if at > now {
+            return;
+        }
+        for group in self.groups.iter() {
+            // Without a transmit slot this round's report is skipped: the
+            // next one follows an interval later.
+            let Some(tx) = self.device.transmit(cx) else { break };
+            self.ident = self.ident.wrapping_add(1);
+            let frame = igmp::report_frame(self.mac, self.address, *group, self.ident);
+            tx.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
+        }
+        self.igmp = (left > 1).then_some((now + IGMP_INTERVAL, left - 1));
+    }
+
+    // Sends the pending gratuitous ARP frames straight on the driver, as
+    // far as it has transmit slots; the driver wakes us for the rest.
+    fn send_garps(&mut self, cx: &mut Context<'_>) {
+        for vr in self.vrs.iter_mut() {
+            while let Some(mut g) = vr.garp {
+                let vips = &vr.instance.config().vips;
+                let Some(vip) = vips.get(g.next_vip) else {
+                    g.next_vip = 0;
+                    g.rounds_left = g.rounds_left.saturating_sub(1);
+                    vr.garp = (g.rounds_left > 0).then_some(g);
+                    continue;
+                };
+                g.next_vip += 1;
+                if let IpAddr::V4(vip) = *vip {
+                    let Some(tx) = self.device.transmit(cx) else { return };
+                    let frame = gratuitous_arp_frame(self.mac, vip);
+                    tx.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
+                }
+                vr.garp = Some(g);
+            }
+        }
+    }
+}
