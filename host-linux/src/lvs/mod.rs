@@ -1,0 +1,558 @@
+//! The IPVS director: keeps the kernel's table equal to what the
+//! configuration and the checkers' verdicts ask for, changing only what
+//! differs.
+//!
+//! [`Director`] is synchronous; the daemon runs it on its own thread and
+//! feeds it configurations ([`Director::apply`]), checker verdicts
+//! ([`Director::health`]) and VRRP state changes ([`Director::vrrp_state`]).
+//!
+//! Semantics, as keepalived users know them:
+//! - a real server is alive when every one of its checkers passes (one with
+//!   no checker always is); `alpha` makes a checker start failed;
+//! - a dead real server is removed, or kept with weight 0 under
+//!   `inhibit_on_failure` (ldirectord's "quiescent");
+//! - `quorum`: when the summed weight of the live real servers falls below
+//!   `quorum - hysteresis` the virtual server loses quorum (`quorum_down`
+//!   runs); it regains it at `quorum + hysteresis` (`quorum_up` runs).
+//!   Without quorum and with a `sorry_server`, the sorry server (weight 1)
+//!   replaces the real servers; `sorry_server_inhibit` keeps it at weight 0
+//!   the rest of the time;
+//! - `ha_suspend`: the service exists only while the VRRP instance holding
+//!   its virtual address is master;
+//! - `lvs_sync_daemon`: master sync while its VRRP instance is master,
+//!   backup sync otherwise;
+//! - `omega`: [`Director::shutdown`] runs `quorum_down` and the live real
+//!   servers' `notify_down`.
+//!
+//! The first apply reads the kernel's table back and applies the
+//! difference; a reload diffs only the virtual servers that changed; a
+//! verdict or VRRP change is diffed against the table as last applied, for
+//! the services it touches only (see [`Director::apply`]). Services the
+//! director never installed are left alone.
+
+pub mod cli;
+pub mod state;
+pub mod table;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, Script};
+use crate::health::HealthEvent;
+use crate::ipvs::{self, IpvsError, Op, ServiceKey, SyncDaemon, SyncState};
+
+pub use state::Runtime;
+pub use table::{DiffCounts, RsView, Table, TableError, TableService};
+
+/// What went wrong in the director.
+#[derive(Debug, thiserror::Error)]
+pub enum LvsError {
+    /// The configuration asks for something IPVS cannot take.
+    #[error("{0}")]
+    Config(#[from] TableError),
+    /// Talking to the kernel failed.
+    #[error(transparent)]
+    Ipvs(#[from] IpvsError),
+    /// Some changes were refused; the others were applied.
+    #[error("{} of {} IPVS changes failed; first: {}", .errors.len(), .report.counts.total(), .errors.first().map(|e| e.to_string()).unwrap_or_default())]
+    Partial {
+        /// What was attempted.
+        report: Box<ApplyReport>,
+        /// The refusals, each naming its service or real server.
+        errors: Vec<IpvsError>,
+    },
+}
+
+/// What an apply changed, for logs and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// The changes, by kind.
+    pub counts: DiffCounts,
+    /// Services the director manages after the apply.
+    pub services: usize,
+    /// Real servers in them.
+    pub dests: usize,
+    /// Time spent reading the kernel's table.
+    pub dump_time: Duration,
+    /// Time spent computing the desired table and the difference.
+    pub plan_time: Duration,
+    /// Time spent applying the difference.
+    pub apply_time: Duration,
+    /// Sync daemon change, if any (`"master"`, `"backup"`).
+    pub sync: Option<String>,
+}
+
+impl ApplyReport {
+    /// Whether nothing changed.
+    pub fn is_noop(&self) -> bool {
+        self.counts.total() == 0 && self.sync.is_none()
+    }
+}
+
+impl std::fmt::Display for ApplyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.counts;
+        write!(
+            f,
+            "services +{} ~{} -{}, real servers +{} ~{} -{}; table {} services / {} real servers; dump {:.3} ms, plan {:.3} ms, apply {:.3} ms",
+            c.services_added,
+            c.services_changed,
+            c.services_removed,
+            c.dests_added,
+            c.dests_changed,
+            c.dests_removed,
+            self.services,
+            self.dests,
+            self.dump_time.as_secs_f64() * 1e3,
+            self.plan_time.as_secs_f64() * 1e3,
+            self.apply_time.as_secs_f64() * 1e3,
+        )?;
+        if let Some(s) = &self.sync {
+            write!(f, "; sync daemon {s}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the kernel's IPVS table in line with a configuration and the
+/// health of its real servers.
+#[derive(Debug)]
+pub struct Director {
+    client: ipvs::Client,
+    config: Option<Config>,
+    rt: Runtime,
+    /// The kernel's table as last applied (our services only).
+    kernel: Table,
+    /// Set when the kernel may differ from `kernel` (a refused change).
+    dirty: bool,
+    owned: BTreeSet<ServiceKey>,
+    sync: Option<SyncDaemon>,
+    sync_probed: bool,
+    prune: bool,
+    full_dump: bool,
+    run_scripts: bool,
+}
+
+/// Runs a notify/quorum script without waiting for it (a thread reaps it).
+fn run_script(s: &Script, what: &str) {
+    let Some((prog, args)) = s.argv.split_first() else { return };
+    tracing::info!(script = %s.command, "running {what} script");
+    match std::process::Command::new(prog).args(args).stdin(std::process::Stdio::null()).spawn() {
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => tracing::warn!(script = %s.command, error = %e, "cannot run {what} script"),
+    }
+}
+
+impl Director {
+    /// A director that programs the kernel through `client`.
+    pub fn new(client: ipvs::Client) -> Self {
+        Director {
+            client,
+            config: None,
+            rt: Runtime::new(),
+            kernel: Table::new(),
+            dirty: true,
+            owned: BTreeSet::new(),
+            sync: None,
+            sync_probed: false,
+            prune: false,
+            full_dump: false,
+            run_scripts: true,
+        }
+    }
+
+    /// Treat checkers that have not reported yet as passing even under
+    /// `alpha` (for one-shot applies without checkers).
+    pub fn set_assume_up(&mut self, on: bool) {
+        self.rt.set_assume_up(on);
+    }
+
+    /// Manage every service in the kernel: on [`Director::apply`], delete
+    /// the services the config does not name even if this director did not
+    /// install them (off by default: other tools' services are left alone).
+    pub fn set_prune(&mut self, on: bool) {
+        self.prune = on;
+    }
+
+    /// Whether to run notify and quorum scripts (default on).
+    pub fn set_run_scripts(&mut self, on: bool) {
+        self.run_scripts = on;
+    }
+
+    /// The IPVS client.
+    pub fn client(&mut self) -> &mut ipvs::Client {
+        &mut self.client
+    }
+
+    /// The table as last applied (the director's services only).
+    pub fn table(&self) -> &Table {
+        &self.kernel
+    }
+
+    /// Loads (or reloads) `config` and reconciles the kernel's table with
+    /// it, applying only the difference (never a flush or rebuild).
+    ///
+    /// The first apply, any apply after a refused change, and every apply
+    /// with [`Director::set_full_dump`] or [`Director::set_prune`] read the
+    /// kernel's table back (services and their real servers) and diff the
+    /// whole configuration against it. Other reloads read the services back
+    /// and, when they are exactly as last applied, diff only the virtual
+    /// servers that changed ([`state::same_for_director`]), appeared or
+    /// went away, against the table as last applied; otherwise they fall
+    /// back to the full read. [`Director::resync`] forces one.
+    pub fn apply(&mut self, config: &Config) -> Result<ApplyReport, LvsError> {
+        self.apply_owned(config.clone())
+    }
+
+    /// [`Director::apply`] without copying the configuration (the director
+    /// keeps it until the next one).
+    pub fn apply_owned(&mut self, config: Config) -> Result<ApplyReport, LvsError> {
+        let t0 = Instant::now();
+        let mut current = Table::new();
+        for s in self.client.services()? {
+            current.insert(s.service.key, TableService { service: s.service, dests: Vec::new() });
+        }
+        let dump_services = t0.elapsed();
+        let config = match self.apply_incremental(config, &current, dump_services)? {
+            Ok(r) => return Ok(r),
+            Err(config) => config,
+        };
+        let config = &config;
+        let t_plan = Instant::now();
+        if self.prune {
+            self.owned.extend(current.keys().copied());
+        }
+        self.rt.adopt(config);
+        let desired = self.rt.desired(config)?;
+        // Every service the config names is ours, installed or not (an
+        // ha_suspend one left by an earlier run must go when suspended).
+        for vs in &config.virtual_servers {
+            self.owned.extend(table::service_keys(vs, &config.virtual_server_groups));
+        }
+        let mut plan_time = t_plan.elapsed();
+        // Only the services we care about need their real servers, and
+        // only those the cache cannot vouch for need reading.
+        let t1 = Instant::now();
+        let keys: Vec<ServiceKey> = current
+            .keys()
+            .filter(|k| desired.contains_key(k) || self.owned.contains(k))
+            .copied()
+            .collect();
+        let mut dumped = 0;
+        for k in keys {
+            let cached = match self.kernel.get(&k) {
+                Some(c) if !self.dirty && !self.full_dump && Some(&c.service) == current.get(&k).map(|t| &t.service) => {
+                    Some(c.dests.clone())
+                }
+                _ => None,
+            };
+            let dests = match cached {
+                Some(d) => d,
+                None => {
+                    dumped += 1;
+                    self.client.dests(&k)?.into_iter().map(|e| e.dest).collect()
+                }
+            };
+            if let Some(t) = current.get_mut(&k) {
+                t.dests = dests;
+            }
+        }
+        let dump_time = dump_services + t1.elapsed();
+        tracing::debug!(services = current.len(), dumped, "IPVS table read");
+        let t2 = Instant::now();
+        let ops = table::diff(&current, &desired, &self.owned);
+        current.retain(|k, _| desired.contains_key(k) || self.owned.contains(k));
+        self.kernel = current;
+        self.owned = desired.keys().copied().collect();
+        plan_time += t2.elapsed();
+        self.config = Some(config.clone());
+        let mut report = self.run(ops, dump_time, plan_time)?;
+        report.sync = self.reconcile_sync()?;
+        Ok(report)
+    }
+
+    /// A reload that only looks at the virtual servers that changed, when
+    /// the cache can be trusted: the services read back (`current`) are the
+    /// ones last applied, with the same settings. `None` when it cannot be
+    /// used.
+    fn apply_incremental(
+        &mut self,
+        config: Config,
+        current: &Table,
+        dump_time: Duration,
+    ) -> Result<Result<ApplyReport, Config>, LvsError> {
+        if self.dirty || self.full_dump || self.prune {
+            return Ok(Err(config));
+        }
+        let Some(prev) = self.config.take() else { return Ok(Err(config)) };
+        // Every service we hold must still be there, unchanged; nothing we
+        // do not hold may sit on a key we own.
+        let intact = self.kernel.iter().all(|(k, t)| current.get(k).map(|c| &c.service) == Some(&t.service))
+            && self.owned.iter().all(|k| current.contains_key(k) == self.kernel.contains_key(k));
+        if !intact {
+            self.config = Some(prev);
+            return Ok(Err(config));
+        }
+        let config_owned = config;
+        let config = &config_owned;
+        let t = Instant::now();
+        let groups_same = prev.virtual_server_groups.len() == config.virtual_server_groups.len()
+            && prev.virtual_server_groups.iter().zip(&config.virtual_server_groups).all(|(a, b)| a.name == b.name && a.entries == b.entries);
+        let vips = |c: &Config| -> Vec<(String, Vec<std::net::IpAddr>)> {
+            c.vrrp_instances
+                .iter()
+                .map(|i| (i.name.clone(), i.virtual_ipaddresses.iter().chain(&i.virtual_ipaddresses_excluded).map(|v| v.address).collect()))
+                .collect()
+        };
+        let vrrp_same = vips(&prev) == vips(config);
+        let same: Vec<bool> = config
+            .virtual_servers
+            .iter()
+            .enumerate()
+            .map(|(vi, vs)| {
+                prev.virtual_servers.get(vi).is_some_and(|p| state::same_for_director(p, vs))
+                    && (groups_same || !matches!(vs.key, crate::config::VirtualServerKey::Group(_)))
+                    && (vrrp_same || !vs.ha_suspend)
+            })
+            .collect();
+        self.rt.adopt_keeping(config, |vi| same[vi]);
+        let desired = self.rt.desired_of(config, |vi| !same[vi])?;
+        let mut kept = BTreeSet::new();
+        let mut named = BTreeSet::new();
+        for (vi, vs) in config.virtual_servers.iter().enumerate() {
+            let keys = table::service_keys(vs, &config.virtual_server_groups);
+            if same[vi] {
+                kept.extend(keys);
+            } else {
+                named.extend(keys);
+            }
+        }
+        // Changed and new virtual servers, and whatever we owned that no
+        // unchanged one still names (removed virtual servers).
+        let mut scope: BTreeSet<ServiceKey> = named.iter().copied().collect();
+        scope.extend(self.owned.iter().filter(|k| !kept.contains(k)).copied());
+        let ops = table::diff_scoped(&self.kernel, &desired, &scope);
+        self.owned.retain(|k| !scope.contains(k));
+        self.owned.extend(desired.keys().copied());
+        let plan_time = t.elapsed();
+        self.config = Some(config_owned);
+        let mut report = self.run(ops, dump_time, plan_time)?;
+        report.sync = self.reconcile_sync()?;
+        Ok(Ok(report))
+    }
+
+    /// Reads the whole kernel table again and reconciles the current
+    /// configuration against it (repairs changes made behind our back).
+    pub fn resync(&mut self) -> Result<ApplyReport, LvsError> {
+        let Some(config) = self.config.take() else { return Ok(ApplyReport::default()) };
+        self.dirty = true;
+        self.apply_owned(config)
+    }
+
+    /// Read every real server back from the kernel on every apply (slower
+    /// reloads; off by default).
+    pub fn set_full_dump(&mut self, on: bool) {
+        self.full_dump = on;
+    }
+
+    /// Applies `ops`, updates the cached table and counts.
+    fn run(&mut self, ops: Vec<Op>, dump_time: Duration, plan_time: Duration) -> Result<ApplyReport, LvsError> {
+        let t = Instant::now();
+        let results = if ops.is_empty() {
+            Vec::new()
+        } else {
+            match self.client.apply(&ops) {
+                Ok(r) => r,
+                Err(e) => {
+                    // The socket failed mid-batch: what the kernel holds is unknown.
+                    self.dirty = true;
+                    return Err(e.into());
+                }
+            }
+        };
+        let apply_time = t.elapsed();
+        let mut errors = Vec::new();
+        let mut done = Vec::with_capacity(ops.len());
+        for (op, r) in ops.iter().zip(results) {
+            match r {
+                Ok(()) => done.push(op.clone()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "IPVS change refused");
+                    errors.push(e);
+                }
+            }
+        }
+        table::apply_ops(&mut self.kernel, &done);
+        let report = ApplyReport {
+            counts: DiffCounts::of(&ops),
+            services: self.kernel.len(),
+            dests: self.kernel.values().map(|s| s.dests.len()).sum(),
+            dump_time,
+            plan_time,
+            apply_time,
+            sync: None,
+        };
+        if !ops.is_empty() {
+            tracing::debug!(%report, "IPVS table reconciled");
+        }
+        if errors.is_empty() {
+            self.dirty = false;
+            Ok(report)
+        } else {
+            self.dirty = true;
+            Err(LvsError::Partial { report: Box::new(report), errors })
+        }
+    }
+
+    /// Reconciles the services of the virtual servers `which` (indices into
+    /// the config) against the cached table; a full [`Director::apply`] when
+    /// the cache is not trusted.
+    fn reconcile_some(&mut self, which: &[usize]) -> Result<ApplyReport, LvsError> {
+        let Some(config) = self.config.take() else { return Ok(ApplyReport::default()) };
+        if self.dirty {
+            return self.apply_owned(config);
+        }
+        let t = Instant::now();
+        let result = (|| {
+            let desired = self.rt.desired_of(&config, |vi| which.contains(&vi))?;
+            let mut scope = BTreeSet::new();
+            for &vi in which {
+                scope.extend(table::service_keys(&config.virtual_servers[vi], &config.virtual_server_groups));
+            }
+            let ops = table::diff_scoped(&self.kernel, &desired, &scope);
+            for k in &scope {
+                if desired.contains_key(k) {
+                    self.owned.insert(*k);
+                }
+            }
+            Ok::<_, LvsError>(ops)
+        })();
+        self.config = Some(config);
+        let ops = result?;
+        self.run(ops, Duration::ZERO, t.elapsed())
+    }
+
+    /// A checker's verdict. Reconciles only the services of its virtual
+    /// server, and only if the verdict changes the real server's state.
+    pub fn health(&mut self, ev: &HealthEvent) -> Result<ApplyReport, LvsError> {
+        let Some(config) = self.config.as_ref() else { return Ok(ApplyReport::default()) };
+        let Some(ch) = self.rt.verdict(config, ev) else { return Ok(ApplyReport::default()) };
+        let vs = &config.virtual_servers[ch.vs];
+        let rs = &vs.real_servers[ch.rs];
+        if let Some(alive) = ch.alive {
+            tracing::info!(rs = %rs.addr, vs = ?vs.key, alive, "real server state changed");
+            let s = if alive { &rs.notify_up } else { &rs.notify_down };
+            if let (Some(s), true) = (s, self.run_scripts) {
+                run_script(s, if alive { "notify_up" } else { "notify_down" });
+            }
+        }
+        if let Some(q) = ch.quorum {
+            tracing::info!(vs = ?vs.key, quorum = q, "virtual server quorum changed");
+            let s = if q { &vs.quorum_up } else { &vs.quorum_down };
+            if let (Some(s), true) = (s, self.run_scripts) {
+                run_script(s, if q { "quorum_up" } else { "quorum_down" });
+            }
+        }
+        self.reconcile_some(&[ch.vs])
+    }
+
+    /// A VRRP instance became master (`true`) or left master. Installs or
+    /// removes the `ha_suspend` services its addresses carry, and moves the
+    /// `lvs_sync_daemon` between master and backup.
+    pub fn vrrp_state(&mut self, instance: &str, master: bool) -> Result<ApplyReport, LvsError> {
+        if !self.rt.set_master(instance, master) {
+            return Ok(ApplyReport::default());
+        }
+        let Some(config) = self.config.as_ref() else { return Ok(ApplyReport::default()) };
+        let which: Vec<usize> =
+            config.virtual_servers.iter().enumerate().filter(|(_, vs)| vs.ha_suspend).map(|(i, _)| i).collect();
+        let mut report = if which.is_empty() { ApplyReport::default() } else { self.reconcile_some(&which)? };
+        report.sync = self.reconcile_sync()?;
+        Ok(report)
+    }
+
+    /// Starts, switches or stops the sync daemon to match the config and
+    /// the VRRP state; returns the new role when it changed.
+    fn reconcile_sync(&mut self) -> Result<Option<String>, LvsError> {
+        let want = self.config.as_ref().and_then(|c| c.global.lvs_sync_daemon.clone()).map(|d| {
+            let state = if self.rt.is_master(&d.instance) { SyncState::Master } else { SyncState::Backup };
+            SyncDaemon {
+                state,
+                ifname: d.interface.clone(),
+                sync_id: u32::from(d.id.unwrap_or(0)),
+                maxlen: d.maxlen,
+                group: d.group,
+                port: d.port,
+                ttl: d.ttl,
+            }
+        });
+        if !self.sync_probed && want.is_some() {
+            // Learn what runs: a previous run of ours may have left one.
+            self.sync_probed = true;
+            let running = self.client.daemons()?;
+            let same = |r: &SyncDaemon, w: &SyncDaemon| r.state == w.state && r.ifname == w.ifname && r.sync_id == w.sync_id;
+            self.sync = match want.as_ref() {
+                Some(w) if running.iter().any(|r| same(r, w)) => want.clone(),
+                _ => running.into_iter().next(),
+            };
+        }
+        if want == self.sync {
+            return Ok(None);
+        }
+        if let Some(old) = self.sync.take() {
+            match self.client.stop_daemon(old.state) {
+                Ok(()) => {}
+                Err(e) if e.errno() == Some(libc::ESRCH) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let Some(w) = want else { return Ok(Some("stopped".into())) };
+        match self.client.start_daemon(&w) {
+            Ok(()) => {}
+            Err(e) if e.errno() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let name = match w.state {
+            SyncState::Master => "master",
+            SyncState::Backup => "backup",
+        };
+        tracing::info!(interface = %w.ifname, sync_id = w.sync_id, "IPVS sync daemon now {name}");
+        self.sync = Some(w);
+        Ok(Some(name.into()))
+    }
+
+    /// Stops directing: runs the `omega` scripts (`quorum_down` of virtual
+    /// servers with quorum, `notify_down` of live real servers), and with
+    /// `remove` deletes the services this director installed and stops the
+    /// sync daemon.
+    pub fn shutdown(&mut self, remove: bool) -> Result<ApplyReport, LvsError> {
+        if let (Some(config), true) = (self.config.as_ref(), self.run_scripts) {
+            for vs in config.virtual_servers.iter().filter(|v| v.omega) {
+                if self.rt.quorum_up(vs) {
+                    if let Some(s) = &vs.quorum_down {
+                        run_script(s, "quorum_down");
+                    }
+                }
+                for (rs, view) in vs.real_servers.iter().zip(self.rt.views(vs)) {
+                    if view.alive {
+                        if let Some(s) = &rs.notify_down {
+                            run_script(s, "notify_down");
+                        }
+                    }
+                }
+            }
+        }
+        if !remove {
+            return Ok(ApplyReport::default());
+        }
+        let ops: Vec<Op> = self.owned.iter().filter(|k| self.kernel.contains_key(k)).map(|k| Op::DelService(*k)).collect();
+        let report = self.run(ops, Duration::ZERO, Duration::ZERO)?;
+        self.owned.clear();
+        if let Some(s) = self.sync.take() {
+            let _ = self.client.stop_daemon(s.state);
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Sourced by tests/vm/ipvs-suite.sh (section 7), in the guest: the daemon
+# (`hav-linux -f CONF -C`, checkers and IPVS only) with real TCP_CHECKs
+# against the suite's busybox httpd real servers (10.99.2.1, .2 and the
+# sorry server .9, pids in httpd_pids[0], [1], [4]).
+#  - killing a real server's httpd removes it (weight 0 with inhibit_on_failure)
+#  - with all killed, the sorry server appears and answers the VIP
+#  - restarting them brings the table back; SIGTERM removes the services
+#    and, with omega, runs quorum_down
+[[ -n "${HAV:-}" && -n "${work:-}" ]] || { echo "ipvs-daemon.sh: sourced by ipvs-suite.sh" >&2; return 2 2>/dev/null || exit 2; }
+
+wait_for() { # wait_for SECONDS COMMAND...: until COMMAND succeeds
+  local end=$((SECONDS + $1)); shift
+  while ((SECONDS < end)); do "$@" && return 0; sleep 0.2; done
+  "$@"
+}
+has_line() { table | grep -Eq -- "$1"; }
+lacks() { ! table | grep -q -- "$1"; }
+start_httpd() { # start_httpd N: busybox httpd for 10.99.2.N, pid in httpd_pids[slot]
+  busybox httpd -f -p "10.99.2.$1:80" -h "$work/www$1" & httpd_pids[$2]=$!
+}
+
+ip addr add 192.0.2.150/32 dev hav-d0 2>/dev/null
+cat >"$work/daemon.conf" <<'EOF'
+global_defs {
+    router_id hav-ipvs-suite
+}
+virtual_server 192.0.2.150 80 {
+    omega
+    quorum_down "/bin/touch WORK/omega-quorum-down"
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    sorry_server 10.99.2.9 80
+    real_server 10.99.2.1 80 {
+        weight 2
+        inhibit_on_failure
+        TCP_CHECK {
+            connect_timeout 1
+            retry 0
+        }
+    }
+    real_server 10.99.2.2 80 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 1
+            retry 0
+        }
+    }
+}
+EOF
+sed -i "s|WORK|$work|" "$work/daemon.conf"
+ipvsadm -C
+"$HAV" -f "$work/daemon.conf" -C -l info -p "$work/hav.pid" -s "$work/hav.sock" >"$work/daemon.log" 2>&1 &
+daemon=$!
+if wait_for 15 has_line '^-> 10\.99\.2\.2:80 Masq 1$'; then
+  ok "daemon: programs the virtual server with both real servers"
+  table
+  kill "${httpd_pids[1]}"; wait "${httpd_pids[1]}" 2>/dev/null
+  check "daemon: killing 10.99.2.2's httpd removes it (TCP_CHECK fails)" wait_for 15 lacks '10.99.2.2:80'
+  kill "${httpd_pids[0]}"; wait "${httpd_pids[0]}" 2>/dev/null
+  check "daemon: killing 10.99.2.1's httpd sets its weight to 0 (inhibit_on_failure)" \
+    wait_for 15 has_line '^-> 10\.99\.2\.1:80 Masq 0$'
+  check "daemon: with all real servers down the sorry server appears" wait_for 5 has_line '^-> 10\.99\.2\.9:80 Masq 1$'
+  table
+  check "daemon: the VIP is answered by the sorry server" test "$(fetch http://192.0.2.150/)" = sorry
+  start_httpd 1 0; start_httpd 2 1
+  check "daemon: restarted real servers come back at their weights" \
+    wait_for 15 bash -c "$(declare -f table has_line); has_line '^-> 10\.99\.2\.1:80 Masq 2$' && has_line '^-> 10\.99\.2\.2:80 Masq 1$'"
+  check "daemon: quorum regained, the sorry server leaves" wait_for 5 lacks '10.99.2.9:80'
+  table
+  check "daemon: quorum_down ran when all real servers were down" test -e "$work/omega-quorum-down"
+  rm -f "$work/omega-quorum-down"
+  kill -TERM "$daemon"; wait "$daemon" 2>/dev/null
+  check "daemon: SIGTERM removes its virtual server" lacks '192.0.2.150:80'
+  check "daemon: omega: SIGTERM ran quorum_down" wait_for 3 test -e "$work/omega-quorum-down"
+else
+  bad "daemon: did not program 192.0.2.150:80 within 15 s"
+  table
+  tail -20 "$work/daemon.log"
+  kill -TERM "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null
+fi
+grep -E 'IPVS|verdict|ERROR' "$work/daemon.log" | tail -12
