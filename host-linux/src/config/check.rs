@@ -9,6 +9,7 @@
 //!     policy /etc/hav/policies/http_ok.wasm   # a path or a policy name
 //!     targets { 10.0.0.5 8080  10.0.0.6 8080 } # extra targets the policy may reach
 //!     timeout 2                               # wall-clock limit per run
+//!     args "path=/health status=200"          # free-form, handed to the policy
 //!     delay_loop 5
 //!     retry 2
 //! }
@@ -163,6 +164,8 @@ pub struct WasmCheck {
     pub targets: Vec<SocketAddr>,
     /// `timeout`: wall-clock limit of one policy run, default the connect timeout.
     pub timeout: Option<Duration>,
+    /// `args STRING`: free-form arguments handed to the policy (`CheckRequest::args`).
+    pub args: Option<String>,
 }
 
 /// What a checker checks.
@@ -294,8 +297,14 @@ impl Checker {
             bind_if: None,
             fwmark: None,
             connect_timeout: Duration::from_secs(5),
-            retry: 1,
-            delay_before_retry: Duration::from_secs(1),
+            // keepalived.conf(5): retry defaults to 3 for DNS_CHECK, 0 for MISC_CHECK, else 1;
+            // delay_before_retry to 3 s for HTTP_GET/SSL_GET, delay_loop for DNS_CHECK, else 1 s.
+            retry: match block {
+                "DNS_CHECK" => 3,
+                "MISC_CHECK" => 0,
+                _ => 1,
+            },
+            delay_before_retry: Duration::from_secs(if matches!(block, "HTTP_GET" | "SSL_GET") { 3 } else { 1 }),
             delay_loop: vs_delay_loop,
             warmup: None,
             alpha: false,
@@ -307,7 +316,7 @@ impl Checker {
         let mut misc_path = None;
         let mut misc = (None, false, None);
         let mut file = (None, None, false);
-        let mut wasm = (None, Vec::new(), None);
+        let mut wasm = (None, Vec::new(), None, None);
 
         for e in ctx.children(n)? {
             let kw = e.keyword.as_str();
@@ -438,6 +447,11 @@ impl Checker {
                                 wasm.2 = Some(ctx.timer(e)?);
                                 true
                             }
+                            "args" => {
+                                ctx.string_first(e)?;
+                                wasm.3 = Some(e.args.iter().map(|a| a.text.as_str()).collect::<Vec<_>>().join(" "));
+                                true
+                            }
                             "targets" => {
                                 for t in ctx.children(e)? {
                                     let mut words: Vec<&super::parser::Arg> = Vec::new();
@@ -468,7 +482,7 @@ impl Checker {
                             "UDP_CHECK" => &["payload", "require_reply", "min_reply_length", "max_reply_length"][..],
                             "MISC_CHECK" => &["misc_path", "misc_timeout", "misc_dynamic", "user"][..],
                             "FILE_CHECK" => &["track_file", "weight"][..],
-                            "WASM_CHECK" => &["policy", "targets", "timeout"][..],
+                            "WASM_CHECK" => &["policy", "targets", "timeout", "args"][..],
                             _ => &[][..],
                         });
                         let ignored: &[&str] = match block {
@@ -494,6 +508,9 @@ impl Checker {
         }
         if let Some(v) = local.delay_loop.or(defaults.delay_loop) {
             common.delay_loop = v;
+        }
+        if block == "DNS_CHECK" && local.delay_before_retry.or(defaults.delay_before_retry).is_none() {
+            common.delay_before_retry = common.delay_loop;
         }
         common.warmup = local.warmup.or(defaults.warmup);
         common.alpha = local.alpha.or(defaults.alpha).unwrap_or(false);
@@ -525,6 +542,7 @@ impl Checker {
                 policy: wasm.0.ok_or_else(|| ConfigError::invalid(&n.loc, "WASM_CHECK needs 'policy'"))?,
                 targets: wasm.1,
                 timeout: wasm.2,
+                args: wasm.3,
             }),
             other => return Err(ConfigError::invalid(&n.loc, format!("'{other}' is not a checker"))),
         };

@@ -1,0 +1,232 @@
+//! Checker scale benchmark: N TCP_CHECK targets (default 10,000) against loopback listeners,
+//! `delay_loop` 1 s, for S seconds (default 20). Prints the CPU seconds the checkers use per
+//! second of wall time, and the drift of each check's start from the previous one's plus
+//! `delay_loop` (p50 / p99 / max).
+//!
+//! The listeners run in a child process (this binary with `--serve N`), so the CPU figure is the
+//! checker process alone (its tokio runtime, kernel time of its connects included).
+//!
+//! ```text
+//! cargo bench -p hav-linux --bench checkers -- --targets 10000 --secs 20 [--threads 0]
+//! ```
+//! `--threads 0` (default) runs the checkers on a current-thread runtime, `--threads N` on a
+//! multi-thread runtime with N workers. Needs `ulimit -n` above N + 100 (scripts/bench-checkers
+//! raises it). Run without `--bench` (as `cargo test --benches` does) it is a 2-second smoke run
+//! of 100 targets.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hav_linux::check::{CheckerOptions, Checkers};
+use hav_linux::health::Health;
+
+struct Args {
+    targets: usize,
+    secs: u64,
+    threads: usize,
+    delay_loop: f64,
+    serve: Option<usize>,
+}
+
+fn parse_args() -> Args {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let full = argv.iter().any(|a| a == "--bench");
+    let mut a = Args { targets: if full { 10_000 } else { 100 }, secs: if full { 20 } else { 2 }, threads: 0, delay_loop: 1.0, serve: None };
+    let mut it = argv.iter();
+    while let Some(k) = it.next() {
+        let mut val = |name: &str| -> String {
+            it.next().cloned().unwrap_or_else(|| {
+                eprintln!("{name} needs a value");
+                std::process::exit(2)
+            })
+        };
+        let num = |name: &str, v: String| -> f64 {
+            v.parse().unwrap_or_else(|_| {
+                eprintln!("{name}: not a number: {v}");
+                std::process::exit(2)
+            })
+        };
+        match k.as_str() {
+            "--targets" => a.targets = num(k, val(k)) as usize,
+            "--secs" => a.secs = num(k, val(k)) as u64,
+            "--threads" => a.threads = num(k, val(k)) as usize,
+            "--delay-loop" => a.delay_loop = num(k, val(k)),
+            "--serve" => a.serve = Some(num(k, val(k)) as usize),
+            _ => {} // cargo's --bench and filters
+        }
+    }
+    a
+}
+
+/// Child mode: N listeners on 127.0.0.1-4, addresses printed one a line, then "READY"; accepts
+/// and drops connections until stdin closes, then prints how many it accepted (stderr).
+fn serve(n: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async move {
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let started = Instant::now();
+        let mut out = std::io::stdout().lock();
+        for i in 0..n {
+            let ip = format!("127.0.0.{}", 1 + i % 4);
+            let l = match tokio::net::TcpListener::bind((ip.as_str(), 0)).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("listener {i}: {e} (raise the open-file limit: ulimit -n {})", n + 1000);
+                    std::process::exit(1)
+                }
+            };
+            writeln!(out, "{}", l.local_addr().expect("addr")).expect("stdout");
+            let accepted = accepted.clone();
+            tokio::spawn(async move {
+                while let Ok((s, _)) = l.accept().await {
+                    accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    drop(s);
+                }
+            });
+        }
+        writeln!(out, "READY").expect("stdout");
+        out.flush().expect("stdout");
+        drop(out);
+        // Parent gone (stdin EOF): exit.
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut s = String::new();
+            let _ = std::io::stdin().read_line(&mut s);
+        })
+        .await;
+        let n = accepted.load(std::sync::atomic::Ordering::Relaxed);
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("listeners: {n} connections accepted in {secs:.1} s ({:.0}/s)", n as f64 / secs);
+    });
+}
+
+/// (utime, stime) of this process, in seconds.
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the ")" that ends the command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64;
+    let t = |i: usize| f[i].parse::<u64>().unwrap_or(0) as f64 / hz;
+    (t(11), t(12))
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let args = parse_args();
+    if let Some(n) = args.serve {
+        serve(n);
+        return;
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut child = Command::new(exe)
+        .args(["--serve", &args.targets.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("listener process");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut addrs: Vec<SocketAddr> = Vec::with_capacity(args.targets);
+    for l in lines.by_ref() {
+        let l = l.expect("listener output");
+        if l == "READY" {
+            break;
+        }
+        addrs.push(l.parse().expect("listener address"));
+    }
+    if addrs.len() != args.targets {
+        eprintln!("listener process started {} of {} listeners", addrs.len(), args.targets);
+        let _ = child.kill();
+        std::process::exit(1);
+    }
+
+    // 100 real servers per virtual server.
+    let mut text = String::new();
+    for (v, chunk) in addrs.chunks(100).enumerate() {
+        text.push_str(&format!("virtual_server 10.{}.{}.1 80 {{\n delay_loop {}\n", 100 + v / 256, v % 256, args.delay_loop));
+        for a in chunk {
+            text.push_str(&format!(" real_server {} {} {{\n  TCP_CHECK {{\n   connect_timeout 2\n  }}\n }}\n", a.ip(), a.port()));
+        }
+        text.push_str("}\n");
+    }
+    let config = hav_linux::config::load_str(Path::new("bench.conf"), &text).expect("bench config").config;
+
+    let rt = if args.threads == 0 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build()
+    }
+    .expect("runtime");
+    let period = Duration::from_secs_f64(args.delay_loop);
+    let (checks, downs, cpu, wall, mut errs) = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let c = Checkers::start_with(&config, tx, None, CheckerOptions { record_intervals: true });
+        let downs = tokio::spawn(async move {
+            let mut downs = 0usize;
+            while let Some(e) = rx.recv().await {
+                if e.health == Health::Down {
+                    downs += 1;
+                }
+            }
+            downs
+        });
+        // Warm-up: first checks are spread over one delay_loop; let the schedule settle.
+        tokio::time::sleep(period * 2 + Duration::from_millis(500)).await;
+        let _ = c.take_interval_errors();
+        let (cpu0, t0) = (cpu_seconds(), Instant::now());
+        tokio::time::sleep(Duration::from_secs(args.secs)).await;
+        let (cpu1, t1) = (cpu_seconds(), Instant::now());
+        let errs = c.take_interval_errors();
+        let tasks = c.len();
+        c.shutdown();
+        let downs = downs.await.unwrap_or(0);
+        (tasks, downs, (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1), (t1 - t0).as_secs_f64(), errs)
+    });
+    // The kernel's share, for scale: one blocking connect + reset-close per target, no runtime.
+    // On loopback both ends' TCP work (handshake, the listener's child socket, the reset) runs in
+    // the connecting process's syscalls, so it is charged to the checker.
+    let floor = {
+        let c0 = cpu_seconds();
+        let mut ok = 0usize;
+        for a in &addrs {
+            if let Ok(s) = std::net::TcpStream::connect_timeout(a, Duration::from_secs(2)) {
+                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+                ok += 1;
+            }
+        }
+        let c1 = cpu_seconds();
+        ((c1.0 - c0.0) + (c1.1 - c0.1)) / ok.max(1) as f64
+    };
+    drop(child.stdin.take());
+    let _ = child.wait();
+
+    errs.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mode = if args.threads == 0 { "current_thread".to_string() } else { format!("multi_thread({})", args.threads) };
+    println!("checkers: {} TCP_CHECK targets ({} tasks), delay_loop {:.3} s, {:.1} s measured, runtime {mode}", args.targets, checks, args.delay_loop, wall);
+    println!("  checks measured      {}  ({:.0}/s, expected {:.0}/s)", errs.len(), errs.len() as f64 / wall, args.targets as f64 / args.delay_loop);
+    let total = cpu.0 + cpu.1;
+    println!("  cpu                  {:.4} s/s  ({:.1}% of one core; user {:.4} s/s, system {:.4} s/s)", total / wall, 100.0 * total / wall, cpu.0 / wall, cpu.1 / wall);
+    println!("  interval drift       p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms", ms(pct(&errs, 0.5)), ms(pct(&errs, 0.99)), ms(errs.last().copied().unwrap_or_default()));
+    println!("  down verdicts        {downs}");
+    let per_check = (cpu.0 + cpu.1) / errs.len().max(1) as f64;
+    println!(
+        "  per check            {:.1} us; a bare blocking connect+reset on the same targets costs {:.1} us ({:.1}% of one core at this rate)",
+        per_check * 1e6,
+        floor * 1e6,
+        100.0 * floor * args.targets as f64 / args.delay_loop
+    );
+    println!(
+        "  above bare connects  {:.1}% of one core (the checker's own cost: runtime, timers, epoll)",
+        100.0 * (per_check - floor).max(0.0) * args.targets as f64 / args.delay_loop
+    );
+}

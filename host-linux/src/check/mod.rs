@@ -1,0 +1,451 @@
+//! Health checkers for real servers: keepalived's `TCP_CHECK`, `HTTP_GET`, `SSL_GET`,
+//! `SMTP_CHECK`, `DNS_CHECK`, `PING_CHECK`, `UDP_CHECK`, `MISC_CHECK`, `FILE_CHECK`, and hav's
+//! `WASM_CHECK`.
+//!
+//! [`Checkers`] runs one tokio task per distinct (target, check definition). A real server that
+//! appears under several virtual servers with the same checker shares that one task; every
+//! verdict change is sent as a [`HealthEvent`] to each (real server, checker index) that uses it.
+//!
+//! Timing follows keepalived.conf(5):
+//! - the first check waits a random delay up to `warmup` (default: up to `delay_loop`; `warmup 0`
+//!   disables it);
+//! - checks start every `delay_loop`, on absolute deadlines (a late check does not push the
+//!   following ones back; missed slots are skipped);
+//! - a failed check of a server that is up is retried `retry` times, `delay_before_retry` apart,
+//!   before the server is declared down; a server that is down is declared up on its first
+//!   success;
+//! - a server starts up, or down with `alpha`, and that initial state is sent at start.
+
+mod dns;
+mod file;
+mod http;
+mod misc;
+mod net;
+mod ping;
+mod smtp;
+mod udp;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::check::{CheckCommon, CheckKind, Checker, HttpCheck};
+use crate::config::lvs::{RealServer, VirtualServer};
+use crate::config::Config;
+use crate::health::{Health, HealthEvent, PolicyRunner, RealServerRef};
+
+/// What one successful probe concluded; a failed probe is an `Err` with its reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Up, weight unchanged.
+    Up,
+    /// Down.
+    Down,
+    /// Up with this weight (MISC_CHECK `misc_dynamic`, a WASM policy).
+    Weight(u32),
+    /// Up with the real server's weight plus this (FILE_CHECK); below 0 means down.
+    Delta(i64),
+}
+
+impl Verdict {
+    fn health(self, rs_weight: i32) -> Health {
+        match self {
+            Verdict::Up | Verdict::Delta(0) => Health::Up,
+            Verdict::Down => Health::Down,
+            Verdict::Weight(w) => Health::UpWeight(w),
+            Verdict::Delta(d) => {
+                let w = i64::from(rs_weight).saturating_add(d);
+                if w < 0 {
+                    Health::Down
+                } else {
+                    Health::UpWeight(u32::try_from(w).unwrap_or(u32::MAX))
+                }
+            }
+        }
+    }
+}
+
+/// Options for [`Checkers::start_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckerOptions {
+    /// Record, for every check after a task's first, how far the time between its start and the
+    /// previous check's start is from `delay_loop` (see [`Checkers::take_interval_errors`]).
+    /// Costs a mutex push per check; meant for benchmarks.
+    pub record_intervals: bool,
+}
+
+/// A real server (one checker of it) that a checker task reports to.
+#[derive(Debug)]
+struct Subscriber {
+    rs: RealServerRef,
+    checker: usize,
+    weight: i32,
+    last: Health,
+}
+
+#[derive(Debug)]
+struct TaskState {
+    verdict: Verdict,
+    subs: Vec<Subscriber>,
+}
+
+/// What a checker task shares with [`Checkers`].
+struct Shared {
+    state: Mutex<TaskState>,
+    tx: UnboundedSender<HealthEvent>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TaskState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records `verdict` and sends an event to every subscriber whose health changes.
+    fn set(&self, verdict: Verdict) {
+        let mut st = self.lock();
+        if st.verdict == verdict {
+            return;
+        }
+        st.verdict = verdict;
+        for s in &mut st.subs {
+            let h = verdict.health(s.weight);
+            if h != s.last {
+                s.last = h;
+                // A closed receiver means the director is gone; nothing to do about it here.
+                let _ = self.tx.send(HealthEvent { rs: s.rs.clone(), checker: s.checker, health: h });
+            }
+        }
+    }
+
+    /// Replaces the subscribers; new ones (and ones whose health changes) get the current health.
+    fn resubscribe(&self, subs: Vec<(RealServerRef, usize, i32)>) {
+        let mut st = self.lock();
+        let verdict = st.verdict;
+        let old = std::mem::take(&mut st.subs);
+        for (rs, checker, weight) in subs {
+            let h = verdict.health(weight);
+            let prev = old.iter().find(|s| s.rs == rs && s.checker == checker).map(|s| s.last);
+            if prev != Some(h) {
+                let _ = self.tx.send(HealthEvent { rs: rs.clone(), checker, health: h });
+            }
+            st.subs.push(Subscriber { rs, checker, weight, last: h });
+        }
+    }
+}
+
+/// A resolved checker definition: what it probes, and how.
+#[derive(Debug)]
+pub(crate) struct Spec {
+    /// `connect_ip`/`connect_port`, else the real server's address.
+    pub(crate) target: SocketAddr,
+    pub(crate) common: CheckCommon,
+    pub(crate) probe: Probe,
+}
+
+/// The probe of a [`Spec`], with what it needs prepared (regexes compiled, files resolved).
+#[derive(Debug)]
+pub(crate) enum Probe {
+    Tcp,
+    Http(http::HttpProbe),
+    Smtp(crate::config::check::SmtpCheck),
+    Dns(crate::config::check::DnsCheck),
+    Ping,
+    Udp(crate::config::check::UdpCheck),
+    Misc(crate::config::check::MiscCheck),
+    File(file::FileProbe),
+    Wasm(crate::config::check::WasmCheck),
+}
+
+/// The checker of real server `rs` of `vs`, resolved against the rest of the config: its key
+/// (equal keys share one task) and its spec.
+fn resolve(config: &Config, vs: &VirtualServer, rs: &RealServer, ch: &Checker) -> (String, Spec) {
+    let target = SocketAddr::new(
+        ch.common.connect_ip.unwrap_or(rs.addr.ip()),
+        ch.common.connect_port.unwrap_or(rs.addr.port()),
+    );
+    let mut kind = ch.kind.clone();
+    if let CheckKind::Http(HttpCheck { virtualhost, .. }) = &mut kind {
+        if virtualhost.is_none() {
+            virtualhost.clone_from(&vs.virtualhost);
+        }
+    }
+    let file = match &kind {
+        CheckKind::File(f) => Some(config.vrrp_track_files.iter().find(|t| t.name == f.track_file).cloned()),
+        _ => None,
+    };
+    let key = format!("{target:?}|{kind:?}|{:?}|{file:?}", ch.common);
+    let probe = match kind {
+        CheckKind::Tcp => Probe::Tcp,
+        CheckKind::Http(h) => Probe::Http(http::HttpProbe::new(h, target)),
+        CheckKind::Smtp(s) => Probe::Smtp(s),
+        CheckKind::Dns(d) => Probe::Dns(d),
+        CheckKind::Ping => Probe::Ping,
+        CheckKind::Udp(u) => Probe::Udp(u),
+        CheckKind::Misc(m) => Probe::Misc(m),
+        CheckKind::File(f) => Probe::File(file::FileProbe::new(&f, file.flatten().as_ref())),
+        CheckKind::Wasm(w) => Probe::Wasm(w),
+    };
+    (key, Spec { target, common: ch.common.clone(), probe })
+}
+
+/// What a config asks for: key -> (spec, subscribers).
+type Wanted = HashMap<String, (Spec, Vec<(RealServerRef, usize, i32)>)>;
+
+fn wanted(config: &Config) -> Wanted {
+    let mut out: Wanted = HashMap::new();
+    for vs in &config.virtual_servers {
+        for rs in &vs.real_servers {
+            for (i, ch) in rs.checkers.iter().enumerate() {
+                let (key, spec) = resolve(config, vs, rs, ch);
+                let sub = (RealServerRef::new(vs, rs.addr), i, rs.weight);
+                out.entry(key).or_insert_with(|| (spec, Vec::new())).1.push(sub);
+            }
+        }
+    }
+    out
+}
+
+struct Running {
+    shared: Arc<Shared>,
+    handle: JoinHandle<()>,
+}
+
+/// The running checkers of a configuration. Dropping it stops them.
+pub struct Checkers {
+    tasks: HashMap<String, Running>,
+    tx: UnboundedSender<HealthEvent>,
+    policy: Option<Arc<dyn PolicyRunner>>,
+    intervals: Option<Arc<Mutex<Vec<u32>>>>,
+}
+
+impl std::fmt::Debug for Checkers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkers").field("tasks", &self.tasks.len()).finish()
+    }
+}
+
+impl Checkers {
+    /// Spawns on the current tokio runtime one checker task per distinct (target, check
+    /// definition), shared by every real server (under any virtual server) that has it; each
+    /// verdict change is sent on `tx` as a [`HealthEvent`] for every real server / checker index
+    /// using it, and the initial state (up, or down with `alpha`) is sent at once.
+    ///
+    /// `policy` runs `WASM_CHECK`s; without it they report down (with an error log).
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime.
+    pub fn start(config: &Config, tx: UnboundedSender<HealthEvent>, policy: Option<Arc<dyn PolicyRunner>>) -> Checkers {
+        Self::start_with(config, tx, policy, CheckerOptions::default())
+    }
+
+    /// [`Checkers::start`] with options.
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime.
+    pub fn start_with(
+        config: &Config,
+        tx: UnboundedSender<HealthEvent>,
+        policy: Option<Arc<dyn PolicyRunner>>,
+        options: CheckerOptions,
+    ) -> Checkers {
+        let mut c = Checkers {
+            tasks: HashMap::new(),
+            tx,
+            policy,
+            intervals: options.record_intervals.then(|| Arc::new(Mutex::new(Vec::new()))),
+        };
+        c.reload(config);
+        c
+    }
+
+    /// Applies a new config: checkers whose (target, definition) is unchanged keep running with
+    /// their state (real servers newly using them get their current verdict); removed ones stop;
+    /// new ones start.
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime.
+    pub fn reload(&mut self, config: &Config) {
+        let mut wanted = wanted(config);
+        self.tasks.retain(|key, run| {
+            if wanted.contains_key(key) {
+                true
+            } else {
+                run.handle.abort();
+                false
+            }
+        });
+        for (key, (spec, subs)) in wanted.drain() {
+            if let Some(run) = self.tasks.get(&key) {
+                run.shared.resubscribe(subs);
+                continue;
+            }
+            let initial = if spec.common.alpha { Verdict::Down } else { Verdict::Up };
+            let shared = Arc::new(Shared {
+                state: Mutex::new(TaskState { verdict: initial, subs: Vec::new() }),
+                tx: self.tx.clone(),
+            });
+            // Subscribers start as "never told": resubscribe sends everyone the initial state.
+            shared.resubscribe(subs);
+            let task = Task { spec: Arc::new(spec), shared: shared.clone(), policy: self.policy.clone(), intervals: self.intervals.clone() };
+            let handle = tokio::spawn(task.run());
+            self.tasks.insert(key, Running { shared, handle });
+        }
+    }
+
+    /// Number of running checker tasks.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether no checker runs.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Takes the interval errors recorded so far (with [`CheckerOptions::record_intervals`]):
+    /// for each check, |time since the previous check's start - `delay_loop`|. Checks that
+    /// followed retries or skipped slots are not recorded.
+    pub fn take_interval_errors(&self) -> Vec<Duration> {
+        let Some(iv) = &self.intervals else { return Vec::new() };
+        let v = std::mem::take(&mut *iv.lock().unwrap_or_else(|p| p.into_inner()));
+        v.into_iter().map(|us| Duration::from_micros(u64::from(us))).collect()
+    }
+
+    /// Stops every checker.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Checkers {
+    fn drop(&mut self) {
+        for run in self.tasks.values() {
+            run.handle.abort();
+        }
+    }
+}
+
+/// One checker task.
+struct Task {
+    spec: Arc<Spec>,
+    shared: Arc<Shared>,
+    policy: Option<Arc<dyn PolicyRunner>>,
+    intervals: Option<Arc<Mutex<Vec<u32>>>>,
+}
+
+impl Task {
+    async fn run(self) {
+        let c = &self.spec.common;
+        let period = c.delay_loop.max(Duration::from_millis(1));
+        let warmup = c.warmup.unwrap_or(c.delay_loop);
+        let jitter = Duration::from_nanos(fastrand::u64(0..=u64::try_from(warmup.as_nanos()).unwrap_or(u64::MAX)));
+        let mut next = Instant::now() + jitter;
+        let mut up = !c.alpha;
+        let mut prev_start: Option<Instant> = None;
+        loop {
+            tokio::time::sleep_until(next).await;
+            let start = Instant::now();
+            if let (Some(iv), Some(prev)) = (&self.intervals, prev_start) {
+                let gap = start - prev;
+                let err = if gap > period { gap - period } else { period - gap };
+                let us = u32::try_from(err.as_micros()).unwrap_or(u32::MAX);
+                iv.lock().unwrap_or_else(|p| p.into_inner()).push(us);
+            }
+            prev_start = Some(start);
+
+            let mut result = self.probe().await;
+            let mut tries = 0;
+            while result.is_err() && up && tries < c.retry {
+                tries += 1;
+                if let Err(e) = &result {
+                    tracing::debug!(target = %self.spec.target, kind = self.kind(), error = %e, "check failed, retry {tries}/{}", c.retry);
+                }
+                tokio::time::sleep(c.delay_before_retry).await;
+                result = self.probe().await;
+            }
+            match result {
+                Ok(v) => {
+                    if !up {
+                        tracing::info!(target = %self.spec.target, kind = self.kind(), "check succeeded");
+                    }
+                    up = true;
+                    self.shared.set(v);
+                }
+                Err(e) => {
+                    if up {
+                        if matches!(self.spec.probe, Probe::Wasm(_)) && self.policy.is_none() {
+                            tracing::error!(target = %self.spec.target, error = %e, "WASM_CHECK cannot run");
+                        } else {
+                            tracing::warn!(target = %self.spec.target, kind = self.kind(), error = %e, "check failed");
+                        }
+                    }
+                    up = false;
+                    self.shared.set(Verdict::Down);
+                }
+            }
+
+            next += period;
+            let now = Instant::now();
+            if next <= now {
+                // Overran (retries, a slow probe, a stalled runtime): skip the missed slots
+                // instead of firing a burst, and don't count the gap as drift.
+                let behind = (now - next).as_nanos();
+                let skip = u32::try_from(behind / period.as_nanos() + 1).unwrap_or(u32::MAX);
+                next += period.saturating_mul(skip);
+                prev_start = None;
+            } else if tries > 0 {
+                prev_start = None;
+            }
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.spec.probe {
+            Probe::Tcp => "TCP_CHECK",
+            Probe::Http(ref h) if h.tls => "SSL_GET",
+            Probe::Http(_) => "HTTP_GET",
+            Probe::Smtp(_) => "SMTP_CHECK",
+            Probe::Dns(_) => "DNS_CHECK",
+            Probe::Ping => "PING_CHECK",
+            Probe::Udp(_) => "UDP_CHECK",
+            Probe::Misc(_) => "MISC_CHECK",
+            Probe::File(_) => "FILE_CHECK",
+            Probe::Wasm(_) => "WASM_CHECK",
+        }
+    }
+
+    /// One check, without retries.
+    async fn probe(&self) -> Result<Verdict, String> {
+        let s = &*self.spec;
+        let c = &s.common;
+        match &s.probe {
+            Probe::Tcp => net::tcp_check(s.target, c).await.map(|()| Verdict::Up).map_err(|e| e.to_string()),
+            Probe::Http(h) => h.check(s.target, c).await.map(|()| Verdict::Up),
+            Probe::Smtp(m) => smtp::check(m, s.target, c).await.map(|()| Verdict::Up),
+            Probe::Dns(d) => dns::check(d, s.target, c).await.map(|()| Verdict::Up),
+            Probe::Ping => ping::check(s.target, c).await.map(|()| Verdict::Up),
+            Probe::Udp(u) => udp::check(u, s.target, c).await.map(|()| Verdict::Up),
+            Probe::Misc(m) => misc::check(m, c).await,
+            Probe::File(f) => f.check().await,
+            Probe::Wasm(w) => {
+                let Some(p) = &self.policy else {
+                    return Err(format!("no WASM policy runner for policy '{}'", w.policy));
+                };
+                let timeout = w.timeout.unwrap_or(c.connect_timeout);
+                // The runner enforces the timeout; this is the backstop if it does not.
+                match tokio::time::timeout(timeout + Duration::from_secs(1), p.check(w, s.target, timeout)).await {
+                    Ok(Ok(Health::Up)) => Ok(Verdict::Up),
+                    Ok(Ok(Health::UpWeight(w))) => Ok(Verdict::Weight(w)),
+                    Ok(Ok(Health::Down)) => Err(format!("policy '{}' says down", w.policy)),
+                    Ok(Err(e)) => Err(format!("policy '{}' failed: {e}", w.policy)),
+                    Err(_) => Err(format!("policy '{}' timed out", w.policy)),
+                }
+            }
+        }
+    }
+}
