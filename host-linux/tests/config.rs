@@ -152,8 +152,8 @@ fn track_script_nginx() {
     let s = c.script("check_nginx_alive").expect("script");
     assert_eq!(s.interval, Duration::from_secs(2));
     assert_eq!(s.weight, 10);
-    assert_eq!(s.script.command, "/etc/keepalived/check_nginx_alive_or_not.sh");
-    assert_eq!(s.script.argv, vec!["/etc/keepalived/check_nginx_alive_or_not.sh"]);
+    assert_eq!(s.script.as_ref().expect("script").command, "/etc/keepalived/check_nginx_alive_or_not.sh");
+    assert_eq!(s.script.as_ref().expect("script").argv, vec!["/etc/keepalived/check_nginx_alive_or_not.sh"]);
     assert_eq!((s.rise, s.fall), (1, 1));
     let vi = c.instance("VI_1").expect("VI_1");
     assert_eq!(vi.track_scripts.len(), 1);
@@ -173,10 +173,11 @@ fn annotated_defaults_ignored_keywords_warn() {
     let vi = c.instance("VI_1").expect("VI_1");
     assert_eq!(vi.virtual_ipaddresses.len(), 3);
     assert!(!vi.accept, "vrrp_strict turns accept off by default");
+    // The daemon acts on these now: typed, and no "ignored" warning.
     for kw in ["vrrp_skip_check_adv_addr", "vrrp_garp_interval", "vrrp_gna_interval"] {
         assert!(
-            l.warnings.iter().any(|w| w.message.contains(kw) && w.message.contains("ignored")),
-            "no ignored warning for {kw}: {:?}",
+            !l.warnings.iter().any(|w| w.message.contains(kw) && w.message.contains("ignored")),
+            "{kw} is acted on, yet warned as ignored: {:?}",
             l.warnings
         );
     }
@@ -466,4 +467,83 @@ fn bad_input_never_panics() {
     for s in samples {
         let _ = load_str(Path::new("fuzz.conf"), s);
     }
+}
+
+#[test]
+fn vrrp_script_policy_keyword() {
+    let l = ok(r#"vrrp_script lat {
+    policy latency_priority
+    args target=127.0.0.1:8080 threshold_ms=50 delta=-20
+    targets {
+        127.0.0.1 8080
+        ::1 8080
+    }
+    interval 2
+    weight -20
+}
+vrrp_script sh {
+    script "/bin/true"
+}
+"#);
+    let s = l.config.script("lat").expect("lat");
+    assert_eq!(s.policy.as_deref(), Some("latency_priority"));
+    assert!(s.script.is_none());
+    assert_eq!(s.args.as_deref(), Some("target=127.0.0.1:8080 threshold_ms=50 delta=-20"));
+    assert_eq!(
+        s.targets,
+        vec!["127.0.0.1:8080".parse::<SocketAddr>().expect("addr"), "[::1]:8080".parse::<SocketAddr>().expect("addr")]
+    );
+    assert_eq!(s.interval, Duration::from_secs(2));
+    let sh = l.config.script("sh").expect("sh");
+    assert!(sh.policy.is_none());
+    assert_eq!(sh.script.as_ref().expect("script").command, "/bin/true");
+}
+
+#[test]
+fn vrrp_script_needs_exactly_one_of_script_and_policy() {
+    let e = err("vrrp_script both {\n    script /bin/true\n    policy p.wasm\n}\n");
+    assert!(e.starts_with("keepalived.conf:3:5: "), "{e}");
+    assert!(e.contains("both 'script' and 'policy'"), "{e}");
+    let e = err("vrrp_script none {\n    interval 2\n}\n");
+    assert!(e.starts_with("keepalived.conf:1:1: "), "{e}");
+    assert!(e.contains("neither 'script' nor 'policy'"), "{e}");
+    let e = err("vrrp_script s {\n    script /bin/true\n    args x=1\n}\n");
+    assert!(e.contains("'args' and 'targets' need 'policy'"), "{e}");
+    let e = err("vrrp_script p {\n    policy x\n    targets {\n        127.0.0.1\n    }\n}\n");
+    assert!(e.starts_with("keepalived.conf:4:9: "), "{e}");
+    assert!(e.contains("IP PORT"), "{e}");
+}
+
+#[test]
+fn wasm_check_args() {
+    let l = ok(r#"virtual_server 10.0.0.1 80 {
+    real_server 10.0.0.2 80 {
+        WASM_CHECK {
+            policy http_check
+            args path=/health status=200 "body=ok"
+        }
+    }
+}
+"#);
+    match &l.config.virtual_servers[0].real_servers[0].checkers[0].kind {
+        CheckKind::Wasm(w) => {
+            assert_eq!(w.policy, "http_check");
+            assert_eq!(w.args.as_deref(), Some("path=/health status=200 body=ok"));
+            assert!(w.targets.is_empty());
+        }
+        other => panic!("expected WASM_CHECK, got {other:?}"),
+    }
+}
+
+#[test]
+fn checker_retry_defaults_per_type() {
+    // keepalived.conf(5): retry 3 for DNS_CHECK, 0 for MISC_CHECK, else 1; delay_before_retry
+    // 3 s for HTTP_GET/SSL_GET, delay_loop for DNS_CHECK, else 1 s; explicit values win.
+    let l = ok("virtual_server 10.0.0.1 80 {\n delay_loop 7\n real_server 10.0.0.2 80 {\n\
+         TCP_CHECK {\n }\n HTTP_GET {\n url {\n path /\n }\n }\n DNS_CHECK {\n }\n MISC_CHECK {\n misc_path /bin/true\n }\n\
+         DNS_CHECK {\n retry 1\n delay_before_retry 2\n }\n }\n}\n");
+    let got: Vec<(u32, Duration)> =
+        l.config.virtual_servers[0].real_servers[0].checkers.iter().map(|c| (c.common.retry, c.common.delay_before_retry)).collect();
+    let s = Duration::from_secs;
+    assert_eq!(got, vec![(1, s(1)), (1, s(3)), (3, s(7)), (0, s(1)), (1, s(2))]);
 }

@@ -1,7 +1,7 @@
 //! VRRP sections: `vrrp_instance`, `vrrp_script`, `vrrp_track_file`,
 //! `vrrp_sync_group`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use super::error::{ConfigError, Location};
@@ -660,8 +660,16 @@ pub struct VrrpScript {
     pub name: String,
     /// Where `vrrp_script` is written.
     pub location: Location,
-    /// `script`, required.
-    pub script: Script,
+    /// `script`: the command to run. Exactly one of `script` and `policy` is given.
+    pub script: Option<Script>,
+    /// `policy NAME_OR_PATH` (hav extension): a WASM policy's priority entry instead of a
+    /// script; a `--policy` name or a path to a `.wasm` module (relative to this file).
+    pub policy: Option<String>,
+    /// `args STRING...` (with `policy`): free-form arguments handed to the policy.
+    pub args: Option<String>,
+    /// `targets { IP PORT ... }` (with `policy`): the endpoints the policy's host calls may
+    /// reach; none when empty.
+    pub targets: Vec<SocketAddr>,
     /// `interval`, default 1 s.
     pub interval: Duration,
     /// `timeout`; the interval when absent.
@@ -684,10 +692,14 @@ impl VrrpScript {
     pub(crate) fn from_node(ctx: &mut Ctx, n: &Node) -> Result<Self, ConfigError> {
         let name = ctx.block_name(n)?;
         let mut script = None;
+        let mut policy = None;
         let mut s = VrrpScript {
             name,
             location: n.loc.clone(),
-            script: Script { command: String::new(), argv: Vec::new() },
+            script: None,
+            policy: None,
+            args: None,
+            targets: Vec::new(),
             interval: Duration::from_secs(1),
             timeout: None,
             weight: 0,
@@ -699,7 +711,28 @@ impl VrrpScript {
         };
         for e in ctx.children(n)? {
             match e.keyword.as_str() {
-                "script" => script = Some(ctx.script(e)?),
+                "script" => script = Some((ctx.script(e)?, e.loc.clone())),
+                "policy" => policy = Some((ctx.string(e)?, e.loc.clone())),
+                "args" => {
+                    ctx.string_first(e)?;
+                    s.args = Some(e.args.iter().map(|a| a.text.as_str()).collect::<Vec<_>>().join(" "));
+                }
+                "targets" => {
+                    for t in ctx.children(e)? {
+                        let mut words: Vec<&Arg> = Vec::new();
+                        let head = Arg { text: t.keyword.clone(), quoted: false, loc: t.loc.clone() };
+                        words.push(&head);
+                        words.extend(t.args.iter());
+                        if words.len() % 2 != 0 {
+                            return Err(ConfigError::invalid(&t.loc, "targets entries are 'IP PORT' pairs"));
+                        }
+                        for pair in words.chunks(2) {
+                            let ip = ip_arg(pair[0])?;
+                            let port = super::value::port_arg(pair[1], "port")?;
+                            s.targets.push(SocketAddr::new(ip, port));
+                        }
+                    }
+                }
                 "interval" => s.interval = nonzero_timer(ctx, e)?,
                 "timeout" => s.timeout = Some(nonzero_timer(ctx, e)?),
                 "weight" => {
@@ -724,12 +757,30 @@ impl VrrpScript {
                 _ => ctx.unknown(
                     e,
                     "vrrp_script",
-                    &["script", "interval", "timeout", "weight", "rise", "fall", "user", "init_fail"],
+                    &["script", "policy", "args", "targets", "interval", "timeout", "weight", "rise", "fall", "user", "init_fail"],
                     &[],
                 )?,
             }
         }
-        s.script = script.ok_or_else(|| ConfigError::invalid(&n.loc, format!("vrrp_script {} has no 'script'", s.name)))?;
+        match (script, policy) {
+            (Some((sc, _)), None) => s.script = Some(sc),
+            (None, Some((p, _))) => s.policy = Some(p),
+            (Some(_), Some((_, at))) => {
+                return Err(ConfigError::invalid(
+                    &at,
+                    format!("vrrp_script {} has both 'script' and 'policy'; give exactly one", s.name),
+                ))
+            }
+            (None, None) => {
+                return Err(ConfigError::invalid(
+                    &n.loc,
+                    format!("vrrp_script {} has neither 'script' nor 'policy'; give exactly one", s.name),
+                ))
+            }
+        }
+        if s.policy.is_none() && (s.args.is_some() || !s.targets.is_empty()) {
+            return Err(ConfigError::invalid(&n.loc, format!("vrrp_script {}: 'args' and 'targets' need 'policy'", s.name)));
+        }
         Ok(s)
     }
 }

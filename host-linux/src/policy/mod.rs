@@ -1,0 +1,690 @@
+//! WASM policies: untrusted check and priority logic, sandboxed in wasmtime.
+//!
+//! A policy is a core WASM module speaking the ABI of [`hav_core::policy`]. A [`PolicySet`]
+//! compiles each module once, checks its imports, exports and ABI version at load time, and runs
+//! each call in a fresh instance (pooling allocator, [`wasmtime::InstancePre`]) under:
+//! - a CPU budget: an epoch deadline (a ticker thread advances the epoch every
+//!   [`PolicyLimits::epoch_tick`]), or fuel when [`PolicyLimits::fuel`] is set (deterministic);
+//! - a memory cap ([`wasmtime::StoreLimits`]);
+//! - a wall-clock timeout that includes the host calls;
+//! - caps on input and output size and on the number of host calls.
+//!
+//! The only imports are `hav::host_call`, `hav::now_ms` and `hav::log` (no WASI). Host calls
+//! (TCP connect, HTTP GET, DNS query, UDP probe) run on tokio and may reach only the endpoints the
+//! operator allowed for that use of the policy: a WASM_CHECK's `targets` plus the real server
+//! being checked, a `vrrp_script`'s `targets`. A call runs its first slice (at most one epoch
+//! tick) on the caller's runtime; a policy still running after it (looping, or waiting for a
+//! host call) moves to the set's own small runtime ([`PolicyLimits::workers`] threads). The guest
+//! yields every epoch tick, so a hostile policy takes at most a tick of a caller's worker.
+//!
+//! Policies are named by `--policy FILE` (the file stem) or referenced by path in the config.
+//! Allowed targets are matched on address and port (whatever the protocol of the call).
+
+mod hostcall;
+mod runtime;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use hav_core::policy::{
+    CheckRequest, CheckResponse, CheckVerdict, History, PriorityRequest, PriorityResponse, PriorityVerdict, Proto,
+    Target, EXPORT_CHECK, EXPORT_PRIORITY,
+};
+use wasmtime::{Engine, InstancePre};
+
+use crate::config::error::Location;
+use crate::config::Config;
+use crate::health::Health;
+
+use runtime::{EpochTicker, RunSpec, RunState};
+
+/// The limits every run of a policy set is held to. Data, not code: the daemon may take them
+/// from the command line or config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyLimits {
+    /// CPU time per call: the thread CPU time spent running the policy (instantiation, its
+    /// code, the host's side of its calls), checked at every epoch tick. Waiting for host
+    /// calls, and time the OS or the executor gives to others, do not count.
+    pub cpu: Duration,
+    /// Epoch tick: the granularity of the CPU budget, and the longest stretch a policy runs
+    /// before yielding to the executor.
+    pub epoch_tick: Duration,
+    /// Count fuel instead of CPU time: `Some(units)` per call. Deterministic, for tests.
+    pub fuel: Option<u64>,
+    /// Linear memory cap, bytes.
+    pub memory: usize,
+    /// Table elements cap.
+    pub table_elements: usize,
+    /// WASM stack, bytes (deep recursion traps past it).
+    pub wasm_stack: usize,
+    /// Wall-clock limit of one call, host calls included, when the config gives none; also
+    /// the limit of the load-time ABI check.
+    pub timeout: Duration,
+    /// Largest postcard request handed to a policy, bytes.
+    pub max_input: usize,
+    /// Largest postcard response accepted from a policy, bytes.
+    pub max_output: usize,
+    /// Host calls allowed per call.
+    pub max_host_calls: u32,
+    /// Policy calls running at once (the pool size); more wait.
+    pub max_concurrency: u32,
+    /// Bytes at the start of each pooled linear memory reset by memset rather than returned
+    /// to the kernel between calls (speed against resident memory per pool slot).
+    pub keep_resident: usize,
+    /// Threads of the set's own tokio runtime, where policies that outlast their first epoch
+    /// tick run, so that a hostile policy never holds a worker of the daemon's runtime for
+    /// more than a tick (nor more than this many cores). 0 runs policies inline on the caller's runtime instead (no
+    /// thread hop; a looping policy then shares the caller's workers, yielding every tick).
+    pub workers: usize,
+}
+
+impl Default for PolicyLimits {
+    fn default() -> Self {
+        PolicyLimits {
+            cpu: Duration::from_millis(50),
+            epoch_tick: Duration::from_millis(1),
+            fuel: None,
+            memory: 16 << 20,
+            table_elements: 10_000,
+            wasm_stack: 256 << 10,
+            timeout: Duration::from_secs(5),
+            max_input: 64 << 10,
+            max_output: 16 << 10,
+            max_host_calls: 16,
+            max_concurrency: 32,
+            keep_resident: 192 << 10,
+            workers: 1,
+        }
+    }
+}
+
+/// A policy failure: at load time (bad module, bad reference) or per call (limit, trap, output).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The module file could not be read.
+    #[error("{path}: cannot read policy: {source}", path = path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The module does not compile.
+    #[error("{path}: not a valid WASM module: {message}", path = path.display())]
+    Compile {
+        /// The file.
+        path: PathBuf,
+        /// wasmtime's reason.
+        message: String,
+    },
+    /// The module imports something besides `hav::host_call`, `hav::now_ms`, `hav::log`, or one of
+    /// those with the wrong type.
+    #[error(
+        "{path}: forbidden import {module}::{name} ({kind}); a policy may import only hav::host_call, hav::now_ms and hav::log",
+        path = path.display()
+    )]
+    ForbiddenImport {
+        /// The file.
+        path: PathBuf,
+        /// Import module.
+        module: String,
+        /// Import name.
+        name: String,
+        /// Its kind and type.
+        kind: String,
+    },
+    /// A required export is missing.
+    #[error("{path}: missing export `{name}`", path = path.display())]
+    MissingExport {
+        /// The file.
+        path: PathBuf,
+        /// The export.
+        name: &'static str,
+    },
+    /// An export has the wrong type.
+    #[error("{path}: export `{name}` is {found}, expected {expected}", path = path.display())]
+    ExportType {
+        /// The file.
+        path: PathBuf,
+        /// The export.
+        name: &'static str,
+        /// What it is.
+        found: String,
+        /// What the ABI wants.
+        expected: String,
+    },
+    /// The module exports neither entry.
+    #[error("{path}: exports neither hav_check nor hav_priority", path = path.display())]
+    NoEntry {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The module was built for another ABI version.
+    #[error("{path}: built for policy ABI version {found}, this host speaks version {expected}", path = path.display())]
+    AbiVersion {
+        /// The file.
+        path: PathBuf,
+        /// What `hav_abi_version` returned.
+        found: i64,
+        /// [`hav_core::policy::ABI_VERSION`].
+        expected: u32,
+    },
+    /// The module's initial memory is over the cap.
+    #[error("{path}: declares {declared} bytes of initial memory, more than the cap of {cap}", path = path.display())]
+    MemoryTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its initial memory.
+        declared: u64,
+        /// The cap.
+        cap: usize,
+    },
+    /// Two `--policy` files have the same name.
+    #[error("two policies are named '{name}': {first} and {second}", first = first.display(), second = second.display())]
+    DuplicateName {
+        /// The name (file stem).
+        name: String,
+        /// The first file.
+        first: PathBuf,
+        /// The second file.
+        second: PathBuf,
+    },
+    /// A config reference that does not resolve, or a policy used for an entry it lacks.
+    #[error("{location}: {message}")]
+    Config {
+        /// Where the reference is.
+        location: Location,
+        /// What is wrong.
+        message: String,
+    },
+    /// A call names a policy or vrrp_script this set does not have.
+    #[error("unknown policy '{0}'")]
+    Unknown(String),
+    /// The policy does not export the entry a call needs.
+    #[error("policy {policy} has no {entry} entry")]
+    NoSuchEntry {
+        /// The policy.
+        policy: String,
+        /// The missing export.
+        entry: &'static str,
+    },
+    /// The call used up its CPU budget (an infinite loop, say).
+    #[error("policy {policy}: CPU budget of {budget} exhausted")]
+    CpuBudget {
+        /// The policy.
+        policy: String,
+        /// The budget, as configured.
+        budget: String,
+    },
+    /// The call tried to grow memory past the cap.
+    #[error("policy {policy}: memory cap of {cap} bytes exceeded")]
+    Memory {
+        /// The policy.
+        policy: String,
+        /// The cap.
+        cap: usize,
+    },
+    /// The WASM stack overflowed (deep recursion).
+    #[error("policy {policy}: WASM stack overflow (recursion too deep)")]
+    StackOverflow {
+        /// The policy.
+        policy: String,
+    },
+    /// The guest trapped.
+    #[error("policy {policy}: trap: {message}")]
+    Trap {
+        /// The policy.
+        policy: String,
+        /// The trap.
+        message: String,
+    },
+    /// The call, host calls included, ran past its wall-clock limit.
+    #[error("policy {policy}: wall-clock timeout of {timeout:?} exceeded")]
+    Timeout {
+        /// The policy.
+        policy: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// The request is over the input cap.
+    #[error("policy {policy}: input of {len} bytes exceeds the cap of {cap}")]
+    InputTooLarge {
+        /// The policy.
+        policy: String,
+        /// Its size.
+        len: usize,
+        /// The cap.
+        cap: usize,
+    },
+    /// The response is over the output cap.
+    #[error("policy {policy}: output of {len} bytes exceeds the cap of {cap}")]
+    OutputTooLarge {
+        /// The policy.
+        policy: String,
+        /// Its size.
+        len: usize,
+        /// The cap.
+        cap: usize,
+    },
+    /// The response is not a valid postcard message, or buffers point outside memory.
+    #[error("policy {policy}: bad output: {message}")]
+    BadOutput {
+        /// The policy.
+        policy: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// wasmtime could not be set up.
+    #[error("policy engine: {0}")]
+    Engine(String),
+}
+
+/// A verdict with the policy's message, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome<V> {
+    /// The verdict.
+    pub verdict: V,
+    /// The policy's reason.
+    pub message: String,
+}
+
+/// One compiled, validated policy.
+struct Policy {
+    name: Arc<str>,
+    path: PathBuf,
+    pre: InstancePre<RunState>,
+    entries: runtime::Entries,
+}
+
+/// A `vrrp_script` whose source is a policy.
+struct ScriptPolicy {
+    policy: Arc<Policy>,
+    args: String,
+    allowed: Arc<[SocketAddr]>,
+    timeout: Duration,
+}
+
+/// The set's own runtime; shut down without blocking when the set is dropped (which may
+/// happen inside another runtime).
+struct PolicyRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for PolicyRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Aborts the policy task when the caller stops waiting for it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct Inner {
+    engine: Engine,
+    limits: PolicyLimits,
+    rt: PolicyRuntime,
+    /// By `--policy` name, and by the spec string config references use.
+    policies: HashMap<String, Arc<Policy>>,
+    scripts: HashMap<String, ScriptPolicy>,
+    history: Mutex<HashMap<(String, String, SocketAddr), History>>,
+    slots: Arc<tokio::sync::Semaphore>,
+    // Dropped last: stops the epoch thread.
+    _ticker: EpochTicker,
+}
+
+/// The loaded policies of a daemon: cheap to clone, shareable across tasks.
+#[derive(Clone)]
+pub struct PolicySet {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PolicySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.inner.policies.keys().collect();
+        names.sort();
+        f.debug_struct("PolicySet").field("policies", &names).field("limits", &self.inner.limits).finish()
+    }
+}
+
+fn is_path(spec: &str) -> bool {
+    spec.contains('/') || spec.ends_with(".wasm") || spec.ends_with(".wat")
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+}
+
+struct Loader {
+    engine: Engine,
+    linker: wasmtime::Linker<RunState>,
+    limits: PolicyLimits,
+    policies: HashMap<String, Arc<Policy>>,
+    by_path: HashMap<PathBuf, Arc<Policy>>,
+}
+
+impl Loader {
+    fn load_file(&mut self, path: &Path, name: &str) -> Result<Arc<Policy>, PolicyError> {
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if let Some(p) = self.by_path.get(&key) {
+            return Ok(p.clone());
+        }
+        let module = runtime::compile(&self.engine, path)?;
+        let entries = runtime::validate(&module, path, &self.limits)?;
+        let pre = self.linker.instantiate_pre(&module).map_err(|e| PolicyError::Compile {
+            path: path.to_path_buf(),
+            message: format!("{e:#}"),
+        })?;
+        let name: Arc<str> = Arc::from(name);
+        runtime::check_abi(&self.engine, &pre, &self.limits, &name, path)?;
+        let p = Arc::new(Policy { name, path: path.to_path_buf(), pre, entries });
+        tracing::info!(policy = &*p.name, path = %path.display(), check = entries.check, priority = entries.priority, "policy loaded");
+        self.by_path.insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Resolves a config reference: a `--policy` name, or a path relative to the config file.
+    fn resolve(&mut self, spec: &str, location: &Location) -> Result<Arc<Policy>, PolicyError> {
+        if let Some(p) = self.policies.get(spec) {
+            return Ok(p.clone());
+        }
+        if !is_path(spec) {
+            let mut known: Vec<&str> = self.policies.keys().map(String::as_str).collect();
+            known.sort();
+            let known = if known.is_empty() { "none loaded; use --policy FILE or a path".into() } else { known.join(", ") };
+            return Err(PolicyError::Config {
+                location: location.clone(),
+                message: format!("unknown policy '{spec}' (known: {known})"),
+            });
+        }
+        let mut path = PathBuf::from(spec);
+        if path.is_relative() {
+            if let Some(dir) = location.file.parent() {
+                path = dir.join(path);
+            }
+        }
+        let p = self.load_file(&path, spec).map_err(|e| PolicyError::Config { location: location.clone(), message: e.to_string() })?;
+        self.policies.insert(spec.to_string(), p.clone());
+        Ok(p)
+    }
+}
+
+impl PolicySet {
+    /// Loads the `--policy` files (named by their file stem) and every policy the config
+    /// references (WASM_CHECK `policy`, `vrrp_script` `policy`), with the default limits.
+    ///
+    /// Each module is compiled once and checked: imports, exports, initial memory and ABI
+    /// version. Blocks the calling thread while compiling (call it at startup or from
+    /// `spawn_blocking`).
+    pub fn load(paths: &[PathBuf], config: &Config) -> Result<PolicySet, PolicyError> {
+        PolicySet::load_with(paths, config, PolicyLimits::default())
+    }
+
+    /// [`PolicySet::load`] with explicit limits.
+    pub fn load_with(paths: &[PathBuf], config: &Config, limits: PolicyLimits) -> Result<PolicySet, PolicyError> {
+        let engine = runtime::engine(&limits)?;
+        let ticker = EpochTicker::start(engine.clone(), limits.epoch_tick);
+        let linker = runtime::linker(&engine)?;
+        let mut l = Loader { engine: engine.clone(), linker, limits: limits.clone(), policies: HashMap::new(), by_path: HashMap::new() };
+        for path in paths {
+            let name = stem(path);
+            let p = l.load_file(path, &name)?;
+            if let Some(first) = l.policies.get(&name) {
+                if !Arc::ptr_eq(first, &p) {
+                    return Err(PolicyError::DuplicateName { name, first: first.path.clone(), second: path.clone() });
+                }
+            }
+            l.policies.insert(name, p);
+        }
+        for vs in &config.virtual_servers {
+            for rs in &vs.real_servers {
+                for c in &rs.checkers {
+                    if let crate::config::check::CheckKind::Wasm(w) = &c.kind {
+                        let p = l.resolve(&w.policy, &c.location)?;
+                        if !p.entries.check {
+                            return Err(PolicyError::Config {
+                                location: c.location.clone(),
+                                message: format!("policy '{}' has no check entry ({EXPORT_CHECK})", w.policy),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let mut scripts = HashMap::new();
+        for s in &config.vrrp_scripts {
+            let Some(spec) = &s.policy else { continue };
+            let p = l.resolve(spec, &s.location)?;
+            if !p.entries.priority {
+                return Err(PolicyError::Config {
+                    location: s.location.clone(),
+                    message: format!("policy '{spec}' has no priority entry ({EXPORT_PRIORITY})"),
+                });
+            }
+            scripts.insert(
+                s.name.clone(),
+                ScriptPolicy {
+                    policy: p,
+                    args: s.args.clone().unwrap_or_default(),
+                    allowed: s.targets.clone().into(),
+                    timeout: s.timeout.unwrap_or(s.interval),
+                },
+            );
+        }
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrency.max(1) as usize));
+        let rt = if limits.workers == 0 {
+            None
+        } else {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(limits.workers)
+                .thread_name("hav-policy")
+                // Poll I/O and timers often: guests yield every epoch tick.
+                .event_interval(8)
+                .enable_all()
+                .build()
+                .map_err(|e| PolicyError::Engine(format!("policy runtime: {e}")))?;
+            Some(rt)
+        };
+        Ok(PolicySet {
+            inner: Arc::new(Inner {
+                engine,
+                limits,
+                rt: PolicyRuntime(rt),
+                policies: l.policies,
+                scripts,
+                history: Mutex::new(HashMap::new()),
+                slots,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// The names a config or caller can use (`--policy` names and config paths), sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.inner.policies.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &PolicyLimits {
+        &self.inner.limits
+    }
+
+    fn policy(&self, name: &str) -> Result<Arc<Policy>, PolicyError> {
+        self.inner.policies.get(name).cloned().ok_or_else(|| PolicyError::Unknown(name.to_string()))
+    }
+
+    /// Runs `entry` of `policy` on the set's runtime, within `timeout` (wall clock).
+    async fn run(
+        &self,
+        policy: &Arc<Policy>,
+        entry: &'static str,
+        input: Vec<u8>,
+        allowed: Arc<[SocketAddr]>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, PolicyError> {
+        let inner = &self.inner;
+        let (engine, limits, slots, policy) = (inner.engine.clone(), inner.limits.clone(), inner.slots.clone(), policy.clone());
+        let job = async move {
+            let spec = RunSpec { policy: &policy.name, allowed: Some(allowed), timeout };
+            let work = async {
+                let _slot = slots.acquire().await.map_err(|_| PolicyError::Engine("policy set closed".into()))?;
+                runtime::invoke(&engine, &policy.pre, &limits, &spec, entry, &input).await
+            };
+            match tokio::time::timeout(timeout, work).await {
+                Ok(r) => r,
+                Err(_) => Err(PolicyError::Timeout { policy: policy.name.to_string(), timeout }),
+            }
+        };
+        let Some(rt) = &inner.rt.0 else { return job.await };
+        // The first slice (at most an epoch tick) runs here: most policies finish within it
+        // and skip the thread hop. One still running (looping, or waiting for a host call) moves
+        // to the policy runtime; I/O and timers it registered keep working from there.
+        let mut job = Box::pin(job);
+        if tokio::runtime::Handle::try_current().is_ok() {
+            if let Poll::Ready(r) = std::future::poll_fn(|cx| Poll::Ready(job.as_mut().poll(cx))).await {
+                return r;
+            }
+        }
+        let mut task = AbortOnDrop(rt.spawn(job));
+        match (&mut task.0).await {
+            Ok(r) => r,
+            Err(e) => Err(PolicyError::Engine(format!("policy task failed: {e}"))),
+        }
+    }
+
+    /// Runs the check entry of `policy` (a name as [`PolicySet::names`] lists) against
+    /// `target`, allowing host calls to `target` and `extra` only, within `timeout` (wall clock,
+    /// host calls included). `history` is what the caller remembers of earlier checks.
+    pub async fn run_check(
+        &self,
+        policy: &str,
+        target: SocketAddr,
+        args: &str,
+        extra: &[SocketAddr],
+        history: History,
+        timeout: Duration,
+    ) -> Result<Outcome<CheckVerdict>, PolicyError> {
+        let p = self.policy(policy)?;
+        if !p.entries.check {
+            return Err(PolicyError::NoSuchEntry { policy: policy.to_string(), entry: EXPORT_CHECK });
+        }
+        let req = CheckRequest {
+            target: Target { addr: target.ip(), port: target.port(), proto: Proto::Tcp },
+            name: policy,
+            args,
+            history,
+            now_ms: runtime::mono_ms(),
+        };
+        let input = postcard::to_allocvec(&req).map_err(|e| PolicyError::Engine(format!("encode request: {e}")))?;
+        let mut allowed = vec![target];
+        allowed.extend(extra.iter().copied().filter(|a| *a != target));
+        let out = self.run(&p, EXPORT_CHECK, input, allowed.into(), timeout).await?;
+        let resp: CheckResponse<'_> = postcard::from_bytes(&out)
+            .map_err(|e| PolicyError::BadOutput { policy: policy.to_string(), message: format!("not a CheckResponse: {e}") })?;
+        Ok(Outcome { verdict: resp.verdict, message: resp.message.to_string() })
+    }
+
+    /// Runs a WASM_CHECK against real server `target`: its policy, `args` and `targets` apply,
+    /// and the set keeps the history of earlier results per (policy, args, target). A `Down`
+    /// verdict is `Ok(Health::Down)`; a failed policy is `Err(reason)` (logged here), which
+    /// counts as a failed check.
+    pub async fn check(
+        &self,
+        check: &crate::config::check::WasmCheck,
+        target: SocketAddr,
+        timeout: Duration,
+    ) -> Result<Health, String> {
+        let key = (check.policy.clone(), check.args.clone().unwrap_or_default(), target);
+        let history = self.inner.history.lock().map(|h| h.get(&key).copied().unwrap_or_default()).unwrap_or_default();
+        let timeout = check.timeout.unwrap_or(timeout);
+        let start = Instant::now();
+        let r = self.run_check(&check.policy, target, &key.1, &check.targets, history, timeout).await;
+        let verdict = match &r {
+            Ok(o) => {
+                tracing::debug!(policy = %check.policy, %target, verdict = ?o.verdict, message = %o.message, elapsed = ?start.elapsed(), "policy check");
+                Some(o.verdict)
+            }
+            Err(e) => {
+                tracing::warn!(policy = %check.policy, %target, "policy check failed: {e}");
+                None
+            }
+        };
+        if let Ok(mut h) = self.inner.history.lock() {
+            let e = h.entry(key).or_default();
+            match verdict {
+                Some(CheckVerdict::Up) | Some(CheckVerdict::Weight(_)) => {
+                    e.successes = e.successes.saturating_add(1);
+                    e.failures = 0;
+                }
+                _ => {
+                    e.failures = e.failures.saturating_add(1);
+                    e.successes = 0;
+                }
+            }
+            e.last = Some(verdict.unwrap_or(CheckVerdict::Down));
+        }
+        match r {
+            Ok(o) => Ok(match o.verdict {
+                CheckVerdict::Up => Health::Up,
+                CheckVerdict::Down => Health::Down,
+                CheckVerdict::Weight(w) => Health::UpWeight(w),
+            }),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Runs the priority entry for `vrrp_script` `script` (its policy, `args`, `targets` and
+    /// timeout apply; `req.args` is replaced by the script's). When no vrrp_script has that name,
+    /// `script` names a policy directly, with no host calls allowed and the default timeout.
+    pub async fn priority(&self, script: &str, req: PriorityRequest<'_>) -> Result<Outcome<PriorityVerdict>, PolicyError> {
+        let (policy, args, allowed, timeout) = match self.inner.scripts.get(script) {
+            Some(s) => (s.policy.clone(), s.args.as_str(), s.allowed.clone(), s.timeout),
+            None => (self.policy(script)?, req.args, Arc::from(Vec::new()), self.inner.limits.timeout),
+        };
+        if !policy.entries.priority {
+            return Err(PolicyError::NoSuchEntry { policy: policy.name.to_string(), entry: EXPORT_PRIORITY });
+        }
+        let req = PriorityRequest { args, now_ms: runtime::mono_ms(), ..req };
+        let input = postcard::to_allocvec(&req).map_err(|e| PolicyError::Engine(format!("encode request: {e}")))?;
+        let r = async {
+            let out = self.run(&policy, EXPORT_PRIORITY, input, allowed, timeout).await?;
+            let resp: PriorityResponse<'_> = postcard::from_bytes(&out).map_err(|e| PolicyError::BadOutput {
+                policy: policy.name.to_string(),
+                message: format!("not a PriorityResponse: {e}"),
+            })?;
+            Ok(Outcome { verdict: resp.verdict, message: resp.message.to_string() })
+        }
+        .await;
+        match &r {
+            Ok(o) => tracing::debug!(script, instance = req.instance, verdict = ?o.verdict, message = %o.message, "policy priority"),
+            Err(e) => tracing::warn!(script, instance = req.instance, "policy priority failed: {e}"),
+        }
+        r
+    }
+}
+
+impl crate::health::PolicyRunner for PolicySet {
+    fn check(
+        &self,
+        check: &crate::config::check::WasmCheck,
+        target: SocketAddr,
+        timeout: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Health, String>> + Send>> {
+        let set = self.clone();
+        let check = check.clone();
+        Box::pin(async move { set.check(&check, target, timeout).await })
+    }
+}

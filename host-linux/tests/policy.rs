@@ -1,0 +1,647 @@
+//! WASM policy host: hostile policies are contained with the right error, the example policies
+//! (built by scripts/build-policies) give the right verdicts against real servers on loopback,
+//! host calls reach only allowed targets, and a looping policy does not delay a timer of the
+//! caller's runtime.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use hav_core::policy::{
+    CheckResponse, CheckVerdict, History, HostRequest, PriorityRequest, PriorityVerdict, Proto, Target,
+};
+use hav_core::vrrp::State;
+use hav_linux::config::{load_str, Config};
+use hav_linux::health::{Health, PolicyRunner};
+use hav_linux::policy::{PolicyError, PolicyLimits, PolicySet};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// The example policies, built once per test run.
+fn examples() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+        let dir = root.join("target/policies");
+        let st = std::process::Command::new(root.join("scripts/build-policies"))
+            .arg(&dir)
+            .status()
+            .expect("run scripts/build-policies");
+        assert!(st.success(), "scripts/build-policies failed");
+        dir
+    })
+}
+
+fn example(name: &str) -> PathBuf {
+    examples().join(format!("{name}.wasm"))
+}
+
+fn temp_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("hav-policy-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("temp dir");
+        d
+    })
+}
+
+fn write_wat(name: &str, text: &str) -> PathBuf {
+    let p = temp_dir().join(format!("{name}.wat"));
+    std::fs::write(&p, text).expect("write wat");
+    p
+}
+
+/// A minimal policy module with `extra` items and the given `hav_check` body.
+fn wat_check(extra: &str, body: &str) -> String {
+    format!(
+        r#"(module
+  {extra}
+  (memory (export "memory") 1)
+  (func (export "hav_abi_version") (result i32) (i32.const 1))
+  (func (export "hav_alloc") (param i32) (result i32) (i32.const 4096))
+  (func (export "hav_check") (param i32 i32) (result i64) {body})
+)"#
+    )
+}
+
+fn wat_bytes(b: &[u8]) -> String {
+    b.iter().map(|x| format!("\\{x:02x}")).collect()
+}
+
+fn limits() -> PolicyLimits {
+    PolicyLimits { cpu: Duration::from_millis(100), ..PolicyLimits::default() }
+}
+
+fn load(paths: &[PathBuf]) -> Result<PolicySet, PolicyError> {
+    PolicySet::load_with(paths, &Config::default(), limits())
+}
+
+async fn run(set: &PolicySet, name: &str, target: SocketAddr, args: &str, extra: &[SocketAddr]) -> Result<(CheckVerdict, String), PolicyError> {
+    set.run_check(name, target, args, extra, History::default(), Duration::from_secs(5)).await.map(|o| (o.verdict, o.message))
+}
+
+/// Some address nobody listens on (a port just freed).
+fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+struct Server {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A TCP listener that accepts and counts connections, and closes them.
+async fn tcp_server() -> Server {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            h.fetch_add(1, Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    Server { addr, hits, task }
+}
+
+/// A tiny HTTP/1.1 server: `/health` 200 "status: all good", `/fail` 503, `/slow` 200 after
+/// `slow`, anything else 404. With `silent`, it accepts and never answers.
+async fn http_server(slow: Duration, silent: bool) -> Server {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            h.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if silent {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    return;
+                }
+                let line = String::from_utf8_lossy(&req);
+                let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+                let (status, body) = match path.as_str() {
+                    "/health" => (200, "status: all good"),
+                    "/fail" => (503, "overloaded"),
+                    "/slow" => {
+                        tokio::time::sleep(slow).await;
+                        (200, "slow but fine")
+                    }
+                    _ => (404, "no such page"),
+                };
+                let resp =
+                    format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    Server { addr, hits, task }
+}
+
+// ---- load-time rejection -------------------------------------------------------------------
+
+#[test]
+fn forbidden_import_is_rejected_at_load() {
+    let p = write_wat(
+        "wasi",
+        &wat_check(r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))"#, "(i64.const 0)"),
+    );
+    let e = load(&[p]).expect_err("must be rejected");
+    assert!(matches!(e, PolicyError::ForbiddenImport { ref module, ref name, .. } if module == "wasi_snapshot_preview1" && name == "fd_write"), "{e}");
+    assert!(e.to_string().contains("forbidden import wasi_snapshot_preview1::fd_write"), "{e}");
+    // The right name with the wrong type is refused too.
+    let p = write_wat("badtype", &wat_check(r#"(import "hav" "now_ms" (func (result i32)))"#, "(i64.const 0)"));
+    let e = load(&[p]).expect_err("must be rejected");
+    assert!(matches!(e, PolicyError::ForbiddenImport { ref name, .. } if name == "now_ms"), "{e}");
+    // An imported memory is not a capability either.
+    let p = write_wat("importmem", &wat_check(r#"(import "hav" "mem" (memory 1))"#, "(i64.const 0)").replace(r#"(memory (export "memory") 1)"#, ""));
+    let e = load(&[p]).expect_err("must be rejected");
+    assert!(matches!(e, PolicyError::ForbiddenImport { .. }), "{e}");
+}
+
+#[test]
+fn wrong_abi_version_is_rejected_at_load() {
+    let p = write_wat("abi2", &wat_check("", "(i64.const 0)").replace("(i32.const 1))", "(i32.const 2))"));
+    let e = load(&[p]).expect_err("must be rejected");
+    assert!(matches!(e, PolicyError::AbiVersion { found: 2, expected: 1, .. }), "{e}");
+    assert!(e.to_string().contains("ABI version 2"), "{e}");
+}
+
+#[test]
+fn missing_entries_are_rejected_at_load() {
+    let no_entry = r#"(module (memory (export "memory") 1)
+        (func (export "hav_abi_version") (result i32) (i32.const 1))
+        (func (export "hav_alloc") (param i32) (result i32) (i32.const 0)))"#;
+    let e = load(&[write_wat("noentry", no_entry)]).expect_err("must be rejected");
+    assert!(matches!(e, PolicyError::NoEntry { .. }), "{e}");
+    let no_alloc = wat_check("", "(i64.const 0)").replace(r#"(func (export "hav_alloc") (param i32) (result i32) (i32.const 4096))"#, "");
+    let e = load(&[write_wat("noalloc", &no_alloc)]).expect_err("must be rejected");
+    assert!(matches!(e, PolicyError::MissingExport { name: "hav_alloc", .. }), "{e}");
+    let bad_sig = wat_check("", "(i64.const 0)").replace("(param i32 i32) (result i64) (i64.const 0)", "(param i32) (result i64) (i64.const 0)");
+    let e = load(&[write_wat("badsig", &bad_sig)]).expect_err("must be rejected");
+    assert!(matches!(e, PolicyError::ExportType { name: "hav_check", .. }), "{e}");
+    let e = load(&[temp_dir().join("does-not-exist.wasm")]).expect_err("must be rejected");
+    assert!(matches!(e, PolicyError::Read { .. }), "{e}");
+    let e = load(&[write_wat("garbage", "this is not wasm")]).expect_err("must be rejected");
+    assert!(matches!(e, PolicyError::Compile { .. }), "{e}");
+}
+
+#[test]
+fn looping_start_function_is_stopped_at_load() {
+    let p = write_wat("startloop", &wat_check(r#"(func $spin (loop $l (br $l))) (start $spin)"#, "(i64.const 0)"));
+    let t = Instant::now();
+    let e = load(&[p]).expect_err("must be rejected");
+    assert!(matches!(e, PolicyError::CpuBudget { .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+}
+
+#[test]
+fn config_references_resolve_with_located_errors() {
+    let conf = r#"virtual_server 10.0.0.1 80 {
+    real_server 10.0.0.2 80 {
+        WASM_CHECK {
+            policy no_such_policy
+        }
+    }
+}
+"#;
+    let c = load_str(Path::new("/etc/hav/keepalived.conf"), conf).expect("config").config;
+    let e = PolicySet::load_with(&[example("tcp_connect")], &c, limits()).expect_err("unknown name");
+    assert!(e.to_string().starts_with("/etc/hav/keepalived.conf:3:9: unknown policy 'no_such_policy' (known: tcp_connect)"), "{e}");
+
+    // A priority-only policy used as a check.
+    let conf = "vrrp_script s {\n    policy tcp_connect\n}\n";
+    let c = load_str(Path::new("k.conf"), conf).expect("config").config;
+    let e = PolicySet::load_with(&[example("tcp_connect")], &c, limits()).expect_err("no priority entry");
+    assert!(e.to_string().starts_with("k.conf:1:1: policy 'tcp_connect' has no priority entry"), "{e}");
+
+    // Paths resolve relative to the config file and are loaded on demand.
+    let conf = format!("vrrp_script lat {{\n    policy {}\n    args delta=-7\n}}\n", example("static_verdict").display());
+    let c = load_str(Path::new("k.conf"), &conf).expect("config").config;
+    let set = PolicySet::load_with(&[], &c, limits()).expect("loads");
+    assert_eq!(set.names(), vec![example("static_verdict").display().to_string()]);
+    let rel = "vrrp_script lat {\n    policy static_verdict.wasm\n}\n";
+    let c = load_str(&examples().join("k.conf"), rel).expect("config").config;
+    PolicySet::load_with(&[], &c, limits()).expect("relative path loads");
+}
+
+// ---- hostile policies at run time ----------------------------------------------------------
+
+async fn hostile(name: &str, extra: &str, body: &str) -> PolicyError {
+    let set = load(&[write_wat(name, &wat_check(extra, body))]).expect("loads");
+    run(&set, name, closed_port(), "", &[]).await.expect_err("must fail")
+}
+
+#[tokio::test]
+async fn infinite_loop_hits_the_cpu_budget() {
+    let t = Instant::now();
+    let e = hostile("spin", "", "(loop $l (br $l)) (i64.const 0)").await;
+    assert!(matches!(e, PolicyError::CpuBudget { .. }), "{e}");
+    assert!(e.to_string().contains("CPU budget of 100ms exhausted"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn infinite_loop_runs_out_of_fuel_in_fuel_mode() {
+    let p = write_wat("spinfuel", &wat_check("", "(loop $l (br $l)) (i64.const 0)"));
+    let set = PolicySet::load_with(&[p], &Config::default(), PolicyLimits { fuel: Some(1_000_000), ..limits() }).expect("loads");
+    let e = run(&set, "spinfuel", closed_port(), "", &[]).await.expect_err("must fail");
+    assert!(matches!(e, PolicyError::CpuBudget { ref budget, .. } if budget == "1000000 fuel"), "{e}");
+}
+
+#[tokio::test]
+async fn memory_bomb_hits_the_memory_cap() {
+    let e = hostile("bomb", "", "(loop $l (drop (memory.grow (i32.const 16))) (br $l)) (i64.const 0)").await;
+    assert!(matches!(e, PolicyError::Memory { cap, .. } if cap == 16 << 20), "{e}");
+}
+
+#[tokio::test]
+async fn deep_recursion_overflows_the_stack() {
+    let e = hostile(
+        "recurse",
+        "(func $r (param i32) (result i32) (call $r (i32.add (local.get 0) (i32.const 1))))",
+        "(drop (call $r (i32.const 0))) (i64.const 0)",
+    )
+    .await;
+    assert!(matches!(e, PolicyError::StackOverflow { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn trap_is_a_failed_check() {
+    let e = hostile("trap", "", "unreachable").await;
+    assert!(matches!(e, PolicyError::Trap { ref message, .. } if message.contains("unreachable")), "{e}");
+    let e = hostile("divzero", "", "(drop (i32.div_u (i32.const 1) (i32.const 0))) (i64.const 0)").await;
+    assert!(matches!(e, PolicyError::Trap { ref message, .. } if message.contains("divide by zero")), "{e}");
+}
+
+#[tokio::test]
+async fn huge_and_garbage_output_are_refused() {
+    let e = hostile("huge", "", "(i64.const 1000000)").await;
+    assert!(matches!(e, PolicyError::OutputTooLarge { len: 1_000_000, cap: 16384, .. }), "{e}");
+    let e = hostile("outside", "", "(i64.const 0x7fff000000000010)").await;
+    assert!(matches!(e, PolicyError::BadOutput { ref message, .. } if message.contains("outside memory")), "{e}");
+    let e = hostile("garbage", r#"(data (i32.const 0) "\ff\ff\ff\ff\ff")"#, "(i64.const 5)").await;
+    assert!(matches!(e, PolicyError::BadOutput { ref message, .. } if message.contains("not a CheckResponse")), "{e}");
+}
+
+#[tokio::test]
+async fn wall_clock_timeout_includes_host_calls() {
+    // The HTTP server accepts and never answers; the policy asks for a 60 s HTTP timeout, the
+    // run gets 300 ms.
+    let srv = http_server(Duration::ZERO, true).await;
+    let set = load(&[example("http_check")]).expect("loads");
+    let t = Instant::now();
+    let e = set
+        .run_check("http_check", srv.addr, "path=/health timeout_ms=60000", &[], History::default(), Duration::from_millis(300))
+        .await
+        .expect_err("must time out");
+    assert!(matches!(e, PolicyError::Timeout { .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    assert_eq!(srv.hits.load(Ordering::SeqCst), 1);
+}
+
+// ---- capabilities --------------------------------------------------------------------------
+
+/// A policy that makes one TCP-connect host call to `to` and answers Down "denied" when the
+/// host refused it (-2), Up "called" otherwise.
+fn connect_probe(name: &str, to: SocketAddr) -> PathBuf {
+    let req = postcard::to_allocvec(&HostRequest::TcpConnect {
+        target: Target { addr: to.ip(), port: to.port(), proto: Proto::Tcp },
+        timeout_ms: 1000,
+    })
+    .expect("encode");
+    let denied = postcard::to_allocvec(&CheckResponse { verdict: CheckVerdict::Down, message: "denied" }).expect("encode");
+    let called = postcard::to_allocvec(&CheckResponse { verdict: CheckVerdict::Up, message: "called" }).expect("encode");
+    let extra = format!(
+        r#"(import "hav" "host_call" (func $hc (param i32 i32 i32 i32) (result i32)))
+  (data (i32.const 0) "{}") (data (i32.const 256) "{}") (data (i32.const 512) "{}")"#,
+        wat_bytes(&req),
+        wat_bytes(&denied),
+        wat_bytes(&called)
+    );
+    let body = format!(
+        "(if (result i64) (i32.eq (call $hc (i32.const 0) (i32.const {}) (i32.const 8192) (i32.const 1024)) (i32.const -2)) (then (i64.const {})) (else (i64.const {})))",
+        req.len(),
+        hav_core::policy::pack(256, denied.len() as u32),
+        hav_core::policy::pack(512, called.len() as u32),
+    );
+    write_wat(name, &wat_check(&extra, &body))
+}
+
+#[tokio::test]
+async fn host_call_to_a_target_not_allowed_is_refused() {
+    let allowed = tcp_server().await;
+    let forbidden = tcp_server().await;
+    let set = load(&[connect_probe("to_forbidden", forbidden.addr), connect_probe("to_allowed", allowed.addr)]).expect("loads");
+    // The real server being checked is `allowed`; the policy tries `forbidden`.
+    let (v, m) = run(&set, "to_forbidden", allowed.addr, "", &[]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Down, "denied"));
+    assert_eq!(forbidden.hits.load(Ordering::SeqCst), 0, "the forbidden target saw a connection");
+    // Listed in the check's targets, it is reachable.
+    let (v, m) = run(&set, "to_forbidden", allowed.addr, "", &[forbidden.addr]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Up, "called"));
+    // The real server itself is always allowed.
+    let (v, _) = run(&set, "to_allowed", allowed.addr, "", &[]).await.expect("runs");
+    assert_eq!(v, CheckVerdict::Up);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(forbidden.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(allowed.hits.load(Ordering::SeqCst), 1);
+}
+
+// ---- example policies against real servers -------------------------------------------------
+
+#[tokio::test]
+async fn tcp_connect_example() {
+    let srv = tcp_server().await;
+    let set = load(&[example("tcp_connect")]).expect("loads");
+    assert_eq!(run(&set, "tcp_connect", srv.addr, "", &[]).await.expect("runs").0, CheckVerdict::Up);
+    let (v, m) = run(&set, "tcp_connect", closed_port(), "", &[]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Down, "connection refused"));
+}
+
+#[tokio::test]
+async fn http_check_example_matches_status_and_body() {
+    let srv = http_server(Duration::ZERO, false).await;
+    let set = load(&[example("http_check")]).expect("loads");
+    let cases = [
+        ("path=/health status=200 body=good", CheckVerdict::Up, "status and body match"),
+        ("path=/health", CheckVerdict::Up, "status and body match"),
+        ("path=/health status=200 body=bad", CheckVerdict::Down, "body does not match"),
+        ("path=/fail status=200", CheckVerdict::Down, "unexpected status"),
+        ("path=/fail status=500-599 body=overloaded", CheckVerdict::Up, "status and body match"),
+        ("path=/nope", CheckVerdict::Down, "unexpected status"),
+    ];
+    for (args, verdict, message) in cases {
+        let (v, m) = run(&set, "http_check", srv.addr, args, &[]).await.expect("runs");
+        assert_eq!((v, m.as_str()), (verdict, message), "args {args}");
+    }
+    let (v, m) = run(&set, "http_check", closed_port(), "path=/health", &[]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Down, "request failed"));
+}
+
+#[tokio::test]
+async fn combined_example_needs_both_probes_and_allowed_targets() {
+    let service = tcp_server().await;
+    let health = http_server(Duration::ZERO, false).await;
+    let set = load(&[example("combined")]).expect("loads");
+    let args = format!("health={} path=/health", health.addr);
+    let (v, m) = run(&set, "combined", service.addr, &args, &[health.addr]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Up, "service port and health endpoint fine"));
+    let bad = format!("health={} path=/fail", health.addr);
+    let (v, m) = run(&set, "combined", service.addr, &bad, &[health.addr]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Down, "health endpoint answers with an error status"));
+    let (v, m) = run(&set, "combined", closed_port(), &args, &[health.addr]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Down, "service port does not accept connections"));
+    // Without the health endpoint in the targets, the host refuses the second probe.
+    let hits = health.hits.load(Ordering::SeqCst);
+    let (v, m) = run(&set, "combined", service.addr, &args, &[]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Down, "health endpoint unreachable"));
+    assert_eq!(health.hits.load(Ordering::SeqCst), hits);
+}
+
+#[tokio::test]
+async fn latency_priority_example_via_vrrp_script() {
+    let srv = http_server(Duration::from_millis(300), false).await;
+    let conf = format!(
+        "vrrp_script fast {{\n policy latency_priority\n args target={a} path=/health threshold_ms=100 delta=-25\n targets {{\n  {ip} {port}\n }}\n}}\n\
+         vrrp_script slow {{\n policy latency_priority\n args target={a} path=/slow threshold_ms=100 delta=-25\n targets {{\n  {ip} {port}\n }}\n}}\n\
+         vrrp_script gone {{\n policy latency_priority\n args target={c} threshold_ms=100\n targets {{\n  {cip} {cport}\n }}\n}}\n\
+         vrrp_script sneaky {{\n policy latency_priority\n args target={a} path=/health\n}}\n",
+        a = srv.addr,
+        ip = srv.addr.ip(),
+        port = srv.addr.port(),
+        c = closed_port(),
+        cip = "127.0.0.1",
+        cport = closed_port().port(),
+    );
+    let c = load_str(Path::new("k.conf"), &conf).expect("config").config;
+    let set = PolicySet::load_with(&[example("latency_priority")], &c, limits()).expect("loads");
+    let req = PriorityRequest { instance: "VI_1", state: State::Master, priority: 100, effective: 100, args: "", now_ms: 0 };
+    let o = set.priority("fast", req).await.expect("runs");
+    assert_eq!((o.verdict, o.message.as_str()), (PriorityVerdict::Delta(0), "latency fine"));
+    let o = set.priority("slow", req).await.expect("runs");
+    assert_eq!((o.verdict, o.message.as_str()), (PriorityVerdict::Delta(-25), "latency over threshold"));
+    let o = set.priority("gone", req).await.expect("runs");
+    assert_eq!((o.verdict, o.message.as_str()), (PriorityVerdict::Fault, "probe failed"));
+    // No targets: the probe is refused, which this policy turns into FAULT.
+    let hits = srv.hits.load(Ordering::SeqCst);
+    let o = set.priority("sneaky", req).await.expect("runs");
+    assert_eq!(o.verdict, PriorityVerdict::Fault);
+    assert_eq!(srv.hits.load(Ordering::SeqCst), hits);
+    let e = set.priority("nothing", req).await.expect_err("unknown");
+    assert!(matches!(e, PolicyError::Unknown(_)), "{e}");
+}
+
+#[tokio::test]
+async fn policy_runner_trait_and_history() {
+    let srv = tcp_server().await;
+    let conf = format!(
+        "virtual_server 10.0.0.1 80 {{\n real_server {} {} {{\n  WASM_CHECK {{\n   policy {}\n  }}\n }}\n}}\n",
+        srv.addr.ip(),
+        srv.addr.port(),
+        example("static_verdict").display()
+    );
+    let c = load_str(Path::new("k.conf"), &conf).expect("config").config;
+    let set = PolicySet::load_with(&[example("tcp_connect")], &c, limits()).expect("loads");
+    let hav_linux::config::CheckKind::Wasm(w) = &c.virtual_servers[0].real_servers[0].checkers[0].kind else {
+        panic!("not a WASM_CHECK")
+    };
+    let runner: Arc<dyn PolicyRunner> = Arc::new(set.clone());
+    assert_eq!(runner.check(w, srv.addr, Duration::from_secs(2)).await, Ok(Health::Up));
+    let mut down = w.clone();
+    down.args = Some("verdict=down".into());
+    assert_eq!(runner.check(&down, srv.addr, Duration::from_secs(2)).await, Ok(Health::Down));
+    let mut weight = w.clone();
+    weight.args = Some("verdict=weight:7".into());
+    assert_eq!(runner.check(&weight, srv.addr, Duration::from_secs(2)).await, Ok(Health::UpWeight(7)));
+    let mut tcp = w.clone();
+    tcp.policy = "tcp_connect".into();
+    assert_eq!(runner.check(&tcp, srv.addr, Duration::from_secs(2)).await, Ok(Health::Up));
+    let mut bad = w.clone();
+    bad.policy = "nope".into();
+    let e = runner.check(&bad, srv.addr, Duration::from_secs(2)).await.expect_err("unknown policy");
+    assert!(e.contains("unknown policy 'nope'"), "{e}");
+}
+
+// ---- the caller's runtime keeps its timing --------------------------------------------------
+
+#[tokio::test(flavor = "current_thread")]
+async fn looping_policies_do_not_delay_the_callers_timer() {
+    let p = write_wat("spin_timer", &wat_check("", "(loop $l (br $l)) (i64.const 0)"));
+    let set = PolicySet::load_with(&[p], &Config::default(), PolicyLimits { cpu: Duration::from_millis(100), ..limits() })
+        .expect("loads");
+    let target = closed_port();
+    let mut runs = Vec::new();
+    for _ in 0..4 {
+        let set = set.clone();
+        runs.push(tokio::spawn(async move {
+            let mut errors = Vec::new();
+            for _ in 0..3 {
+                errors.push(run(&set, "spin_timer", target, "", &[]).await.expect_err("loops"));
+            }
+            errors
+        }));
+    }
+    // The stand-in for VRRP adverts: a 100 ms interval on the caller's (single-threaded) runtime.
+    let period = Duration::from_millis(100);
+    let start = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval_at(start + period, period);
+    let mut worst = Duration::ZERO;
+    for i in 1..=12u32 {
+        tick.tick().await;
+        let late = tokio::time::Instant::now().saturating_duration_since(start + period * i);
+        worst = worst.max(late);
+    }
+    for r in runs {
+        for e in r.await.expect("task") {
+            assert!(matches!(e, PolicyError::CpuBudget { .. }), "{e}");
+        }
+    }
+    println!("worst timer lateness with 4 looping policies: {worst:?}");
+    assert!(worst < Duration::from_millis(50), "timer was {worst:?} late");
+}
+
+// ---- DNS and UDP host calls -----------------------------------------------------------------
+
+/// A UDP server on loopback: a DNS responder (answers NOERROR with one A record for
+/// `ok.test`, NXDOMAIN otherwise) when `dns`, an echo server (prefixing "echo:") otherwise.
+async fn udp_server(dns: bool) -> Server {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = sock.local_addr().expect("addr");
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let task = tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+            h.fetch_add(1, Ordering::SeqCst);
+            let q = &buf[..n];
+            let reply = if dns {
+                if n < 12 {
+                    continue;
+                }
+                let ok = q[12..].starts_with(b"\x02ok\x04test\x00");
+                let mut r = q.to_vec();
+                r[2] = 0x81; // QR, RD
+                r[3] = if ok { 0x80 } else { 0x83 }; // RA, rcode 0 / 3
+                r[6..8].copy_from_slice(&(u16::from(ok)).to_be_bytes());
+                if ok {
+                    r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
+                }
+                r
+            } else {
+                [b"echo:".as_slice(), q].concat()
+            };
+            let _ = sock.send_to(&reply, from).await;
+        }
+    });
+    Server { addr, hits, task }
+}
+
+#[tokio::test]
+async fn probe_example_dns_and_udp() {
+    let dns = udp_server(true).await;
+    let echo = udp_server(false).await;
+    let set = load(&[example("probe")]).expect("loads");
+    let cases = [
+        (dns.addr, "kind=dns name=ok.test", CheckVerdict::Up, "DNS answer"),
+        (dns.addr, "kind=dns name=ok.test. qtype=1", CheckVerdict::Up, "DNS answer"),
+        (dns.addr, "kind=dns name=missing.test", CheckVerdict::Down, "DNS error rcode"),
+        (dns.addr, "kind=dns name=ok.test min_answers=2", CheckVerdict::Down, "too few answers"),
+        (echo.addr, "kind=udp payload=ping expect=echo:ping", CheckVerdict::Up, "UDP reply"),
+        (echo.addr, "kind=udp payload=ping expect=pong", CheckVerdict::Down, "reply does not match"),
+        (echo.addr, &format!("kind=dns name=ok.test server={}", dns.addr), CheckVerdict::Down, "target not allowed"),
+    ];
+    for (target, args, verdict, message) in cases {
+        let (v, m) = run(&set, "probe", target, args, &[]).await.expect("runs");
+        assert_eq!((v, m.as_str()), (verdict, message), "args {args}");
+    }
+    // The DNS server named in args is reachable once it is in the targets.
+    let args = format!("kind=dns name=ok.test server={}", dns.addr);
+    let (v, _) = run(&set, "probe", echo.addr, &args, &[dns.addr]).await.expect("runs");
+    assert_eq!(v, CheckVerdict::Up);
+    // Nothing listens: ICMP port unreachable, or no answer.
+    let silent = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        s.local_addr().expect("addr")
+    };
+    let (v, m) = run(&set, "probe", silent, "kind=udp payload=x timeout_ms=300", &[]).await.expect("runs");
+    assert_eq!(v, CheckVerdict::Down);
+    assert!(m == "port unreachable" || m == "no answer in time", "{m}");
+}
+
+#[tokio::test]
+async fn host_call_budget_and_input_cap() {
+    let srv = tcp_server().await;
+    // Calls host_call 17 times (the budget is 16 per run); answers Down "budget" when the last
+    // call was refused with HostError::Budget (-7), Up otherwise.
+    let req = postcard::to_allocvec(&HostRequest::TcpConnect {
+        target: Target { addr: srv.addr.ip(), port: srv.addr.port(), proto: Proto::Tcp },
+        timeout_ms: 1000,
+    })
+    .expect("encode");
+    let refused = postcard::to_allocvec(&CheckResponse { verdict: CheckVerdict::Down, message: "budget" }).expect("encode");
+    let fine = postcard::to_allocvec(&CheckResponse { verdict: CheckVerdict::Up, message: "no budget" }).expect("encode");
+    let extra = format!(
+        r#"(import "hav" "host_call" (func $hc (param i32 i32 i32 i32) (result i32)))
+  (data (i32.const 0) "{}") (data (i32.const 256) "{}") (data (i32.const 512) "{}")
+  (global $n (mut i32) (i32.const 0)) (global $last (mut i32) (i32.const 0))"#,
+        wat_bytes(&req),
+        wat_bytes(&refused),
+        wat_bytes(&fine)
+    );
+    let body = format!(
+        "(loop $l (global.set $last (call $hc (i32.const 0) (i32.const {len}) (i32.const 8192) (i32.const 1024)))
+           (global.set $n (i32.add (global.get $n) (i32.const 1)))
+           (br_if $l (i32.lt_u (global.get $n) (i32.const 17))))
+         (if (result i64) (i32.eq (global.get $last) (i32.const -7)) (then (i64.const {a})) (else (i64.const {b})))",
+        len = req.len(),
+        a = hav_core::policy::pack(256, refused.len() as u32),
+        b = hav_core::policy::pack(512, fine.len() as u32),
+    );
+    let set = load(&[write_wat("callspam", &wat_check(&extra, &body))]).expect("loads");
+    let (v, m) = run(&set, "callspam", srv.addr, "", &[]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Down, "budget"));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(srv.hits.load(Ordering::SeqCst), 16, "the 17th call must not reach the server");
+
+    let set = load(&[example("static_verdict")]).expect("loads");
+    let big = "x".repeat(70 * 1024);
+    let e = run(&set, "static_verdict", srv.addr, &big, &[]).await.expect_err("too big");
+    assert!(matches!(e, PolicyError::InputTooLarge { cap: 65536, .. }), "{e}");
+}
+
+#[test]
+fn duplicate_policy_names_are_rejected() {
+    let a = temp_dir().join("a");
+    let b = temp_dir().join("b");
+    std::fs::create_dir_all(&a).expect("mkdir");
+    std::fs::create_dir_all(&b).expect("mkdir");
+    let text = wat_check("", "(i64.const 0)");
+    std::fs::write(a.join("same.wat"), &text).expect("write");
+    std::fs::write(b.join("same.wat"), &text).expect("write");
+    let e = load(&[a.join("same.wat"), b.join("same.wat")]).expect_err("duplicate");
+    assert!(matches!(e, PolicyError::DuplicateName { ref name, .. } if name == "same"), "{e}");
+    // The same file twice is one policy.
+    let set = load(&[a.join("same.wat"), a.join("same.wat")]).expect("loads");
+    assert_eq!(set.names(), vec!["same".to_string()]);
+}
