@@ -82,6 +82,7 @@ pub fn validate(opts: &Options) -> Result<config::Loaded, String> {
     for w in &warnings {
         eprintln!("warning: {w}");
     }
+    run::load_policies(&opts.policies, &loaded.config).map_err(|e| format!("{e:#}"))?;
     Ok(loaded)
 }
 
@@ -126,6 +127,9 @@ pub fn run_daemon(opts: Options) -> anyhow::Result<()> {
         control: opts.control.clone(),
         pid_file: opts.pid_file.clone(),
         metrics: opts.metrics,
+        vrrp: opts.vrrp,
+        lvs: opts.lvs,
+        policies: opts.policies.clone(),
     };
     rt.block_on(run::run(ropts, loaded))
 }

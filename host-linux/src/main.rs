@@ -95,6 +95,11 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // wasmtime builds (and drops) an error on every instantiation; with RUST_BACKTRACE set each
+    // would capture a backtrace. Panics keep theirs.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let args = Args::parse();
     cli::init_logging(&args.log_level, matches!(args.log_format, LogFormat::Json));
     let opts = cli::Options {

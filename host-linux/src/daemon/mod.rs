@@ -1,6 +1,7 @@
 //! The daemon: runs hav-core instances on real sockets.
 
 pub mod control;
+pub mod director;
 pub mod engine;
 pub mod metrics;
 pub mod notify;

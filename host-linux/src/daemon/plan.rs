@@ -334,7 +334,8 @@ fn plan_one(
             .ok_or_else(|| err(inst, format!("track_script {} names no vrrp_script", ts.name)))?;
         push_track(TrackUse {
             obj: TrackObj::Script(ts.name.clone()),
-            weight: clamp_weight(ts.weight.unwrap_or(script.weight)),
+            // A priority policy's delta counts once unless a weight scales it.
+            weight: clamp_weight(ts.weight.unwrap_or(if script.policy.is_some() { 1 } else { script.weight })),
             reverse: ts.reverse || script.reverse,
         });
     }

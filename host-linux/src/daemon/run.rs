@@ -35,6 +35,29 @@ pub struct RunOptions {
     pub pid_file: PathBuf,
     /// Serve metrics here.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Run the VRRP instances.
+    pub vrrp: bool,
+    /// Run the checkers and the IPVS director.
+    pub lvs: bool,
+    /// `--policy` modules.
+    pub policies: Vec<PathBuf>,
+}
+
+/// Whether the config refers to WASM policies (WASM_CHECK, vrrp_script policy).
+pub fn uses_policies(config: &Config) -> bool {
+    config.vrrp_scripts.iter().any(|s| s.policy.is_some())
+        || config.virtual_servers.iter().flat_map(|v| &v.real_servers).flat_map(|r| &r.checkers).any(|c| {
+            matches!(c.kind, crate::config::CheckKind::Wasm(_))
+        })
+}
+
+/// Loads the policies given on the command line and those the config names; `None` when
+/// there are none.
+pub fn load_policies(paths: &[PathBuf], config: &Config) -> anyhow::Result<Option<crate::policy::PolicySet>> {
+    if paths.is_empty() && !uses_policies(config) {
+        return Ok(None);
+    }
+    crate::policy::PolicySet::load(paths, config).map(Some).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 struct Packet {
@@ -79,6 +102,9 @@ struct Daemon {
     sysctl: SysctlGuard,
     send_errors: u64,
     metrics: Option<super::metrics::Shared>,
+    policies: super::director::Policies,
+    lvs: Option<super::director::Lvs>,
+    snapshot: tokio::sync::watch::Sender<Vec<super::track::InstanceSnapshot>>,
 }
 
 /// Runs the daemon until SIGTERM / SIGINT. Call inside a tokio runtime.
@@ -111,7 +137,11 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         sysctl: SysctlGuard::new(),
         send_errors: 0,
         metrics: None,
+        policies: super::director::Policies::default(),
+        lvs: None,
+        snapshot: tokio::sync::watch::channel(Vec::new()).0,
     };
+    d.policies.set(load_policies(&opts.policies, &loaded.config)?);
     let mut watcher = LinkWatcher::new().context("watching links")?;
     let _ctl = control::serve(&opts.control, ctl_tx)
         .with_context(|| format!("control socket {}", opts.control.display()))?;
@@ -121,6 +151,9 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         super::metrics::serve(addr, shared.clone()).await?;
         d.metrics = Some(shared);
     }
+    if opts.lvs && !loaded.config.virtual_servers.is_empty() {
+        d.lvs = Some(super::director::Lvs::start(&loaded.config, d.policies.clone())?);
+    }
     d.apply(loaded.config)?;
     tracing::info!(instances = d.plans.len(), "hav-linux running");
 
@@ -129,6 +162,7 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     let mut hup = signal(SignalKind::hangup())?;
     loop {
         d.publish_metrics();
+        d.publish_snapshot();
         let deadline = d.engine.poll_at().map(|t| d.tokio_instant(t));
         tokio::select! {
             Some(p) = pkt_rx.recv() => d.on_packet(p),
@@ -213,7 +247,11 @@ impl Daemon {
         let mut warnings = Vec::new();
         let nl = &mut self.netlink;
         // VMAC interfaces do not exist yet on first start; resolve the base interfaces only.
-        let plans = plan::plan(&new, &mut |name| lookup_iface(nl, name), &mut warnings)?;
+        let plans = if self.opts.vrrp {
+            plan::plan(&new, &mut |name| lookup_iface(nl, name), &mut warnings)?
+        } else {
+            Vec::new()
+        };
         for w in &warnings {
             tracing::warn!("{w}");
         }
@@ -335,6 +373,7 @@ impl Daemon {
             },
             TrackObj::Script(name) => match self.config.script(name) {
                 Some(s) if s.init_fail => TrackStatus::Down,
+                Some(s) if s.policy.is_some() => TrackStatus::Value(0),
                 _ => TrackStatus::Up,
             },
             TrackObj::File(name) => match self.config.vrrp_track_files.iter().find(|f| &f.name == name) {
@@ -364,6 +403,13 @@ impl Daemon {
         });
         for s in self.config.vrrp_scripts.clone() {
             let obj = TrackObj::Script(s.name.clone());
+            if !self.track_tasks.contains_key(&obj) && s.policy.is_some() {
+                let def = format!("{s:?}");
+                self.track_status.remove(&obj);
+                let task = track::spawn_policy_script(s, self.policies.clone(), self.snapshot.subscribe(), self.track_tx.clone());
+                self.track_tasks.insert(obj, (task, def));
+                continue;
+            }
             if !self.track_tasks.contains_key(&obj) {
                 let def = format!("{s:?}");
                 self.track_status.remove(&obj);
@@ -597,6 +643,26 @@ impl Daemon {
             tracing::error!("reload failed, keeping the running config: {e:#}");
             return;
         }
+        let policies = match load_policies(&self.opts.policies, &loaded.config) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("reload failed, keeping the running config: {e:#}");
+                return;
+            }
+        };
+        self.policies.set(policies);
+        if self.opts.lvs {
+            match &mut self.lvs {
+                Some(l) => l.reload(&loaded.config),
+                None if !loaded.config.virtual_servers.is_empty() => {
+                    match super::director::Lvs::start(&loaded.config, self.policies.clone()) {
+                        Ok(l) => self.lvs = Some(l),
+                        Err(e) => tracing::error!("reload: {e:#}"),
+                    }
+                }
+                None => {}
+            }
+        }
         if let Err(e) = self.apply(loaded.config) {
             tracing::error!("reload: {e:#}");
         } else {
@@ -627,6 +693,9 @@ impl Daemon {
         if let Err(e) = self.sysctl.restore() {
             tracing::warn!(error = %e, "restoring sysctls");
         }
+        if let Some(l) = self.lvs.take() {
+            l.stop();
+        }
     }
 
     fn exec(&mut self, acts: Tagged) {
@@ -651,6 +720,9 @@ impl Daemon {
                         self.notifier.changed(Kind::Instance, &p.name, &p.notify, to.as_str(), prio, p.smtp_alert);
                     }
                     changed_groups = true;
+                    if let Some(l) = &self.lvs {
+                        l.vrrp_state(&p.name, to == State::Master);
+                    }
                 }
                 Action::SendAdvert { priority } => {
                     let p = &self.plans[idx];
@@ -804,6 +876,32 @@ impl Daemon {
                 }
             });
         }
+    }
+
+    fn publish_snapshot(&self) {
+        let snap: Vec<_> = self
+            .plans
+            .iter()
+            .zip(self.engine.instances())
+            .map(|(p, i)| super::track::InstanceSnapshot {
+                name: p.name.clone(),
+                state: i.state(),
+                priority: p.core.priority,
+                effective: i.effective_priority(),
+                scripts: p.tracks.iter().filter_map(|t| match &t.obj {
+                    TrackObj::Script(n) => Some(n.clone()),
+                    _ => None,
+                }).collect(),
+            })
+            .collect();
+        self.snapshot.send_if_modified(|old| {
+            if *old != snap {
+                *old = snap;
+                true
+            } else {
+                false
+            }
+        });
     }
 
     fn publish_metrics(&self) {

@@ -174,3 +174,82 @@ mod tests {
         assert_eq!(rf.feed(true), Some(true));
     }
 }
+
+/// What a priority policy is told about the instance that tracks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSnapshot {
+    /// The instance.
+    pub name: String,
+    /// Its state.
+    pub state: hav_core::vrrp::State,
+    /// Its configured priority.
+    pub priority: u8,
+    /// Its effective priority.
+    pub effective: u8,
+    /// The vrrp_scripts it tracks.
+    pub scripts: Vec<String>,
+}
+
+/// Starts the task running a `vrrp_script` whose source is a WASM policy: every interval its
+/// priority entry runs for the first instance tracking it. `Delta(d)` becomes the value `d`
+/// (times the track weight, 1 by default), `Fault` faults the instance. A policy that fails
+/// (trap, budget, bad output, forbidden call) counts as a failed run: after `fall` of them the
+/// script is down and contributes nothing, and the log says why.
+pub fn spawn_policy_script(
+    script: VrrpScript,
+    policies: super::director::Policies,
+    snapshot: tokio::sync::watch::Receiver<Vec<InstanceSnapshot>>,
+    tx: mpsc::Sender<TrackEvent>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let obj = super::plan::TrackObj::Script(script.name.clone());
+        let mut rf = RiseFall::new(script.rise, script.fall, !script.init_fail);
+        let mut last: Option<TrackStatus> = None;
+        let mut tick = tokio::time::interval(script.interval.max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(set) = policies.get() else {
+                tracing::error!(script = %script.name, "no policy set loaded");
+                continue;
+            };
+            let inst = snapshot.borrow().iter().find(|i| i.scripts.contains(&script.name)).cloned();
+            let Some(inst) = inst else { continue };
+            let req = hav_core::policy::PriorityRequest {
+                instance: &inst.name,
+                state: inst.state,
+                priority: inst.priority,
+                effective: inst.effective,
+                args: script.args.as_deref().unwrap_or(""),
+                now_ms: 0,
+            };
+            let status = match set.priority(&script.name, req).await {
+                Ok(o) => {
+                    rf.feed(true);
+                    tracing::debug!(script = %script.name, verdict = ?o.verdict, message = %o.message, "priority policy");
+                    match o.verdict {
+                        hav_core::policy::PriorityVerdict::Delta(d) => TrackStatus::Value(i32::from(d)),
+                        hav_core::policy::PriorityVerdict::Fault => TrackStatus::Fault,
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(script = %script.name, "priority policy failed: {e}");
+                    match rf.feed(false) {
+                        Some(false) => TrackStatus::Down,
+                        _ if !rf.up() => TrackStatus::Down,
+                        _ => match last {
+                            Some(s) => s,
+                            None => continue,
+                        },
+                    }
+                }
+            };
+            if last != Some(status) {
+                last = Some(status);
+                if tx.send(TrackEvent { obj: obj.clone(), status }).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,153 @@
+//! The daemon's LVS side: the IPVS [`Director`] on a thread of its own (netlink calls block),
+//! fed with config reloads, checker verdicts and VRRP state changes; the [`Checkers`] on the
+//! runtime; and the policy set shared by WASM_CHECKs and policy vrrp_scripts.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::check::Checkers;
+use crate::config::check::WasmCheck;
+use crate::config::Config;
+use crate::health::{Health, HealthEvent, PolicyRunner};
+use crate::lvs::Director;
+use crate::policy::PolicySet;
+
+enum Cmd {
+    Apply(Box<Config>),
+    Health(HealthEvent),
+    Vrrp { instance: String, master: bool },
+    Stop(std::sync::mpsc::Sender<()>),
+}
+
+/// The director thread and the checkers feeding it.
+pub struct Lvs {
+    tx: std::sync::mpsc::Sender<Cmd>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    checkers: Checkers,
+    forward: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Lvs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lvs").field("checkers", &self.checkers.len()).finish()
+    }
+}
+
+/// The current policy set, swapped on reload; checkers hold this and always see the latest.
+#[derive(Clone, Default)]
+pub struct Policies(Arc<RwLock<Option<PolicySet>>>);
+
+impl std::fmt::Debug for Policies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Policies")
+    }
+}
+
+impl Policies {
+    /// Installs a new set.
+    pub fn set(&self, p: Option<PolicySet>) {
+        if let Ok(mut g) = self.0.write() {
+            *g = p;
+        }
+    }
+
+    /// The current set.
+    pub fn get(&self) -> Option<PolicySet> {
+        self.0.read().ok().and_then(|g| g.clone())
+    }
+}
+
+impl PolicyRunner for Policies {
+    fn check(
+        &self,
+        check: &WasmCheck,
+        target: std::net::SocketAddr,
+        timeout: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Health, String>> + Send>> {
+        match self.get() {
+            Some(set) => PolicyRunner::check(&set, check, target, timeout),
+            None => {
+                let p = check.policy.clone();
+                Box::pin(async move { Err(format!("policy {p} is not loaded")) })
+            }
+        }
+    }
+}
+
+impl Lvs {
+    /// Opens the IPVS client, applies `config` and starts its checkers. Must be called inside a
+    /// tokio runtime.
+    pub fn start(config: &Config, policies: Policies) -> anyhow::Result<Lvs> {
+        let client = crate::ipvs::Client::new().map_err(|e| anyhow::anyhow!("IPVS: {e} (is the ip_vs module loaded?)"))?;
+        let mut director = Director::new(client);
+        match director.apply(config) {
+            Ok(r) => tracing::info!(report = %r, "IPVS table applied"),
+            Err(e) => tracing::error!("IPVS: {e}"),
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<Cmd>();
+        let thread = std::thread::Builder::new().name("hav-ipvs".into()).spawn(move || director_loop(director, rx))?;
+        let (htx, mut hrx) = mpsc::unbounded_channel::<HealthEvent>();
+        let checkers = Checkers::start(config, htx, Some(Arc::new(policies)));
+        let fwd = tx.clone();
+        let forward = tokio::spawn(async move {
+            while let Some(ev) = hrx.recv().await {
+                if fwd.send(Cmd::Health(ev)).is_err() {
+                    return;
+                }
+            }
+        });
+        tracing::info!(checkers = checkers.len(), virtual_servers = config.virtual_servers.len(), "LVS running");
+        Ok(Lvs { tx, thread: Some(thread), checkers, forward })
+    }
+
+    /// A new config: reconcile the table, keep unchanged checkers.
+    pub fn reload(&mut self, config: &Config) {
+        let _ = self.tx.send(Cmd::Apply(Box::new(config.clone())));
+        self.checkers.reload(config);
+    }
+
+    /// A VRRP instance changed state (lvs_sync_daemon, ha_suspend).
+    pub fn vrrp_state(&self, instance: &str, master: bool) {
+        let _ = self.tx.send(Cmd::Vrrp { instance: instance.to_owned(), master });
+    }
+
+    /// Stops the checkers, then the director (which removes its services).
+    pub fn stop(mut self) {
+        self.forward.abort();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        if self.tx.send(Cmd::Stop(done_tx)).is_ok() {
+            let _ = done_rx.recv_timeout(Duration::from_secs(10));
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn director_loop(mut d: Director, rx: std::sync::mpsc::Receiver<Cmd>) {
+    while let Ok(cmd) = rx.recv() {
+        let r = match cmd {
+            Cmd::Apply(c) => d.apply_owned(*c).map(|r| ("reload", r)),
+            Cmd::Health(ev) => {
+                tracing::info!(vs = ?ev.rs.vs, rs = %ev.rs.rs, checker = ev.checker, health = ?ev.health, "checker verdict");
+                d.health(&ev).map(|r| ("health", r))
+            }
+            Cmd::Vrrp { instance, master } => d.vrrp_state(&instance, master).map(|r| ("vrrp", r)),
+            Cmd::Stop(done) => {
+                match d.shutdown(true) {
+                    Ok(r) => tracing::info!(report = %r, "IPVS services removed"),
+                    Err(e) => tracing::error!("IPVS shutdown: {e}"),
+                }
+                let _ = done.send(());
+                return;
+            }
+        };
+        match r {
+            Ok((why, r)) if !r.is_noop() => tracing::info!(cause = why, report = %r, "IPVS updated"),
+            Ok(_) => {}
+            Err(e) => tracing::error!("IPVS: {e}"),
+        }
+    }
+}
