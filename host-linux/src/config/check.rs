@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use super::error::{ConfigError, Location};
 use super::parser::Node;
-use super::value::{int_arg, ip_arg, port_arg, Ctx, RunAs, Script};
+use super::value::{int_arg, Ctx, RunAs, Script};
 
 /// Options every checker shares, defaults already resolved (checker, then
 /// real server / virtual server, then keepalived's default).
@@ -453,20 +453,7 @@ impl Checker {
                                 true
                             }
                             "targets" => {
-                                for t in ctx.children(e)? {
-                                    let mut words: Vec<&super::parser::Arg> = Vec::new();
-                                    let head = super::parser::Arg { text: t.keyword.clone(), quoted: false, loc: t.loc.clone() };
-                                    words.push(&head);
-                                    words.extend(t.args.iter());
-                                    if words.len() % 2 != 0 {
-                                        return Err(ConfigError::invalid(&t.loc, "targets entries are 'IP PORT' pairs"));
-                                    }
-                                    for pair in words.chunks(2) {
-                                        let ip = ip_arg(pair[0])?;
-                                        let port = port_arg(pair[1], "port")?;
-                                        wasm.1.push(SocketAddr::new(ip, port));
-                                    }
-                                }
+                                wasm.1.extend(super::value::targets_block(ctx, e)?);
                                 true
                             }
                             _ => false,

@@ -318,3 +318,20 @@ mod tests {
         assert_eq!(closest("zzzzzzzz", known.iter().copied()), None);
     }
 }
+
+/// A `targets { IP PORT ... }` block (WASM_CHECK, policy vrrp_script): the endpoints a policy
+/// may reach. Pairs may share a line or not.
+pub(crate) fn targets_block(ctx: &mut Ctx, n: &Node) -> Result<Vec<std::net::SocketAddr>, ConfigError> {
+    let mut out = Vec::new();
+    for t in ctx.children(n)? {
+        let head = Arg { text: t.keyword.clone(), quoted: false, loc: t.loc.clone() };
+        let words: Vec<&Arg> = std::iter::once(&head).chain(t.args.iter()).collect();
+        if words.len() % 2 != 0 {
+            return Err(ConfigError::invalid(&t.loc, "targets entries are 'IP PORT' pairs"));
+        }
+        for pair in words.chunks(2) {
+            out.push(std::net::SocketAddr::new(ip_arg(pair[0])?, port_arg(pair[1], "port")?));
+        }
+    }
+    Ok(out)
+}

@@ -717,22 +717,7 @@ impl VrrpScript {
                     ctx.string_first(e)?;
                     s.args = Some(e.args.iter().map(|a| a.text.as_str()).collect::<Vec<_>>().join(" "));
                 }
-                "targets" => {
-                    for t in ctx.children(e)? {
-                        let mut words: Vec<&Arg> = Vec::new();
-                        let head = Arg { text: t.keyword.clone(), quoted: false, loc: t.loc.clone() };
-                        words.push(&head);
-                        words.extend(t.args.iter());
-                        if words.len() % 2 != 0 {
-                            return Err(ConfigError::invalid(&t.loc, "targets entries are 'IP PORT' pairs"));
-                        }
-                        for pair in words.chunks(2) {
-                            let ip = ip_arg(pair[0])?;
-                            let port = super::value::port_arg(pair[1], "port")?;
-                            s.targets.push(SocketAddr::new(ip, port));
-                        }
-                    }
-                }
+                "targets" => s.targets.extend(super::value::targets_block(ctx, e)?),
                 "interval" => s.interval = nonzero_timer(ctx, e)?,
                 "timeout" => s.timeout = Some(nonzero_timer(ctx, e)?),
                 "weight" => {

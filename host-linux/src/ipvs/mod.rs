@@ -486,8 +486,7 @@ impl Client {
     /// The connection timeouts.
     pub fn timeouts(&mut self) -> Result<Timeouts> {
         let msgs = self.request(cmd::GET_CONFIG, false, || "timeouts".into(), |_| {})?;
-        let m = msgs.first().ok_or_else(|| IpvsError::Protocol { op: "GET_CONFIG", detail: "no reply".into() })?;
-        Ok(wire::parse_timeouts(wire::Attrs::new(m.get(wire::GENL_HDRLEN..).unwrap_or(&[]))))
+        Ok(wire::parse_timeouts(first_reply(&msgs, "GET_CONFIG")?))
     }
 
     /// Sets the connection timeouts (0 leaves one unchanged).
@@ -503,8 +502,7 @@ impl Client {
     /// IPVS version and connection table size.
     pub fn info(&mut self) -> Result<Info> {
         let msgs = self.request(cmd::GET_INFO, false, || "info".into(), |_| {})?;
-        let m = msgs.first().ok_or_else(|| IpvsError::Protocol { op: "GET_INFO", detail: "no reply".into() })?;
-        Ok(wire::parse_info(wire::Attrs::new(m.get(wire::GENL_HDRLEN..).unwrap_or(&[]))))
+        Ok(wire::parse_info(first_reply(&msgs, "GET_INFO")?))
     }
 
     /// Starts a connection-sync daemon.
@@ -537,4 +535,10 @@ impl Client {
         }
         Ok(out)
     }
+}
+
+/// The attributes of the first reply of a GET command.
+fn first_reply<'m>(msgs: &'m [Vec<u8>], op: &'static str) -> Result<wire::Attrs<'m>> {
+    let m = msgs.first().ok_or_else(|| IpvsError::Protocol { op, detail: "no reply".into() })?;
+    Ok(wire::Attrs::new(m.get(wire::GENL_HDRLEN..).unwrap_or(&[])))
 }
