@@ -91,3 +91,25 @@ fn demo_shows_a_failover() {
     let left = Command::new("ip").args(["netns", "list"]).output().expect("ip");
     assert!(!String::from_utf8_lossy(&left.stdout).contains("havdemo"), "the demo left namespaces behind");
 }
+
+#[test]
+fn check_validates_policies() {
+    // A vrrp_script naming a policy that is neither loaded nor a file.
+    let conf = "vrrp_script p {\n  policy nosuch\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 5\n  track_script {\n    p\n  }\n  virtual_ipaddress {\n    10.1.1.1\n  }\n}\n";
+    let (code, err) = check_text(conf);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("keepalived.conf:1:1") && err.contains("nosuch"), "{err}");
+
+    // A module with the wrong ABI version, given with --policy.
+    let dir = std::env::temp_dir().join(format!("hav-cli-pol-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let wat = dir.join("old.wat");
+    std::fs::write(&wat, r#"(module (memory (export "memory") 1) (func (export "hav_abi_version") (result i32) (i32.const 99)) (func (export "hav_alloc") (param i32) (result i32) (i32.const 0)) (func (export "hav_check") (param i32 i32) (result i64) (i64.const 0)))"#).expect("wat");
+    let cfg = dir.join("keepalived.conf");
+    std::fs::write(&cfg, "global_defs {\n  router_id x\n}\n").expect("conf");
+    let out = hav(&["--check", "-f", cfg.to_str().expect("utf-8"), "--policy", wat.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("old.wat") && err.contains("99"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
