@@ -7,7 +7,7 @@ set -uo pipefail
 [[ "${HAV_VM:-}" == uml ]] || { echo "ipvs-bench.sh: run me in the guest: tests/vm/uml-run $0" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-bin=${HAV_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/debug}
+bin=${HAV_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
 HAV=$bin/hav-linux
 export HAV_LOG=${HAV_LOG:-warn}
 [[ -e /dev/fd ]] || ln -s /proc/self/fd /dev/fd
