@@ -446,3 +446,24 @@ fn sync_group_members_move_together() {
     lab.routers[0].link_up("uplink").expect("up");
     assert!(wait_until(SETTLE, || both(&h) && !k.holds("10.0.0.214")).is_some(), "the group did not come back together");
 }
+
+#[test]
+fn vrrp_runs_when_the_kernel_has_no_ipvs() {
+    // The lab kernel has no IPVS module; a director config must still elect (keepalived's VRRP
+    // process also runs when its checker process cannot).
+    if skip_unless_root("vrrp_runs_when_the_kernel_has_no_ipvs") {
+        return;
+    }
+    if std::path::Path::new("/proc/net/ip_vs").exists() {
+        eprintln!("skipped: this kernel has IPVS");
+        return;
+    }
+    let lab = Lab::new(1).expect("lab");
+    let conf = format!(
+        "{}virtual_server 10.0.0.216 80 {{\n  lb_algo rr\n  lb_kind DR\n  real_server 10.0.0.50 80 {{\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n}}\n",
+        instance_conf("VI_L", 66, 255, 3, "1", &["10.0.0.216/24"], "")
+    );
+    let h = Node::start(&lab.routers[0], hav(), &conf);
+    assert!(wait_until(SETTLE, || h.holds("10.0.0.216")).is_some(), "VRRP did not run:\n{}", h.log());
+    assert!(h.log().contains("LVS disabled, VRRP continues"), "{}", h.log());
+}

@@ -152,7 +152,12 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         d.metrics = Some(shared);
     }
     if opts.lvs && !loaded.config.virtual_servers.is_empty() {
-        d.lvs = Some(super::director::Lvs::start(&loaded.config, d.policies.clone())?);
+        // Without IPVS (no ip_vs module, no privilege) the VRRP side still runs, as keepalived's
+        // does when its checker process cannot start.
+        match super::director::Lvs::start(&loaded.config, d.policies.clone()) {
+            Ok(l) => d.lvs = Some(l),
+            Err(e) => tracing::error!("LVS disabled, VRRP continues: {e:#}"),
+        }
     }
     d.apply(loaded.config)?;
     tracing::info!(instances = d.plans.len(), "hav-linux running");
