@@ -645,3 +645,20 @@ fn duplicate_policy_names_are_rejected() {
     let set = load(&[a.join("same.wat"), a.join("same.wat")]).expect("loads");
     assert_eq!(set.names(), vec!["same".to_string()]);
 }
+
+#[allow(dead_code)]
+#[path = "check_support/mod.rs"]
+mod check_support;
+
+#[tokio::test]
+async fn https_host_call_with_sni() {
+    let server = check_support::TlsServer::start(None).await;
+    let set = load(&[example("http_check")]).expect("load");
+    let (v, msg) = run(&set, "http_check", server.addr, "tls=1 host=app.hav.test path=/ status=200", &[]).await.expect("run");
+    assert_eq!(v, CheckVerdict::Up, "{msg}");
+    assert_eq!(server.sni().as_deref(), Some("app.hav.test"));
+    assert!(server.requests().iter().any(|r| r.contains("Host: app.hav.test")), "{:?}", server.requests());
+    // Plain HTTP to a TLS port is not an answer.
+    let (v, _) = run(&set, "http_check", server.addr, "path=/ timeout_ms=500", &[]).await.expect("run");
+    assert_eq!(v, CheckVerdict::Down);
+}

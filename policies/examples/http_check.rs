@@ -3,6 +3,7 @@
 //!
 //! `args`: `path=/health` (default `/`), `status=200` or `status=200-299` (default 200-299),
 //! `body=TEXT` (optional: the body must contain it), `host=NAME` (the `Host` header),
+//! `tls=1` (HTTPS; any certificate is accepted, SNI is `host` or the address),
 //! `timeout_ms=N` (default 2000).
 #![cfg_attr(target_arch = "wasm32", no_std)]
 
@@ -30,7 +31,7 @@ fn check(req: &CheckRequest<'_>) -> CheckResponse<'static> {
         target: req.target,
         host: arg(req.args, "host").unwrap_or(""),
         path: arg(req.args, "path").unwrap_or("/"),
-        tls: false,
+        tls: arg(req.args, "tls") == Some("1"),
         timeout_ms: arg_parse(req.args, "timeout_ms").unwrap_or(2000),
     };
     let mut buf = [0u8; 4096];

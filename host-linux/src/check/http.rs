@@ -294,7 +294,9 @@ impl ServerCertVerifier for AcceptAnyCert {
     }
 }
 
-fn tls_config() -> Arc<rustls::ClientConfig> {
+/// The TLS client of the checkers and of policy host calls: any certificate is accepted (as
+/// keepalived's SSL_GET does), handshake signatures are still verified.
+pub(crate) fn tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {

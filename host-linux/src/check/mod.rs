@@ -18,7 +18,7 @@
 
 mod dns;
 mod file;
-mod http;
+pub(crate) mod http;
 mod misc;
 mod net;
 mod ping;

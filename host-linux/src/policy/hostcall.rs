@@ -84,11 +84,7 @@ pub(crate) async fn perform(req: &HostRequest<'_>, left: Duration) -> Result<Ans
         match req {
             HostRequest::TcpConnect { .. } => tcp_connect(to).await,
             HostRequest::HttpGet { host, path, tls, max_body, .. } => {
-                if *tls {
-                    // No TLS stack in the policy host yet: say so instead of sending cleartext.
-                    return Err(HostError::Protocol);
-                }
-                http_get(to, host, path, (*max_body as usize).min(MAX_BODY)).await
+                http_get(to, host, path, *tls, (*max_body as usize).min(MAX_BODY)).await
             }
             HostRequest::DnsQuery { name, qtype, .. } => dns_query(to, name, *qtype).await,
             HostRequest::UdpProbe { payload, expect_reply, .. } => udp_probe(to, payload, *expect_reply).await,
@@ -173,7 +169,11 @@ fn dechunk(mut data: &[u8], max: usize) -> (Vec<u8>, bool) {
     }
 }
 
-async fn http_get(to: SocketAddr, host: &str, path: &str, max_body: usize) -> Result<Answer, HostError> {
+/// A byte stream: plain TCP or TLS over it.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+async fn http_get(to: SocketAddr, host: &str, path: &str, tls: bool, max_body: usize) -> Result<Answer, HostError> {
     if !path.starts_with('/') || path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
         return Err(HostError::BadRequest);
     }
@@ -189,7 +189,18 @@ async fn http_get(to: SocketAddr, host: &str, path: &str, max_body: usize) -> Re
         host.to_string()
     };
     let start = Instant::now();
-    let mut stream = TcpStream::connect(to).await.map_err(|e| io_error(&e))?;
+    let tcp = TcpStream::connect(to).await.map_err(|e| io_error(&e))?;
+    let mut stream: Box<dyn Stream> = if tls {
+        // SNI: the Host name when it is one, else the address.
+        let name = host.split(':').next().filter(|h| !h.is_empty());
+        let sni = name
+            .and_then(|n| rustls::pki_types::ServerName::try_from(n.to_owned()).ok())
+            .unwrap_or_else(|| rustls::pki_types::ServerName::IpAddress(to.ip().into()));
+        let conn = tokio_rustls::TlsConnector::from(crate::check::http::tls_config());
+        Box::new(conn.connect(sni, tcp).await.map_err(|_| HostError::Protocol)?)
+    } else {
+        Box::new(tcp)
+    };
     let request =
         format!("GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: hav-policy\r\nAccept: */*\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.map_err(|e| io_error(&e))?;
