@@ -620,6 +620,14 @@ impl Daemon {
                     "adverts_rx": c.adverts_rx,
                     "adverts_tx": c.adverts_tx,
                     "transitions": c.transitions,
+                    "prio_zero_rx": c.prio_zero_rx,
+                    "prio_zero_tx": c.prio_zero_tx,
+                    "dropped": hav_core::vrrp::DropReason::ALL
+                        .iter()
+                        .zip(c.drops.iter())
+                        .filter(|(_, n)| **n > 0)
+                        .map(|(r, n)| (r.as_str().to_owned(), json!(n)))
+                        .collect::<serde_json::Map<_, _>>(),
                     "became_master": c.became_master,
                 })
             })
