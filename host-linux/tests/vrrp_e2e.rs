@@ -99,23 +99,64 @@ fn hav_master_keepalived_backup_v3_ipv6() {
     failover_both_ways(hav(), Daemon::Keepalived, 3, "1", "fd00::201", "");
 }
 
+fn unicast(a: Daemon, b: Daemon, vip: &str) {
+    // Each side lists the other as its peer; adverts are unicast.
+    let lab = Lab::new(2).expect("lab");
+    let cidr = format!("{vip}/24");
+    let conf = |prio, me: &str, peer: &str| {
+        instance_conf("VI_U", 61, prio, 2, "1", &[&cidr], &format!("  unicast_src_ip {me}\n  unicast_peer {{\n    {peer}\n  }}"))
+    };
+    let mut h = Node::start(&lab.routers[0], a, &conf(150, "10.0.0.1", "10.0.0.2"));
+    let k = Node::start(&lab.routers[1], b, &conf(100, "10.0.0.2", "10.0.0.1"));
+    assert!(wait_until(SETTLE, || h.holds(vip) && !k.holds(vip)).is_some(), "{:?} not master over unicast", h.daemon);
+    h.kill();
+    assert!(wait_until(SETTLE, || k.holds(vip)).is_some(), "{:?} did not take over", k.daemon);
+    h.revive(&[&cidr]);
+    assert!(wait_until(SETTLE, || h.holds(vip) && !k.holds(vip)).is_some(), "{:?} did not preempt over unicast", h.daemon);
+}
+
 #[test]
 fn hav_keepalived_unicast_both_ways() {
     if skip_unless_root("hav_keepalived_unicast_both_ways") || !keepalived_present() {
         return;
     }
-    // Each side lists the other as its peer; adverts are unicast.
+    unicast(hav(), Daemon::Keepalived, "10.0.0.210");
+    unicast(Daemon::Keepalived, hav(), "10.0.0.210");
+}
+
+#[test]
+fn hav_hav_unicast() {
+    if skip_unless_root("hav_hav_unicast") {
+        return;
+    }
+    unicast(hav(), hav(), "10.0.0.217");
+}
+
+#[test]
+fn hav_hav_ipv6() {
+    if skip_unless_root("hav_hav_ipv6") {
+        return;
+    }
+    failover_both_ways(hav(), hav(), 3, "1", "fd00::202", "");
+}
+
+#[test]
+fn nopreempt_keeps_the_running_master() {
+    if skip_unless_root("nopreempt_keeps_the_running_master") {
+        return;
+    }
     let lab = Lab::new(2).expect("lab");
-    let conf = |prio, me: &str, peer: &str| {
-        instance_conf("VI_U", 61, prio, 2, "1", &["10.0.0.210/24"], &format!("  unicast_src_ip {me}\n  unicast_peer {{\n    {peer}\n  }}"))
-    };
-    let mut h = Node::start(&lab.routers[0], hav(), &conf(150, "10.0.0.1", "10.0.0.2"));
-    let k = Node::start(&lab.routers[1], Daemon::Keepalived, &conf(100, "10.0.0.2", "10.0.0.1"));
-    assert!(wait_until(SETTLE, || h.holds("10.0.0.210") && !k.holds("10.0.0.210")).is_some(), "hav not master over unicast");
-    h.kill();
-    assert!(wait_until(SETTLE, || k.holds("10.0.0.210")).is_some(), "keepalived did not take over");
-    h.revive(&["10.0.0.210/24"]);
-    assert!(wait_until(SETTLE, || h.holds("10.0.0.210") && !k.holds("10.0.0.210")).is_some(), "hav did not preempt over unicast");
+    let vip = "10.0.0.218";
+    let low = Node::start(&lab.routers[1], hav(), &instance_conf("VI_N", 67, 100, 3, "1", &["10.0.0.218/24"], ""));
+    assert!(wait_until(SETTLE, || low.holds(vip)).is_some(), "the only router did not become master");
+    // A higher-priority router with nopreempt joins: it must not take over.
+    let mut high = Node::start(&lab.routers[0], hav(), &instance_conf("VI_N", 67, 150, 3, "1", &["10.0.0.218/24"], "  nopreempt"));
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(low.holds(vip) && !high.holds(vip), "nopreempt took over a running master");
+    // It does take over when the master dies.
+    drop(low);
+    assert!(wait_until(SETTLE, || high.holds(vip)).is_some(), "nopreempt backup did not take over a dead master");
+    assert!(high.terminate());
 }
 
 #[test]
@@ -126,22 +167,36 @@ fn hav_hav_failover() {
     failover_both_ways(hav(), hav(), 3, "1", "10.0.0.202", "");
 }
 
+fn sigterm_handover(backup: Daemon, vip: &str) {
+    let lab = Lab::new(2).expect("lab");
+    let cidr = format!("{vip}/24");
+    // A long advert interval: without the priority-0 advert the backup would wait 3 x 5 s.
+    let conf = |prio| instance_conf("VI_T", 52, prio, 3, "5", &[&cidr], "");
+    let mut h = Node::start(&lab.routers[0], hav(), &conf(150));
+    let k = Node::start(&lab.routers[1], backup, &conf(100));
+    assert!(wait_until(Duration::from_secs(25), || h.holds(vip)).is_some(), "hav never master");
+    assert!(wait_until(Duration::from_secs(2), || !k.holds(vip)).is_some());
+    assert!(h.terminate(), "hav did not exit on SIGTERM");
+    assert!(!h.holds(vip), "hav left its VIP behind");
+    // Skew time only: (256 - 100) / 256 x 5 s = 3.05 s, not 3 x 5 s + skew.
+    let took = wait_until(Duration::from_secs(5), || k.holds(vip));
+    assert!(took.is_some(), "{:?} did not take over on the priority-0 advert (would take 18 s otherwise)", k.daemon);
+}
+
 #[test]
 fn sigterm_hands_over_at_once_and_removes_vips() {
     if skip_unless_root("sigterm_hands_over_at_once_and_removes_vips") || !keepalived_present() {
         return;
     }
-    let lab = Lab::new(2).expect("lab");
-    // A long advert interval: without the priority-0 advert the backup would wait 3 x 5 s.
-    let conf = |prio| instance_conf("VI_T", 52, prio, 3, "5", &["10.0.0.203/24"], "");
-    let mut h = Node::start(&lab.routers[0], hav(), &conf(150));
-    let k = Node::start(&lab.routers[1], Daemon::Keepalived, &conf(100));
-    assert!(wait_until(Duration::from_secs(25), || h.holds("10.0.0.203")).is_some(), "hav never master");
-    assert!(wait_until(Duration::from_secs(2), || !k.holds("10.0.0.203")).is_some());
-    assert!(h.terminate(), "hav did not exit on SIGTERM");
-    assert!(!h.holds("10.0.0.203"), "hav left its VIP behind");
-    let took = wait_until(Duration::from_secs(4), || k.holds("10.0.0.203"));
-    assert!(took.is_some(), "keepalived did not take over on the priority-0 advert (would take 15 s otherwise)");
+    sigterm_handover(Daemon::Keepalived, "10.0.0.203");
+}
+
+#[test]
+fn hav_hav_sigterm_handover() {
+    if skip_unless_root("hav_hav_sigterm_handover") {
+        return;
+    }
+    sigterm_handover(hav(), "10.0.0.219");
 }
 
 #[test]
@@ -466,4 +521,24 @@ fn vrrp_runs_when_the_kernel_has_no_ipvs() {
     let h = Node::start(&lab.routers[0], hav(), &conf);
     assert!(wait_until(SETTLE, || h.holds("10.0.0.216")).is_some(), "VRRP did not run:\n{}", h.log());
     assert!(h.log().contains("LVS disabled, VRRP continues"), "{}", h.log());
+}
+
+#[test]
+fn status_counts_dropped_adverts_by_reason() {
+    if skip_unless_root("status_counts_dropped_adverts_by_reason") || !keepalived_present() {
+        return;
+    }
+    let lab = Lab::new(2).expect("lab");
+    let auth = |p: &str| format!("  authentication {{\n    auth_type PASS\n    auth_pass {p}\n  }}");
+    let h = Node::start(&lab.routers[0], hav(), &instance_conf("VI_D", 68, 100, 2, "1", &["10.0.0.222/24"], &auth("right")));
+    let _k = Node::start(&lab.routers[1], Daemon::Keepalived, &instance_conf("VI_D", 68, 150, 2, "1", &["10.0.0.222/24"], &auth("wrong")));
+    let dropped = || {
+        hav_linux::daemon::control::request(&h.control_path(), &hav_linux::daemon::control::Request { cmd: "status".into(), instance: None })
+            .ok()
+            .and_then(|st| st["instances"][0]["dropped"]["auth_pass"].as_u64())
+            .unwrap_or(0)
+    };
+    assert!(wait_until(SETTLE, || dropped() >= 2).is_some(), "no auth_pass drops counted");
+    // Adverts with the wrong password are ignored: hav becomes master regardless.
+    assert!(wait_until(SETTLE, || h.holds("10.0.0.222")).is_some());
 }
