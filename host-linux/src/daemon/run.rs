@@ -892,6 +892,10 @@ impl Daemon {
     }
 
     fn publish_snapshot(&self) {
+        // Only priority policies read it; building it costs O(instances) per event.
+        if !self.config.vrrp_scripts.iter().any(|s| s.policy.is_some()) {
+            return;
+        }
         let snap: Vec<_> = self
             .plans
             .iter()
