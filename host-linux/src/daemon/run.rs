@@ -738,10 +738,7 @@ impl Daemon {
                     }
                 }
                 Action::SendAdvert { priority } => {
-                    let p = &self.plans[idx];
-                    let inst = &self.engine.instances()[idx];
-                    let (p, inst) = (p.clone(), inst.clone());
-                    self.send_advert_for(&p, &inst, priority);
+                    send_advert(&self.socks, &mut self.send_errors, &self.plans[idx], &self.engine.instances()[idx], priority);
                 }
                 Action::AddVips { accept } => {
                     if !accept {
@@ -791,10 +788,18 @@ impl Daemon {
     }
 
     fn send_advert_for(&mut self, p: &InstancePlan, inst: &Instance, priority: u8) {
+        send_advert(&self.socks, &mut self.send_errors, p, inst, priority);
+    }
+}
+
+/// Builds and sends one advert of `inst` to each of its destinations. A free function over the
+/// daemon's parts, so the hot path borrows the plan and the instance instead of cloning them.
+fn send_advert(socks: &HashMap<(String, bool), RxSock>, send_errors: &mut u64, p: &InstancePlan, inst: &Instance, priority: u8) {
+    {
         let repr = inst.advert_repr(priority);
         let mut buf = vec![0u8; repr.buffer_len()];
         let key = (p.xmit_iface().to_owned(), p.key.ipv6);
-        let Some(s) = self.socks.get(&key).map(|s| s.sock.clone()) else {
+        let Some(s) = socks.get(&key).map(|s| &s.sock) else {
             tracing::warn!(instance = %p.name, ifname = %key.0, "no socket to send adverts on");
             return;
         };
@@ -806,13 +811,16 @@ impl Daemon {
                 return;
             }
             if let Err(e) = s.send_to(&buf, src, dst) {
-                self.send_errors += 1;
-                if self.send_errors.is_power_of_two() {
-                    tracing::warn!(instance = %p.name, %dst, error = %e, count = self.send_errors, "advert not sent");
+                *send_errors += 1;
+                if send_errors.is_power_of_two() {
+                    tracing::warn!(instance = %p.name, %dst, error = %e, count = *send_errors, "advert not sent");
                 }
             }
         }
     }
+}
+
+impl Daemon {
 
     fn add_vip(&mut self, dev: &str, spec: &crate::net::AddrSpec) {
         let idx = match self.netlink.link_by_name(dev) {
