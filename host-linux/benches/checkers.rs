@@ -29,12 +29,16 @@ struct Args {
     threads: usize,
     delay_loop: f64,
     serve: Option<usize>,
+    /// Addresses the listeners bind to, round robin (default 127.0.0.1-4).
+    listen: Vec<String>,
+    /// Network namespace to start the listener process in (`ip netns exec`).
+    serve_netns: Option<String>,
 }
 
 fn parse_args() -> Args {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let full = argv.iter().any(|a| a == "--bench");
-    let mut a = Args { targets: if full { 10_000 } else { 100 }, secs: if full { 20 } else { 2 }, threads: 0, delay_loop: 1.0, serve: None };
+    let mut a = Args { targets: if full { 10_000 } else { 100 }, secs: if full { 20 } else { 2 }, threads: 0, delay_loop: 1.0, serve: None, listen: (1..=4).map(|i| format!("127.0.0.{i}")).collect(), serve_netns: None };
     let mut it = argv.iter();
     while let Some(k) = it.next() {
         let mut val = |name: &str| -> String {
@@ -55,22 +59,24 @@ fn parse_args() -> Args {
             "--threads" => a.threads = num(k, val(k)) as usize,
             "--delay-loop" => a.delay_loop = num(k, val(k)),
             "--serve" => a.serve = Some(num(k, val(k)) as usize),
+            "--listen" => a.listen = val(k).split(',').map(str::to_string).collect(),
+            "--serve-netns" => a.serve_netns = Some(val(k)),
             _ => {} // cargo's --bench and filters
         }
     }
     a
 }
 
-/// Child mode: N listeners on 127.0.0.1-4, addresses printed one a line, then "READY"; accepts
+/// Child mode: N listeners on the `--listen` addresses, printed one a line, then "READY"; accepts
 /// and drops connections until stdin closes, then prints how many it accepted (stderr).
-fn serve(n: usize) {
+fn serve(n: usize, listen: &[String]) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async move {
         let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let started = Instant::now();
         let mut out = std::io::stdout().lock();
         for i in 0..n {
-            let ip = format!("127.0.0.{}", 1 + i % 4);
+            let ip = &listen[i % listen.len()];
             let l = match tokio::net::TcpListener::bind((ip.as_str(), 0)).await {
                 Ok(l) => l,
                 Err(e) => {
@@ -124,12 +130,20 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 fn main() {
     let args = parse_args();
     if let Some(n) = args.serve {
-        serve(n);
+        serve(n, &args.listen);
         return;
     }
     let exe = std::env::current_exe().expect("current_exe");
-    let mut child = Command::new(exe)
-        .args(["--serve", &args.targets.to_string()])
+    let mut cmd = match &args.serve_netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let mut child = cmd
+        .args(["--serve", &args.targets.to_string(), "--listen", &args.listen.join(",")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

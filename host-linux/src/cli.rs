@@ -117,8 +117,10 @@ pub fn run_daemon(opts: Options) -> anyhow::Result<()> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // The VRRP loop owns its thread: sockets, timers and adverts are handled where they wake up,
+    // with no hop between threads. Checkers get a runtime of their own (daemon::director), and
+    // policies theirs (policy::PolicySet).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;

@@ -101,6 +101,8 @@ fn many_instances() {
         Ok(v) => v.split(',').filter_map(|c| c.split_once('x')).filter_map(|(n, a)| Some((n.parse().ok()?, a.to_owned()))).collect(),
         Err(_) => vec![(1000, "0.1".into()), (200, "0.01".into())],
     };
+    // HAV_BENCH_DAEMONS=hav runs hav alone (when profiling it).
+    let daemons: Vec<String> = std::env::var("HAV_BENCH_DAEMONS").unwrap_or_else(|_| "hav,keepalived".into()).split(',').map(str::to_owned).collect();
     let hav = Daemon::Hav(PathBuf::from(env!("CARGO_BIN_EXE_hav-linux")));
     for (n, advert) in cases {
         let lab = Lab::new(2).expect("lab");
@@ -117,7 +119,11 @@ fn many_instances() {
         }
         println!("\n{n} instances, VRRPv3 advert_int {advert} s, two routers (priority 200 / 100), {secs} s measured");
         println!("{:<11} {:>22} {:>10} {:>10} {:>9}", "daemon", "all masters right after", "cpu master", "cpu backup", "changes");
-        println!("{}", run(&lab, hav.clone(), n, &advert, secs));
-        println!("{}", run(&lab, Daemon::Keepalived, n, &advert, secs));
+        if daemons.iter().any(|d| d == "hav") {
+            println!("{}", run(&lab, hav.clone(), n, &advert, secs));
+        }
+        if daemons.iter().any(|d| d == "keepalived") {
+            println!("{}", run(&lab, Daemon::Keepalived, n, &advert, secs));
+        }
     }
 }

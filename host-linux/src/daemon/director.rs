@@ -27,6 +27,32 @@ pub struct Lvs {
     thread: Option<std::thread::JoinHandle<()>>,
     checkers: Checkers,
     forward: tokio::task::JoinHandle<()>,
+    // Declared last: dropped after the checkers' handles.
+    rt: CheckRuntime,
+}
+
+/// The checkers' own runtime (one worker thread, "hav-check"): thousands of checks never
+/// share a thread with the VRRP loop, whose adverts keep their timing.
+struct CheckRuntime(Option<tokio::runtime::Runtime>);
+
+impl CheckRuntime {
+    fn new() -> std::io::Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("hav-check").enable_all().build()?;
+        Ok(CheckRuntime(Some(rt)))
+    }
+
+    fn enter(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
+        self.0.as_ref().map(|rt| rt.enter())
+    }
+}
+
+impl Drop for CheckRuntime {
+    fn drop(&mut self) {
+        // Dropped from the daemon's async loop, where a blocking shutdown would panic.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for Lvs {
@@ -77,8 +103,7 @@ impl PolicyRunner for Policies {
 }
 
 impl Lvs {
-    /// Opens the IPVS client, applies `config` and starts its checkers. Must be called inside a
-    /// tokio runtime.
+    /// Opens the IPVS client, applies `config` and starts its checkers on a runtime of their own.
     pub fn start(config: &Config, policies: Policies) -> anyhow::Result<Lvs> {
         let client = crate::ipvs::Client::new().map_err(|e| anyhow::anyhow!("IPVS: {e} (is the ip_vs module loaded?)"))?;
         let mut director = Director::new(client);
@@ -89,6 +114,8 @@ impl Lvs {
         let (tx, rx) = std::sync::mpsc::channel::<Cmd>();
         let thread = std::thread::Builder::new().name("hav-ipvs".into()).spawn(move || director_loop(director, rx))?;
         let (htx, mut hrx) = mpsc::unbounded_channel::<HealthEvent>();
+        let rt = CheckRuntime::new()?;
+        let _in_rt = rt.enter();
         let checkers = Checkers::start(config, htx, Some(Arc::new(policies)));
         let fwd = tx.clone();
         let forward = tokio::spawn(async move {
@@ -99,12 +126,14 @@ impl Lvs {
             }
         });
         tracing::info!(checkers = checkers.len(), virtual_servers = config.virtual_servers.len(), "LVS running");
-        Ok(Lvs { tx, thread: Some(thread), checkers, forward })
+        drop(_in_rt);
+        Ok(Lvs { tx, thread: Some(thread), checkers, forward, rt })
     }
 
     /// A new config: reconcile the table, keep unchanged checkers.
     pub fn reload(&mut self, config: &Config) {
         let _ = self.tx.send(Cmd::Apply(Box::new(config.clone())));
+        let _in_rt = self.rt.enter();
         self.checkers.reload(config);
     }
 

@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use hav_core::vrrp::{Action, Advert, AdminMode, Input, Instance, State, TrackId, TrackStatus, Tracked};
@@ -22,7 +21,7 @@ use super::plan::{self, IfaceInfo, InstancePlan, TrackObj};
 use super::proc::{self, Creds};
 use super::track::{self, TrackEvent};
 use crate::config::{self, Config};
-use crate::net::{Family, LinkEvent, LinkWatcher, Netlink, NetError, PacketSocket, Received, SysctlGuard, VrrpSocket};
+use crate::net::{Family, LinkEvent, LinkWatcher, Netlink, NetError, Outbox, PacketSocket, Received, SysctlGuard, VrrpSocket};
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -60,21 +59,68 @@ pub fn load_policies(paths: &[PathBuf], config: &Config) -> anyhow::Result<Optio
     crate::policy::PolicySet::load(paths, config).map(Some).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-struct Packet {
-    buf: Vec<u8>,
-    rx: Received,
-}
-
-/// A receive socket and the task reading it.
+/// A VRRP socket. Sockets that joined the group (`receive`) are read by the main loop itself,
+/// through [`RxBatch`]: no task, channel or buffer per datagram.
 struct RxSock {
-    sock: Arc<VrrpSocket>,
-    task: Option<JoinHandle<()>>,
+    sock: VrrpSocket,
+    receive: bool,
+    /// Adverts queued this loop turn, sent together when it ends.
+    out: Outbox,
 }
 
-impl Drop for RxSock {
-    fn drop(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
+/// The daemon's VRRP sockets by interface name, IPv4 at `[0]` and IPv6 at `[1]` (looked up by
+/// `&str` on every advert, with no key to build).
+type Socks = [HashMap<String, RxSock>; 2];
+
+/// Datagrams per wake-up of the main loop, at most.
+const RX_BATCH: usize = 64;
+
+/// The datagrams read in one wake-up of the main loop, in buffers kept from one wake-up to the
+/// next.
+struct RxBatch {
+    bufs: Vec<Box<[u8]>>,
+    /// Well-formed datagrams: (buffer index, where the VRRP message sits in it).
+    got: Vec<(usize, Received)>,
+    /// Socket to read first next time, so that a busy socket cannot starve the others.
+    first: usize,
+}
+
+impl RxBatch {
+    fn new() -> Self {
+        RxBatch { bufs: (0..RX_BATCH).map(|_| vec![0u8; 1500].into_boxed_slice()).collect(), got: Vec::with_capacity(RX_BATCH), first: 0 }
+    }
+
+    /// Reads what the receive sockets have queued, up to [`RX_BATCH`] datagrams with one
+    /// `recvmmsg` per socket; pending (with every socket registered for wake-up) when there is
+    /// nothing.
+    fn poll_fill(&mut self, cx: &mut std::task::Context<'_>, socks: &Socks) -> std::task::Poll<()> {
+        use std::task::Poll;
+        self.got.clear();
+        let n = socks[0].len() + socks[1].len();
+        self.first = if n == 0 { 0 } else { (self.first + 1) % n };
+        let mut used = 0;
+        for s in socks[0].values().chain(socks[1].values()).cycle().skip(self.first).take(n).filter(|s| s.receive) {
+            while used < RX_BATCH {
+                let start = self.got.len();
+                match s.sock.poll_recv_many(cx, &mut self.bufs[used..], &mut self.got) {
+                    Poll::Ready(Ok(k)) => {
+                        for g in &mut self.got[start..] {
+                            g.0 += used;
+                        }
+                        used += k;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        tracing::warn!(error = %e, "VRRP receive");
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+        }
+        if used == 0 {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
         }
     }
 }
@@ -86,10 +132,9 @@ struct Daemon {
     engine: Engine,
     netlink: Netlink,
     start: std::time::Instant,
-    // (interface name, ipv6) -> socket; receive tasks only on base interfaces.
-    socks: HashMap<(String, bool), RxSock>,
+    // Sending on every interface adverts leave from; receiving on base interfaces only.
+    socks: Socks,
     packets: HashMap<String, PacketSocket>,
-    pkt_tx: mpsc::Sender<Packet>,
     track_tx: mpsc::Sender<TrackEvent>,
     track_ids: HashMap<TrackObj, TrackId>,
     track_status: HashMap<TrackObj, TrackStatus>,
@@ -110,7 +155,6 @@ struct Daemon {
 /// Runs the daemon until SIGTERM / SIGINT. Call inside a tokio runtime.
 pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()> {
     let netlink = Netlink::new().context("opening rtnetlink")?;
-    let (pkt_tx, mut pkt_rx) = mpsc::channel::<Packet>(1024);
     let (track_tx, mut track_rx) = mpsc::channel::<TrackEvent>(256);
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<Envelope>(16);
     let creds = proc::default_creds(&loaded.config).map_err(anyhow::Error::msg)?;
@@ -122,9 +166,8 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         engine: Engine::new(),
         netlink,
         start: std::time::Instant::now(),
-        socks: HashMap::new(),
+        socks: Default::default(),
         packets: HashMap::new(),
-        pkt_tx,
         track_tx,
         track_ids: HashMap::new(),
         track_status: HashMap::new(),
@@ -165,12 +208,14 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let mut rx = RxBatch::new();
     loop {
+        d.flush_adverts();
         d.publish_metrics();
         d.publish_snapshot();
         let deadline = d.engine.poll_at().map(|t| d.tokio_instant(t));
         tokio::select! {
-            Some(p) = pkt_rx.recv() => d.on_packet(p),
+            () = std::future::poll_fn(|cx| rx.poll_fill(cx, &d.socks)) => d.on_batch(&rx),
             Some(ev) = track_rx.recv() => d.on_track(ev.obj, ev.status),
             Some((req, reply)) = ctl_rx.recv() => {
                 let r = d.on_control(&req);
@@ -458,9 +503,8 @@ impl Daemon {
     }
 
     fn ensure_socket(&mut self, ifname: &str, ipv6: bool, receive: bool) {
-        let key = (ifname.to_owned(), ipv6);
-        if let Some(s) = self.socks.get(&key) {
-            if !receive || s.task.is_some() {
+        if let Some(s) = self.socks[usize::from(ipv6)].get(ifname) {
+            if !receive || s.receive {
                 return;
             }
         }
@@ -475,65 +519,55 @@ impl Daemon {
             groups.push(g);
         }
         let sock = match VrrpSocket::open(link.index, ifname, family, &groups) {
-            Ok(s) => Arc::new(s),
+            Ok(s) => s,
             Err(e) => {
                 tracing::error!(ifname, error = %e, "VRRP socket");
                 return;
             }
         };
-        let task = receive.then(|| {
-            let s = sock.clone();
-            let tx = self.pkt_tx.clone();
-            tokio::spawn(async move {
-                loop {
-                    let mut buf = vec![0u8; 1500];
-                    match s.recv(&mut buf).await {
-                        Ok(rx) => {
-                            if tx.send(Packet { buf, rx }).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "VRRP receive");
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        }
-                    }
-                }
-            })
-        });
-        self.socks.insert(key, RxSock { sock, task });
+        self.socks[usize::from(ipv6)].insert(ifname.to_owned(), RxSock { sock, receive, out: Outbox::default() });
     }
 
     fn drop_unused_sockets(&mut self) {
-        let mut used: HashSet<(String, bool)> = HashSet::new();
+        self.flush_adverts();
+        let mut used: HashSet<(&str, bool)> = HashSet::new();
         for p in &self.plans {
-            used.insert((p.iface.name.clone(), p.key.ipv6));
-            used.insert((p.xmit_iface().to_owned(), p.key.ipv6));
+            used.insert((&p.iface.name, p.key.ipv6));
+            used.insert((p.xmit_iface(), p.key.ipv6));
         }
-        self.socks.retain(|k, _| used.contains(k));
+        for (f, socks) in self.socks.iter_mut().enumerate() {
+            socks.retain(|k, _| used.contains(&(k.as_str(), f == 1)));
+        }
     }
 
-    fn on_packet(&mut self, p: Packet) {
-        let Some(bytes) = p.buf.get(p.rx.offset..p.rx.offset + p.rx.len) else { return };
+    /// Handles the datagrams of a receive batch.
+    fn on_batch(&mut self, rx: &RxBatch) {
+        for (i, r) in &rx.got {
+            self.on_packet(&rx.bufs[*i], r);
+        }
+    }
+
+    fn on_packet(&mut self, buf: &[u8], rx: &Received) {
+        let Some(bytes) = buf.get(rx.offset..rx.offset + rx.len) else { return };
         let Ok(pkt) = VrrpPacket::new_checked(bytes) else { return };
-        let key = super::engine::VrKey { ifindex: p.rx.ifindex, ipv6: p.rx.src.is_ipv6(), vrid: pkt.vrid() };
+        let key = super::engine::VrKey { ifindex: rx.ifindex, ipv6: rx.src.is_ipv6(), vrid: pkt.vrid() };
         let Some(idx) = self.engine.lookup(&key) else {
-            tracing::trace!(vrid = key.vrid, src = %p.rx.src, "advert for a VRID we do not run");
+            tracing::trace!(vrid = key.vrid, src = %rx.src, "advert for a VRID we do not run");
             return;
         };
         let plan = &self.plans[idx];
-        if plan.iface.addrs.contains(&p.rx.src) || p.rx.src == plan.core.primary_addr {
+        if plan.iface.addrs.contains(&rx.src) || rx.src == plan.core.primary_addr {
             return; // our own advert, looped back
         }
-        let repr = match VrrpRepr::parse(&pkt, p.rx.src, p.rx.dst, plan.core.checksum_mode) {
+        let repr = match VrrpRepr::parse(&pkt, rx.src, rx.dst, plan.core.checksum_mode) {
             Ok(r) => r,
             Err(e) => {
-                tracing::debug!(instance = %plan.name, src = %p.rx.src, error = ?e, "malformed advert dropped");
+                tracing::debug!(instance = %plan.name, src = %rx.src, error = ?e, "malformed advert dropped");
                 return;
             }
         };
         let now = self.now();
-        let acts = self.engine.handle(idx, now, Input::Advert(Advert { src: p.rx.src, ttl: p.rx.ttl, repr: &repr }));
+        let acts = self.engine.handle(idx, now, Input::Advert(Advert { src: rx.src, ttl: rx.ttl, repr: &repr }));
         self.exec(acts);
     }
 
@@ -688,6 +722,7 @@ impl Daemon {
         let now = self.now();
         let acts = self.engine.broadcast(now, Input::Shutdown);
         self.exec(acts);
+        self.flush_adverts();
         for i in 0..self.plans.len() {
             if self.held[i] {
                 let vips: Vec<_> = self.plans[i].vips.iter().map(|v| (v.dev.clone(), v.spec.addr, v.spec.prefix)).collect();
@@ -738,7 +773,7 @@ impl Daemon {
                     }
                 }
                 Action::SendAdvert { priority } => {
-                    send_advert(&self.socks, &mut self.send_errors, &self.plans[idx], &self.engine.instances()[idx], priority);
+                    send_advert(&mut self.socks, &self.plans[idx], &self.engine.instances()[idx], priority);
                 }
                 Action::AddVips { accept } => {
                     if !accept {
@@ -788,34 +823,46 @@ impl Daemon {
     }
 
     fn send_advert_for(&mut self, p: &InstancePlan, inst: &Instance, priority: u8) {
-        send_advert(&self.socks, &mut self.send_errors, p, inst, priority);
+        send_advert(&mut self.socks, p, inst, priority);
+    }
+
+    /// Sends the adverts queued since the last flush, one `sendmmsg` per socket and batch.
+    /// Called when the loop turn ends (before it sleeps) and before anything that must follow
+    /// the adverts on the wire (gratuitous ARP, shutdown).
+    fn flush_adverts(&mut self) {
+        let errors = &mut self.send_errors;
+        for s in self.socks.iter_mut().flat_map(HashMap::values_mut) {
+            if s.out.is_empty() {
+                continue;
+            }
+            s.sock.send_queued(&mut s.out, |dst, e| {
+                *errors += 1;
+                if errors.is_power_of_two() {
+                    tracing::warn!(%dst, error = %e, count = *errors, "advert not sent");
+                }
+            });
+        }
     }
 }
 
-/// Builds and sends one advert of `inst` to each of its destinations. A free function over the
-/// daemon's parts, so the hot path borrows the plan and the instance instead of cloning them.
-fn send_advert(socks: &HashMap<(String, bool), RxSock>, send_errors: &mut u64, p: &InstancePlan, inst: &Instance, priority: u8) {
-    {
-        let repr = inst.advert_repr(priority);
-        let mut buf = vec![0u8; repr.buffer_len()];
-        let key = (p.xmit_iface().to_owned(), p.key.ipv6);
-        let Some(s) = socks.get(&key).map(|s| &s.sock) else {
-            tracing::warn!(instance = %p.name, ifname = %key.0, "no socket to send adverts on");
+/// Builds one advert of `inst` for each of its destinations and queues it on the socket it
+/// leaves from ([`Daemon::flush_adverts`] sends them). A free function over the daemon's
+/// sockets, so the hot path borrows the plan and the instance instead of cloning them.
+fn send_advert(socks: &mut Socks, p: &InstancePlan, inst: &Instance, priority: u8) {
+    let Some(s) = socks[usize::from(p.key.ipv6)].get_mut(p.xmit_iface()) else {
+        tracing::warn!(instance = %p.name, ifname = %p.xmit_iface(), "no socket to send adverts on");
+        return;
+    };
+    let repr = inst.advert_repr(priority);
+    let src = p.core.primary_addr;
+    for dst in inst.advert_destinations() {
+        let built = s.out.push_with(repr.buffer_len(), src, dst, |buf| {
+            let mut pkt = VrrpPacket::new_unchecked(buf);
+            repr.emit(&mut pkt, src, dst, p.core.checksum_mode)
+        });
+        if let Err(e) = built {
+            tracing::error!(instance = %p.name, error = ?e, "advert not built");
             return;
-        };
-        let src = p.core.primary_addr;
-        for dst in inst.advert_destinations() {
-            let mut pkt = VrrpPacket::new_unchecked(&mut buf[..]);
-            if let Err(e) = repr.emit(&mut pkt, src, dst, p.core.checksum_mode) {
-                tracing::error!(instance = %p.name, error = ?e, "advert not built");
-                return;
-            }
-            if let Err(e) = s.send_to(&buf, src, dst) {
-                *send_errors += 1;
-                if send_errors.is_power_of_two() {
-                    tracing::warn!(instance = %p.name, %dst, error = %e, count = *send_errors, "advert not sent");
-                }
-            }
         }
     }
 }
@@ -847,6 +894,8 @@ impl Daemon {
     }
 
     fn send_garp(&mut self, idx: usize, repeat: u8) {
+        // The advert that announced mastership goes first.
+        self.flush_adverts();
         let p = self.plans[idx].clone();
         let interval = if p.key.ipv6 { self.config.global.vrrp_gna_interval } else { self.config.global.vrrp_garp_interval };
         let mut spaced: Vec<(u32, String, Vec<u8>)> = Vec::new();

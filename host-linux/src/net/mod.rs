@@ -20,4 +20,4 @@ pub use error::NetError;
 pub use netlink::{AddrSpec, IfAddr, LinkEvent, LinkInfo, LinkWatcher, Netlink};
 pub use packet::PacketSocket;
 pub use sysctl::SysctlGuard;
-pub use vrrp_socket::{Family, Received, VrrpSocket};
+pub use vrrp_socket::{Family, Outbox, Received, VrrpSocket};

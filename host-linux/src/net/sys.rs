@@ -2,13 +2,14 @@
 //! `recvmsg` with the IPv6 hop-limit control message (nix parses it as an
 //! opaque `UnknownCmsg`), `bind` of an `AF_PACKET` socket to a `sockaddr_ll`
 //! (neither crate builds one), and registering a descriptor with tokio
-//! (`AsyncFd::register` is unsafe since tokio 1.5x). Everything unsafe in
+//! (`AsyncFd::register` is unsafe since tokio 1.5x), and `sendmmsg` with a
+//! pktinfo control message per datagram. Everything unsafe in
 //! `net` is here.
 #![allow(unsafe_code)]
 
 use std::io;
 use std::mem;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr;
 
@@ -40,41 +41,65 @@ const CONTROL_WORDS: usize = 32;
 
 /// Non-blocking `recvmsg` of one datagram into `buf`.
 pub(crate) fn recvmsg(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<RecvMeta> {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-    let mut name: libc::sockaddr_storage = unsafe { mem::zeroed() };
-    let mut control = [0u64; CONTROL_WORDS];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: msghdr is plain old data; all-zero is a valid (empty) value.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_name = ptr::addr_of_mut!(name).cast();
-    msg.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = mem::size_of_val(&control) as _;
+    let mut meta = [RecvMeta::default()];
+    recvmmsg(fd, std::slice::from_mut(&mut &mut *buf), &mut meta)?;
+    Ok(meta[0])
+}
 
-    // SAFETY: every pointer in `msg` points to a live local or to `buf`,
-    // with the lengths set above; the kernel writes within those bounds.
-    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
-    if n < 0 {
+/// Non-blocking `recvmmsg`: up to [`MMSG_MAX`] datagrams, one into each of `bufs`, described in
+/// the same places of `metas`. Returns how many arrived (at least one), or `WouldBlock`.
+pub(crate) fn recvmmsg<B: AsMut<[u8]>>(fd: BorrowedFd<'_>, bufs: &mut [B], metas: &mut [RecvMeta]) -> io::Result<usize> {
+    let n = bufs.len().min(metas.len()).min(MMSG_MAX);
+    if n == 0 {
+        return Ok(0);
+    }
+    // SAFETY (all zeroed values below): plain old data, all-zero is valid.
+    let mut names: [libc::sockaddr_storage; MMSG_MAX] = unsafe { mem::zeroed() };
+    let mut iovs: [libc::iovec; MMSG_MAX] = unsafe { mem::zeroed() };
+    let mut control = [[0u64; CONTROL_WORDS]; MMSG_MAX];
+    let mut hdrs: [libc::mmsghdr; MMSG_MAX] = unsafe { mem::zeroed() };
+    for (i, b) in bufs[..n].iter_mut().enumerate() {
+        let b = b.as_mut();
+        iovs[i] = libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() };
+        let h = &mut hdrs[i].msg_hdr;
+        h.msg_name = ptr::addr_of_mut!(names[i]).cast();
+        h.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        h.msg_iov = &mut iovs[i];
+        h.msg_iovlen = 1;
+        h.msg_control = control[i].as_mut_ptr().cast();
+        h.msg_controllen = mem::size_of_val(&control[i]) as _;
+    }
+    // SAFETY: every header points at live locals (names, iovs, control) or at `bufs`, with the
+    // lengths set above; the kernel writes within those bounds.
+    let got = unsafe { libc::recvmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT, ptr::null_mut()) };
+    if got < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut meta = RecvMeta {
-        len: n as usize,
-        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
-        ..RecvMeta::default()
-    };
-    meta.src = sockaddr_to_std(&name, msg.msg_namelen);
+    let got = got as usize;
+    for (h, m) in hdrs[..got].iter().zip(metas.iter_mut()) {
+        *m = RecvMeta {
+            len: h.msg_len as usize,
+            truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+            src: sockaddr_to_std(
+                // SAFETY: msg_name points at one of `names`, filled by the kernel.
+                unsafe { &*h.msg_hdr.msg_name.cast::<libc::sockaddr_storage>() },
+                h.msg_hdr.msg_namelen,
+            ),
+            ..RecvMeta::default()
+        };
+        parse_cmsgs(&h.msg_hdr, m);
+    }
+    Ok(got)
+}
 
-    // SAFETY: `msg` was filled by a successful recvmsg, so msg_control and
-    // msg_controllen describe initialised control messages inside `control`;
+/// Reads hop limit and pktinfo from the control messages of a received `msg`.
+fn parse_cmsgs(msg: &libc::msghdr, meta: &mut RecvMeta) {
+    // SAFETY: `msg` was filled by a successful recvmsg/recvmmsg, so msg_control and
+    // msg_controllen describe initialised control messages in a live buffer;
     // the CMSG_* macros stay within msg_controllen, and each payload is read
     // only after checking that cmsg_len covers it.
     unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
         while !cmsg.is_null() {
             let hdr = ptr::read_unaligned(cmsg);
             let data = libc::CMSG_DATA(cmsg);
@@ -103,10 +128,114 @@ pub(crate) fn recvmsg(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<RecvMeta
                 }
                 _ => {}
             }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
         }
     }
-    Ok(meta)
+}
+
+/// One datagram for [`sendmmsg`]: its bytes, where to, and the source address and interface
+/// to send it from (`IP_PKTINFO` / `IPV6_PKTINFO`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutDatagram<'a> {
+    pub buf: &'a [u8],
+    /// Destination; a V6 address carries its scope id.
+    pub dst: SocketAddr,
+    /// Source address; must be of the same family as `dst`.
+    pub src: IpAddr,
+    pub ifindex: u32,
+}
+
+/// Datagrams per `sendmmsg` call.
+pub(crate) const MMSG_MAX: usize = 64;
+
+/// Room for one IP_PKTINFO or IPV6_PKTINFO control message, in `u64`s (aligned for cmsghdr).
+const PKTINFO_WORDS: usize = 8;
+
+/// Non-blocking `sendmmsg` of up to [`MMSG_MAX`] of `msgs`. Returns how many the kernel took
+/// (at least one); an error means the first of `msgs` was refused, and the caller may skip it
+/// and go on with the rest. Families of `src` and `dst` must match.
+pub(crate) fn sendmmsg(fd: BorrowedFd<'_>, msgs: &[OutDatagram<'_>]) -> io::Result<usize> {
+    let n = msgs.len().min(MMSG_MAX);
+    if n == 0 {
+        return Ok(0);
+    }
+    // SAFETY (all zeroed values below): plain old data, all-zero is valid.
+    let mut names: [libc::sockaddr_storage; MMSG_MAX] = unsafe { mem::zeroed() };
+    let mut iovs: [libc::iovec; MMSG_MAX] = unsafe { mem::zeroed() };
+    let mut control = [[0u64; PKTINFO_WORDS]; MMSG_MAX];
+    let mut hdrs: [libc::mmsghdr; MMSG_MAX] = unsafe { mem::zeroed() };
+    for (i, m) in msgs[..n].iter().enumerate() {
+        iovs[i] = libc::iovec { iov_base: m.buf.as_ptr() as *mut libc::c_void, iov_len: m.buf.len() };
+        let h = &mut hdrs[i].msg_hdr;
+        h.msg_iov = &mut iovs[i];
+        h.msg_iovlen = 1;
+        h.msg_name = ptr::addr_of_mut!(names[i]).cast();
+        h.msg_control = control[i].as_mut_ptr().cast();
+        let (level, kind, len) = match (m.dst, m.src) {
+            (SocketAddr::V4(d), IpAddr::V4(src)) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: 0,
+                    sin_addr: libc::in_addr { s_addr: u32::from(*d.ip()).to_be() },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
+                unsafe { ptr::write(h.msg_name.cast(), sin) };
+                h.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: m.ifindex as libc::c_int,
+                    ipi_spec_dst: libc::in_addr { s_addr: u32::from(src).to_be() },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                // SAFETY: the control buffer holds CMSG_SPACE(in_pktinfo) bytes (checked below).
+                unsafe { ptr::write_unaligned(cmsg_data(&mut control[i]), info) };
+                (libc::IPPROTO_IP, libc::IP_PKTINFO, mem::size_of::<libc::in_pktinfo>())
+            }
+            (SocketAddr::V6(d), IpAddr::V6(src)) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: 0,
+                    sin6_flowinfo: 0,
+                    sin6_addr: libc::in6_addr { s6_addr: d.ip().octets() },
+                    sin6_scope_id: d.scope_id(),
+                };
+                // SAFETY: as above, for a sockaddr_in6.
+                unsafe { ptr::write(h.msg_name.cast(), sin6) };
+                h.msg_namelen = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+                let info = libc::in6_pktinfo { ipi6_addr: libc::in6_addr { s6_addr: src.octets() }, ipi6_ifindex: m.ifindex };
+                // SAFETY: as above, for in6_pktinfo.
+                unsafe { ptr::write_unaligned(cmsg_data(&mut control[i]), info) };
+                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, mem::size_of::<libc::in6_pktinfo>())
+            }
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "source and destination of different families")),
+        };
+        // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
+        let (space, cmsg_len) = unsafe { (libc::CMSG_SPACE(len as u32) as usize, libc::CMSG_LEN(len as u32) as usize) };
+        debug_assert!(space <= PKTINFO_WORDS * 8);
+        let cmsg = control[i].as_mut_ptr().cast::<libc::cmsghdr>();
+        // SAFETY: the buffer is u64-aligned and at least one cmsghdr long.
+        unsafe {
+            (*cmsg).cmsg_len = cmsg_len as _;
+            (*cmsg).cmsg_level = level;
+            (*cmsg).cmsg_type = kind;
+        }
+        h.msg_controllen = space as _;
+    }
+    // SAFETY: every header points at live locals (names, iovs, control) or at the callers'
+    // buffers, with the lengths set above; the kernel only reads them.
+    let sent = unsafe { libc::sendmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sent as usize)
+}
+
+/// Where the payload of the (single) control message in `buf` starts.
+fn cmsg_data<T>(buf: &mut [u64; PKTINFO_WORDS]) -> *mut T {
+    // CMSG_DATA of the first header: the header rounded up to the cmsg alignment.
+    // SAFETY: CMSG_LEN(0) is pure arithmetic and smaller than the buffer.
+    let off = unsafe { libc::CMSG_LEN(0) } as usize;
+    buf.as_mut_ptr().cast::<u8>().wrapping_add(off).cast()
 }
 
 fn sockaddr_to_std(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {

@@ -16,13 +16,11 @@
 //! A malformed datagram (truncated header, wrong protocol, longer than the
 //! caller's buffer) is not an error: it is logged at debug level and dropped.
 
-use std::io::IoSlice;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
+use std::task::{Context, Poll};
 
-use nix::sys::socket::{
-    sendmsg, setsockopt, sockopt, ControlMessage, MsgFlags, SockaddrIn, SockaddrIn6,
-};
+use nix::sys::socket::{setsockopt, sockopt};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
@@ -193,36 +191,64 @@ impl VrrpSocket {
     ///
     /// Cancel-safe: a datagram is either fully received or left queued.
     pub async fn recv(&self, buf: &mut [u8]) -> Result<Received> {
+        std::future::poll_fn(|cx| self.poll_recv(cx, buf)).await
+    }
+
+    /// Receives the next well-formed VRRP datagram into `buf` if one is queued, or registers
+    /// `cx` to be woken when the socket becomes readable. Malformed datagrams are dropped.
+    pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<Received>> {
+        let mut got = Vec::with_capacity(1);
         loop {
-            let mut guard = self
-                .fd
-                .readable()
-                .await
-                .map_err(|e| NetError::socket("poll", &self.ifname, e))?;
-            let meta = match guard.try_io(|inner| sys::recvmsg(inner.get_ref().as_fd(), buf)) {
-                Ok(Ok(meta)) => meta,
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Ok(Err(e)) => return Err(NetError::socket("recvmsg", &self.ifname, e)),
-                Err(_would_block) => continue,
-            };
-            if meta.truncated {
-                tracing::debug!(
-                    ifname = %self.ifname,
-                    "dropping VRRP datagram longer than the {}-byte buffer",
-                    buf.len()
-                );
-                continue;
+            match self.poll_recv_many(cx, std::slice::from_mut(&mut &mut *buf), &mut got) {
+                Poll::Ready(Ok(_)) => {
+                    if let Some((_, r)) = got.pop() {
+                        return Poll::Ready(Ok(r));
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
             }
-            let parsed = match self.family {
-                Family::V4 => parse_v4(&buf[..meta.len], &meta, self.ifindex),
-                Family::V6 => parse_v6(&meta, self.ifindex),
+        }
+    }
+
+    /// Receives what is queued, up to one datagram into each of `bufs` with one `recvmmsg`,
+    /// or registers `cx` to be woken when the socket becomes readable. Returns how many of
+    /// `bufs` were used; each well-formed VRRP datagram among them is pushed to `got` with the
+    /// index of its buffer. Malformed datagrams are dropped (their buffers count as used).
+    /// This lets one task drain many sockets without a task, a buffer or a syscall per datagram.
+    pub fn poll_recv_many<B: AsMut<[u8]>>(&self, cx: &mut Context<'_>, bufs: &mut [B], got: &mut Vec<(usize, Received)>) -> Poll<Result<usize>> {
+        let mut metas = [sys::RecvMeta::default(); sys::MMSG_MAX];
+        loop {
+            let mut guard = match self.fd.poll_read_ready(cx) {
+                Poll::Ready(Ok(g)) => g,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(NetError::socket("poll", &self.ifname, e))),
+                Poll::Pending => return Poll::Pending,
             };
-            match parsed {
-                Ok(r) => return Ok(r),
-                Err(why) => {
-                    tracing::debug!(ifname = %self.ifname, src = ?meta.src, "dropping datagram: {why}");
+            let n = match sys::recvmmsg(self.fd.get_ref().as_fd(), bufs, &mut metas) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    continue;
+                }
+                Err(e) => return Poll::Ready(Err(NetError::socket("recvmmsg", &self.ifname, e))),
+            };
+            for (i, meta) in metas[..n].iter().enumerate() {
+                let buf = bufs[i].as_mut();
+                if meta.truncated {
+                    tracing::debug!(ifname = %self.ifname, "dropping VRRP datagram longer than the {}-byte buffer", buf.len());
+                    continue;
+                }
+                let parsed = match self.family {
+                    Family::V4 => parse_v4(&buf[..meta.len.min(buf.len())], meta, self.ifindex),
+                    Family::V6 => parse_v6(meta, self.ifindex),
+                };
+                match parsed {
+                    Ok(r) => got.push((i, r)),
+                    Err(why) => tracing::debug!(ifname = %self.ifname, src = ?meta.src, "dropping datagram: {why}"),
                 }
             }
+            return Poll::Ready(Ok(n));
         }
     }
 
@@ -235,63 +261,116 @@ impl VrrpSocket {
     /// an address of this host (or an IPv6 address still tentative), or
     /// `EAGAIN` when the socket buffer is full.
     pub fn send_to(&self, vrrp: &[u8], src: IpAddr, dst: IpAddr) -> Result<()> {
+        let m = self.datagram(vrrp, src, dst)?;
+        sys::sendmmsg(self.fd.get_ref().as_fd(), &[m])
+            .map(|_| ())
+            .map_err(|e| NetError::socket(format!("sendmsg {src} -> {dst}"), &self.ifname, e))
+    }
+
+    /// Sends everything queued in `out` with as few `sendmmsg` calls as it takes, and empties
+    /// it. A message the kernel refuses is reported to `failed` and skipped; the rest still go.
+    pub fn send_queued(&self, out: &mut Outbox, mut failed: impl FnMut(IpAddr, NetError)) {
+        let mut batch: Vec<sys::OutDatagram<'_>> = Vec::with_capacity(out.msgs.len().min(sys::MMSG_MAX));
+        let mut i = 0;
+        while i < out.msgs.len() {
+            batch.clear();
+            for m in out.msgs[i..].iter().take(sys::MMSG_MAX) {
+                match self.datagram(&out.bytes[m.start..m.end], m.src, m.dst) {
+                    Ok(d) => batch.push(d),
+                    Err(e) => {
+                        // Only the leading messages can be skipped here; stop the batch before
+                        // a bad one and report it when it leads.
+                        if batch.is_empty() {
+                            failed(m.dst, e);
+                            i += 1;
+                        }
+                        break;
+                    }
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            match sys::sendmmsg(self.fd.get_ref().as_fd(), &batch) {
+                Ok(n) => i += n.max(1),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let m = &out.msgs[i];
+                    failed(m.dst, NetError::socket(format!("sendmsg {} -> {}", m.src, m.dst), &self.ifname, e));
+                    i += 1;
+                }
+            }
+        }
+        drop(batch);
+        out.clear();
+    }
+
+    fn datagram<'a>(&self, vrrp: &'a [u8], src: IpAddr, dst: IpAddr) -> Result<sys::OutDatagram<'a>> {
         if Family::of(src) != self.family || Family::of(dst) != self.family {
             return Err(NetError::Invalid {
                 what: "address family",
-                detail: format!(
-                    "{src} -> {dst} on the {:?} socket of {}",
-                    self.family, self.ifname
-                ),
+                detail: format!("{src} -> {dst} on the {:?} socket of {}", self.family, self.ifname),
             });
         }
-        let fd = self.fd.get_ref().as_raw_fd();
-        let iov = [IoSlice::new(vrrp)];
-        let res = match (src, dst) {
-            (IpAddr::V4(src), IpAddr::V4(dst)) => {
-                let info = libc::in_pktinfo {
-                    ipi_ifindex: self.ifindex as libc::c_int,
-                    ipi_spec_dst: libc::in_addr {
-                        s_addr: u32::from(src).to_be(),
-                    },
-                    ipi_addr: libc::in_addr { s_addr: 0 },
-                };
-                let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
-                sendmsg(
-                    fd,
-                    &iov,
-                    &[ControlMessage::Ipv4PacketInfo(&info)],
-                    MsgFlags::MSG_DONTWAIT,
-                    Some(&to),
-                )
+        let dst = match dst {
+            IpAddr::V4(d) => SocketAddr::V4(SocketAddrV4::new(d, 0)),
+            IpAddr::V6(d) => {
+                let scope = if needs_scope(d) { self.ifindex } else { 0 };
+                SocketAddr::V6(SocketAddrV6::new(d, 0, 0, scope))
             }
-            (IpAddr::V6(src), IpAddr::V6(dst)) => {
-                let info = libc::in6_pktinfo {
-                    ipi6_addr: libc::in6_addr {
-                        s6_addr: src.octets(),
-                    },
-                    ipi6_ifindex: self.ifindex,
-                };
-                let scope = if needs_scope(dst) { self.ifindex } else { 0 };
-                let to = SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, scope));
-                sendmsg(
-                    fd,
-                    &iov,
-                    &[ControlMessage::Ipv6PacketInfo(&info)],
-                    MsgFlags::MSG_DONTWAIT,
-                    Some(&to),
-                )
-            }
-            // Checked above.
-            _ => return Ok(()),
         };
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) => Err(NetError::socket(
-                format!("sendmsg {src} -> {dst}"),
-                &self.ifname,
-                e.into(),
-            )),
+        Ok(sys::OutDatagram { buf: vrrp, dst, src, ifindex: self.ifindex })
+    }
+}
+
+/// VRRP messages queued for one socket, sent together by [`VrrpSocket::send_queued`]: the
+/// adverts of many instances that fall due at the same tick leave in one `sendmmsg`. The
+/// buffers are kept, so queueing allocates nothing once warm.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    bytes: Vec<u8>,
+    msgs: Vec<Queued>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Queued {
+    start: usize,
+    end: usize,
+    src: IpAddr,
+    dst: IpAddr,
+}
+
+impl Outbox {
+    /// Queues a message of `len` bytes from `src` to `dst`, written by `fill` into a zeroed
+    /// buffer; nothing is queued when `fill` fails.
+    pub fn push_with<E>(&mut self, len: usize, src: IpAddr, dst: IpAddr, fill: impl FnOnce(&mut [u8]) -> core::result::Result<(), E>) -> core::result::Result<(), E> {
+        let start = self.bytes.len();
+        self.bytes.resize(start + len, 0);
+        match fill(&mut self.bytes[start..]) {
+            Ok(()) => {
+                self.msgs.push(Queued { start, end: start + len, src, dst });
+                Ok(())
+            }
+            Err(e) => {
+                self.bytes.truncate(start);
+                Err(e)
+            }
         }
+    }
+
+    /// Messages queued.
+    pub fn len(&self) -> usize {
+        self.msgs.len()
+    }
+
+    /// Nothing queued.
+    pub fn is_empty(&self) -> bool {
+        self.msgs.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.msgs.clear();
     }
 }
 
