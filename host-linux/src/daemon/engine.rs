@@ -162,6 +162,16 @@ impl Engine {
         }
     }
 
+    /// The earliest live deadline, and when it is a master's advert timer, the advert
+    /// interval: such a timer may fire a little late and share a wake-up with others, unlike
+    /// one that decides mastership.
+    pub fn next_timer(&mut self) -> Option<(Instant, Option<hav_core::Duration>)> {
+        let t = self.poll_at()?;
+        let Reverse((_, i)) = *self.heap.peek()?;
+        let inst = &self.insts[i];
+        Some((t, (inst.state() == hav_core::vrrp::State::Master).then(|| inst.config().adver_int)))
+    }
+
     /// The earliest deadline of any instance.
     pub fn poll_at(&mut self) -> Option<Instant> {
         while let Some(&Reverse((t, i))) = self.heap.peek() {

@@ -397,3 +397,50 @@ fn addr_spec(v: &crate::config::vrrp::VirtualIp) -> AddrSpec {
     spec.nodad = v.address.is_ipv6();
     spec
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, String> {
+        crate::config::load_str(std::path::Path::new("t.conf"), text).map(|l| l.config).map_err(|e| e.to_string())
+    }
+
+    fn planned(text: &str) -> Vec<InstancePlan> {
+        let cfg = load(text).expect("config");
+        let mut lookup = |name: &str| -> Option<IfaceInfo> {
+            let index = match name {
+                "eth0" => 2,
+                "eth1" => 3,
+                _ => return None,
+            };
+            Some(IfaceInfo {
+                index,
+                name: name.to_owned(),
+                mac: [2, 0, 0, 0, 0, index as u8],
+                up: true,
+                addrs: vec!["10.0.0.1".parse().unwrap(), format!("fe80::{index}").parse().unwrap()],
+            })
+        };
+        plan(&cfg, &mut lookup, &mut Vec::new()).expect("plan")
+    }
+
+    fn inst(name: &str, iface: &str, vrid: u8, extra: &str, vip: &str) -> String {
+        format!("vrrp_instance {name} {{\n interface {iface}\n virtual_router_id {vrid}\n priority 100\n {extra}\n virtual_ipaddress {{\n  {vip}\n }}\n}}\n")
+    }
+
+    #[test]
+    fn a_vrid_is_unique_per_lan_and_family() {
+        // Two instances with VRID 7 on eth0: the second is refused where it is written.
+        let e = load(&(inst("A", "eth0", 7, "", "10.0.0.10/24") + &inst("B", "eth0", 7, "", "10.0.0.11/24"))).unwrap_err();
+        assert!(e.contains("t.conf:10:1") && e.contains("like vrrp_instance A"), "{e}");
+        // Two VMACs on one parent share its LAN: the same VRID twice is as wrong there.
+        let e = load(&(inst("A", "eth0", 7, "use_vmac vrrp.7a", "10.0.0.10/24") + &inst("B", "eth0", 7, "use_vmac vrrp.7b", "10.0.0.11/24"))).unwrap_err();
+        assert!(e.contains("like vrrp_instance A"), "{e}");
+        // Other LANs, or the other family on the same LAN (separate routers, RFC 5798 5.2.3).
+        let p = planned(&(inst("A", "eth0", 7, "", "10.0.0.10/24") + &inst("B", "eth1", 7, "", "10.0.0.11/24")));
+        assert_ne!(p[0].key, p[1].key);
+        let p = planned(&(inst("A", "eth0", 7, "", "10.0.0.10/24") + &inst("B", "eth0", 7, "version 3", "fd00::10/64")));
+        assert_eq!((p[0].key.ipv6, p[1].key.ipv6), (false, true));
+    }
+}

@@ -14,10 +14,12 @@ pub mod netlink;
 pub mod packet;
 mod sys;
 pub mod sysctl;
+pub mod timer;
 pub mod vrrp_socket;
 
 pub use error::NetError;
 pub use netlink::{AddrSpec, IfAddr, LinkEvent, LinkInfo, LinkWatcher, Netlink};
 pub use packet::PacketSocket;
 pub use sysctl::SysctlGuard;
+pub use timer::PreciseTimer;
 pub use vrrp_socket::{Family, Outbox, Received, VrrpSocket};

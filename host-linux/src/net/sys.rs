@@ -339,3 +339,21 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
     }
 }
+
+/// A timerfd that tokio can watch (nix's `TimerFd` has no `AsRawFd`).
+#[derive(Debug)]
+pub(crate) struct TimerFd(pub nix::sys::timerfd::TimerFd);
+
+impl std::os::fd::AsRawFd for TimerFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsFd;
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+pub(crate) fn async_timer(t: TimerFd) -> io::Result<AsyncFd<TimerFd>> {
+    // SAFETY: `TimerFd` owns its descriptor (closed when the inner TimerFd drops) and
+    // `as_raw_fd` always returns that descriptor.
+    unsafe { AsyncFd::register_with_interest(t, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+}
