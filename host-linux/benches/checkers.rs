@@ -220,6 +220,7 @@ fn main() {
         let c1 = cpu_seconds();
         ((c1.0 - c0.0) + (c1.1 - c0.1)) / ok.max(1) as f64
     };
+    let half_open = half_open_floor(&addrs);
     drop(child.stdin.take());
     let _ = child.wait();
 
@@ -243,4 +244,79 @@ fn main() {
         "  above bare connects  {:.1}% of one core (the checker's own cost: runtime, timers, epoll)",
         100.0 * (per_check - floor).max(0.0) * args.targets as f64 / args.delay_loop
     );
+    match half_open {
+        Some((per, answered)) => println!(
+            "  half-open floor      {:.1} us per probe ({:.1}% of one core at this rate; {answered} SYN-ACKs): the kernel's least work for any TCP probe of a loopback listener",
+            per * 1e6,
+            100.0 * per * args.targets as f64 / args.delay_loop
+        ),
+        None => println!("  half-open floor      not measured (raw sockets need CAP_NET_RAW)"),
+    }
+}
+
+/// The cheapest TCP-level probe there is, for scale: a raw SYN to each loopback target; the
+/// listener answers SYN-ACK and the kernel here answers that with a reset (no socket owns the
+/// port, which a bound TCP socket reserves). No connection, no accept, no child socket. Returns
+/// the CPU seconds per probe of this process (which, on loopback, does both ends' kernel work),
+/// and how many SYN-ACKs came back.
+fn half_open_floor(addrs: &[SocketAddr]) -> Option<(f64, usize)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let src = std::net::Ipv4Addr::LOCALHOST;
+    let hold = std::net::TcpListener::bind((src, 0)).ok()?; // reserves the source port
+    let sport = hold.local_addr().ok()?.port();
+    let raw = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP)).ok()?;
+    raw.bind(&SocketAddr::from((src, 0)).into()).ok()?;
+    raw.set_nonblocking(true).ok()?;
+    let checksum = |dst: std::net::Ipv4Addr, seg: &[u8]| -> u16 {
+        let mut sum: u32 = 0;
+        let mut add = |b: &[u8]| {
+            for c in b.chunks(2) {
+                sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+            }
+        };
+        add(&src.octets());
+        add(&dst.octets());
+        add(&[0, 6, 0, seg.len() as u8]);
+        add(seg);
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    };
+    // Targets on the source address itself are left out: the raw socket would also get copies
+    // of their SYNs and resets, which a real prober filters out.
+    let targets: Vec<std::net::SocketAddrV4> = addrs
+        .iter()
+        .filter_map(|a| match a {
+            SocketAddr::V4(a) if *a.ip() != src => Some(*a),
+            _ => None,
+        })
+        .collect();
+    let mut answered = 0usize;
+    let mut b = [0u8; 128];
+    // Five passes: the CPU clock counts in 10 ms ticks.
+    const PASSES: usize = 5;
+    let c0 = cpu_seconds();
+    for (i, a) in (0..PASSES).flat_map(|_| targets.iter()).enumerate() {
+        let mut seg = [0u8; 20];
+        seg[0..2].copy_from_slice(&sport.to_be_bytes());
+        seg[2..4].copy_from_slice(&a.port().to_be_bytes());
+        seg[4..8].copy_from_slice(&(i as u32 * 7919 + 1).to_be_bytes());
+        seg[12] = 5 << 4; // data offset: 5 words
+        seg[13] = 0x02; // SYN
+        seg[14..16].copy_from_slice(&64240u16.to_be_bytes());
+        let c = checksum(*a.ip(), &seg);
+        seg[16..18].copy_from_slice(&c.to_be_bytes());
+        let _ = raw.send_to(&seg, &SocketAddr::from((*a.ip(), 0)).into());
+        // Read what came back (the checker must see the SYN-ACK).
+        while let Ok(n) = std::io::Read::read(&mut &raw, &mut b) {
+            let ihl = usize::from(b[0] & 0x0f) * 4;
+            if n >= ihl + 14 && b[ihl + 13] & 0x12 == 0x12 {
+                answered += 1;
+            }
+        }
+    }
+    let c1 = cpu_seconds();
+    drop(hold);
+    Some((((c1.0 - c0.0) + (c1.1 - c0.1)) / (PASSES * targets.len()).max(1) as f64, answered))
 }

@@ -125,6 +125,28 @@ impl RxBatch {
     }
 }
 
+/// What a track task runs, as compared across a reload: its config entry, located nowhere (a
+/// definition that moved in the file is the same definition).
+#[derive(Debug, PartialEq)]
+enum TrackDef {
+    Script(config::vrrp::VrrpScript),
+    File(config::vrrp::TrackFileDef),
+}
+
+impl TrackDef {
+    fn nowhere() -> config::Location {
+        config::Location::file(std::sync::Arc::from(std::path::Path::new("")))
+    }
+
+    fn script(s: &config::vrrp::VrrpScript) -> Self {
+        TrackDef::Script(config::vrrp::VrrpScript { location: Self::nowhere(), ..s.clone() })
+    }
+
+    fn file(f: &config::vrrp::TrackFileDef) -> Self {
+        TrackDef::File(config::vrrp::TrackFileDef { location: Self::nowhere(), ..f.clone() })
+    }
+}
+
 struct Daemon {
     opts: RunOptions,
     config: Config,
@@ -138,7 +160,7 @@ struct Daemon {
     track_tx: mpsc::Sender<TrackEvent>,
     track_ids: HashMap<TrackObj, TrackId>,
     track_status: HashMap<TrackObj, TrackStatus>,
-    track_tasks: HashMap<TrackObj, (JoinHandle<()>, String)>,
+    track_tasks: HashMap<TrackObj, (JoinHandle<()>, TrackDef)>,
     creds: Option<Creds>,
     notifier: Notifier,
     group_state: HashMap<String, State>,
@@ -443,14 +465,16 @@ impl Daemon {
         s
     }
 
-    /// Starts the script and file watchers the config uses; stops the others; restarts changed ones.
+    /// Starts the script and file watchers the config uses; stops the others; restarts changed
+    /// ones. A definition that only moved in the file (a reload that added lines above it) is
+    /// unchanged: its task, and the status it reached, stay.
     fn sync_tracks(&mut self) {
-        let mut wanted: HashMap<TrackObj, String> = HashMap::new();
+        let mut wanted: HashMap<TrackObj, TrackDef> = HashMap::new();
         for s in &self.config.vrrp_scripts {
-            wanted.insert(TrackObj::Script(s.name.clone()), format!("{s:?}"));
+            wanted.insert(TrackObj::Script(s.name.clone()), TrackDef::script(s));
         }
         for f in &self.config.vrrp_track_files {
-            wanted.insert(TrackObj::File(f.name.clone()), format!("{f:?}"));
+            wanted.insert(TrackObj::File(f.name.clone()), TrackDef::file(f));
         }
         self.track_tasks.retain(|obj, (task, def)| {
             let keep = wanted.get(obj) == Some(def);
@@ -461,25 +485,23 @@ impl Daemon {
         });
         for s in self.config.vrrp_scripts.clone() {
             let obj = TrackObj::Script(s.name.clone());
-            if !self.track_tasks.contains_key(&obj) && s.policy.is_some() {
-                let def = format!("{s:?}");
-                self.track_status.remove(&obj);
-                let task = track::spawn_policy_script(s, self.policies.clone(), self.snapshot.subscribe(), self.track_tx.clone());
-                self.track_tasks.insert(obj, (task, def));
+            if self.track_tasks.contains_key(&obj) {
                 continue;
             }
-            if !self.track_tasks.contains_key(&obj) {
-                let def = format!("{s:?}");
-                self.track_status.remove(&obj);
-                let task = track::spawn_script(s, self.creds, self.config.global.enable_script_security, self.track_tx.clone());
-                self.track_tasks.insert(obj, (task, def));
-            }
+            let def = TrackDef::script(&s);
+            self.track_status.remove(&obj);
+            let task = if s.policy.is_some() {
+                track::spawn_policy_script(s, self.policies.clone(), self.snapshot.subscribe(), self.track_tx.clone())
+            } else {
+                track::spawn_script(s, self.creds, self.config.global.enable_script_security, self.track_tx.clone())
+            };
+            self.track_tasks.insert(obj, (task, def));
         }
         for f in self.config.vrrp_track_files.clone() {
             let obj = TrackObj::File(f.name.clone());
             if !self.track_tasks.contains_key(&obj) {
                 track::init_track_file(&f);
-                let def = format!("{f:?}");
+                let def = TrackDef::file(&f);
                 self.track_status.remove(&obj);
                 let task = track::spawn_file(f, self.track_tx.clone());
                 self.track_tasks.insert(obj, (task, def));
@@ -1016,4 +1038,28 @@ fn sync_groups(config: &Config, plans: &[InstancePlan]) -> anyhow::Result<Vec<Ve
         out.push(members);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defs(text: &str) -> (TrackDef, TrackDef) {
+        let c = config::load_str(std::path::Path::new("t.conf"), text).expect("config").config;
+        (TrackDef::script(&c.vrrp_scripts[0]), TrackDef::file(&c.vrrp_track_files[0]))
+    }
+
+    #[test]
+    fn a_track_that_only_moved_is_the_same_track() {
+        let body = "vrrp_script chk {\n script \"/bin/true\"\n interval 2\n weight -20\n}\nvrrp_track_file tf {\n file /tmp/hav-tf\n}\n";
+        let (s0, f0) = defs(body);
+        // A reload that adds lines above keeps both (their tasks and status survive it)...
+        let (s1, f1) = defs(&format!("! a comment\n\n{body}"));
+        assert_eq!(s0, s1);
+        assert_eq!(f0, f1);
+        // ...while a changed definition is a new one.
+        let (s2, f2) = defs(&body.replace("interval 2", "interval 3").replace("/tmp/hav-tf", "/tmp/hav-tf2"));
+        assert_ne!(s0, s2);
+        assert_ne!(f0, f2);
+    }
 }
