@@ -200,3 +200,93 @@ impl Engine {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hav_core::vrrp::{InstanceConfig, State};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn inst(vrid: u8, priority: u8) -> Instance {
+        let mut c = InstanceConfig::new(vrid, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        c.priority = priority;
+        Instance::new(c)
+    }
+
+    fn key(vrid: u8) -> VrKey {
+        VrKey { ifindex: 2, ipv6: false, vrid }
+    }
+
+    fn became_master(out: &Tagged, idx: usize) -> bool {
+        out.iter().any(|(i, a)| *i == idx && matches!(a, Action::Transition { to: State::Master, .. }))
+    }
+
+    /// Two instances started at 0: A (priority 200) and B (priority 100), both backups.
+    fn started() -> Engine {
+        let mut e = Engine::new();
+        assert_eq!(e.add("A".into(), key(1), inst(1, 200)), Some(0));
+        assert_eq!(e.add("B".into(), key(2), inst(2, 100)), Some(1));
+        e.broadcast(Instant::ZERO, Input::Startup);
+        e
+    }
+
+    #[test]
+    fn a_key_is_taken_once() {
+        let mut e = started();
+        assert_eq!(e.add("C".into(), key(1), inst(1, 50)), None, "same interface, family and VRID");
+        assert_eq!(e.add("C".into(), VrKey { ipv6: true, ..key(1) }, inst(1, 50)), Some(2), "other family");
+        assert_eq!(e.find("B"), Some(1));
+        assert_eq!(e.lookup(&key(2)), Some(1));
+    }
+
+    #[test]
+    fn timers_fire_in_deadline_order_and_only_when_due() {
+        let mut e = started();
+        let a_down = e.instances()[0].poll_at().expect("A waits for Master_Down");
+        let b_down = e.instances()[1].poll_at().expect("B waits for Master_Down");
+        assert!(a_down < b_down, "the higher priority has the shorter skew");
+        // The earliest deadline is A's, a deciding timer (not a master's advert).
+        assert_eq!(e.next_timer(), Some((a_down, None)));
+        // Nothing is due a microsecond early.
+        assert!(e.poll(Instant::from_micros(a_down.total_micros() - 1)).is_empty());
+        let out = e.poll(a_down);
+        assert!(became_master(&out, 0));
+        assert!(out.iter().all(|(i, _)| *i == 0), "B's timer is not due: {out:?}");
+        assert_eq!(e.instances()[0].state(), State::Master);
+        // Next: B's Master_Down, or A's advert timer if that is earlier; an advert timer
+        // carries its interval.
+        let a_adv = e.instances()[0].poll_at().expect("master advert timer");
+        let want = if a_adv < b_down { (a_adv, Some(e.instances()[0].config().adver_int)) } else { (b_down, None) };
+        assert_eq!(e.next_timer(), Some(want));
+        // An input that re-arms a timer makes the old heap entry stale: it never fires.
+        let out = e.handle(1, a_down, Input::Link { up: false });
+        assert!(out.iter().any(|(_, a)| matches!(a, Action::Transition { to: State::Fault, .. })));
+        assert!(e.poll(b_down).iter().all(|(i, _)| *i == 0), "B is in Fault; its old timer is dead");
+        assert_eq!(e.instances()[1].state(), State::Fault);
+    }
+
+    #[test]
+    fn a_sync_group_moves_together() {
+        let mut e = started();
+        assert_eq!(e.add_group(&[0, 1]), Some(0));
+        let a_down = e.instances()[0].poll_at().expect("A waits");
+        let out = e.poll(a_down);
+        assert!(became_master(&out, 0));
+        assert!(became_master(&out, 1), "B follows A at once: {out:?}");
+        assert_eq!(e.instances()[1].state(), State::Master);
+        // B's own Master_Down entry is stale now; B's next deadline is its advert timer.
+        assert_eq!(e.slots()[1].armed, e.instances()[1].poll_at());
+    }
+
+    #[test]
+    fn instances_moved_to_a_new_engine_keep_their_deadlines() {
+        let e = started();
+        let before: Vec<_> = e.instances().iter().map(Instance::poll_at).collect();
+        let mut n = Engine::new();
+        for (i, (inst, name)) in e.into_instances().into_iter().zip(["A", "B"]).enumerate() {
+            assert_eq!(n.add(name.into(), key(u8::try_from(i + 1).unwrap()), inst), Some(i));
+        }
+        assert_eq!(n.next_timer(), Some((before[0].unwrap(), None)));
+        assert!(became_master(&n.poll(before[0].unwrap()), 0));
+    }
+}

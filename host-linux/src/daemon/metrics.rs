@@ -3,16 +3,17 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use hav_core::vrrp::{DropReason, Instance, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 
 use super::plan::InstancePlan;
 
-/// The latest rendered metrics, shared with the HTTP task.
-pub type Shared = Arc<Mutex<String>>;
+/// Scrapes waiting for the daemon loop to render the text: the loop renders only when asked, so
+/// an unscraped `--metrics` costs nothing per event.
+pub type Scrapes = mpsc::Receiver<oneshot::Sender<String>>;
 
 /// Renders the metrics of every instance.
 pub fn render(plans: &[InstancePlan], insts: &[Instance]) -> String {
@@ -52,18 +53,24 @@ pub fn render(plans: &[InstancePlan], insts: &[Instance]) -> String {
     s
 }
 
-/// Serves `GET /metrics` (any path) on `addr`.
-pub async fn serve(addr: SocketAddr, shared: Shared) -> std::io::Result<()> {
+/// Serves `GET /metrics` (any path) on `addr`; each request is answered with the text the daemon
+/// loop renders for it.
+pub async fn serve(addr: SocketAddr) -> std::io::Result<Scrapes> {
     let listener = TcpListener::bind(addr).await?;
+    let (tx, rx) = mpsc::channel::<oneshot::Sender<String>>(16);
     tracing::info!(%addr, "metrics listening");
     tokio::spawn(async move {
         loop {
             let Ok((mut s, _)) = listener.accept().await else { continue };
-            let shared = shared.clone();
+            let tx = tx.clone();
             tokio::spawn(async move {
                 let mut req = [0u8; 1024];
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut req)).await;
-                let body = shared.lock().map(|g| g.clone()).unwrap_or_default();
+                let (reply, body) = oneshot::channel();
+                if tx.send(reply).await.is_err() {
+                    return;
+                }
+                let Ok(Ok(body)) = tokio::time::timeout(std::time::Duration::from_secs(5), body).await else { return };
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
@@ -72,5 +79,5 @@ pub async fn serve(addr: SocketAddr, shared: Shared) -> std::io::Result<()> {
             });
         }
     });
-    Ok(())
+    Ok(rx)
 }

@@ -168,7 +168,6 @@ struct Daemon {
     vmacs: Vec<String>,
     sysctl: SysctlGuard,
     send_errors: u64,
-    metrics: Option<super::metrics::Shared>,
     policies: super::director::Policies,
     lvs: Option<super::director::Lvs>,
     snapshot: tokio::sync::watch::Sender<Vec<super::track::InstanceSnapshot>>,
@@ -201,7 +200,6 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         vmacs: Vec::new(),
         sysctl: SysctlGuard::new(),
         send_errors: 0,
-        metrics: None,
         policies: super::director::Policies::default(),
         lvs: None,
         snapshot: tokio::sync::watch::channel(Vec::new()).0,
@@ -211,11 +209,10 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     let _ctl = control::serve(&opts.control, ctl_tx)
         .with_context(|| format!("control socket {}", opts.control.display()))?;
     let _pid = PidFile::create(&opts.pid_file)?;
-    if let Some(addr) = opts.metrics {
-        let shared = super::metrics::Shared::default();
-        super::metrics::serve(addr, shared.clone()).await?;
-        d.metrics = Some(shared);
-    }
+    let mut scrapes = match opts.metrics {
+        Some(addr) => Some(super::metrics::serve(addr).await?),
+        None => None,
+    };
     if opts.lvs && !loaded.config.virtual_servers.is_empty() {
         // Without IPVS (no ip_vs module, no privilege) the VRRP side still runs, as keepalived's
         // does when its checker process cannot start.
@@ -234,7 +231,6 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     let mut timer = crate::net::PreciseTimer::new().context("timerfd")?;
     loop {
         d.flush_adverts();
-        d.publish_metrics();
         d.publish_snapshot();
         timer.arm(d.next_wakeup());
         tokio::select! {
@@ -253,6 +249,9 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
                 let acts = d.engine.poll(now);
                 d.exec(acts);
             }
+            Some(reply) = next_scrape(&mut scrapes) => {
+                let _ = reply.send(super::metrics::render(&d.plans, d.engine.instances()));
+            }
             _ = hup.recv() => d.reload(),
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -263,6 +262,14 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     d.notifier.drain(std::time::Duration::from_secs(5)).await;
     Ok(())
+}
+
+/// The next metrics scrape, or never when `--metrics` is off.
+async fn next_scrape(scrapes: &mut Option<super::metrics::Scrapes>) -> Option<tokio::sync::oneshot::Sender<String>> {
+    match scrapes {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 struct PidFile(PathBuf);
@@ -323,20 +330,29 @@ impl Daemon {
 
     /// Applies a config: the first one at startup, later ones on reload. On error nothing has
     /// changed.
-    fn apply(&mut self, new: Config) -> anyhow::Result<()> {
+    /// Plans the VRRP instances of `config` (none without VRRP) and their sync groups, touching
+    /// nothing.
+    fn plan(&mut self, config: &Config) -> anyhow::Result<(Vec<InstancePlan>, Vec<Vec<usize>>)> {
+        if !self.opts.vrrp {
+            return Ok((Vec::new(), Vec::new()));
+        }
         let mut warnings = Vec::new();
         let nl = &mut self.netlink;
         // VMAC interfaces do not exist yet on first start; resolve the base interfaces only.
-        let plans = if self.opts.vrrp {
-            plan::plan(&new, &mut |name| lookup_iface(nl, name), &mut warnings)?
-        } else {
-            Vec::new()
-        };
+        let plans = plan::plan(config, &mut |name| lookup_iface(nl, name), &mut warnings)?;
         for w in &warnings {
             tracing::warn!("{w}");
         }
-        let groups = sync_groups(&new, &plans)?;
+        let groups = sync_groups(config, &plans)?;
+        Ok((plans, groups))
+    }
 
+    fn apply(&mut self, new: Config) -> anyhow::Result<()> {
+        let (plans, groups) = self.plan(&new)?;
+        self.apply_planned(new, plans, groups)
+    }
+
+    fn apply_planned(&mut self, new: Config, plans: Vec<InstancePlan>, groups: Vec<Vec<usize>>) -> anyhow::Result<()> {
         // Old instances, by name.
         let old_engine = std::mem::take(&mut self.engine);
         let old_plans = std::mem::take(&mut self.plans);
@@ -711,15 +727,14 @@ impl Daemon {
         for w in &loaded.warnings {
             tracing::warn!("{w}");
         }
-        // Check the plan before touching anything.
-        let nl = &mut self.netlink;
-        if let Err(e) = plan::plan(&loaded.config, &mut |n| lookup_iface(nl, n), &mut Vec::new())
-            .map_err(anyhow::Error::from)
-            .and_then(|p| sync_groups(&loaded.config, &p))
-        {
-            tracing::error!("reload failed, keeping the running config: {e:#}");
-            return;
-        }
+        // Plan before touching anything.
+        let (plans, groups) = match self.plan(&loaded.config) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("reload failed, keeping the running config: {e:#}");
+                return;
+            }
+        };
         let policies = match load_policies(&self.opts.policies, &loaded.config) {
             Ok(p) => p,
             Err(e) => {
@@ -740,7 +755,7 @@ impl Daemon {
                 None => {}
             }
         }
-        if let Err(e) = self.apply(loaded.config) {
+        if let Err(e) = self.apply_planned(loaded.config, plans, groups) {
             tracing::error!("reload: {e:#}");
         } else {
             tracing::info!(instances = self.plans.len(), "reloaded");
@@ -1008,15 +1023,6 @@ impl Daemon {
                 false
             }
         });
-    }
-
-    fn publish_metrics(&self) {
-        if let Some(m) = &self.metrics {
-            let text = super::metrics::render(&self.plans, self.engine.instances());
-            if let Ok(mut g) = m.lock() {
-                *g = text;
-            }
-        }
     }
 }
 

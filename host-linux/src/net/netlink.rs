@@ -386,23 +386,9 @@ impl Netlink {
             .rtattrs(attrs)
             .build()
             .map_err(|e| nl_err("RTM_GETLINK", e))?;
-        match self.request::<_, Ifinfomsg>("RTM_GETLINK", Rtm::Getlink, NlmF::empty(), msg) {
-            Ok(msgs) => msgs
-                .iter()
-                .filter_map(link_from_msg)
-                .find(|l| l.name == name)
-                .ok_or_else(|| NetError::NoSuchInterface { name: name.into() }),
-            Err(Ok((errno, _))) if errno == libc::ENODEV => {
-                Err(NetError::NoSuchInterface { name: name.into() })
-            }
-            Err(Ok((errno, msg))) => Err(kernel_err(
-                "RTM_GETLINK",
-                format!("link {name:?}"),
-                errno,
-                msg,
-            )),
-            Err(Err(e)) => Err(e),
-        }
+        self.get_link(msg, |l| l.name == name, || format!("link {name:?}"), || NetError::NoSuchInterface {
+            name: name.into(),
+        })
     }
 
     /// The link with index `index`.
@@ -419,19 +405,22 @@ impl Netlink {
             .ifi_index(ifi_index)
             .build()
             .map_err(|e| nl_err("RTM_GETLINK", e))?;
+        self.get_link(msg, |l| l.index == index, || format!("ifindex {index}"), || NetError::NoSuchIndex { index })
+    }
+
+    /// One RTM_GETLINK: the answer that `is_it` picks, `missing()` when the kernel has no such
+    /// link (ENODEV, or an answer about another one).
+    fn get_link(
+        &mut self,
+        msg: Ifinfomsg,
+        is_it: impl Fn(&LinkInfo) -> bool,
+        what: impl FnOnce() -> String,
+        missing: impl Fn() -> NetError,
+    ) -> Result<LinkInfo> {
         match self.request::<_, Ifinfomsg>("RTM_GETLINK", Rtm::Getlink, NlmF::empty(), msg) {
-            Ok(msgs) => msgs
-                .iter()
-                .filter_map(link_from_msg)
-                .find(|l| l.index == index)
-                .ok_or(NetError::NoSuchIndex { index }),
-            Err(Ok((errno, _))) if errno == libc::ENODEV => Err(NetError::NoSuchIndex { index }),
-            Err(Ok((errno, msg))) => Err(kernel_err(
-                "RTM_GETLINK",
-                format!("ifindex {index}"),
-                errno,
-                msg,
-            )),
+            Ok(msgs) => msgs.iter().filter_map(link_from_msg).find(|l| is_it(l)).ok_or_else(&missing),
+            Err(Ok((errno, _))) if errno == libc::ENODEV => Err(missing()),
+            Err(Ok((errno, msg))) => Err(kernel_err("RTM_GETLINK", what(), errno, msg)),
             Err(Err(e)) => Err(e),
         }
     }
