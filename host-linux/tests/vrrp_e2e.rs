@@ -544,3 +544,30 @@ fn status_counts_dropped_adverts_by_reason() {
     // Adverts with the wrong password are ignored: hav becomes master regardless.
     assert!(wait_until(SETTLE, || h.holds("10.0.0.222")).is_some());
 }
+
+#[test]
+fn an_interface_created_again_gets_its_instance_back() {
+    // hav (priority 200) over keepalived (100). hav's eth0 is deleted, so keepalived takes over;
+    // then a new eth0 appears (new index, new MAC), as after a network restart. hav moves its
+    // instance and sockets to it and preempts back: it receives and sends on the new link.
+    if skip_unless_root("an_interface_created_again_gets_its_instance_back") || !keepalived_present() {
+        return;
+    }
+    let lab = Lab::new(2).expect("lab");
+    let vip = "10.0.0.226";
+    let h = Node::start(&lab.routers[0], hav(), &instance_conf("VI_R", 72, 200, 3, "0.1", &["10.0.0.226/24"], ""));
+    let k = Node::start(&lab.routers[1], Daemon::Keepalived, &instance_conf("VI_R", 72, 100, 3, "0.1", &["10.0.0.226/24"], ""));
+    assert!(wait_until(SETTLE, || h.holds(vip) && !k.holds(vip)).is_some(), "hav is not master:\n{}", h.log());
+    let old = lab.routers[0].ifindex("eth0").expect("ifindex");
+    lab.unplug(0).expect("unplug");
+    assert!(wait_until(SETTLE, || k.holds(vip)).is_some(), "keepalived did not take over");
+    assert!(h.log().contains("FAULT"), "hav did not fault with its interface gone:\n{}", h.log());
+    let _new = lab.plug(0).expect("plug");
+    assert_ne!(lab.routers[0].ifindex("eth0").expect("ifindex"), old, "the new eth0 has a new index");
+    assert!(
+        wait_until(SETTLE, || h.holds(vip) && !k.holds(vip)).is_some(),
+        "hav did not take its VIP back on the new interface:\n{}",
+        h.log()
+    );
+    assert!(h.log().contains("interface back under a new index"), "{}", h.log());
+}

@@ -401,12 +401,26 @@ impl Lab {
         lab.client.add_addr(Self::IFNAME, "fd00::100/64")?;
         for i in 0..n {
             let r = Netns::new(&unique(&format!("r{i}")))?;
-            lab.links.push(lab.bridge.attach(&r, Self::IFNAME)?);
-            r.add_addr(Self::IFNAME, &format!("10.0.0.{}/24", i + 1))?;
-            r.add_addr(Self::IFNAME, &format!("fd00::{}/64", i + 1))?;
             lab.routers.push(r);
+            let link = lab.plug(i)?;
+            lab.links.push(link);
         }
         Ok(lab)
+    }
+
+    /// Takes router `i`'s `eth0` away: the interface is deleted, as when a NIC or VLAN goes.
+    pub fn unplug(&self, i: usize) -> io::Result<()> {
+        self.routers[i].ip(&["link", "del", Self::IFNAME]).map(drop)
+    }
+
+    /// Plugs router `i` into the switch with a new `eth0` (a new index and MAC) and its lab
+    /// addresses. Dropping the pair unplugs it.
+    pub fn plug(&self, i: usize) -> io::Result<Veth> {
+        let r = &self.routers[i];
+        let link = self.bridge.attach(r, Self::IFNAME)?;
+        r.add_addr(Self::IFNAME, &format!("10.0.0.{}/24", i + 1))?;
+        r.add_addr(Self::IFNAME, &format!("fd00::{}/64", i + 1))?;
+        Ok(link)
     }
 
     /// Router `i`'s IPv4 address.

@@ -111,6 +111,22 @@ impl Engine {
         self.slots.iter().position(|s| s.name == name)
     }
 
+    /// Moves instance `idx` to `key` (its interface came back under a new index). False when
+    /// another instance has that key already, or there is no such instance.
+    pub fn rekey(&mut self, idx: usize, key: VrKey) -> bool {
+        let Some(slot) = self.slots.get_mut(idx) else { return false };
+        if slot.key == key {
+            return true;
+        }
+        if self.by_key.contains_key(&key) {
+            return false;
+        }
+        self.by_key.remove(&slot.key);
+        slot.key = key;
+        self.by_key.insert(key, idx);
+        true
+    }
+
     /// Instance index by where an advert arrived.
     pub fn lookup(&self, key: &VrKey) -> Option<usize> {
         self.by_key.get(key).copied()
@@ -237,6 +253,12 @@ mod tests {
         assert_eq!(e.add("C".into(), VrKey { ipv6: true, ..key(1) }, inst(1, 50)), Some(2), "other family");
         assert_eq!(e.find("B"), Some(1));
         assert_eq!(e.lookup(&key(2)), Some(1));
+        // B's interface comes back under a new index: adverts are looked up there.
+        let moved = VrKey { ifindex: 7, ..key(2) };
+        assert!(e.rekey(1, moved));
+        assert_eq!((e.lookup(&moved), e.lookup(&key(2))), (Some(1), None));
+        assert!(!e.rekey(0, moved), "taken by B");
+        assert_eq!(e.lookup(&key(1)), Some(0));
     }
 
     #[test]

@@ -156,7 +156,8 @@ struct Daemon {
     start: std::time::Instant,
     // Sending on every interface adverts leave from; receiving on base interfaces only.
     socks: Socks,
-    packets: HashMap<String, PacketSocket>,
+    /// AF_PACKET sockets for gratuitous ARP / NA by device name, with the index they are bound to.
+    packets: HashMap<String, (u32, PacketSocket)>,
     track_tx: mpsc::Sender<TrackEvent>,
     track_ids: HashMap<TrackObj, TrackId>,
     track_status: HashMap<TrackObj, TrackStatus>,
@@ -525,13 +526,55 @@ impl Daemon {
         }
     }
 
+    /// An interface of some instances exists again under a new index (deleted and created
+    /// again, as a network restart does with VLANs and bonds): those instances, their sockets
+    /// and VMACs move to it. Their state follows the link as usual (FAULT while it was gone).
+    fn rebind(&mut self, ev: &LinkEvent) {
+        let moved: Vec<usize> =
+            (0..self.plans.len()).filter(|&i| self.plans[i].iface.name == ev.name && self.plans[i].iface.index != ev.index).collect();
+        if moved.is_empty() {
+            return;
+        }
+        let Some(info) = lookup_iface(&mut self.netlink, &ev.name) else { return };
+        if info.index != ev.index {
+            return; // gone again already; a later event brings the index to use
+        }
+        tracing::info!(ifname = %ev.name, index = ev.index, instances = moved.len(), "interface back under a new index");
+        self.flush_adverts();
+        let mut stale = vec![ev.name.clone()];
+        for &i in &moved {
+            let p = &mut self.plans[i];
+            p.iface.index = info.index;
+            p.iface.mac = info.mac;
+            p.iface.addrs.clone_from(&info.addrs);
+            p.key.ifindex = info.index;
+            if !self.engine.rekey(i, p.key) {
+                tracing::error!(instance = %p.name, "another instance has this VRID on the interface");
+            }
+            stale.extend(p.vmac.as_ref().map(|v| v.name.clone()));
+        }
+        for name in &stale {
+            for socks in &mut self.socks {
+                socks.remove(name);
+            }
+        }
+        for &i in &moved {
+            let p = self.plans[i].clone();
+            self.ensure_vmac(&p);
+            self.ensure_socket(&p.iface.name, p.key.ipv6, true);
+            self.ensure_socket(p.xmit_iface(), p.key.ipv6, false);
+        }
+    }
+
     fn ensure_vmac(&mut self, p: &InstancePlan) {
         let Some(v) = &p.vmac else { return };
         match self.netlink.link_by_name(&v.name) {
             Ok(_) => {}
             Err(_) => match self.netlink.create_macvlan(p.iface.index, &v.name, v.mac) {
                 Ok(idx) => {
-                    self.vmacs.push(v.name.clone());
+                    if !self.vmacs.contains(&v.name) {
+                        self.vmacs.push(v.name.clone());
+                    }
                     if let Err(e) = self.sysctl.prepare_vmac_parent(&p.iface.name) {
                         tracing::warn!(error = %e, "VMAC parent sysctls");
                     }
@@ -630,6 +673,9 @@ impl Daemon {
     }
 
     fn on_link(&mut self, ev: LinkEvent) {
+        if !ev.deleted {
+            self.rebind(&ev);
+        }
         let up = ev.up && !ev.deleted;
         let obj = TrackObj::Interface(ev.name.clone());
         let status = if up { TrackStatus::Up } else { TrackStatus::Down };
@@ -960,10 +1006,12 @@ impl Daemon {
                 spaced.push((link.index, v.dev.clone(), frame));
                 continue;
             }
-            if !self.packets.contains_key(&v.dev) {
+            // A socket bound to an index the name no longer has (the link was created again)
+            // is replaced.
+            if self.packets.get(&v.dev).is_none_or(|(index, _)| *index != link.index) {
                 match PacketSocket::open(link.index, &v.dev) {
                     Ok(s) => {
-                        self.packets.insert(v.dev.clone(), s);
+                        self.packets.insert(v.dev.clone(), (link.index, s));
                     }
                     Err(e) => {
                         tracing::warn!(dev = %v.dev, error = %e, "packet socket");
@@ -971,7 +1019,7 @@ impl Daemon {
                     }
                 }
             }
-            if let Some(s) = self.packets.get(&v.dev) {
+            if let Some((_, s)) = self.packets.get(&v.dev) {
                 for _ in 0..repeat {
                     if let Err(e) = s.send_frame(&frame) {
                         tracing::debug!(dev = %v.dev, error = %e, "gratuitous ARP/NA not sent");
