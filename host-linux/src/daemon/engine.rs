@@ -3,7 +3,7 @@
 //! and carries out the actions it returns.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 use hav_core::vrrp::{Action, Input, Instance, SyncGroup};
 use hav_core::Instant;
@@ -19,6 +19,46 @@ pub struct VrKey {
     pub vrid: u8,
 }
 
+/// Instance index by [`VrKey`]: a table of the 255 VRIDs for each interface and family, found by
+/// a scan (a host runs VRRP on few interfaces), so looking up an advert hashes nothing.
+#[derive(Debug, Default)]
+struct KeyIndex(Vec<((u32, bool), Box<[Option<u32>; 256]>)>);
+
+impl KeyIndex {
+    fn table(&self, k: &VrKey) -> Option<&[Option<u32>; 256]> {
+        self.0.iter().find(|(at, _)| *at == (k.ifindex, k.ipv6)).map(|(_, t)| &**t)
+    }
+
+    fn get(&self, k: &VrKey) -> Option<usize> {
+        self.table(k)?[usize::from(k.vrid)].map(|i| i as usize)
+    }
+
+    /// False when the key is taken (or the index too large for the table).
+    fn insert(&mut self, k: VrKey, idx: usize) -> bool {
+        let Ok(idx) = u32::try_from(idx) else { return false };
+        let at = (k.ifindex, k.ipv6);
+        let t = match self.0.iter().position(|(a, _)| *a == at) {
+            Some(p) => &mut self.0[p].1,
+            None => {
+                self.0.push((at, Box::new([None; 256])));
+                &mut self.0.last_mut().expect("just pushed").1
+            }
+        };
+        let slot = &mut t[usize::from(k.vrid)];
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(idx);
+        true
+    }
+
+    fn remove(&mut self, k: &VrKey) {
+        if let Some((_, t)) = self.0.iter_mut().find(|(at, _)| *at == (k.ifindex, k.ipv6)) {
+            t[usize::from(k.vrid)] = None;
+        }
+    }
+}
+
 /// What the engine keeps beside each instance.
 #[derive(Debug)]
 pub struct Slot {
@@ -28,8 +68,11 @@ pub struct Slot {
     pub key: VrKey,
     /// The sync group it belongs to, if any.
     pub group: Option<usize>,
-    // The deadline in the heap that is still live.
+    // The instance's deadline.
     armed: Option<Instant>,
+    // Its entry in the heap, at or before `armed`: a deadline that moves later (a backup's
+    // Master_Down at every advert) is not pushed again until this entry comes up.
+    queued: Option<Instant>,
 }
 
 /// Every instance of the daemon.
@@ -39,7 +82,7 @@ pub struct Engine {
     insts: Vec<Instance>,
     slots: Vec<Slot>,
     groups: Vec<SyncGroup>,
-    by_key: HashMap<VrKey, usize>,
+    by_key: KeyIndex,
     // (deadline, slot). An entry is live when it equals the slot's `armed`.
     heap: BinaryHeap<Reverse<(Instant, usize)>>,
 }
@@ -58,13 +101,12 @@ impl Engine {
     /// The instance's timer is armed from its current `poll_at`, so a running
     /// instance moved in from another engine (a reload) keeps its deadlines.
     pub fn add(&mut self, name: String, key: VrKey, inst: Instance) -> Option<usize> {
-        if self.by_key.contains_key(&key) {
+        let idx = self.slots.len();
+        if !self.by_key.insert(key, idx) {
             return None;
         }
-        let idx = self.slots.len();
-        self.slots.push(Slot { name, key, group: None, armed: None });
+        self.slots.push(Slot { name, key, group: None, armed: None, queued: None });
         self.insts.push(inst);
-        self.by_key.insert(key, idx);
         self.rearm(idx);
         Some(idx)
     }
@@ -118,18 +160,17 @@ impl Engine {
         if slot.key == key {
             return true;
         }
-        if self.by_key.contains_key(&key) {
+        if !self.by_key.insert(key, idx) {
             return false;
         }
         self.by_key.remove(&slot.key);
         slot.key = key;
-        self.by_key.insert(key, idx);
         true
     }
 
     /// Instance index by where an advert arrived.
     pub fn lookup(&self, key: &VrKey) -> Option<usize> {
-        self.by_key.get(key).copied()
+        self.by_key.get(key)
     }
 
     /// Feeds `input` to instance `idx` (and its sync group), re-arming timers.
@@ -151,28 +192,31 @@ impl Engine {
     }
 
     fn collect(&mut self, idx: usize, now: Instant, actions: &[Action], out: &mut Tagged) {
-        let mut touched = vec![idx];
+        let start = out.len();
         for a in actions {
             out.push((idx, *a));
             let (Some(target), Some(gi)) = (SyncGroup::follow(a), self.slots[idx].group) else {
                 continue;
             };
-            self.groups[gi].propagate(now, &mut self.insts, idx, target, |i, a| {
-                out.push((i, a));
-                touched.push(i);
-            });
+            self.groups[gi].propagate(now, &mut self.insts, idx, target, |i, a| out.push((i, a)));
         }
-        for i in touched {
-            self.rearm(i);
+        // The instance, and every group member that acted with it (re-arming is idempotent).
+        self.rearm(idx);
+        for k in start..out.len() {
+            let i = out[k].0;
+            if i != idx {
+                self.rearm(i);
+            }
         }
     }
 
     fn rearm(&mut self, idx: usize) {
         let at = self.insts[idx].poll_at();
         let slot = &mut self.slots[idx];
-        if at != slot.armed {
-            slot.armed = at;
-            if let Some(t) = at {
+        slot.armed = at;
+        if let Some(t) = at {
+            if slot.queued.is_none_or(|q| t < q) {
+                slot.queued = Some(t);
                 self.heap.push(Reverse((t, idx)));
             }
         }
@@ -188,13 +232,27 @@ impl Engine {
         Some((t, (inst.state() == hav_core::vrrp::State::Master).then(|| inst.config().adver_int)))
     }
 
-    /// The earliest deadline of any instance.
+    /// The earliest deadline of any instance. Entries that were superseded are dropped, and
+    /// one whose deadline moved later goes back in at its deadline.
     pub fn poll_at(&mut self) -> Option<Instant> {
         while let Some(&Reverse((t, i))) = self.heap.peek() {
-            if self.slots[i].armed == Some(t) {
-                return Some(t);
+            let slot = &mut self.slots[i];
+            if slot.queued != Some(t) {
+                self.heap.pop(); // an earlier entry of the slot replaced it
+                continue;
             }
-            self.heap.pop();
+            match slot.armed {
+                Some(d) if d == t => return Some(t),
+                Some(d) => {
+                    slot.queued = Some(d);
+                    self.heap.pop();
+                    self.heap.push(Reverse((d, i)));
+                }
+                None => {
+                    slot.queued = None;
+                    self.heap.pop();
+                }
+            }
         }
         None
     }
@@ -202,15 +260,13 @@ impl Engine {
     /// Fires every timer due at `now`.
     pub fn poll(&mut self, now: Instant) -> Tagged {
         let mut out = Tagged::new();
-        while let Some(&Reverse((t, i))) = self.heap.peek() {
+        while let Some(t) = self.poll_at() {
             if t > now {
                 break;
             }
-            self.heap.pop();
-            if self.slots[i].armed != Some(t) {
-                continue;
-            }
+            let Some(Reverse((_, i))) = self.heap.pop() else { break };
             self.slots[i].armed = None;
+            self.slots[i].queued = None;
             out.extend(self.handle(i, now, Input::Timer));
         }
         out

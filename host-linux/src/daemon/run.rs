@@ -329,8 +329,6 @@ impl Daemon {
         Some(self.start + std::time::Duration::from_micros(us))
     }
 
-    /// Applies a config: the first one at startup, later ones on reload. On error nothing has
-    /// changed.
     /// Plans the VRRP instances of `config` (none without VRRP) and their sync groups, touching
     /// nothing.
     fn plan(&mut self, config: &Config) -> anyhow::Result<(Vec<InstancePlan>, Vec<Vec<usize>>)> {
@@ -348,6 +346,8 @@ impl Daemon {
         Ok((plans, groups))
     }
 
+    /// Applies a config: the first one at startup, later ones on reload. On error nothing has
+    /// changed.
     fn apply(&mut self, new: Config) -> anyhow::Result<()> {
         let (plans, groups) = self.plan(&new)?;
         self.apply_planned(new, plans, groups)
@@ -631,12 +631,14 @@ impl Daemon {
 
     /// Handles the datagrams of a receive batch.
     fn on_batch(&mut self, rx: &RxBatch) {
+        // One clock read for the batch: its datagrams were all queued by now.
+        let now = self.now();
         for (i, r) in &rx.got {
-            self.on_packet(&rx.bufs[*i], r);
+            self.on_packet(&rx.bufs[*i], r, now);
         }
     }
 
-    fn on_packet(&mut self, buf: &[u8], rx: &Received) {
+    fn on_packet(&mut self, buf: &[u8], rx: &Received, now: hav_core::Instant) {
         let Some(bytes) = buf.get(rx.offset..rx.offset + rx.len) else { return };
         let Ok(pkt) = VrrpPacket::new_checked(bytes) else { return };
         let key = super::engine::VrKey { ifindex: rx.ifindex, ipv6: rx.src.is_ipv6(), vrid: pkt.vrid() };
@@ -655,7 +657,6 @@ impl Daemon {
                 return;
             }
         };
-        let now = self.now();
         let acts = self.engine.handle(idx, now, Input::Advert(Advert { src: rx.src, ttl: rx.ttl, repr: &repr }));
         self.exec(acts);
     }

@@ -41,55 +41,78 @@ const CONTROL_WORDS: usize = 32;
 
 /// Non-blocking `recvmsg` of one datagram into `buf`.
 pub(crate) fn recvmsg(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<RecvMeta> {
-    let mut meta = [RecvMeta::default()];
-    recvmmsg(fd, std::slice::from_mut(&mut &mut *buf), &mut meta)?;
-    Ok(meta[0])
+    let mut got = None;
+    recvmmsg(fd, std::slice::from_mut(&mut &mut *buf), true, |_, _, m| got = Some(*m))?;
+    got.ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))
 }
 
-/// Non-blocking `recvmmsg`: up to [`MMSG_MAX`] datagrams, one into each of `bufs`, described in
-/// the same places of `metas`. Returns how many arrived (at least one), or `WouldBlock`.
-pub(crate) fn recvmmsg<B: AsMut<[u8]>>(fd: BorrowedFd<'_>, bufs: &mut [B], metas: &mut [RecvMeta]) -> io::Result<usize> {
-    let n = bufs.len().min(metas.len()).min(MMSG_MAX);
+/// The headers, addresses, iovecs and control buffers of one `recvmmsg` or `sendmmsg`, kept per
+/// thread: a call fills only the entries it uses, instead of zeroing some 30 KiB of them on the
+/// stack (which cost a backup with a thousand instances a tenth of its CPU).
+struct Scratch {
+    names: [libc::sockaddr_storage; MMSG_MAX],
+    iovs: [libc::iovec; MMSG_MAX],
+    control: [[u64; CONTROL_WORDS]; MMSG_MAX],
+    hdrs: [libc::mmsghdr; MMSG_MAX],
+}
+
+thread_local! {
+    // SAFETY: plain old data (integers, and pointers that every call sets before the kernel
+    // reads them); all-zero is a valid value.
+    static SCRATCH: std::cell::RefCell<Box<Scratch>> = std::cell::RefCell::new(unsafe { Box::<Scratch>::new_zeroed().assume_init() });
+}
+
+/// Non-blocking `recvmmsg`: up to [`MMSG_MAX`] datagrams, one into each of `bufs`; `each` is
+/// called with the index, buffer and description of every datagram that arrived (with its
+/// sender when `names`). Returns how many arrived (at least one), or `WouldBlock`.
+pub(crate) fn recvmmsg<B: AsMut<[u8]>>(
+    fd: BorrowedFd<'_>,
+    bufs: &mut [B],
+    names_wanted: bool,
+    mut each: impl FnMut(usize, &mut [u8], &RecvMeta),
+) -> io::Result<usize> {
+    let n = bufs.len().min(MMSG_MAX);
     if n == 0 {
         return Ok(0);
     }
-    // SAFETY (all zeroed values below): plain old data, all-zero is valid.
-    let mut names: [libc::sockaddr_storage; MMSG_MAX] = unsafe { mem::zeroed() };
-    let mut iovs: [libc::iovec; MMSG_MAX] = unsafe { mem::zeroed() };
-    let mut control = [[0u64; CONTROL_WORDS]; MMSG_MAX];
-    let mut hdrs: [libc::mmsghdr; MMSG_MAX] = unsafe { mem::zeroed() };
-    for (i, b) in bufs[..n].iter_mut().enumerate() {
-        let b = b.as_mut();
-        iovs[i] = libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() };
-        let h = &mut hdrs[i].msg_hdr;
-        h.msg_name = ptr::addr_of_mut!(names[i]).cast();
-        h.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        h.msg_iov = &mut iovs[i];
-        h.msg_iovlen = 1;
-        h.msg_control = control[i].as_mut_ptr().cast();
-        h.msg_controllen = mem::size_of_val(&control[i]) as _;
-    }
-    // SAFETY: every header points at live locals (names, iovs, control) or at `bufs`, with the
-    // lengths set above; the kernel writes within those bounds.
-    let got = unsafe { libc::recvmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT, ptr::null_mut()) };
-    if got < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let got = got as usize;
-    for (h, m) in hdrs[..got].iter().zip(metas.iter_mut()) {
-        *m = RecvMeta {
-            len: h.msg_len as usize,
-            truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
-            src: sockaddr_to_std(
-                // SAFETY: msg_name points at one of `names`, filled by the kernel.
-                unsafe { &*h.msg_hdr.msg_name.cast::<libc::sockaddr_storage>() },
-                h.msg_hdr.msg_namelen,
-            ),
-            ..RecvMeta::default()
-        };
-        parse_cmsgs(&h.msg_hdr, m);
-    }
-    Ok(got)
+    SCRATCH.with_borrow_mut(|s| {
+        let Scratch { names, iovs, control, hdrs } = &mut **s;
+        for (i, b) in bufs[..n].iter_mut().enumerate() {
+            let b = b.as_mut();
+            iovs[i] = libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() };
+            let h = &mut hdrs[i].msg_hdr;
+            if names_wanted {
+                h.msg_name = ptr::addr_of_mut!(names[i]).cast();
+                h.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            } else {
+                h.msg_name = ptr::null_mut();
+                h.msg_namelen = 0;
+            }
+            h.msg_iov = &mut iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = control[i].as_mut_ptr().cast();
+            h.msg_controllen = mem::size_of_val(&control[i]) as _;
+            h.msg_flags = 0;
+        }
+        // SAFETY: the first `n` headers point at this thread's scratch (names, iovs, control)
+        // or at `bufs`, with the lengths set above; the kernel writes within those bounds.
+        let got = unsafe { libc::recvmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT, ptr::null_mut()) };
+        if got < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let got = got as usize;
+        for (i, h) in hdrs[..got].iter().enumerate() {
+            let mut m = RecvMeta {
+                len: h.msg_len as usize,
+                truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                src: if names_wanted { sockaddr_to_std(&names[i], h.msg_hdr.msg_namelen) } else { None },
+                ..RecvMeta::default()
+            };
+            parse_cmsgs(&h.msg_hdr, &mut m);
+            each(i, bufs[i].as_mut(), &m);
+        }
+        Ok(got)
+    })
 }
 
 /// Reads hop limit and pktinfo from the control messages of a received `msg`.
@@ -145,11 +168,8 @@ pub(crate) struct OutDatagram<'a> {
     pub ifindex: u32,
 }
 
-/// Datagrams per `sendmmsg` call.
+/// Datagrams per `recvmmsg` or `sendmmsg` call.
 pub(crate) const MMSG_MAX: usize = 64;
-
-/// Room for one IP_PKTINFO or IPV6_PKTINFO control message, in `u64`s (aligned for cmsghdr).
-const PKTINFO_WORDS: usize = 8;
 
 /// Non-blocking `sendmmsg` of up to [`MMSG_MAX`] of `msgs`. Returns how many the kernel took
 /// (at least one); an error means the first of `msgs` was refused, and the caller may skip it
@@ -159,79 +179,77 @@ pub(crate) fn sendmmsg(fd: BorrowedFd<'_>, msgs: &[OutDatagram<'_>]) -> io::Resu
     if n == 0 {
         return Ok(0);
     }
-    // SAFETY (all zeroed values below): plain old data, all-zero is valid.
-    let mut names: [libc::sockaddr_storage; MMSG_MAX] = unsafe { mem::zeroed() };
-    let mut iovs: [libc::iovec; MMSG_MAX] = unsafe { mem::zeroed() };
-    let mut control = [[0u64; PKTINFO_WORDS]; MMSG_MAX];
-    let mut hdrs: [libc::mmsghdr; MMSG_MAX] = unsafe { mem::zeroed() };
-    for (i, m) in msgs[..n].iter().enumerate() {
-        iovs[i] = libc::iovec { iov_base: m.buf.as_ptr() as *mut libc::c_void, iov_len: m.buf.len() };
-        let h = &mut hdrs[i].msg_hdr;
-        h.msg_iov = &mut iovs[i];
-        h.msg_iovlen = 1;
-        h.msg_name = ptr::addr_of_mut!(names[i]).cast();
-        h.msg_control = control[i].as_mut_ptr().cast();
-        let (level, kind, len) = match (m.dst, m.src) {
-            (SocketAddr::V4(d), IpAddr::V4(src)) => {
-                let sin = libc::sockaddr_in {
-                    sin_family: libc::AF_INET as libc::sa_family_t,
-                    sin_port: 0,
-                    sin_addr: libc::in_addr { s_addr: u32::from(*d.ip()).to_be() },
-                    sin_zero: [0; 8],
-                };
-                // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
-                unsafe { ptr::write(h.msg_name.cast(), sin) };
-                h.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-                let info = libc::in_pktinfo {
-                    ipi_ifindex: m.ifindex as libc::c_int,
-                    ipi_spec_dst: libc::in_addr { s_addr: u32::from(src).to_be() },
-                    ipi_addr: libc::in_addr { s_addr: 0 },
-                };
-                // SAFETY: the control buffer holds CMSG_SPACE(in_pktinfo) bytes (checked below).
-                unsafe { ptr::write_unaligned(cmsg_data(&mut control[i]), info) };
-                (libc::IPPROTO_IP, libc::IP_PKTINFO, mem::size_of::<libc::in_pktinfo>())
+    SCRATCH.with_borrow_mut(|s| {
+        let Scratch { names, iovs, control, hdrs } = &mut **s;
+        for (i, m) in msgs[..n].iter().enumerate() {
+            iovs[i] = libc::iovec { iov_base: m.buf.as_ptr() as *mut libc::c_void, iov_len: m.buf.len() };
+            let h = &mut hdrs[i].msg_hdr;
+            h.msg_iov = &mut iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_name = ptr::addr_of_mut!(names[i]).cast();
+            h.msg_control = control[i].as_mut_ptr().cast();
+            let (level, kind, len) = match (m.dst, m.src) {
+                (SocketAddr::V4(d), IpAddr::V4(src)) => {
+                    let sin = libc::sockaddr_in {
+                        sin_family: libc::AF_INET as libc::sa_family_t,
+                        sin_port: 0,
+                        sin_addr: libc::in_addr { s_addr: u32::from(*d.ip()).to_be() },
+                        sin_zero: [0; 8],
+                    };
+                    // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
+                    unsafe { ptr::write(h.msg_name.cast(), sin) };
+                    h.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                    let info = libc::in_pktinfo {
+                        ipi_ifindex: m.ifindex as libc::c_int,
+                        ipi_spec_dst: libc::in_addr { s_addr: u32::from(src).to_be() },
+                        ipi_addr: libc::in_addr { s_addr: 0 },
+                    };
+                    // SAFETY: the control buffer holds CMSG_SPACE(in_pktinfo) bytes (checked below).
+                    unsafe { ptr::write_unaligned(cmsg_data(&mut control[i]), info) };
+                    (libc::IPPROTO_IP, libc::IP_PKTINFO, mem::size_of::<libc::in_pktinfo>())
+                }
+                (SocketAddr::V6(d), IpAddr::V6(src)) => {
+                    let sin6 = libc::sockaddr_in6 {
+                        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                        sin6_port: 0,
+                        sin6_flowinfo: 0,
+                        sin6_addr: libc::in6_addr { s6_addr: d.ip().octets() },
+                        sin6_scope_id: d.scope_id(),
+                    };
+                    // SAFETY: as above, for a sockaddr_in6.
+                    unsafe { ptr::write(h.msg_name.cast(), sin6) };
+                    h.msg_namelen = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+                    let info = libc::in6_pktinfo { ipi6_addr: libc::in6_addr { s6_addr: src.octets() }, ipi6_ifindex: m.ifindex };
+                    // SAFETY: as above, for in6_pktinfo.
+                    unsafe { ptr::write_unaligned(cmsg_data(&mut control[i]), info) };
+                    (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, mem::size_of::<libc::in6_pktinfo>())
+                }
+                _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "source and destination of different families")),
+            };
+            // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
+            let (space, cmsg_len) = unsafe { (libc::CMSG_SPACE(len as u32) as usize, libc::CMSG_LEN(len as u32) as usize) };
+            debug_assert!(space <= CONTROL_WORDS * 8);
+            let cmsg = control[i].as_mut_ptr().cast::<libc::cmsghdr>();
+            // SAFETY: the buffer is u64-aligned and at least one cmsghdr long.
+            unsafe {
+                (*cmsg).cmsg_len = cmsg_len as _;
+                (*cmsg).cmsg_level = level;
+                (*cmsg).cmsg_type = kind;
             }
-            (SocketAddr::V6(d), IpAddr::V6(src)) => {
-                let sin6 = libc::sockaddr_in6 {
-                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                    sin6_port: 0,
-                    sin6_flowinfo: 0,
-                    sin6_addr: libc::in6_addr { s6_addr: d.ip().octets() },
-                    sin6_scope_id: d.scope_id(),
-                };
-                // SAFETY: as above, for a sockaddr_in6.
-                unsafe { ptr::write(h.msg_name.cast(), sin6) };
-                h.msg_namelen = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-                let info = libc::in6_pktinfo { ipi6_addr: libc::in6_addr { s6_addr: src.octets() }, ipi6_ifindex: m.ifindex };
-                // SAFETY: as above, for in6_pktinfo.
-                unsafe { ptr::write_unaligned(cmsg_data(&mut control[i]), info) };
-                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, mem::size_of::<libc::in6_pktinfo>())
-            }
-            _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "source and destination of different families")),
-        };
-        // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
-        let (space, cmsg_len) = unsafe { (libc::CMSG_SPACE(len as u32) as usize, libc::CMSG_LEN(len as u32) as usize) };
-        debug_assert!(space <= PKTINFO_WORDS * 8);
-        let cmsg = control[i].as_mut_ptr().cast::<libc::cmsghdr>();
-        // SAFETY: the buffer is u64-aligned and at least one cmsghdr long.
-        unsafe {
-            (*cmsg).cmsg_len = cmsg_len as _;
-            (*cmsg).cmsg_level = level;
-            (*cmsg).cmsg_type = kind;
+            h.msg_controllen = space as _;
         }
-        h.msg_controllen = space as _;
-    }
-    // SAFETY: every header points at live locals (names, iovs, control) or at the callers'
-    // buffers, with the lengths set above; the kernel only reads them.
-    let sent = unsafe { libc::sendmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT) };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(sent as usize)
+        // SAFETY: the first `n` headers point at this thread's scratch (names, iovs, control) or
+        // at the callers' buffers, with the lengths set above; the kernel only reads them.
+        let sent = unsafe { libc::sendmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT) };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(sent as usize)
+    })
 }
 
 /// Where the payload of the (single) control message in `buf` starts.
-fn cmsg_data<T>(buf: &mut [u64; PKTINFO_WORDS]) -> *mut T {
+fn cmsg_data<T>(buf: &mut [u64; CONTROL_WORDS]) -> *mut T {
     // CMSG_DATA of the first header: the header rounded up to the cmsg alignment.
     // SAFETY: CMSG_LEN(0) is pure arithmetic and smaller than the buffer.
     let off = unsafe { libc::CMSG_LEN(0) } as usize;

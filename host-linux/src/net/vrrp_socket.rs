@@ -9,7 +9,8 @@
 //! TOS / traffic class is 0xc0 (network control), as keepalived sends.
 //!
 //! Receiving: an IPv4 raw socket hands over the IP header with the data; its
-//! TTL, addresses and header length are read from it. An IPv6 raw socket
+//! TTL, addresses and header length are read from it, and the interface is the
+//! one the socket is bound to (no control message per datagram). An IPv6 raw socket
 //! delivers only the payload, so the hop limit comes from `IPV6_HOPLIMIT`
 //! and the destination and interface from `IPV6_PKTINFO`.
 //!
@@ -130,8 +131,6 @@ impl VrrpSocket {
                 sock.set_multicast_loop_v4(false)
                     .map_err(err("IP_MULTICAST_LOOP"))?;
                 sock.set_tos(u32::from(VRRP_TOS)).map_err(err("IP_TOS"))?;
-                setsockopt(&sock, sockopt::Ipv4PacketInfo, &true)
-                    .map_err(|e| NetError::socket("IP_PKTINFO", ifname, e.into()))?;
                 for g in groups {
                     if let IpAddr::V4(g) = g {
                         sock.join_multicast_v4_n(g, &InterfaceIndexOrAddress::Index(ifindex))
@@ -217,27 +216,16 @@ impl VrrpSocket {
     /// index of its buffer. Malformed datagrams are dropped (their buffers count as used).
     /// This lets one task drain many sockets without a task, a buffer or a syscall per datagram.
     pub fn poll_recv_many<B: AsMut<[u8]>>(&self, cx: &mut Context<'_>, bufs: &mut [B], got: &mut Vec<(usize, Received)>) -> Poll<Result<usize>> {
-        let mut metas = [sys::RecvMeta::default(); sys::MMSG_MAX];
         loop {
             let mut guard = match self.fd.poll_read_ready(cx) {
                 Poll::Ready(Ok(g)) => g,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(NetError::socket("poll", &self.ifname, e))),
                 Poll::Pending => return Poll::Pending,
             };
-            let n = match sys::recvmmsg(self.fd.get_ref().as_fd(), bufs, &mut metas) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    guard.clear_ready();
-                    continue;
-                }
-                Err(e) => return Poll::Ready(Err(NetError::socket("recvmmsg", &self.ifname, e))),
-            };
-            for (i, meta) in metas[..n].iter().enumerate() {
-                let buf = bufs[i].as_mut();
+            let each = |i: usize, buf: &mut [u8], meta: &sys::RecvMeta| {
                 if meta.truncated {
                     tracing::debug!(ifname = %self.ifname, "dropping VRRP datagram longer than the {}-byte buffer", buf.len());
-                    continue;
+                    return;
                 }
                 let parsed = match self.family {
                     Family::V4 => parse_v4(&buf[..meta.len.min(buf.len())], meta, self.ifindex),
@@ -247,6 +235,22 @@ impl VrrpSocket {
                     Ok(r) => got.push((i, r)),
                     Err(why) => tracing::debug!(ifname = %self.ifname, src = ?meta.src, "dropping datagram: {why}"),
                 }
+            };
+            // IPv4 reads the sender from the IP header; IPv6 needs it from the kernel.
+            let n = match sys::recvmmsg(self.fd.get_ref().as_fd(), bufs, self.family == Family::V6, each) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    continue;
+                }
+                Err(e) => return Poll::Ready(Err(NetError::socket("recvmmsg", &self.ifname, e))),
+            };
+            if n < bufs.len().min(sys::MMSG_MAX) {
+                // Fewer than asked for: the queue is empty now. Readiness that arrived since
+                // stays set (tokio clears only the readiness this guard saw), so the next
+                // call need not hit EAGAIN to find out.
+                guard.clear_ready();
             }
             return Poll::Ready(Ok(n));
         }
