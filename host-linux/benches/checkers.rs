@@ -260,6 +260,7 @@ fn main() {
 /// the CPU seconds per probe of this process (which, on loopback, does both ends' kernel work),
 /// and how many SYN-ACKs came back.
 fn half_open_floor(addrs: &[SocketAddr]) -> Option<(f64, usize)> {
+    use hav_core::wire::checksum;
     use socket2::{Domain, Protocol, Socket, Type};
     let src = std::net::Ipv4Addr::LOCALHOST;
     let hold = std::net::TcpListener::bind((src, 0)).ok()?; // reserves the source port
@@ -267,22 +268,6 @@ fn half_open_floor(addrs: &[SocketAddr]) -> Option<(f64, usize)> {
     let raw = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP)).ok()?;
     raw.bind(&SocketAddr::from((src, 0)).into()).ok()?;
     raw.set_nonblocking(true).ok()?;
-    let checksum = |dst: std::net::Ipv4Addr, seg: &[u8]| -> u16 {
-        let mut sum: u32 = 0;
-        let mut add = |b: &[u8]| {
-            for c in b.chunks(2) {
-                sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-            }
-        };
-        add(&src.octets());
-        add(&dst.octets());
-        add(&[0, 6, 0, seg.len() as u8]);
-        add(seg);
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        !(sum as u16)
-    };
     // Targets on the source address itself are left out: the raw socket would also get copies
     // of their SYNs and resets, which a real prober filters out.
     let targets: Vec<std::net::SocketAddrV4> = addrs
@@ -305,7 +290,7 @@ fn half_open_floor(addrs: &[SocketAddr]) -> Option<(f64, usize)> {
         seg[12] = 5 << 4; // data offset: 5 words
         seg[13] = 0x02; // SYN
         seg[14..16].copy_from_slice(&64240u16.to_be_bytes());
-        let c = checksum(*a.ip(), &seg);
+        let c = !checksum::combine(&[checksum::pseudo_header_v4(src, *a.ip(), 6, 20), checksum::data(&seg)]);
         seg[16..18].copy_from_slice(&c.to_be_bytes());
         let _ = raw.send_to(&seg, &SocketAddr::from((*a.ip(), 0)).into());
         // Read what came back (the checker must see the SYN-ACK).

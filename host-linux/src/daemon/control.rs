@@ -2,7 +2,8 @@
 //! reply per line.
 //!
 //! Requests: `{"cmd":"status"}`, `{"cmd":"standby","instance":"VI_1"}`, `{"cmd":"takeover",...}`,
-//! `{"cmd":"resume",...}`, `{"cmd":"reload"}`. Replies: `{"ok":true,...}` or
+//! `{"cmd":"resume",...}`, `{"cmd":"reload"}`, `{"cmd":"metrics"}` (Prometheus text in `text`).
+//! Replies: `{"ok":true,...}` or
 //! `{"ok":false,"error":"..."}`.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 /// A request to the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
-    /// `status`, `standby`, `takeover`, `resume` or `reload`.
+    /// `status`, `standby`, `takeover`, `resume`, `reload` or `metrics`.
     pub cmd: String,
     /// The instance, for the admin commands.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -25,26 +25,26 @@ pub struct VrKey {
 struct KeyIndex(Vec<((u32, bool), Box<[Option<u32>; 256]>)>);
 
 impl KeyIndex {
-    fn table(&self, k: &VrKey) -> Option<&[Option<u32>; 256]> {
-        self.0.iter().find(|(at, _)| *at == (k.ifindex, k.ipv6)).map(|(_, t)| &**t)
+    /// Where the table of `k`'s interface and family is.
+    fn find(&self, k: &VrKey) -> Option<usize> {
+        self.0.iter().position(|(at, _)| *at == (k.ifindex, k.ipv6))
     }
 
     fn get(&self, k: &VrKey) -> Option<usize> {
-        self.table(k)?[usize::from(k.vrid)].map(|i| i as usize)
+        self.0[self.find(k)?].1[usize::from(k.vrid)].map(|i| i as usize)
     }
 
     /// False when the key is taken (or the index too large for the table).
     fn insert(&mut self, k: VrKey, idx: usize) -> bool {
         let Ok(idx) = u32::try_from(idx) else { return false };
-        let at = (k.ifindex, k.ipv6);
-        let t = match self.0.iter().position(|(a, _)| *a == at) {
-            Some(p) => &mut self.0[p].1,
+        let t = match self.find(&k) {
+            Some(p) => p,
             None => {
-                self.0.push((at, Box::new([None; 256])));
-                &mut self.0.last_mut().expect("just pushed").1
+                self.0.push(((k.ifindex, k.ipv6), Box::new([None; 256])));
+                self.0.len() - 1
             }
         };
-        let slot = &mut t[usize::from(k.vrid)];
+        let slot = &mut self.0[t].1[usize::from(k.vrid)];
         if slot.is_some() {
             return false;
         }
@@ -53,8 +53,8 @@ impl KeyIndex {
     }
 
     fn remove(&mut self, k: &VrKey) {
-        if let Some((_, t)) = self.0.iter_mut().find(|(at, _)| *at == (k.ifindex, k.ipv6)) {
-            t[usize::from(k.vrid)] = None;
+        if let Some(t) = self.find(k) {
+            self.0[t].1[usize::from(k.vrid)] = None;
         }
     }
 }
@@ -83,7 +83,7 @@ pub struct Engine {
     slots: Vec<Slot>,
     groups: Vec<SyncGroup>,
     by_key: KeyIndex,
-    // (deadline, slot). An entry is live when it equals the slot's `armed`.
+    // (deadline, slot). An entry is live when it equals the slot's `queued`.
     heap: BinaryHeap<Reverse<(Instant, usize)>>,
 }
 

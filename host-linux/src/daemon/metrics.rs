@@ -9,11 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
-use super::plan::InstancePlan;
+use super::control::{Envelope, Request};
 
-/// Scrapes waiting for the daemon loop to render the text: the loop renders only when asked, so
-/// an unscraped `--metrics` costs nothing per event.
-pub type Scrapes = mpsc::Receiver<oneshot::Sender<String>>;
+use super::plan::InstancePlan;
 
 /// Renders the metrics of every instance.
 pub fn render(plans: &[InstancePlan], insts: &[Instance]) -> String {
@@ -53,24 +51,24 @@ pub fn render(plans: &[InstancePlan], insts: &[Instance]) -> String {
     s
 }
 
-/// Serves `GET /metrics` (any path) on `addr`; each request is answered with the text the daemon
-/// loop renders for it.
-pub async fn serve(addr: SocketAddr) -> std::io::Result<Scrapes> {
+/// Serves `GET /metrics` (any path) on `addr`. Each request asks the daemon loop for the text
+/// through the control channel (`{"cmd":"metrics"}`), so the loop renders only when scraped.
+pub async fn serve(addr: SocketAddr, control: mpsc::Sender<Envelope>) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
-    let (tx, rx) = mpsc::channel::<oneshot::Sender<String>>(16);
     tracing::info!(%addr, "metrics listening");
     tokio::spawn(async move {
         loop {
             let Ok((mut s, _)) = listener.accept().await else { continue };
-            let tx = tx.clone();
+            let control = control.clone();
             tokio::spawn(async move {
                 let mut req = [0u8; 1024];
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut req)).await;
-                let (reply, body) = oneshot::channel();
-                if tx.send(reply).await.is_err() {
+                let (reply, answer) = oneshot::channel();
+                if control.send((Request { cmd: "metrics".into(), instance: None }, reply)).await.is_err() {
                     return;
                 }
-                let Ok(Ok(body)) = tokio::time::timeout(std::time::Duration::from_secs(5), body).await else { return };
+                let Ok(Ok(answer)) = tokio::time::timeout(std::time::Duration::from_secs(5), answer).await else { return };
+                let body = answer["text"].as_str().unwrap_or_default();
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
@@ -79,5 +77,5 @@ pub async fn serve(addr: SocketAddr) -> std::io::Result<Scrapes> {
             });
         }
     });
-    Ok(rx)
+    Ok(())
 }

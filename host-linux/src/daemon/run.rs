@@ -207,13 +207,13 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     };
     d.policies.set(load_policies(&opts.policies, &loaded.config)?);
     let mut watcher = LinkWatcher::new().context("watching links")?;
+    let scrapes = ctl_tx.clone();
     let _ctl = control::serve(&opts.control, ctl_tx)
         .with_context(|| format!("control socket {}", opts.control.display()))?;
     let _pid = PidFile::create(&opts.pid_file)?;
-    let mut scrapes = match opts.metrics {
-        Some(addr) => Some(super::metrics::serve(addr).await?),
-        None => None,
-    };
+    if let Some(addr) = opts.metrics {
+        super::metrics::serve(addr, scrapes).await?;
+    }
     if opts.lvs && !loaded.config.virtual_servers.is_empty() {
         // Without IPVS (no ip_vs module, no privilege) the VRRP side still runs, as keepalived's
         // does when its checker process cannot start.
@@ -250,9 +250,6 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
                 let acts = d.engine.poll(now);
                 d.exec(acts);
             }
-            Some(reply) = next_scrape(&mut scrapes) => {
-                let _ = reply.send(super::metrics::render(&d.plans, d.engine.instances()));
-            }
             _ = hup.recv() => d.reload(),
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -263,14 +260,6 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     d.notifier.drain(std::time::Duration::from_secs(5)).await;
     Ok(())
-}
-
-/// The next metrics scrape, or never when `--metrics` is off.
-async fn next_scrape(scrapes: &mut Option<super::metrics::Scrapes>) -> Option<tokio::sync::oneshot::Sender<String>> {
-    match scrapes {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
 }
 
 struct PidFile(PathBuf);
@@ -703,6 +692,7 @@ impl Daemon {
     fn on_control(&mut self, req: &control::Request) -> serde_json::Value {
         let admin = match req.cmd.as_str() {
             "status" => return json!({"ok": true, "instances": self.status()}),
+            "metrics" => return json!({"ok": true, "text": super::metrics::render(&self.plans, self.engine.instances())}),
             "reload" => {
                 self.reload();
                 return json!({"ok": true});

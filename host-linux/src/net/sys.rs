@@ -29,8 +29,6 @@ pub(crate) struct RecvMeta {
     pub src: Option<SocketAddr>,
     /// `IPV6_HOPLIMIT` control message.
     pub hop_limit: Option<u8>,
-    /// `IP_PKTINFO`: (ifindex, header destination address).
-    pub pktinfo_v4: Option<(u32, Ipv4Addr)>,
     /// `IPV6_PKTINFO`: (ifindex, destination address).
     pub pktinfo_v6: Option<(u32, Ipv6Addr)>,
 }
@@ -139,15 +137,6 @@ fn parse_cmsgs(msg: &libc::msghdr, meta: &mut RecvMeta) {
                 {
                     let v: libc::in6_pktinfo = ptr::read_unaligned(data.cast());
                     meta.pktinfo_v6 = Some((v.ipi6_ifindex, Ipv6Addr::from(v.ipi6_addr.s6_addr)));
-                }
-                (libc::IPPROTO_IP, libc::IP_PKTINFO)
-                    if avail >= mem::size_of::<libc::in_pktinfo>() =>
-                {
-                    let v: libc::in_pktinfo = ptr::read_unaligned(data.cast());
-                    meta.pktinfo_v4 = Some((
-                        u32::try_from(v.ipi_ifindex).unwrap_or(0),
-                        Ipv4Addr::from(u32::from_be(v.ipi_addr.s_addr)),
-                    ));
                 }
                 _ => {}
             }

@@ -228,7 +228,7 @@ impl VrrpSocket {
                     return;
                 }
                 let parsed = match self.family {
-                    Family::V4 => parse_v4(&buf[..meta.len.min(buf.len())], meta, self.ifindex),
+                    Family::V4 => parse_v4(&buf[..meta.len.min(buf.len())], self.ifindex),
                     Family::V6 => parse_v6(meta, self.ifindex),
                 };
                 match parsed {
@@ -387,7 +387,6 @@ fn needs_scope(a: Ipv6Addr) -> bool {
 /// Reads the IPv4 header the raw socket hands over with the data.
 fn parse_v4(
     pkt: &[u8],
-    meta: &sys::RecvMeta,
     ifindex: u32,
 ) -> std::result::Result<Received, String> {
     if pkt.len() < 20 {
@@ -411,7 +410,7 @@ fn parse_v4(
         src: IpAddr::V4(src),
         dst: IpAddr::V4(dst),
         ttl: pkt[8],
-        ifindex: meta.pktinfo_v4.map_or(ifindex, |(i, _)| i),
+        ifindex,
         offset: ihl,
         len: end - ihl,
     })
@@ -460,11 +459,7 @@ mod tests {
     #[test]
     fn test_parse_v4_capture() {
         let pkt = hex(CAPTURE);
-        let meta = sys::RecvMeta {
-            len: pkt.len(),
-            ..Default::default()
-        };
-        let r = parse_v4(&pkt, &meta, 7).unwrap();
+        let r = parse_v4(&pkt, 7).unwrap();
         assert_eq!(r.src, IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1)));
         assert_eq!(r.dst, IpAddr::V4(VRRP_GROUP_V4));
         assert_eq!(r.ttl, 255);
@@ -482,29 +477,27 @@ mod tests {
         pkt[3] += 4;
         // Ethernet-style trailing padding beyond the total length.
         pkt.extend_from_slice(&[0; 6]);
-        let meta = sys::RecvMeta::default();
-        let r = parse_v4(&pkt, &meta, 1).unwrap();
+        let r = parse_v4(&pkt, 1).unwrap();
         assert_eq!((r.offset, r.len), (24, 20));
         assert_eq!(pkt[r.offset], 0x21);
     }
 
     #[test]
     fn test_parse_v4_rejects_garbage() {
-        let meta = sys::RecvMeta::default();
-        assert!(parse_v4(&[0x45; 10], &meta, 1).is_err());
+        assert!(parse_v4(&[0x45; 10], 1).is_err());
         let mut pkt = hex(CAPTURE);
         pkt[0] = 0x65;
-        assert!(parse_v4(&pkt, &meta, 1).is_err());
+        assert!(parse_v4(&pkt, 1).is_err());
         let mut pkt = hex(CAPTURE);
         pkt[0] = 0x4f; // IHL 60 > packet
-        assert!(parse_v4(&pkt, &meta, 1).is_err());
+        assert!(parse_v4(&pkt, 1).is_err());
         let mut pkt = hex(CAPTURE);
         pkt[9] = 6;
-        assert!(parse_v4(&pkt, &meta, 1).is_err());
+        assert!(parse_v4(&pkt, 1).is_err());
         let mut pkt = hex(CAPTURE);
         pkt[2] = 0;
         pkt[3] = 8; // total < IHL
-        assert!(parse_v4(&pkt, &meta, 1).is_err());
+        assert!(parse_v4(&pkt, 1).is_err());
     }
 
     #[test]
