@@ -9,7 +9,7 @@ fn hav(args: &[&str]) -> Output {
 }
 
 fn fixtures() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/keepalived")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/keepalived")
 }
 
 #[test]

@@ -10,7 +10,7 @@ use hav_linux::config::vrrp::AuthType;
 use hav_linux::config::{load, load_str, ConfigError, LbKind, Loaded, Protocol, VirtualServerKey, VrrpState, VrrpVersion};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/keepalived").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/keepalived").join(name)
 }
 
 fn load_fixture(name: &str) -> Loaded {

@@ -59,8 +59,8 @@ sysctl -qw net.ipv4.vs.conntrack=1 2>/dev/null
 
 # ------------------------------------------------------------------ 1. seeds
 section "seed configs: hav-linux programs them, ipvsadm -Ln shows exactly the expected table"
-# The shared fixture as it is, its private and public addresses moved to TEST-NET ranges.
-fixtures=${HAV_FIXTURES:-/work/shared/fixtures}
+# The fixture (tests/fixtures, copied from the field) as it is, its private and public addresses moved to TEST-NET ranges.
+fixtures=${HAV_FIXTURES:-$here/../fixtures}
 sed -e 's/192\.168\.102\./198.51.100./g' -e 's/193\.168\.140\.80/192.0.2.80/g' \
   "$fixtures/keepalived/lvs-nat-gateway.conf" >"$work/lvs-nat-gateway.conf" \
   || bad "cannot read $fixtures/keepalived/lvs-nat-gateway.conf"
