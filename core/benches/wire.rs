@@ -8,9 +8,9 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use hav_core::wire::ip::IpHeader;
 use hav_core::wire::{ChecksumMode, EthernetFrame, VrrpPacket, VrrpRepr};
 
-const V2: &str = include_str!("../../../tests/fixtures/pcap/vrrpv2-advert-3vip-authpass.hex");
-const V3: &str = include_str!("../../../tests/fixtures/pcap/vrrpv3-advert-3vip.hex");
-const V3_IPV6: &str = include_str!("../../../tests/fixtures/pcap/vrrpv3-ipv6-2vip.hex");
+const V2: &str = include_str!("../../tests/fixtures/pcap/vrrpv2-advert-3vip-authpass.hex");
+const V3: &str = include_str!("../../tests/fixtures/pcap/vrrpv3-advert-3vip.hex");
+const V3_IPV6: &str = include_str!("../../tests/fixtures/pcap/vrrpv3-ipv6-2vip.hex");
 
 fn hex(s: &str) -> Vec<u8> {
     let d: Vec<u8> = s.bytes().filter(|b| b.is_ascii_hexdigit()).collect();

@@ -335,15 +335,15 @@ mod tests {
     fn test_emit_garp_fixtures() {
         let cases: [(&str, EthernetAddress); 3] = [
             (
-                include_str!("../../../../tests/fixtures/pcap/garp-become-master-r1.hex"),
+                include_str!("../../../tests/fixtures/pcap/garp-become-master-r1.hex"),
                 [0xaa, 0xcb, 0x6e, 0x51, 0x1e, 0x7d],
             ),
             (
-                include_str!("../../../../tests/fixtures/pcap/garp-takeover-r2.hex"),
+                include_str!("../../../tests/fixtures/pcap/garp-takeover-r2.hex"),
                 [0xe6, 0xa4, 0xd2, 0xd7, 0xfa, 0xc2],
             ),
             (
-                include_str!("../../../../tests/fixtures/pcap/garp-vmac.hex"),
+                include_str!("../../../tests/fixtures/pcap/garp-vmac.hex"),
                 crate::wire::vmac(1, false),
             ),
         ];
@@ -359,7 +359,7 @@ mod tests {
     #[test]
     fn test_parse_garp_fixture() {
         let f = hex(include_str!(
-            "../../../../tests/fixtures/pcap/garp-vmac.hex"
+            "../../../tests/fixtures/pcap/garp-vmac.hex"
         ));
         let eth = EthernetFrame::new_checked(&f[..]).unwrap();
         assert_eq!(eth.ethertype(), EtherType::Arp);
@@ -374,7 +374,7 @@ mod tests {
     #[test]
     fn test_parse_arp_errors() {
         let f = hex(include_str!(
-            "../../../../tests/fixtures/pcap/garp-takeover-r2.hex"
+            "../../../tests/fixtures/pcap/garp-takeover-r2.hex"
         ));
         let arp = &f[ethernet::HEADER_LEN..];
         assert_eq!(

@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn test_parse_ethernet() {
         let f = hex(include_str!(
-            "../../../../tests/fixtures/pcap/vrrpv3-advert-vmac.hex"
+            "../../../tests/fixtures/pcap/vrrpv3-advert-vmac.hex"
         ));
         let frame = EthernetFrame::new_checked(&f[..]).unwrap();
         let repr = EthernetRepr::parse(&frame).unwrap();
@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn test_emit_ethernet() {
         let f = hex(include_str!(
-            "../../../../tests/fixtures/pcap/vrrpv3-ipv6-2vip.hex"
+            "../../../tests/fixtures/pcap/vrrpv3-ipv6-2vip.hex"
         ));
         let repr = EthernetRepr::parse(&EthernetFrame::new_checked(&f[..]).unwrap()).unwrap();
         assert_eq!(

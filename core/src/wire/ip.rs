@@ -185,8 +185,8 @@ mod tests {
     use crate::wire::test_util::hex;
 
     const V4: &str =
-        include_str!("../../../../tests/fixtures/pcap/vrrpv2-advert-3vip-authpass.hex");
-    const V6: &str = include_str!("../../../../tests/fixtures/pcap/vrrpv3-ipv6-2vip.hex");
+        include_str!("../../../tests/fixtures/pcap/vrrpv2-advert-3vip-authpass.hex");
+    const V6: &str = include_str!("../../../tests/fixtures/pcap/vrrpv3-ipv6-2vip.hex");
 
     #[test]
     fn test_parse_ipv4() {

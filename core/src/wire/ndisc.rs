@@ -387,7 +387,7 @@ mod tests {
     use super::*;
     use crate::wire::test_util::pcap_frames;
 
-    const PCAP: &[u8] = include_bytes!("../../../../tests/fixtures/pcap/vrrpv3-ipv6-2vip.pcap");
+    const PCAP: &[u8] = include_bytes!("../../../tests/fixtures/pcap/vrrpv3-ipv6-2vip.pcap");
     const MAC: EthernetAddress = [0x36, 0x01, 0xfb, 0x43, 0xdc, 0xd3];
 
     /// The NA frames keepalived sent in the capture.

@@ -807,12 +807,12 @@ mod tests {
 
     macro_rules! fixture {
         ($name:literal) => {
-            include_str!(concat!("../../../../tests/fixtures/pcap/", $name, ".hex"))
+            include_str!(concat!("../../../tests/fixtures/pcap/", $name, ".hex"))
         };
     }
     macro_rules! pcap {
         ($name:literal) => {
-            include_bytes!(concat!("../../../../tests/fixtures/pcap/", $name, ".pcap"))
+            include_bytes!(concat!("../../../tests/fixtures/pcap/", $name, ".pcap"))
         };
     }
 
@@ -1553,7 +1553,7 @@ mod tests {
     #[test]
     fn test_strip_helper_rejects_non_ip() {
         let garp = hex(include_str!(
-            "../../../../tests/fixtures/pcap/garp-vmac.hex"
+            "../../../tests/fixtures/pcap/garp-vmac.hex"
         ));
         let eth = EthernetFrame::new_checked(&garp[..]).unwrap();
         assert_eq!(eth.ethertype(), ethernet::EtherType::Arp);
