@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hav_tests::netns::{skip_unless_root, Lab};
+use hav_tests::netns::{skip_unless, Lab, Need};
 use hav_tests::peers::{instance_conf, wait_until, Daemon, Node};
 
 fn rss_kib(ns: &hav_tests::netns::Netns) -> u64 {
@@ -137,7 +137,7 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 #[test]
 #[ignore = "benchmark: run by scripts/bench-failover"]
 fn failover_times() {
-    if skip_unless_root("failover_times") {
+    if skip_unless("failover_times", &[Need::Root, Need::Keepalived]) {
         return;
     }
     let rounds: usize = std::env::var("HAV_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);

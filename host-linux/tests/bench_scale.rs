@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use hav_tests::netns::{skip_unless_root, Lab, Netns};
+use hav_tests::netns::{skip_unless, Lab, Need, Netns};
 use hav_tests::peers::{wait_until, Daemon, Node};
 
 const PER_LINK: usize = 250;
@@ -93,7 +93,7 @@ fn run(lab: &Lab, daemon: Daemon, n: usize, advert: &str, secs: u64) -> String {
 #[test]
 #[ignore = "benchmark: run by scripts/bench-scale"]
 fn many_instances() {
-    if skip_unless_root("many_instances") {
+    if skip_unless("many_instances", &[Need::Root, Need::Keepalived]) {
         return;
     }
     let secs: u64 = env("HAV_BENCH_SECS", 30);

@@ -305,8 +305,7 @@ async fn test_misc_check_retries_absorb_failures() {
 
 #[tokio::test]
 async fn test_misc_check_runs_as_user() {
-    if !hav_tests::netns::is_root() {
-        eprintln!("SKIPPED test_misc_check_runs_as_user: needs root to switch user");
+    if hav_tests::netns::skip_unless_root("test_misc_check_runs_as_user") {
         return;
     }
     let dir = TempDir::new("user");

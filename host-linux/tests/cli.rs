@@ -79,8 +79,7 @@ fn control_commands_without_a_daemon_fail_clearly() {
 
 #[test]
 fn demo_shows_a_failover() {
-    if !hav_tests::netns::is_root() {
-        eprintln!("skipped: the demo needs root");
+    if hav_tests::netns::skip_unless_root("demo_shows_a_failover") {
         return;
     }
     let out = hav(&["demo"]);

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hav_tests::netns::{skip_unless_root, Lab};
+use hav_tests::netns::{skip_unless, skip_unless_root, Lab, Need};
 use hav_tests::peers::{instance_conf, wait_until, workdir, Daemon, Node};
 use nix::sys::signal::Signal;
 
@@ -13,10 +13,6 @@ const SETTLE: Duration = Duration::from_secs(8);
 
 fn hav() -> Daemon {
     Daemon::Hav(PathBuf::from(env!("CARGO_BIN_EXE_hav-linux")))
-}
-
-fn keepalived_present() -> bool {
-    std::process::Command::new("keepalived").arg("--version").output().is_ok()
 }
 
 /// `target/policies/NAME.wasm`, built by scripts/build-policies.
@@ -36,7 +32,7 @@ fn policy_script(policy: &str, args: &str, interval: &str) -> String {
 
 #[test]
 fn priority_policy_moves_mastership() {
-    if skip_unless_root("priority_policy_moves_mastership") || !keepalived_present() {
+    if skip_unless("priority_policy_moves_mastership", &[Need::Root, Need::Keepalived]) {
         return;
     }
     let lab = Lab::new(2).expect("lab");
@@ -84,7 +80,7 @@ fn capture_adverts(lab: &Lab, vrid: u8, secs: u64) -> Vec<Instant> {
 
 #[test]
 fn hostile_policy_is_contained_and_adverts_keep_their_interval() {
-    if skip_unless_root("hostile_policy_is_contained_and_adverts_keep_their_interval") || !keepalived_present() {
+    if skip_unless("hostile_policy_is_contained_and_adverts_keep_their_interval", &[Need::Root, Need::Keepalived]) {
         return;
     }
     let lab = Lab::new(2).expect("lab");

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hav_tests::netns::{skip_unless_root, Lab};
+use hav_tests::netns::{skip_unless, skip_unless_root, Lab, Need};
 use hav_tests::peers::{instance_conf, wait_until, Daemon, Node};
 use nix::sys::signal::Signal;
 
@@ -17,10 +17,6 @@ fn hav() -> Daemon {
 
 /// Election settles within 3 x advert + skew; allow for a loaded CI machine.
 const SETTLE: Duration = Duration::from_secs(8);
-
-fn keepalived_present() -> bool {
-    std::process::Command::new("keepalived").arg("--version").output().is_ok()
-}
 
 /// The client can ping `vip` and its ARP/ND entry for it is `mac`.
 fn client_reaches(lab: &Lab, vip: &str, mac: [u8; 6]) -> bool {
@@ -59,7 +55,7 @@ fn failover_both_ways(a: Daemon, b: Daemon, version: u8, advert: &str, vip: &str
 
 #[test]
 fn hav_master_keepalived_backup_v2_pass() {
-    if skip_unless_root("hav_master_keepalived_backup_v2_pass") || !keepalived_present() {
+    if skip_unless("hav_master_keepalived_backup_v2_pass", &[Need::Root, Need::Keepalived]) {
         return;
     }
     let auth = "  authentication {\n    auth_type PASS\n    auth_pass s3cr3t\n  }";
@@ -68,7 +64,7 @@ fn hav_master_keepalived_backup_v2_pass() {
 
 #[test]
 fn keepalived_master_hav_backup_v2_pass() {
-    if skip_unless_root("keepalived_master_hav_backup_v2_pass") || !keepalived_present() {
+    if skip_unless("keepalived_master_hav_backup_v2_pass", &[Need::Root, Need::Keepalived]) {
         return;
     }
     let auth = "  authentication {\n    auth_type PASS\n    auth_pass s3cr3t\n  }";
@@ -77,7 +73,7 @@ fn keepalived_master_hav_backup_v2_pass() {
 
 #[test]
 fn hav_master_keepalived_backup_v3_subsecond() {
-    if skip_unless_root("hav_master_keepalived_backup_v3_subsecond") || !keepalived_present() {
+    if skip_unless("hav_master_keepalived_backup_v3_subsecond", &[Need::Root, Need::Keepalived]) {
         return;
     }
     failover_both_ways(hav(), Daemon::Keepalived, 3, "0.5", "10.0.0.201", "");
@@ -85,7 +81,7 @@ fn hav_master_keepalived_backup_v3_subsecond() {
 
 #[test]
 fn keepalived_master_hav_backup_v3_ipv6() {
-    if skip_unless_root("keepalived_master_hav_backup_v3_ipv6") || !keepalived_present() {
+    if skip_unless("keepalived_master_hav_backup_v3_ipv6", &[Need::Root, Need::Keepalived]) {
         return;
     }
     failover_both_ways(Daemon::Keepalived, hav(), 3, "1", "fd00::200", "");
@@ -93,7 +89,7 @@ fn keepalived_master_hav_backup_v3_ipv6() {
 
 #[test]
 fn hav_master_keepalived_backup_v3_ipv6() {
-    if skip_unless_root("hav_master_keepalived_backup_v3_ipv6") || !keepalived_present() {
+    if skip_unless("hav_master_keepalived_backup_v3_ipv6", &[Need::Root, Need::Keepalived]) {
         return;
     }
     failover_both_ways(hav(), Daemon::Keepalived, 3, "1", "fd00::201", "");
@@ -117,7 +113,7 @@ fn unicast(a: Daemon, b: Daemon, vip: &str) {
 
 #[test]
 fn hav_keepalived_unicast_both_ways() {
-    if skip_unless_root("hav_keepalived_unicast_both_ways") || !keepalived_present() {
+    if skip_unless("hav_keepalived_unicast_both_ways", &[Need::Root, Need::Keepalived]) {
         return;
     }
     unicast(hav(), Daemon::Keepalived, "10.0.0.210");
@@ -185,7 +181,7 @@ fn sigterm_handover(backup: Daemon, vip: &str) {
 
 #[test]
 fn sigterm_hands_over_at_once_and_removes_vips() {
-    if skip_unless_root("sigterm_hands_over_at_once_and_removes_vips") || !keepalived_present() {
+    if skip_unless("sigterm_hands_over_at_once_and_removes_vips", &[Need::Root, Need::Keepalived]) {
         return;
     }
     sigterm_handover(Daemon::Keepalived, "10.0.0.203");
@@ -292,7 +288,7 @@ fn operator_standby_takeover_resume() {
 
 #[test]
 fn vrrp_script_weight_moves_mastership() {
-    if skip_unless_root("vrrp_script_weight_moves_mastership") || !keepalived_present() {
+    if skip_unless("vrrp_script_weight_moves_mastership", &[Need::Root, Need::Keepalived]) {
         return;
     }
     let lab = Lab::new(2).expect("lab");
@@ -336,7 +332,7 @@ fn track_interface_faults_and_recovers() {
 
 #[test]
 fn vmac_answers_with_the_virtual_mac() {
-    if skip_unless_root("vmac_answers_with_the_virtual_mac") || !keepalived_present() {
+    if skip_unless("vmac_answers_with_the_virtual_mac", &[Need::Root, Need::Keepalived]) {
         return;
     }
     let lab = Lab::new(2).expect("lab");
@@ -474,7 +470,7 @@ fn metrics_endpoint_reports_state_and_counters() {
 
 #[test]
 fn sync_group_members_move_together() {
-    if skip_unless_root("sync_group_members_move_together") || !keepalived_present() {
+    if skip_unless("sync_group_members_move_together", &[Need::Root, Need::Keepalived]) {
         return;
     }
     let lab = Lab::new(2).expect("lab");
@@ -506,11 +502,7 @@ fn sync_group_members_move_together() {
 fn vrrp_runs_when_the_kernel_has_no_ipvs() {
     // The lab kernel has no IPVS module; a director config must still elect (keepalived's VRRP
     // process also runs when its checker process cannot).
-    if skip_unless_root("vrrp_runs_when_the_kernel_has_no_ipvs") {
-        return;
-    }
-    if std::path::Path::new("/proc/net/ip_vs").exists() {
-        eprintln!("skipped: this kernel has IPVS");
+    if skip_unless("vrrp_runs_when_the_kernel_has_no_ipvs", &[Need::Root, Need::NoIpvs]) {
         return;
     }
     let lab = Lab::new(1).expect("lab");
@@ -550,7 +542,7 @@ fn an_interface_created_again_gets_its_instance_back() {
     // hav (priority 200) over keepalived (100). hav's eth0 is deleted, so keepalived takes over;
     // then a new eth0 appears (new index, new MAC), as after a network restart. hav moves its
     // instance and sockets to it and preempts back: it receives and sends on the new link.
-    if skip_unless_root("an_interface_created_again_gets_its_instance_back") || !keepalived_present() {
+    if skip_unless("an_interface_created_again_gets_its_instance_back", &[Need::Root, Need::Keepalived]) {
         return;
     }
     let lab = Lab::new(2).expect("lab");

@@ -10,12 +10,14 @@
 //! parallel test binaries don't collide. Interface names inside a namespace
 //! are free (`eth0` in every router).
 //!
-//! Tests call [`skip_unless_root`] first: without root they print why and
-//! pass; as root they run.
+//! Tests call [`skip_unless`] first with what they need ([`Need::Root`],
+//! [`Need::Keepalived`]...): when something is missing they print why and
+//! pass, except under `CI=true`, where a skipped lab test would hide a
+//! broken CI machine, so they fail with the reason instead.
 //!
 //! ```no_run
-//! use hav_tests::netns::{skip_unless_root, veth, Netns};
-//! if skip_unless_root("example") { return; }
+//! use hav_tests::netns::{skip_unless, veth, Need, Netns};
+//! if skip_unless("example", &[Need::Root]) { return; }
 //! let a = Netns::new(&hav_tests::netns::unique("a")).unwrap();
 //! let b = Netns::new(&hav_tests::netns::unique("b")).unwrap();
 //! let _link = veth(&a, "eth0", &b, "eth0").unwrap();
@@ -39,14 +41,94 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// Returns true, after printing why, when `test` must be skipped because
-/// it does not run as root.
-pub fn skip_unless_root(test: &str) -> bool {
-    if is_root() {
-        return false;
+/// Something a lab test needs from the machine it runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Root (euid 0): network namespaces, raw sockets, switching users.
+    Root,
+    /// Debian's keepalived on the PATH (the reference peer).
+    Keepalived,
+    /// tcpdump on the PATH (captures on the wire).
+    Tcpdump,
+    /// A kernel without IPVS (`/proc/net/ip_vs` absent), for tests of how hav runs without it.
+    NoIpvs,
+}
+
+impl Need {
+    /// Why a test that needs this cannot run here, or `None` when the machine has it.
+    pub fn unmet(self) -> Option<&'static str> {
+        let runs = |cmd: &str, arg: &str| {
+            Command::new(cmd).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+        };
+        let met = match self {
+            Need::Root => is_root(),
+            Need::Keepalived => runs("keepalived", "--version"),
+            Need::Tcpdump => runs("tcpdump", "--version"),
+            Need::NoIpvs => !Path::new("/proc/net/ip_vs").exists(),
+        };
+        (!met).then_some(match self {
+            Need::Root => "needs root (euid 0)",
+            Need::Keepalived => "needs keepalived on the PATH",
+            Need::Tcpdump => "needs tcpdump on the PATH",
+            Need::NoIpvs => "needs a kernel without IPVS (/proc/net/ip_vs exists)",
+        })
     }
-    eprintln!("SKIPPED {test}: network-namespace tests need root (euid 0)");
-    true
+}
+
+/// What to do with a test, given what it misses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipDecision {
+    /// Nothing is missing.
+    Run,
+    /// Something is missing: print the reason and pass.
+    Skip(String),
+    /// Something is missing under CI: fail with the reason.
+    Fail(String),
+}
+
+/// Whether the `CI` variable's value asks for strict runs (`true` or `1`, as CI services set it).
+pub fn ci_strict(ci: Option<&str>) -> bool {
+    ci.is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1")
+}
+
+/// The decision for `test`, which misses `unmet` (reasons), with `CI` set to `ci`.
+pub fn skip_decision(test: &str, unmet: &[&str], ci: Option<&str>) -> SkipDecision {
+    if unmet.is_empty() {
+        return SkipDecision::Run;
+    }
+    let reason = format!("{test}: {}", unmet.join(", "));
+    if ci_strict(ci) {
+        SkipDecision::Fail(format!("{reason} (CI=true: a lab test may not be skipped)"))
+    } else {
+        SkipDecision::Skip(reason)
+    }
+}
+
+/// Returns true, after printing why, when `test` must be skipped because the machine lacks
+/// one of `needs`.
+///
+/// # Panics
+/// Instead of skipping, when the environment has `CI=true` (or `CI=1`): a CI run must not pass
+/// a test it did not run.
+pub fn skip_unless(test: &str, needs: &[Need]) -> bool {
+    let unmet: Vec<&str> = needs.iter().filter_map(|n| n.unmet()).collect();
+    let ci = std::env::var("CI").ok();
+    match skip_decision(test, &unmet, ci.as_deref()) {
+        SkipDecision::Run => false,
+        SkipDecision::Skip(reason) => {
+            eprintln!("SKIPPED {reason}");
+            true
+        }
+        SkipDecision::Fail(reason) => panic!("{reason}"),
+    }
+}
+
+/// [`skip_unless`] with [`Need::Root`].
+///
+/// # Panics
+/// As [`skip_unless`], under `CI=true` without root.
+pub fn skip_unless_root(test: &str) -> bool {
+    skip_unless(test, &[Need::Root])
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -451,6 +533,33 @@ mod tests {
         assert_eq!(parse_mac("00:00:5e:00:01"), None);
         assert_eq!(parse_mac("00:00:5e:00:01:2a:00"), None);
         assert_eq!(parse_mac("zz:00:5e:00:01:2a"), None);
+    }
+
+    #[test]
+    fn test_skip_decision() {
+        assert_eq!(skip_decision("t", &[], None), SkipDecision::Run);
+        assert_eq!(skip_decision("t", &[], Some("true")), SkipDecision::Run);
+        assert_eq!(
+            skip_decision("t", &["needs root (euid 0)"], None),
+            SkipDecision::Skip("t: needs root (euid 0)".into())
+        );
+        for off in ["false", "0", "", "no"] {
+            assert!(matches!(skip_decision("t", &["x"], Some(off)), SkipDecision::Skip(_)), "{off}");
+        }
+        for on in ["true", "TRUE", "1", " true\n"] {
+            match skip_decision("t", &["needs root (euid 0)", "needs keepalived on the PATH"], Some(on)) {
+                SkipDecision::Fail(r) => {
+                    assert!(r.starts_with("t: needs root (euid 0), needs keepalived on the PATH"), "{r}");
+                    assert!(r.contains("CI=true"), "{r}");
+                }
+                other => panic!("{on:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn test_skip_unless_runs_when_nothing_is_needed() {
+        assert!(!skip_unless("t", &[]));
     }
 
     #[test]

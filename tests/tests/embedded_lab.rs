@@ -28,7 +28,7 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hav_tests::netns::{parse_mac, skip_unless_root, unique, Lab, Netns, Veth};
+use hav_tests::netns::{parse_mac, skip_unless, skip_unless_root, unique, Lab, Need, Netns, Veth};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -547,7 +547,7 @@ const V3_UNICAST: Election =
 
 #[test]
 fn keepalived_v2_embedded_master() {
-    if skip_unless_root("keepalived_v2_embedded_master") {
+    if skip_unless("keepalived_v2_embedded_master", &[Need::Root, Need::Keepalived]) {
         return;
     }
     scenario(PeerKind::Keepalived, V2, true);
@@ -555,7 +555,7 @@ fn keepalived_v2_embedded_master() {
 
 #[test]
 fn keepalived_v2_auth_keepalived_master() {
-    if skip_unless_root("keepalived_v2_auth_keepalived_master") {
+    if skip_unless("keepalived_v2_auth_keepalived_master", &[Need::Root, Need::Keepalived]) {
         return;
     }
     scenario(PeerKind::Keepalived, V2_AUTH, false);
@@ -563,7 +563,7 @@ fn keepalived_v2_auth_keepalived_master() {
 
 #[test]
 fn keepalived_v3_embedded_master() {
-    if skip_unless_root("keepalived_v3_embedded_master") {
+    if skip_unless("keepalived_v3_embedded_master", &[Need::Root, Need::Keepalived]) {
         return;
     }
     scenario(PeerKind::Keepalived, V3, true);
@@ -571,7 +571,7 @@ fn keepalived_v3_embedded_master() {
 
 #[test]
 fn keepalived_v3_keepalived_master() {
-    if skip_unless_root("keepalived_v3_keepalived_master") {
+    if skip_unless("keepalived_v3_keepalived_master", &[Need::Root, Need::Keepalived]) {
         return;
     }
     scenario(PeerKind::Keepalived, V3, false);
@@ -579,7 +579,7 @@ fn keepalived_v3_keepalived_master() {
 
 #[test]
 fn keepalived_v3_unicast_embedded_master() {
-    if skip_unless_root("keepalived_v3_unicast_embedded_master") {
+    if skip_unless("keepalived_v3_unicast_embedded_master", &[Need::Root, Need::Keepalived]) {
         return;
     }
     scenario(PeerKind::Keepalived, V3_UNICAST, true);
@@ -686,7 +686,7 @@ fn hav_linux_v3_unicast_hav_linux_master() {
 #[test]
 #[ignore = "benchmark: scripts/bench-embedded-failover"]
 fn bench_failover() {
-    if skip_unless_root("bench_failover") {
+    if skip_unless("bench_failover", &[Need::Root, Need::Keepalived]) {
         return;
     }
     let rounds: usize = std::env::var("HAV_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
