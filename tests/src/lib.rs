@@ -1,5 +1,7 @@
 //! hav-tests: the deterministic simulator and end-to-end harnesses.
 
+pub mod capture;
+pub mod inject;
 pub mod netns;
 pub mod peers;
 pub mod sim;

@@ -134,6 +134,29 @@ impl<'a> Node<'a> {
         self.launch();
     }
 
+    /// Brings the link back after [`Node::kill`] and starts the daemon again, leaving whatever
+    /// the dead daemon left on the interface (its VIPs): a node rebooting into a stale state.
+    pub fn restart_after_crash(&mut self) {
+        self.ns.link_up("eth0").expect("link up");
+        self.launch();
+    }
+
+    /// Whether the daemon started last is still running (not exited, not a zombie).
+    pub fn alive(&self) -> bool {
+        self.pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid))
+    }
+
+    /// Sends signal number `sig` (real-time signals too, which [`Signal`] cannot name), with
+    /// kill(1), since the workspace allows no `unsafe`.
+    ///
+    /// # Panics
+    /// When kill(1) fails (the process is gone).
+    pub fn signal_raw(&self, sig: i32) {
+        if let Some(pid) = self.pid {
+            signal_number(pid, sig).expect("kill");
+        }
+    }
+
     /// SIGTERM and wait for the daemon to exit.
     pub fn terminate(&mut self) -> bool {
         let Some(pid) = self.pid.take() else { return true };
@@ -168,7 +191,21 @@ impl<'a> Node<'a> {
     }
 }
 
-fn is_zombie(pid: u32) -> bool {
+/// Sends signal number `sig` to `pid` with kill(1).
+///
+/// # Errors
+/// When kill(1) cannot run or fails.
+pub fn signal_number(pid: u32, sig: i32) -> std::io::Result<()> {
+    let out = std::process::Command::new("kill").args(["-s", &sig.to_string(), &pid.to_string()]).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("kill -s {sig} {pid}: {}", String::from_utf8_lossy(&out.stderr).trim())))
+    }
+}
+
+/// Whether `pid` has exited (or is gone).
+pub fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
         .unwrap_or(true)
