@@ -39,12 +39,13 @@ pub(crate) fn mono_ms() -> u64 {
     u64::try_from(BASE.get_or_init(Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The engine every policy of a set shares: async, epoch interruption always on, fuel when
+/// The engine every policy of a set shares: epoch interruption always on, fuel when
 /// the limits ask for it, pooling allocator sized for `max_concurrency` runs.
 pub(crate) fn engine(limits: &PolicyLimits) -> Result<Engine, PolicyError> {
     let mut c = wasmtime::Config::new();
-    c.async_support(true)
-        .epoch_interruption(true)
+    // Async host calls need no switch any more (wasmtime 48): the `*_async` entry points are
+    // what makes a run async.
+    c.epoch_interruption(true)
         .consume_fuel(limits.fuel.is_some())
         .max_wasm_stack(limits.wasm_stack)
         // The fiber stack holds the wasm stack plus host frames.
@@ -117,15 +118,15 @@ struct Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> anyhow::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.max_memory {
             self.stop = Some(Stop::Memory);
-            anyhow::bail!("memory cap of {} bytes exceeded (the policy asked for {desired})", self.max_memory);
+            wasmtime::bail!("memory cap of {} bytes exceeded (the policy asked for {desired})", self.max_memory);
         }
         self.inner.memory_growing(current, desired, maximum)
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> anyhow::Result<bool> {
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         self.inner.table_growing(current, desired, maximum)
     }
 
@@ -216,16 +217,16 @@ fn guest_ptr(v: i32) -> usize {
 /// The linker with the three `hav` imports, and nothing else.
 pub(crate) fn linker(engine: &Engine) -> Result<Linker<RunState>, PolicyError> {
     let mut l = Linker::new(engine);
-    let e = |e: anyhow::Error| PolicyError::Engine(format!("{e:#}"));
+    let e = |e: wasmtime::Error| PolicyError::Engine(format!("{e:#}"));
     l.func_wrap(IMPORT_MODULE, IMPORT_NOW_MS, || -> i64 { mono_ms() as i64 }).map_err(e)?;
     l.func_wrap(IMPORT_MODULE, IMPORT_LOG, |mut caller: Caller<'_, RunState>, level: i32, ptr: i32, len: i32| {
         let mem = caller
             .get_export("memory")
             .and_then(|m| m.into_memory())
-            .ok_or_else(|| anyhow::anyhow!("log: the policy exports no memory"))?;
+            .ok_or_else(|| wasmtime::format_err!("log: the policy exports no memory"))?;
         let len = guest_ptr(len).min(MAX_LOG_LINE);
         let mut buf = vec![0u8; len];
-        mem.read(&caller, guest_ptr(ptr), &mut buf).map_err(|_| anyhow::anyhow!("log: buffer out of bounds"))?;
+        mem.read(&caller, guest_ptr(ptr), &mut buf).map_err(|_| wasmtime::format_err!("log: buffer out of bounds"))?;
         let st = caller.data_mut();
         st.logs += 1;
         if st.logs > MAX_LOG_LINES {
@@ -240,7 +241,7 @@ pub(crate) fn linker(engine: &Engine) -> Result<Linker<RunState>, PolicyError> {
             3 => tracing::debug!(policy, "{text}"),
             _ => tracing::trace!(policy, "{text}"),
         }
-        anyhow::Ok(())
+        wasmtime::Result::<()>::Ok(())
     })
     .map_err(e)?;
     l.func_wrap_async(
@@ -258,17 +259,17 @@ fn code(e: HostError) -> i32 {
     -(e as i32)
 }
 
-async fn host_call(caller: &mut Caller<'_, RunState>, rp: i32, rl: i32, op: i32, oc: i32) -> anyhow::Result<i32> {
+async fn host_call(caller: &mut Caller<'_, RunState>, rp: i32, rl: i32, op: i32, oc: i32) -> wasmtime::Result<i32> {
     let mem = caller
         .get_export("memory")
         .and_then(|m| m.into_memory())
-        .ok_or_else(|| anyhow::anyhow!("host_call: the policy exports no memory"))?;
+        .ok_or_else(|| wasmtime::format_err!("host_call: the policy exports no memory"))?;
     let rl = guest_ptr(rl);
     if rl > MAX_HOST_REQUEST {
         return Ok(code(HostError::BadRequest));
     }
     let mut raw = vec![0u8; rl];
-    mem.read(&*caller, guest_ptr(rp), &mut raw).map_err(|_| anyhow::anyhow!("host_call: request out of bounds"))?;
+    mem.read(&*caller, guest_ptr(rp), &mut raw).map_err(|_| wasmtime::format_err!("host_call: request out of bounds"))?;
     let st = caller.data_mut();
     let policy = st.policy.clone();
     let Some(allowed) = st.allowed.clone() else {
@@ -298,11 +299,11 @@ async fn host_call(caller: &mut Caller<'_, RunState>, rp: i32, rl: i32, op: i32,
             return Ok(code(e));
         }
     };
-    let bytes = postcard::to_allocvec(&answer.response()).map_err(|e| anyhow::anyhow!("host_call: encode: {e}"))?;
+    let bytes = postcard::to_allocvec(&answer.response()).map_err(|e| wasmtime::format_err!("host_call: encode: {e}"))?;
     if bytes.len() > guest_ptr(oc) {
         return Ok(-(HOST_CALL_TOO_SMALL.saturating_add(i32::try_from(bytes.len()).unwrap_or(i32::MAX - HOST_CALL_TOO_SMALL))));
     }
-    mem.write(&mut *caller, guest_ptr(op), &bytes).map_err(|_| anyhow::anyhow!("host_call: response buffer out of bounds"))?;
+    mem.write(&mut *caller, guest_ptr(op), &bytes).map_err(|_| wasmtime::format_err!("host_call: response buffer out of bounds"))?;
     Ok(i32::try_from(bytes.len()).unwrap_or(i32::MAX))
 }
 
@@ -337,7 +338,7 @@ fn new_store(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    let engine_err = |e: anyhow::Error| PolicyError::Engine(format!("{e:#}"));
+    let engine_err = |e: wasmtime::Error| PolicyError::Engine(format!("{e:#}"));
     if let Some(fuel) = limits.fuel {
         store.set_fuel(fuel).map_err(engine_err)?;
         store.fuel_async_yield_interval(Some(10_000)).map_err(engine_err)?;
@@ -348,7 +349,7 @@ fn new_store(
         let st = ctx.data();
         if !st.fuel && st.cpu.used() >= st.cpu_budget {
             ctx.data_mut().limiter.stop = Some(Stop::Cpu);
-            anyhow::bail!("CPU budget exhausted");
+            wasmtime::bail!("CPU budget exhausted");
         }
         Ok(UpdateDeadline::Yield(1))
     });
@@ -356,7 +357,7 @@ fn new_store(
     Ok(store)
 }
 
-fn run_error(store: &Store<RunState>, limits: &PolicyLimits, e: anyhow::Error) -> PolicyError {
+fn run_error(store: &Store<RunState>, limits: &PolicyLimits, e: wasmtime::Error) -> PolicyError {
     let st = store.data();
     let policy = st.policy.to_string();
     match st.limiter.stop {
@@ -458,6 +459,7 @@ fn kind(t: &ExternType) -> String {
         ExternType::Global(_) => "global".into(),
         ExternType::Table(_) => "table".into(),
         ExternType::Memory(_) => "memory".into(),
+        ExternType::Tag(_) => "tag".into(),
     }
 }
 
