@@ -10,3 +10,5 @@ pub mod ipvs;
 pub mod lvs;
 pub mod net;
 pub mod policy;
+pub mod ratelimit;
+pub mod resource;
