@@ -3,8 +3,10 @@
 pub mod control;
 pub mod director;
 pub mod engine;
+pub mod listen;
 pub mod metrics;
 pub mod notify;
+pub mod pidfile;
 pub mod plan;
 pub mod proc;
 pub mod run;
