@@ -125,6 +125,23 @@ impl<'a> Node<'a> {
         });
     }
 
+    /// SIGKILL to every process of the namespace, then the link down: a crash that leaves the
+    /// daemon no moment to react (with the link down first, a daemon that watches links could
+    /// remove its VIPs before the signal lands). What it had on its interface stays.
+    pub fn crash(&mut self) {
+        let pids = crate::netns::ip(&["netns", "pids", self.ns.name()]).unwrap_or_default();
+        for p in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
+        }
+        if let Some(pid) = self.pid.take() {
+            let _ = self.ns.stop(pid);
+        }
+        let _ = wait_until(Duration::from_secs(5), || {
+            crate::netns::ip(&["netns", "pids", self.ns.name()]).map(|o| o.trim().is_empty()).unwrap_or(true)
+        });
+        self.ns.link_down("eth0").expect("link down");
+    }
+
     /// Brings the link back (after [`Node::kill`]) and removes leftovers of the dead daemon.
     pub fn revive(&mut self, vips: &[&str]) {
         for v in vips {
@@ -134,7 +151,7 @@ impl<'a> Node<'a> {
         self.launch();
     }
 
-    /// Brings the link back after [`Node::kill`] and starts the daemon again, leaving whatever
+    /// Brings the link back after [`Node::crash`] and starts the daemon again, leaving whatever
     /// the dead daemon left on the interface (its VIPs): a node rebooting into a stale state.
     pub fn restart_after_crash(&mut self) {
         self.ns.link_up("eth0").expect("link up");
