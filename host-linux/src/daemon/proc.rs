@@ -60,6 +60,10 @@ pub enum Outcome {
     TimedOut,
     /// Could not be started.
     SpawnFailed(String),
+    /// Could not be started because hav is out of descriptors, memory or processes
+    /// ([`crate::resource::is_spawn_exhaustion`]). Says nothing about the script: callers keep
+    /// its previous result and report it with [`crate::resource::report_exhaustion`].
+    NoResources(String),
 }
 
 impl Outcome {
@@ -88,6 +92,7 @@ pub async fn run(script: &Script, extra: &[String], creds: Option<Creds>, timeou
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
+        Err(e) if crate::resource::is_spawn_exhaustion(&e) => return Outcome::NoResources(format!("{prog}: {e}")),
         Err(e) => return Outcome::SpawnFailed(format!("{prog}: {e}")),
     };
     let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
@@ -150,6 +155,30 @@ mod tests {
 
     fn script(cmd: &str) -> Script {
         Script { command: cmd.into(), argv: vec![cmd.into()] }
+    }
+
+    /// Out of descriptors, a script cannot start; that is [`Outcome::NoResources`], not a
+    /// failure of the script, and runs succeed again once descriptors are back. In a child
+    /// process: its descriptor limit is cut to the bone.
+    #[test]
+    fn test_spawn_without_descriptors_is_no_resources() {
+        if !crate::resource::testing::in_child(module_path!(), "test_spawn_without_descriptors_is_no_resources") {
+            return;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let t = Duration::from_secs(5);
+            // A first run sets up what tokio keeps for child processes (its SIGCHLD pipe).
+            assert_eq!(run(&script("true"), &[], None, t).await, Outcome::Exited(0));
+            let hold = crate::resource::testing::exhaust_descriptors();
+            let o = run(&script("true"), &[], None, t).await;
+            assert!(matches!(o, Outcome::NoResources(ref e) if e.contains("os error 24")), "{o:?}");
+            assert!(!o.success());
+            drop(hold);
+            assert_eq!(run(&script("true"), &[], None, t).await, Outcome::Exited(0));
+            // A program that does not exist is the script's failure, not hav's.
+            assert!(matches!(run(&script("/nonexistent/hav-script"), &[], None, t).await, Outcome::SpawnFailed(_)));
+        });
     }
 
     #[test]

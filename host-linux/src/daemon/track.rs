@@ -95,9 +95,15 @@ pub fn spawn_script(
         let mut rf = RiseFall::new(script.rise, script.fall, !script.init_fail);
         let mut tick = tokio::time::interval(script.interval.max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let what = format!("vrrp_script {}", script.name);
         loop {
             tick.tick().await;
             let outcome = proc::run(&command, &[], creds, timeout).await;
+            if let proc::Outcome::NoResources(e) = &outcome {
+                // hav could not fork: the script did not fail, its status stands.
+                crate::resource::report_exhaustion(&what, e);
+                continue;
+            }
             let ok = outcome.success();
             if !ok {
                 tracing::debug!(script = %script.name, ?outcome, "vrrp_script failed");
@@ -159,6 +165,40 @@ pub fn spawn_file(def: TrackFileDef, tx: mpsc::Sender<TrackEvent>) -> JoinHandle
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A vrrp_script that hav cannot fork (out of descriptors) keeps its status: with `fall 1`
+    /// a single failed run would send it down. In a child process: its descriptor limit is cut
+    /// to the bone.
+    #[test]
+    fn test_script_status_stands_without_descriptors() {
+        if !crate::resource::testing::in_child(module_path!(), "test_script_status_stands_without_descriptors") {
+            return;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let text = "vrrp_script chk {\n script true\n interval 1\n rise 1\n fall 1\n}\n";
+            let loaded = crate::config::load_str(std::path::Path::new("test.conf"), text).expect("config");
+            let mut script = loaded.config.vrrp_scripts[0].clone();
+            script.interval = Duration::from_millis(50);
+            let (tx, mut rx) = mpsc::channel(16);
+            // A first run sets up what tokio keeps for child processes (its SIGCHLD pipe).
+            let t = Duration::from_secs(5);
+            assert!(proc::run(script.script.as_ref().expect("script"), &[], None, t).await.success());
+            let task = spawn_script(script, None, false, tx);
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            let hold = crate::resource::testing::exhaust_descriptors();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            drop(hold);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            task.abort();
+            let mut events = Vec::new();
+            while let Ok(ev) = rx.try_recv() {
+                events.push(ev.status);
+            }
+            assert!(events.is_empty(), "the script was never down: {events:?}");
+            assert!(crate::resource::exhaustion_count() > 0, "the runs were tried and reported");
+        });
+    }
 
     #[test]
     fn rise_fall_counts_consecutive_results() {
