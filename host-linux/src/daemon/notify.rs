@@ -5,24 +5,46 @@
 //! - `notify` runs with `TYPE NAME STATE PRIORITY` (`INSTANCE "VI_1" MASTER 100`);
 //! - each FIFO gets the line `TYPE "NAME" STATE PRIORITY`;
 //! - with `smtp_alert`, a mail goes to every `notification_email` through `smtp_server`.
+//!
+//! A flood of transitions (a hostile peer flipping an instance between MASTER and BACKUP a
+//! thousand times a second) must not fork a thousand scripts a second nor queue a thousand
+//! mails. So, for each instance and each sync group, at most one notification runs at a time
+//! (scripts and mail each on their own): a transition arriving while one runs becomes the
+//! pending one, replacing any pending before it. The last state always gets its notification;
+//! the states in between are skipped, counted ([`Notifier::skipped`]) and logged. Runs for one
+//! instance also start at least [`MIN_GAP`] apart, so a fast script cannot be forked once per
+//! flip either. FIFO lines are cheap and all written, through a bounded queue that drops its
+//! oldest lines (counted and logged) rather than grow or block.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::proc::{self, Creds};
 use crate::config::global::SmtpServer;
 use crate::config::vrrp::Notify;
-use crate::config::Config;
+use crate::config::{Config, Script};
+use crate::ratelimit::{KeyedRateLimit, RateLimit};
 
 /// How long a notify script may run.
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The least time between the starts of two notifications of one instance (or group) on one
+/// channel. A single transition is notified at once; only a second one within this time waits.
+pub const MIN_GAP: Duration = Duration::from_millis(100);
+
+/// FIFO lines queued at most; beyond, the oldest are dropped.
+pub const FIFO_QUEUE: usize = 1024;
+
 /// What changed state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// A `vrrp_instance`.
     Instance,
@@ -54,31 +76,115 @@ pub struct Smtp {
     pub router_id: String,
 }
 
+/// The two ways a transition is notified that cost something: scripts and mail. Each has its
+/// own one-at-a-time lane per instance, so a slow relay does not hold scripts back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Channel {
+    Scripts,
+    Mail,
+}
+
+/// One lane: an instance's (or group's) scripts, or its mail.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    kind: Kind,
+    name: String,
+    channel: Channel,
+}
+
+/// The notification of one transition, on one channel.
+#[derive(Debug)]
+enum Job {
+    /// Scripts to run one after the other, with their extra arguments.
+    Scripts { state: String, scripts: Vec<(Script, Vec<String>)> },
+    /// A mail.
+    Mail { state: String, subject: String, body: String },
+}
+
+impl Job {
+    fn state(&self) -> &str {
+        match self {
+            Job::Scripts { state, .. } | Job::Mail { state, .. } => state,
+        }
+    }
+}
+
+/// A lane's state. It lives as long as the notifier (one per instance and channel).
+#[derive(Debug)]
+struct Lane {
+    /// A worker task is running this lane.
+    busy: bool,
+    /// The notification to run next; a newer transition replaces it.
+    pending: Option<Job>,
+    /// When the last notification started.
+    last_start: Option<Instant>,
+    /// Transitions skipped since the last log line about them.
+    skipped: u64,
+    log: RateLimit,
+}
+
+impl Lane {
+    fn new() -> Lane {
+        Lane { busy: false, pending: None, last_start: None, skipped: 0, log: RateLimit::new(1, Duration::from_secs(10)) }
+    }
+}
+
+/// The notify FIFO queue: bounded, oldest dropped.
+#[derive(Debug)]
+struct Fifo {
+    paths: Vec<PathBuf>,
+    queue: Mutex<VecDeque<String>>,
+    dropped: AtomicU64,
+    /// The writer holds lines it took from the queue and has not written yet.
+    writing: AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Debug)]
+struct Inner {
+    creds: Option<Creds>,
+    secure: bool,
+    fifo: Option<Arc<Fifo>>,
+    smtp: Option<Smtp>,
+    lanes: Mutex<HashMap<Key, Lane>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    skipped: AtomicU64,
+    /// Scripts refused by `enable_script_security`, logged once a minute per script.
+    refused: Mutex<KeyedRateLimit<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing in these locks is left half-updated by a panic worth refusing service over.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Sends notifications; cheap to clone into tasks.
 #[derive(Debug, Clone)]
 pub struct Notifier {
-    pending: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    creds: Option<Creds>,
-    secure: bool,
-    fifo: Option<mpsc::UnboundedSender<String>>,
-    smtp: Option<Smtp>,
+    inner: Arc<Inner>,
 }
 
 impl Notifier {
     /// From the global settings. Must be called inside a tokio runtime (it starts the FIFO
     /// writer).
     pub fn new(config: &Config, creds: Option<Creds>) -> Self {
-        let mut fifos: Vec<PathBuf> = Vec::new();
+        let mut paths: Vec<PathBuf> = Vec::new();
         for f in [&config.global.notify_fifo, &config.global.vrrp_notify_fifo].into_iter().flatten() {
             let p = PathBuf::from(f);
-            if !fifos.contains(&p) {
-                fifos.push(p);
+            if !paths.contains(&p) {
+                paths.push(p);
             }
         }
-        let fifo = (!fifos.is_empty()).then(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(fifo_writer(fifos, rx));
-            tx
+        let fifo = (!paths.is_empty()).then(|| {
+            let fifo = Arc::new(Fifo {
+                paths,
+                queue: Mutex::new(VecDeque::new()),
+                dropped: AtomicU64::new(0),
+                writing: AtomicBool::new(false),
+                wake: tokio::sync::Notify::new(),
+            });
+            tokio::spawn(fifo_writer(fifo.clone()));
+            fifo
         });
         let router_id = config.global.router_id.clone().unwrap_or_else(|| {
             nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "hav".into())
@@ -94,10 +200,28 @@ impl Notifier {
             to: config.global.notification_email.clone(),
             router_id,
         });
-        Notifier { pending: Default::default(), creds, secure: config.global.enable_script_security, fifo, smtp }
+        Notifier {
+            inner: Arc::new(Inner {
+                creds,
+                secure: config.global.enable_script_security,
+                fifo,
+                smtp,
+                lanes: Mutex::new(HashMap::new()),
+                workers: Mutex::new(Vec::new()),
+                skipped: AtomicU64::new(0),
+                refused: Mutex::new(KeyedRateLimit::new(1, Duration::from_secs(60), 256)),
+            }),
+        }
     }
 
-    /// `what` entered `state` (`MASTER`, `BACKUP`, `FAULT`, `STOP`) with `priority`.
+    /// `name` entered `state` (`MASTER`, `BACKUP`, `FAULT`, `STOP`) with `priority`.
+    ///
+    /// Cheap and non-blocking: the FIFO line is queued, the scripts and the mail are handed to
+    /// the instance's lanes, which run them now or, while a previous notification of the same
+    /// instance runs, after it (replacing any transition still waiting there).
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime.
     pub fn changed(&self, kind: Kind, name: &str, notify: &Notify, state: &str, priority: u8, smtp_alert: bool) {
         let specific = match state {
             "MASTER" => &notify.master,
@@ -106,57 +230,145 @@ impl Notifier {
             "STOP" => &notify.stop,
             _ => &None,
         };
-        let allowed = |s: &crate::config::Script| match self.secure.then(|| proc::insecure(s, self.creds)).flatten() {
-            Some(why) => {
-                tracing::error!(script = %s.command, reason = %why, "notify script not run (enable_script_security)");
-                false
-            }
-            None => true,
-        };
-        if let Some(s) = specific.clone().filter(|s| allowed(s)) {
-            let creds = self.creds;
-            self.track(tokio::spawn(async move { report(&s, proc::run(&s, &[], creds, NOTIFY_TIMEOUT).await) }));
+        let mut scripts = Vec::new();
+        if let Some(s) = specific {
+            scripts.push((s.clone(), Vec::new()));
         }
-        if let Some(s) = notify.notify.clone().filter(|s| allowed(s)) {
-            let creds = self.creds;
+        if let Some(s) = &notify.notify {
             let args = vec![kind.as_str().to_owned(), name.to_owned(), state.to_owned(), priority.to_string()];
-            self.track(tokio::spawn(async move { report(&s, proc::run(&s, &args, creds, NOTIFY_TIMEOUT).await) }));
+            scripts.push((s.clone(), args));
         }
-        if let Some(tx) = &self.fifo {
-            let _ = tx.send(fifo_line(kind, name, state, priority));
+        if !scripts.is_empty() {
+            self.submit(Key { kind, name: name.to_owned(), channel: Channel::Scripts }, Job::Scripts { state: state.to_owned(), scripts });
+        }
+        if let Some(fifo) = &self.inner.fifo {
+            fifo.push(fifo_line(kind, name, state, priority));
         }
         if smtp_alert {
-            if let Some(smtp) = self.smtp.clone() {
+            if let Some(smtp) = &self.inner.smtp {
                 let subject = format!("[{}] VRRP {} {} - Entering {} state", smtp.router_id, kind_word(kind), name, state);
                 let body = format!("=> VRRP {} {} is now {} (priority {}) <=\r\n", kind_word(kind), name, state, priority);
-                self.track(tokio::spawn(async move {
-                    if let Err(e) = send_mail(&smtp, &subject, &body).await {
-                        tracing::warn!(server = %smtp.server.host, error = %e, "smtp_alert not sent");
-                    }
-                }));
+                self.submit(Key { kind, name: name.to_owned(), channel: Channel::Mail }, Job::Mail { state: state.to_owned(), subject, body });
             }
         }
     }
-}
 
-impl Notifier {
-    fn track(&self, h: tokio::task::JoinHandle<()>) {
-        if let Ok(mut p) = self.pending.lock() {
-            p.retain(|h| !h.is_finished());
-            p.push(h);
-        }
+    /// Transitions whose notification was skipped because a later one replaced it, since
+    /// start (for metrics).
+    pub fn skipped(&self) -> u64 {
+        self.inner.skipped.load(Ordering::Relaxed)
     }
 
-    /// Waits (at most `limit`) for the notifications still running: at shutdown, so that
-    /// `notify_stop` and the last mails are not cut off.
+    /// FIFO lines dropped because the queue was full, since start (for metrics).
+    pub fn fifo_dropped(&self) -> u64 {
+        self.inner.fifo.as_ref().map_or(0, |f| f.dropped.load(Ordering::Relaxed))
+    }
+
+    /// Waits (at most `limit`) for the notifications still running or pending, and for the
+    /// FIFO queue to be written: at shutdown, so that `notify_stop` and the last mails are not
+    /// cut off.
     pub async fn drain(&self, limit: Duration) {
-        let handles: Vec<_> = self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
         let _ = tokio::time::timeout(limit, async {
-            for h in handles {
-                let _ = h.await;
+            loop {
+                let handles: Vec<_> = std::mem::take(&mut *lock(&self.inner.workers));
+                let fifo_busy = self.inner.fifo.as_ref().is_some_and(|f| f.busy());
+                if handles.is_empty() && !fifo_busy {
+                    return;
+                }
+                for h in handles {
+                    let _ = h.await;
+                }
+                if fifo_busy {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
         })
         .await;
+    }
+
+    /// Hands `job` to its lane: runs it now when the lane is idle, else leaves it pending
+    /// (replacing, and counting as skipped, a job already pending).
+    fn submit(&self, key: Key, job: Job) {
+        let mut lanes = lock(&self.inner.lanes);
+        let lane = lanes.entry(key.clone()).or_insert_with(Lane::new);
+        if lane.pending.replace(job).is_some() {
+            lane.skipped += 1;
+            self.inner.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+        if lane.busy {
+            return;
+        }
+        lane.busy = true;
+        drop(lanes);
+        let inner = self.inner.clone();
+        let h = tokio::spawn(async move { inner.work(key).await });
+        let mut workers = lock(&self.inner.workers);
+        workers.retain(|h| !h.is_finished());
+        workers.push(h);
+    }
+}
+
+impl Inner {
+    /// A lane's worker: runs its pending jobs one at a time, [`MIN_GAP`] apart, until none is
+    /// left.
+    async fn work(self: Arc<Self>, key: Key) {
+        loop {
+            let wait = {
+                let mut lanes = lock(&self.lanes);
+                let Some(lane) = lanes.get_mut(&key) else { return };
+                if lane.pending.is_none() {
+                    lane.busy = false;
+                    return;
+                }
+                lane.last_start.map(|t| t + MIN_GAP)
+            };
+            if let Some(t) = wait {
+                tokio::time::sleep_until(t).await;
+            }
+            let (job, skipped) = {
+                let mut lanes = lock(&self.lanes);
+                let Some(lane) = lanes.get_mut(&key) else { return };
+                let Some(job) = lane.pending.take() else { continue };
+                lane.last_start = Some(Instant::now());
+                let skipped = if lane.skipped > 0 && lane.log.check_now().is_some() { std::mem::take(&mut lane.skipped) } else { 0 };
+                (job, skipped)
+            };
+            if skipped > 0 {
+                tracing::warn!(
+                    kind = key.kind.as_str(),
+                    name = %key.name,
+                    channel = ?key.channel,
+                    skipped,
+                    total = self.skipped.load(Ordering::Relaxed),
+                    state = job.state(),
+                    "state changes came faster than their notifications ran: intermediate states skipped, the latest is notified"
+                );
+            }
+            self.run(job).await;
+        }
+    }
+
+    async fn run(&self, job: Job) {
+        match job {
+            Job::Scripts { scripts, .. } => {
+                for (s, args) in scripts {
+                    if let Some(why) = self.secure.then(|| proc::insecure(&s, self.creds)).flatten() {
+                        if lock(&self.refused).check(&s.command, std::time::Instant::now()).is_some() {
+                            tracing::error!(script = %s.command, reason = %why, "notify script not run (enable_script_security)");
+                        }
+                        continue;
+                    }
+                    report(&s, proc::run(&s, &args, self.creds, NOTIFY_TIMEOUT).await);
+                }
+            }
+            Job::Mail { subject, body, .. } => {
+                if let Some(smtp) = &self.smtp {
+                    if let Err(e) = send_mail(smtp, &subject, &body).await {
+                        tracing::warn!(server = %smtp.server.host, error = %e, "smtp_alert not sent");
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -167,9 +379,11 @@ fn kind_word(kind: Kind) -> &'static str {
     }
 }
 
-fn report(script: &crate::config::Script, outcome: proc::Outcome) {
-    if !outcome.success() {
-        tracing::warn!(script = %script.command, ?outcome, "notify script failed");
+fn report(script: &Script, outcome: proc::Outcome) {
+    match outcome {
+        proc::Outcome::NoResources(e) => crate::resource::report_exhaustion(&format!("notify script {}", script.command), &e),
+        o if !o.success() => tracing::warn!(script = %script.command, outcome = ?o, "notify script failed"),
+        _ => {}
     }
 }
 
@@ -178,25 +392,75 @@ pub fn fifo_line(kind: Kind, name: &str, state: &str, priority: u8) -> String {
     format!("{} \"{}\" {} {}\n", kind.as_str(), name, state, priority)
 }
 
-async fn fifo_writer(paths: Vec<PathBuf>, mut rx: mpsc::UnboundedReceiver<String>) {
-    while let Some(line) = rx.recv().await {
-        for p in &paths {
-            let p = p.clone();
-            let l = line.clone();
-            let r = tokio::task::spawn_blocking(move || write_fifo(&p, &l)).await;
-            if let Ok(Err(e)) = r {
-                tracing::debug!(error = %e, "notify fifo not written");
-            }
+impl Fifo {
+    /// Queues a line, dropping the oldest when the queue is full.
+    fn push(&self, line: String) {
+        let mut q = lock(&self.queue);
+        if q.len() >= FIFO_QUEUE {
+            q.pop_front();
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+        q.push_back(line);
+        drop(q);
+        self.wake.notify_one();
+    }
+
+    /// Lines are queued or being written.
+    fn busy(&self) -> bool {
+        // Under the queue lock: the writer raises `writing` under it as it takes a batch.
+        let q = lock(&self.queue);
+        !q.is_empty() || self.writing.load(Ordering::Acquire)
     }
 }
 
-fn write_fifo(path: &std::path::Path, line: &str) -> std::io::Result<()> {
+/// Writes the queued lines to every FIFO, in batches (one open per FIFO per batch).
+async fn fifo_writer(fifo: Arc<Fifo>) {
+    let mut dropped_seen = 0;
+    let mut dropped_log = RateLimit::new(1, Duration::from_secs(10));
+    loop {
+        let batch: Vec<String> = {
+            let mut q = lock(&fifo.queue);
+            if !q.is_empty() {
+                fifo.writing.store(true, Ordering::Release);
+            }
+            q.drain(..).collect()
+        };
+        if batch.is_empty() {
+            fifo.wake.notified().await;
+            continue;
+        }
+        let dropped = fifo.dropped.load(Ordering::Relaxed);
+        if dropped > dropped_seen && dropped_log.check_now().is_some() {
+            tracing::warn!(dropped = dropped - dropped_seen, total = dropped, "notify fifo: queue full, oldest lines dropped");
+            dropped_seen = dropped;
+        }
+        let paths = fifo.paths.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            for p in &paths {
+                if let Err(e) = write_fifo(p, &batch) {
+                    tracing::debug!(fifo = %p.display(), error = %e, "notify fifo not written");
+                }
+            }
+        })
+        .await;
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "notify fifo writer");
+        }
+        fifo.writing.store(false, Ordering::Release);
+    }
+}
+
+fn write_fifo(path: &std::path::Path, lines: &[String]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    // Non-blocking open fails with ENXIO when nobody reads the FIFO: skip rather than hang.
+    // Non-blocking open fails with ENXIO when nobody reads the FIFO, and a write to a full pipe
+    // fails with EAGAIN: skip rather than hang. A line is shorter than PIPE_BUF, so each write
+    // lands whole or not at all.
     let mut f = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path)?;
-    f.write_all(line.as_bytes())
+    for l in lines {
+        f.write_all(l.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Sends one mail through `smtp` (RFC 5321: EHLO, falling back to HELO; no auth, no TLS, as
@@ -262,5 +526,112 @@ async fn expect<R: AsyncBufReadExt + Unpin>(r: &mut R, t: Duration, code: u16) -
             continue;
         }
         return if got == code { Ok(()) } else { Err(format!("expected {code}, got '{}'", line.trim_end())) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("hav-notify-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("dir");
+        d
+    }
+
+    /// A `notify` script that appends its arguments to `out` and takes `secs` to run.
+    fn logging_script(dir: &std::path::Path, out: &std::path::Path, secs: &str) -> Script {
+        let sh = dir.join("notify.sh");
+        std::fs::write(&sh, format!("#!/bin/sh\necho \"$@\" >> {}\nsleep {secs}\n", out.display())).expect("script");
+        let sh = sh.to_str().expect("utf-8").to_owned();
+        Script { command: format!("/bin/sh {sh}"), argv: vec!["/bin/sh".into(), sh] }
+    }
+
+    #[tokio::test]
+    async fn test_flood_is_coalesced_and_the_last_state_wins() {
+        let dir = temp("flood");
+        let out = dir.join("calls");
+        let notify = Notify { notify: Some(logging_script(&dir, &out, "0.2")), ..Notify::default() };
+        let n = Notifier::new(&Config::default(), None);
+        let states = ["MASTER", "BACKUP"];
+        // A thousand flips in about a second, the loop yielding between them as the daemon's
+        // does between adverts.
+        for i in 0..1000 {
+            n.changed(Kind::Instance, "VI_1", &notify, states[i % 2], 100, false);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // A last, different state, to tell it apart from the alternation.
+        n.changed(Kind::Instance, "VI_1", &notify, "FAULT", 0, false);
+        n.drain(Duration::from_secs(10)).await;
+        let calls = std::fs::read_to_string(&out).expect("the script ran");
+        let lines: Vec<&str> = calls.lines().collect();
+        // One 0.2 s run at a time over a second or two of flood, plus the last one.
+        assert!((2..=12).contains(&lines.len()), "one run at a time, the pending one replaced: {lines:?}");
+        assert_eq!(lines.first(), Some(&"INSTANCE VI_1 MASTER 100"), "the first transition ran at once");
+        assert_eq!(lines.last(), Some(&"INSTANCE VI_1 FAULT 0"), "the last state wins");
+        assert!(n.skipped() >= 1001 - 12, "skipped {}", n.skipped());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn test_instances_do_not_wait_for_each_other() {
+        let dir = temp("lanes");
+        let out = dir.join("calls");
+        let notify = Notify { notify: Some(logging_script(&dir, &out, "0.3")), ..Notify::default() };
+        let n = Notifier::new(&Config::default(), None);
+        let t = Instant::now();
+        n.changed(Kind::Instance, "VI_1", &notify, "MASTER", 100, false);
+        n.changed(Kind::Instance, "VI_2", &notify, "MASTER", 100, false);
+        n.changed(Kind::Group, "G1", &notify, "MASTER", 0, false);
+        n.drain(Duration::from_secs(10)).await;
+        assert!(t.elapsed() < Duration::from_millis(800), "three lanes ran side by side: {:?}", t.elapsed());
+        let calls = std::fs::read_to_string(&out).expect("ran");
+        assert_eq!(calls.lines().count(), 3, "{calls}");
+        assert_eq!(n.skipped(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn test_fifo_queue_drops_oldest() {
+        let f = Fifo {
+            paths: Vec::new(),
+            queue: Mutex::new(VecDeque::new()),
+            dropped: AtomicU64::new(0),
+            writing: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+        };
+        for i in 0..FIFO_QUEUE + 10 {
+            f.push(format!("{i}\n"));
+        }
+        let q = lock(&f.queue);
+        assert_eq!(q.len(), FIFO_QUEUE);
+        assert_eq!(q.front().map(String::as_str), Some("10\n"));
+        assert_eq!(f.dropped.load(Ordering::Relaxed), 10);
+    }
+
+    #[tokio::test]
+    async fn test_fifo_gets_every_line() {
+        let dir = temp("fifo");
+        let path = dir.join("fifo");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+        // A reader must hold the FIFO open for the writer's non-blocking open to succeed.
+        let p = path.clone();
+        let reader = std::thread::spawn(move || std::fs::read_to_string(p).expect("read fifo"));
+        let keep = std::fs::OpenOptions::new().write(true).open(&path).expect("open for write");
+        let mut config = Config::default();
+        config.global.notify_fifo = Some(path.to_str().expect("utf-8").to_owned());
+        let n = Notifier::new(&config, None);
+        for i in 0..100u8 {
+            n.changed(Kind::Instance, "VI_1", &Notify::default(), if i % 2 == 0 { "MASTER" } else { "BACKUP" }, i, false);
+        }
+        n.drain(Duration::from_secs(5)).await;
+        drop(keep);
+        drop(n);
+        let text = tokio::task::spawn_blocking(move || reader.join().expect("reader")).await.expect("join");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 100, "{text}");
+        assert_eq!(lines[0], "INSTANCE \"VI_1\" MASTER 0");
+        assert_eq!(lines[99], "INSTANCE \"VI_1\" BACKUP 99");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
