@@ -37,8 +37,10 @@ use crate::ratelimit::{KeyedRateLimit, RateLimit};
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The least time between the starts of two notifications of one instance (or group) on one
-/// channel. A single transition is notified at once; only a second one within this time waits.
-pub const MIN_GAP: Duration = Duration::from_millis(100);
+/// channel. A single transition is notified at once; only a second one within this time waits
+/// (an instance flapping that fast is notified of where it ended, a quarter second late), so a
+/// flood forks at most four scripts a second per instance however fast they run.
+pub const MIN_GAP: Duration = Duration::from_millis(250);
 
 /// FIFO lines queued at most; beyond, the oldest are dropped.
 pub const FIFO_QUEUE: usize = 1024;
