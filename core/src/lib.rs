@@ -17,6 +17,9 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 pub(crate) mod fmt;
 
 pub mod policy;

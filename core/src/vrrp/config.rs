@@ -36,6 +36,11 @@ pub struct GarpConfig {
     pub lower_prio_delay: Duration,
     /// Messages per address in that burst (`garp_lower_prio_repeat`, 0 = none).
     pub lower_prio_repeat: u8,
+    /// Time between the rounds of a burst (`vrrp_garp_interval` for IPv4,
+    /// `vrrp_gna_interval` for IPv6; 0 = the whole burst at once). Each round
+    /// sends one message per address; the rounds are core timers of the master
+    /// state, so leaving master ends the burst.
+    pub interval: Duration,
 }
 
 impl Default for GarpConfig {
@@ -47,6 +52,7 @@ impl Default for GarpConfig {
             master_refresh_repeat: 1,
             lower_prio_delay: Duration::from_secs(5),
             lower_prio_repeat: 0,
+            interval: Duration::ZERO,
         }
     }
 }

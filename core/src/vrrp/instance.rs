@@ -102,11 +102,16 @@ pub enum DropReason {
     Family,
     /// Received in a state that ignores adverts (Initialize, Fault).
     NotListening,
+    /// The VRRP checksum does not match.
+    Checksum,
+    /// The message does not parse: too short, an address count or length that does not add
+    /// up, an unknown type, an authentication type we do not know, a zero VRRPv2 interval.
+    Malformed,
 }
 
 impl DropReason {
     /// Number of reasons, for counter tables.
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 14;
 
     /// All reasons, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -122,6 +127,8 @@ impl DropReason {
         DropReason::Own,
         DropReason::Family,
         DropReason::NotListening,
+        DropReason::Checksum,
+        DropReason::Malformed,
     ];
 
     /// A short name for logs and metrics labels.
@@ -139,6 +146,20 @@ impl DropReason {
             DropReason::Own => "own",
             DropReason::Family => "family",
             DropReason::NotListening => "not_listening",
+            DropReason::Checksum => "checksum",
+            DropReason::Malformed => "malformed",
+        }
+    }
+
+    /// The reason to count for a message that [`crate::wire::VrrpRepr::parse`] refused.
+    pub fn from_wire(e: crate::wire::Error) -> Self {
+        use crate::wire::Error;
+        match e {
+            Error::Checksum => DropReason::Checksum,
+            Error::Version(_) => DropReason::Version,
+            Error::AddressFamily | Error::V2OverIpv6 | Error::MixedFamilies => DropReason::Family,
+            Error::AuthAh | Error::AuthType(_) => DropReason::AuthType,
+            _ => DropReason::Malformed,
         }
     }
 }
@@ -195,6 +216,15 @@ pub enum Input<'a> {
     Sync(State),
     /// An operator override.
     Admin(AdminMode),
+    /// What came of the host's attempt to install the addresses after
+    /// [`Action::AddVips`]: `held: false` (the kernel refused one) makes the
+    /// instance give up mastership and stay in FAULT for a back-off that
+    /// doubles with each consecutive failure (1 s up to 64 s), so a node that
+    /// cannot hold its addresses never advertises as master.
+    Vips {
+        /// Whether every address is installed.
+        held: bool,
+    },
 }
 
 /// An action the host carries out, in the order returned.
@@ -255,6 +285,8 @@ pub struct Counters {
     pub became_master: u64,
     /// Dropped adverts, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
+    /// Times the host could not install the addresses ([`Input::Vips`]).
+    pub vip_failures: u64,
 }
 
 // The deadlines live inside the state they belong to, so a timer of another
@@ -273,10 +305,17 @@ enum Phase {
     },
     Master {
         adver_at: Instant,
+        // A delayed burst: when, and its messages per address.
         garp_at: Option<(Instant, u8)>,
         refresh_at: Option<Instant>,
+        // The paced rounds of a burst in progress: the next round, and the rounds left.
+        rounds: Option<(Instant, u8)>,
     },
-    Fault,
+    Fault {
+        // Set after the host failed to install the addresses: the fault holds
+        // until then, whatever the link and the tracked objects say.
+        vip_retry_at: Option<Instant>,
+    },
 }
 
 /// One VRRP instance (one VRID on one interface and address family).
@@ -291,6 +330,8 @@ pub struct Instance {
     // The priority advertised now: configured, moved by tracking and admin.
     priority: u8,
     own_fault: bool,
+    // Consecutive failures to install the addresses, for the back-off.
+    vip_failures: u8,
     master_addr: Option<IpAddr>,
     counters: Counters,
 }
@@ -309,6 +350,7 @@ impl Instance {
             admin: AdminMode::Auto,
             priority,
             own_fault: false,
+            vip_failures: 0,
             master_addr: None,
             counters: Counters::default(),
         }
@@ -332,7 +374,7 @@ impl Instance {
             Phase::Initialize => State::Initialize,
             Phase::Backup { .. } => State::Backup,
             Phase::Master { .. } => State::Master,
-            Phase::Fault => State::Fault,
+            Phase::Fault { .. } => State::Fault,
         }
     }
 
@@ -410,20 +452,35 @@ impl Instance {
 
     /// The next instant at which [`Input::Timer`] has work, if any.
     pub fn poll_at(&self) -> Option<Instant> {
+        self.poll_window().map(|(at, _)| at)
+    }
+
+    /// The next deadline and the latest instant the host may deliver it at.
+    ///
+    /// Deadlines that decide mastership (Master_Down, preempt_delay, the end of
+    /// a fault back-off) must be met to the microsecond: both instants are the
+    /// same. A master's own timers (adverts, gratuitous ARP rounds) may be
+    /// delivered up to one grid step late, the grid being a twentieth of the
+    /// advert interval (100 µs to 10 ms) counted from [`Instant::ZERO`], so that
+    /// the timers of many instances fall on the same instants and share one
+    /// wake-up. An advert at most 5% late is far inside any backup's
+    /// Master_Down_Interval.
+    pub fn poll_window(&self) -> Option<(Instant, Instant)> {
         match self.phase {
-            Phase::Initialize | Phase::Fault => None,
+            Phase::Initialize | Phase::Fault { vip_retry_at: None } => None,
+            Phase::Fault { vip_retry_at: Some(at) } => Some((at, at)),
             Phase::Backup { master_down_at, preempt_at, .. } => {
-                Some(preempt_at.map_or(master_down_at, |p| p.min(master_down_at)))
+                let at = preempt_at.map_or(master_down_at, |p| p.min(master_down_at));
+                Some((at, at))
             }
-            Phase::Master { adver_at, garp_at, refresh_at } => {
+            Phase::Master { adver_at, garp_at, refresh_at, rounds } => {
                 let mut t = adver_at;
-                if let Some((g, _)) = garp_at {
-                    t = t.min(g);
+                for x in [garp_at.map(|g| g.0), refresh_at, rounds.map(|r| r.0)].into_iter().flatten() {
+                    t = t.min(x);
                 }
-                if let Some(r) = refresh_at {
-                    t = t.min(r);
-                }
-                Some(t)
+                let grid = (self.config.adver_int.total_micros() / 20).clamp(100, 10_000);
+                let latest = Instant::from_micros(t.total_micros().div_ceil(grid).saturating_mul(grid));
+                Some((t, latest))
             }
         }
     }
@@ -448,6 +505,7 @@ impl Instance {
                 }
             }
             Input::Sync(target) => self.on_sync(now, target, &mut out),
+            Input::Vips { held } => self.on_vips(now, held, &mut out),
             Input::Admin(mode) => {
                 self.admin = mode;
                 match (mode, self.state()) {
@@ -467,7 +525,118 @@ impl Instance {
     }
 
     fn faulted(&self) -> bool {
-        self.own_fault || self.sync_fault
+        self.own_fault || self.sync_fault || matches!(self.phase, Phase::Fault { vip_retry_at: Some(_) })
+    }
+
+    fn on_vips(&mut self, now: Instant, held: bool, out: &mut Actions) {
+        if held {
+            self.vip_failures = 0;
+            return;
+        }
+        self.counters.vip_failures += 1;
+        let backoff = Duration::from_secs(1u64 << self.vip_failures.min(6));
+        self.vip_failures = self.vip_failures.saturating_add(1);
+        // Only a master asked for the addresses; a report that arrives after it
+        // left (a sync group moved it on) is counted and nothing more.
+        if let Phase::Master { .. } = self.phase {
+            if self.link_up {
+                self.send_advert(0, out);
+            }
+            // Whatever part of the addresses went in comes out again.
+            push(out, Action::RemoveVips);
+            self.master_addr = None;
+            self.set_phase(Phase::Fault { vip_retry_at: Some(now + backoff) }, Reason::Fault, out);
+        }
+    }
+
+    /// Applies a new configuration (a reload) to the running instance and
+    /// returns what follows from it. The instance keeps its state where the new
+    /// config allows it:
+    /// - a master stays master: it advertises at once with its new priority and
+    ///   interval, installs its (possibly new) addresses and sends gratuitous
+    ///   ARP / NA for them; addresses dropped from the config are the host's to
+    ///   remove, as only it knows where they were installed;
+    /// - a master or backup that the new config puts in fault (a tracked
+    ///   interface that is down, say) leaves with a priority-0 advert and
+    ///   releases its addresses;
+    /// - a backup keeps watching the master, and its Master_Down timer moves
+    ///   earlier if the new priority shortens it; one that becomes the address
+    ///   owner takes over;
+    /// - an instance in fault that the new config clears starts electing.
+    ///
+    /// `tracks` replaces the tracked objects, with their current status.
+    /// The caller keeps [`InstanceConfig::vrid`] and the address family: a
+    /// config that changes those is another instance.
+    pub fn reconfigure(&mut self, now: Instant, config: InstanceConfig, tracks: TrackSet) -> Actions {
+        let mut out = Actions::new();
+        let old = core::mem::replace(&mut self.config, config);
+        let old_priority = self.priority;
+        self.tracks = tracks;
+        self.recompute();
+        let changed = old != self.config || old_priority != self.priority;
+        match self.phase {
+            Phase::Initialize => {}
+            Phase::Fault { .. } => {
+                if !self.faulted() {
+                    self.enter_running(now, Reason::FaultCleared, &mut out);
+                }
+            }
+            Phase::Backup { .. } | Phase::Master { .. } if self.faulted() => self.enter_fault(&mut out),
+            Phase::Master { garp_at, refresh_at, rounds, .. } if changed => {
+                self.send_advert(self.priority, &mut out);
+                let refresh_at = match (refresh_at, self.config.garp.master_refresh) {
+                    (_, d) if d == Duration::ZERO => None,
+                    (Some(r), d) if d == old.garp.master_refresh => Some(r),
+                    (_, d) => Some(now + d),
+                };
+                let mut phase_rounds = rounds;
+                if old.vips != self.config.vips || old.accept != self.config.accept {
+                    push(&mut out, Action::AddVips { accept: self.config.accept || self.config.is_owner() });
+                    phase_rounds = self.start_rounds(now, self.config.garp.master_repeat, &mut out);
+                }
+                self.phase = Phase::Master {
+                    adver_at: now + self.config.adver_int,
+                    garp_at,
+                    refresh_at,
+                    rounds: phase_rounds,
+                };
+            }
+            Phase::Master { .. } => {}
+            Phase::Backup { master_down_at, master_adver_int, preempt_at, master_left } => {
+                if self.priority == 255 {
+                    self.become_master(now, Reason::Startup, &mut out);
+                } else if changed {
+                    let mai = match self.config.version {
+                        VrrpVersion::V3 => master_adver_int,
+                        VrrpVersion::V2 => self.config.adver_int,
+                    };
+                    let fresh = if master_left { now + self.skew_time(mai) } else { now + self.master_down_interval(mai) };
+                    self.phase = Phase::Backup {
+                        master_down_at: master_down_at.min(fresh),
+                        master_adver_int: mai,
+                        preempt_at: preempt_at.filter(|_| self.config.preempt),
+                        master_left,
+                    };
+                }
+            }
+        }
+        out
+    }
+
+    // Starts a burst of `repeat` gratuitous ARP / NA rounds: all at once without
+    // an interval, else the first round now and the others paced by the master
+    // phase's timer. Returns the rounds still to send.
+    fn start_rounds(&mut self, now: Instant, repeat: u8, out: &mut Actions) -> Option<(Instant, u8)> {
+        if repeat == 0 {
+            return None;
+        }
+        let interval = self.config.garp.interval;
+        if interval == Duration::ZERO {
+            push(out, Action::SendGarp { repeat });
+            return None;
+        }
+        push(out, Action::SendGarp { repeat: 1 });
+        (repeat > 1).then(|| (now + interval, repeat - 1))
     }
 
     // Recomputes priority and own fault from link, tracking and admin.
@@ -490,13 +659,18 @@ impl Instance {
             return;
         }
         self.recompute();
+        if !self.config.is_owner() {
+            // Addresses a previous run left behind (it crashed, or was killed)
+            // must not stay on a node that is not master: release them first.
+            push(out, Action::RemoveVips);
+        }
         self.enter_running(now, Reason::Startup, out);
     }
 
     // Initialize or Fault -> Master (owner) or Backup.
     fn enter_running(&mut self, now: Instant, reason: Reason, out: &mut Actions) {
         if self.faulted() {
-            self.set_phase(Phase::Fault, reason_fault(reason), out);
+            self.set_phase(Phase::Fault { vip_retry_at: None }, reason_fault(reason), out);
         } else if self.priority == 255 {
             self.become_master(now, reason, out);
         } else {
@@ -518,7 +692,7 @@ impl Instance {
         self.recompute();
         match self.phase {
             Phase::Initialize => {}
-            Phase::Fault => {
+            Phase::Fault { .. } => {
                 if !self.faulted() {
                     self.enter_running(now, Reason::FaultCleared, out);
                 }
@@ -551,7 +725,7 @@ impl Instance {
             push(out, Action::RemoveVips);
         }
         self.master_addr = None;
-        self.set_phase(Phase::Fault, Reason::Fault, out);
+        self.set_phase(Phase::Fault { vip_retry_at: None }, Reason::Fault, out);
     }
 
     fn on_sync(&mut self, now: Instant, target: State, out: &mut Actions) {
@@ -565,7 +739,7 @@ impl Instance {
             State::Master | State::Backup => {
                 self.sync_fault = false;
                 match (self.phase, target) {
-                    (Phase::Fault, _) if !self.own_fault => {
+                    (Phase::Fault { .. }, _) if !self.faulted() => {
                         self.enter_running(now, Reason::Sync, out);
                         if target == State::Master && self.state() == State::Backup {
                             self.become_master(now, Reason::Sync, out);
@@ -594,26 +768,46 @@ impl Instance {
                     self.become_master(now, reason, out);
                 }
             }
-            Phase::Master { mut adver_at, mut garp_at, mut refresh_at } => {
+            Phase::Master { mut adver_at, mut garp_at, mut refresh_at, mut rounds } => {
                 if adver_at <= now {
                     self.send_advert(self.priority, out);
                     adver_at = next_deadline(adver_at, self.config.adver_int, now);
                 }
+                if let Some((at, left)) = rounds {
+                    if at <= now {
+                        push(out, Action::SendGarp { repeat: 1 });
+                        rounds = (left > 1).then(|| (next_deadline(at, self.config.garp.interval, now), left - 1));
+                    }
+                }
                 if let Some((at, repeat)) = garp_at {
                     if at <= now {
-                        push(out, Action::SendGarp { repeat });
                         garp_at = None;
+                        // A burst that starts while another is paced replaces it.
+                        if repeat > 0 {
+                            rounds = self.start_rounds(now, repeat, out);
+                        }
                     }
                 }
                 if let Some(at) = refresh_at {
                     if at <= now {
-                        push(out, Action::SendGarp { repeat: self.config.garp.master_refresh_repeat });
+                        let repeat = self.config.garp.master_refresh_repeat;
+                        if repeat > 0 {
+                            rounds = self.start_rounds(now, repeat, out);
+                        }
                         refresh_at = Some(next_deadline(at, self.config.garp.master_refresh, now));
                     }
                 }
-                self.phase = Phase::Master { adver_at, garp_at, refresh_at };
+                self.phase = Phase::Master { adver_at, garp_at, refresh_at, rounds };
             }
-            Phase::Initialize | Phase::Fault => {}
+            Phase::Fault { vip_retry_at: Some(at) } => {
+                if at <= now {
+                    self.phase = Phase::Fault { vip_retry_at: None };
+                    if !self.faulted() {
+                        self.enter_running(now, Reason::FaultCleared, out);
+                    }
+                }
+            }
+            Phase::Initialize | Phase::Fault { vip_retry_at: None } => {}
         }
     }
 
@@ -624,7 +818,7 @@ impl Instance {
         let refresh_at =
             (g.master_refresh > Duration::ZERO).then(|| now + g.master_refresh);
         self.set_phase(
-            Phase::Master { adver_at: now + self.config.adver_int, garp_at, refresh_at },
+            Phase::Master { adver_at: now + self.config.adver_int, garp_at, refresh_at, rounds: None },
             reason,
             out,
         );
@@ -632,8 +826,9 @@ impl Instance {
         self.master_addr = Some(self.config.primary_addr);
         self.send_advert(self.priority, out);
         push(out, Action::AddVips { accept: self.config.accept || self.config.is_owner() });
-        if g.master_repeat > 0 {
-            push(out, Action::SendGarp { repeat: g.master_repeat });
+        let rounds = self.start_rounds(now, g.master_repeat, out);
+        if let Phase::Master { rounds: r, .. } = &mut self.phase {
+            *r = rounds;
         }
     }
 
@@ -665,6 +860,12 @@ impl Instance {
             self.counters.prio_zero_tx += 1;
         }
         push(out, Action::SendAdvert { priority });
+    }
+
+    /// Counts a message for this instance that was dropped before it could be
+    /// handed over (it did not parse).
+    pub fn count_drop(&mut self, reason: DropReason) {
+        self.counters.drops[reason as usize] += 1;
     }
 
     fn discard(&mut self, reason: DropReason, out: &mut Actions) {
@@ -731,7 +932,7 @@ impl Instance {
         let prio = adv.repr.priority;
         let adv_int = Duration::from_centis(u64::from(adv.repr.max_adver_int));
         match self.phase {
-            Phase::Initialize | Phase::Fault => self.discard(DropReason::NotListening, out),
+            Phase::Initialize | Phase::Fault { .. } => self.discard(DropReason::NotListening, out),
             Phase::Backup { master_adver_int, preempt_at, .. } => {
                 self.accepted(prio);
                 if prio == 0 {
@@ -768,7 +969,7 @@ impl Instance {
                     master_left: false,
                 };
             }
-            Phase::Master { adver_at, garp_at, refresh_at } => {
+            Phase::Master { adver_at, garp_at, refresh_at, rounds } => {
                 self.accepted(prio);
                 if prio == 0 {
                     self.send_advert(self.priority, out);
@@ -776,6 +977,7 @@ impl Instance {
                         adver_at: now + self.config.adver_int,
                         garp_at,
                         refresh_at,
+                        rounds,
                     };
                 } else if prio > self.priority
                     || (prio == self.priority
@@ -803,7 +1005,7 @@ impl Instance {
                     } else {
                         garp_at
                     };
-                    self.phase = Phase::Master { adver_at, garp_at, refresh_at };
+                    self.phase = Phase::Master { adver_at, garp_at, refresh_at, rounds };
                 }
             }
         }
@@ -858,7 +1060,7 @@ fn push(out: &mut Actions, a: Action) {
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::vrrp::{GarpConfig, TrackStatus, Tracked};
+    use crate::vrrp::{GarpConfig, TrackSet, TrackStatus, Tracked};
     use core::net::Ipv4Addr;
 
     const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100));
@@ -1152,6 +1354,7 @@ mod test {
             master_refresh_repeat: 2,
             lower_prio_delay: Duration::from_millis(200),
             lower_prio_repeat: 1,
+            interval: Duration::ZERO,
         };
         let mut i = Instance::new(c);
         i.handle(t(0), Input::Startup);
@@ -1188,5 +1391,56 @@ mod test {
         assert!(a.contains(&Action::SendAdvert { priority: 254 }));
         i.handle(t(7000), Input::Admin(AdminMode::Auto));
         assert_eq!(i.effective_priority(), 200);
+    }
+
+    #[test]
+    fn test_reconfigure_keeps_state_where_it_can() {
+        // A master whose priority drops stays master and tells the backups at once.
+        let mut i = Instance::new(config(VrrpVersion::V3, 200, 2));
+        i.handle(t(0), Input::Startup);
+        i.handle(i.poll_at().unwrap(), Input::Timer);
+        let mut c = config(VrrpVersion::V3, 120, 2);
+        let a = i.reconfigure(t(5000), c.clone(), TrackSet::new());
+        assert_eq!(a.as_slice(), &[Action::SendAdvert { priority: 120 }]);
+        assert_eq!(i.state(), State::Master);
+        assert_eq!(i.poll_at(), Some(t(6000)));
+        // A new address list is installed and announced, without a transition.
+        c.vips.push(ip(101)).unwrap();
+        let a = i.reconfigure(t(5500), c.clone(), TrackSet::new());
+        assert_eq!(
+            a.as_slice(),
+            &[Action::SendAdvert { priority: 120 }, Action::AddVips { accept: false }, Action::SendGarp { repeat: 5 }]
+        );
+        // The same config again: nothing at all.
+        assert!(i.reconfigure(t(5600), c, TrackSet::new()).is_empty());
+
+        // A backup made the owner takes over at once.
+        let mut b = Instance::new(config(VrrpVersion::V3, 100, 2));
+        b.handle(t(0), Input::Startup);
+        let a = b.reconfigure(t(100), config(VrrpVersion::V3, 255, 2), TrackSet::new());
+        assert_eq!(transitions(&a).as_slice(), &[(State::Backup, State::Master, Reason::Startup)]);
+        // A backup whose priority rises waits less for the master, never more.
+        let mut b = Instance::new(config(VrrpVersion::V3, 10, 2));
+        b.handle(t(0), Input::Startup);
+        let before = b.poll_at().unwrap();
+        assert!(b.reconfigure(t(10), config(VrrpVersion::V3, 250, 2), TrackSet::new()).is_empty());
+        assert!(b.poll_at().unwrap() < before);
+
+        // An instance in fault that the new config clears starts electing.
+        let mut f = Instance::new(config(VrrpVersion::V3, 100, 2));
+        f.track(Tracked::new(1, 0, false, TrackStatus::Down)).unwrap();
+        f.handle(t(0), Input::Startup);
+        assert_eq!(f.state(), State::Fault);
+        let a = f.reconfigure(t(10), config(VrrpVersion::V3, 100, 2), TrackSet::new());
+        assert_eq!(transitions(&a).as_slice(), &[(State::Fault, State::Backup, Reason::FaultCleared)]);
+    }
+
+    #[test]
+    fn test_startup_releases_leftovers_unless_owner() {
+        let mut i = Instance::new(config(VrrpVersion::V3, 100, 2));
+        let a = i.handle(t(0), Input::Startup);
+        assert_eq!(a[0], Action::RemoveVips);
+        let mut o = Instance::new(config(VrrpVersion::V3, 255, 2));
+        assert!(!o.handle(t(0), Input::Startup).contains(&Action::RemoveVips));
     }
 }

@@ -1,4 +1,5 @@
-//! The sans-IO VRRP engine: instances, tracking and sync groups.
+//! The sans-IO VRRP engine: instances, tracking, sync groups, and the
+//! multi-instance [`Engine`] every host drives.
 //!
 //! ```
 //! use core::net::{IpAddr, Ipv4Addr};
@@ -23,12 +24,18 @@
 //! ```
 
 mod config;
+mod engine;
 mod group;
 mod instance;
 mod track;
 
 pub use config::{
     ConfigError, GarpConfig, InstanceConfig, MAX_PEERS, MAX_TRACKED, MAX_VIPS, MCAST_V4, MCAST_V6,
+};
+#[cfg(feature = "alloc")]
+pub use engine::Growable;
+pub use engine::{
+    AddError, Engine, Fixed, Group, Output, Received, Record, Storage, Stray, Table, VipHold, VrKey, Window,
 };
 pub use group::{SyncGroup, MAX_GROUP};
 pub use instance::{
