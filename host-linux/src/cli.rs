@@ -74,7 +74,7 @@ pub fn validate(opts: &Options) -> Result<config::Loaded, String> {
     let plans = plan::plan(&loaded.config, &mut placeholder_iface, &mut warnings).map_err(|e| e.to_string())?;
     for g in &loaded.config.vrrp_sync_groups {
         for (name, loc) in &g.group {
-            if !plans.iter().any(|p| &p.name == name) {
+            if !plans.iter().any(|p| &p.meta.name == name) {
                 return Err(format!("{loc}: vrrp_sync_group {}: no vrrp_instance {name}", g.name));
             }
         }

@@ -383,6 +383,11 @@ impl Instance {
         self.priority
     }
 
+    /// Whether the link runs, as last fed with [`Input::Link`].
+    pub fn link_up(&self) -> bool {
+        self.link_up
+    }
+
     /// The current master's address, as far as this instance knows.
     pub fn master_addr(&self) -> Option<IpAddr> {
         self.master_addr

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hav_core::vrrp::{DropReason, Instance, State};
+use hav_core::vrrp::{DropReason, Instance, Record, State, Stray};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -16,41 +16,57 @@ use super::listen::{AcceptErrors, Limits};
 
 use super::plan::InstancePlan;
 
-/// Renders the metrics of every instance.
-pub fn render(plans: &[InstancePlan], insts: &[Instance]) -> String {
+/// A label value in the text format: backslash, double quote and newline escaped.
+fn label(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['\\', '"', '\n']) {
+        return v.into();
+    }
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").into()
+}
+
+/// Renders the metrics of every instance, and the daemon's own counters.
+pub fn render(records: &[Record<InstancePlan>], stray: &Stray, vip_errors: u64) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# HELP hav_vrrp_state Instance state: 0 init, 1 backup, 2 master, 3 fault.");
     let _ = writeln!(s, "# TYPE hav_vrrp_state gauge");
-    for (p, i) in plans.iter().zip(insts) {
-        let v = match i.state() {
+    for r in records {
+        let v = match r.instance().state() {
             State::Initialize => 0,
             State::Backup => 1,
             State::Master => 2,
             State::Fault => 3,
         };
-        let _ = writeln!(s, "hav_vrrp_state{{instance=\"{}\"}} {v}", p.name);
+        let _ = writeln!(s, "hav_vrrp_state{{instance=\"{}\"}} {v}", label(&r.meta.name));
     }
     let _ = writeln!(s, "# TYPE hav_vrrp_priority gauge");
-    for (p, i) in plans.iter().zip(insts) {
-        let _ = writeln!(s, "hav_vrrp_priority{{instance=\"{}\"}} {}", p.name, i.effective_priority());
+    for r in records {
+        let _ = writeln!(s, "hav_vrrp_priority{{instance=\"{}\"}} {}", label(&r.meta.name), r.instance().effective_priority());
     }
     for (name, f) in [
         ("adverts_rx", (|i: &Instance| i.counters().adverts_rx) as fn(&Instance) -> u64),
         ("adverts_tx", |i| i.counters().adverts_tx),
         ("transitions", |i| i.counters().transitions),
         ("became_master", |i| i.counters().became_master),
+        ("vip_failures", |i| i.counters().vip_failures),
     ] {
         let _ = writeln!(s, "# TYPE hav_vrrp_{name}_total counter");
-        for (p, i) in plans.iter().zip(insts) {
-            let _ = writeln!(s, "hav_vrrp_{name}_total{{instance=\"{}\"}} {}", p.name, f(i));
+        for r in records {
+            let _ = writeln!(s, "hav_vrrp_{name}_total{{instance=\"{}\"}} {}", label(&r.meta.name), f(r.instance()));
         }
     }
     let _ = writeln!(s, "# TYPE hav_vrrp_dropped_total counter");
-    for (p, i) in plans.iter().zip(insts) {
-        for (r, n) in DropReason::ALL.iter().zip(i.counters().drops.iter()) {
-            let _ = writeln!(s, "hav_vrrp_dropped_total{{instance=\"{}\",reason=\"{}\"}} {n}", p.name, r.as_str());
+    for r in records {
+        for (reason, n) in DropReason::ALL.iter().zip(r.instance().counters().drops.iter()) {
+            let _ = writeln!(s, "hav_vrrp_dropped_total{{instance=\"{}\",reason=\"{}\"}} {n}", label(&r.meta.name), reason.as_str());
         }
     }
+    let _ = writeln!(s, "# HELP hav_vrrp_stray_dropped_total VRRP messages dropped before any instance saw them.");
+    let _ = writeln!(s, "# TYPE hav_vrrp_stray_dropped_total counter");
+    let _ = writeln!(s, "hav_vrrp_stray_dropped_total{{reason=\"truncated\"}} {}", stray.truncated);
+    let _ = writeln!(s, "hav_vrrp_stray_dropped_total{{reason=\"unknown_vrid\"}} {}", stray.unknown_vrid);
+    let _ = writeln!(s, "# HELP hav_vip_errors_total Address additions and removals the kernel refused.");
+    let _ = writeln!(s, "# TYPE hav_vip_errors_total counter");
+    let _ = writeln!(s, "hav_vip_errors_total {vip_errors}");
     s
 }
 

@@ -2,7 +2,6 @@
 
 pub mod control;
 pub mod director;
-pub mod engine;
 pub mod listen;
 pub mod metrics;
 pub mod notify;

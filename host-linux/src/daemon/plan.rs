@@ -6,11 +6,10 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use hav_core::vrrp::{GarpConfig, InstanceConfig, MAX_PEERS, MAX_VIPS};
+use hav_core::vrrp::{GarpConfig, InstanceConfig, VrKey, MAX_PEERS, MAX_VIPS};
 use hav_core::wire::{VrrpAuth, VrrpVersion as WireVersion};
 use hav_core::Duration as CoreDuration;
 
-use super::engine::VrKey;
 use crate::config::error::Location;
 use crate::config::vrrp::{AuthType, Notify, VrrpInstance, VrrpVersion};
 use crate::config::{Config, Warning};
@@ -73,19 +72,21 @@ pub struct VmacPlan {
     pub xmit_base: bool,
 }
 
-/// Everything the daemon runs for one `vrrp_instance`.
+/// What the daemon keeps beside the core instance for one `vrrp_instance`: the host's half of
+/// its engine record. The key, the election config and the link state live in the record
+/// itself ([`hav_core::vrrp::Record`]), not here.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstancePlan {
     /// The instance name.
     pub name: String,
     /// Where it is written.
     pub location: Location,
-    /// Where its adverts arrive (the base interface).
-    pub key: VrKey,
-    /// The base interface.
-    pub iface: IfaceInfo,
-    /// The election config.
-    pub core: InstanceConfig,
+    /// The base interface's name (adverts arrive there; its index is the record's key).
+    pub ifname: String,
+    /// The base interface's hardware address.
+    pub mac: [u8; 6],
+    /// The base interface's addresses as last read.
+    pub addrs: Vec<IpAddr>,
     /// Addresses installed while master: carried ones, then excluded ones.
     pub vips: Vec<VipPlan>,
     /// The VMAC, if any.
@@ -105,20 +106,23 @@ impl InstancePlan {
     pub fn xmit_iface(&self) -> &str {
         match &self.vmac {
             Some(v) if !v.xmit_base => &v.name,
-            _ => &self.iface.name,
+            _ => &self.ifname,
         }
     }
+}
 
-    /// Whether the election parameters and addresses are the same as `other`'s: an unchanged
-    /// instance keeps its state over a reload.
-    pub fn same_election(&self, other: &InstancePlan) -> bool {
-        self.name == other.name
-            && self.key == other.key
-            && self.core == other.core
-            && self.vips == other.vips
-            && self.vmac == other.vmac
-            && self.tracks == other.tracks
-    }
+/// One planned instance: the host's data, where its adverts arrive, its election config, and
+/// whether its interface is running now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    /// The host's data.
+    pub meta: InstancePlan,
+    /// Interface, family and VRID.
+    pub key: VrKey,
+    /// hav-core's config.
+    pub core: InstanceConfig,
+    /// The interface is up with carrier.
+    pub up: bool,
 }
 
 /// The error of a plan: the config is valid, but cannot run on this host.
@@ -156,7 +160,7 @@ pub fn plan(
     config: &Config,
     lookup: &mut dyn FnMut(&str) -> Option<IfaceInfo>,
     warnings: &mut Vec<Warning>,
-) -> Result<Vec<InstancePlan>, PlanError> {
+) -> Result<Vec<Planned>, PlanError> {
     let mut out = Vec::with_capacity(config.vrrp_instances.len());
     let mut seen: HashMap<VrKey, &str> = HashMap::new();
     for inst in &config.vrrp_instances {
@@ -166,7 +170,7 @@ pub fn plan(
                 inst,
                 format!(
                     "virtual_router_id {} on {} is already used by vrrp_instance {other}",
-                    p.core.vrid, p.iface.name
+                    p.core.vrid, p.meta.ifname
                 ),
             ));
         }
@@ -184,7 +188,7 @@ fn plan_one(
     inst: &VrrpInstance,
     lookup: &mut dyn FnMut(&str) -> Option<IfaceInfo>,
     warnings: &mut Vec<Warning>,
-) -> Result<InstancePlan, PlanError> {
+) -> Result<Planned, PlanError> {
     let ifname = inst
         .interface
         .as_deref()
@@ -276,6 +280,7 @@ fn plan_one(
         master_refresh_repeat: clamp_u8(inst.garp.master_refresh_repeat),
         lower_prio_delay: to_core_duration(inst.garp.lower_prio_delay),
         lower_prio_repeat: clamp_u8(inst.garp.lower_prio_repeat),
+        interval: to_core_duration(if ipv6 { config.global.vrrp_gna_interval } else { config.global.vrrp_garp_interval }),
     };
 
     let vmac = inst.vmac.as_ref().map(|v| VmacPlan {
@@ -360,19 +365,20 @@ fn plan_one(
         return Err(err(inst, format!("more than {} tracked objects", hav_core::vrrp::MAX_TRACKED)));
     }
 
-    Ok(InstancePlan {
+    let meta = InstancePlan {
         name: inst.name.clone(),
         location: inst.location.clone(),
-        key: VrKey { ifindex: iface.index, ipv6, vrid: inst.virtual_router_id },
-        iface,
-        core,
+        ifname: iface.name,
+        mac: iface.mac,
+        addrs: iface.addrs,
         vips,
         vmac,
         tracks,
         notify: inst.notify.clone(),
         smtp_alert: inst.smtp_alert || group_tracks.iter().any(|g| g.smtp_alert),
         want_master: inst.state == crate::config::vrrp::VrrpState::Master,
-    })
+    };
+    Ok(Planned { meta, key: VrKey { ifindex: iface.index, ipv6, vrid: inst.virtual_router_id }, core, up: iface.up })
 }
 
 fn primary_addr(iface: &IfaceInfo, ipv6: bool) -> Option<IpAddr> {
@@ -406,7 +412,7 @@ mod tests {
         crate::config::load_str(std::path::Path::new("t.conf"), text).map(|l| l.config).map_err(|e| e.to_string())
     }
 
-    fn planned(text: &str) -> Vec<InstancePlan> {
+    fn planned(text: &str) -> Vec<Planned> {
         let cfg = load(text).expect("config");
         let mut lookup = |name: &str| -> Option<IfaceInfo> {
             let index = match name {

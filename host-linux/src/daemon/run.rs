@@ -7,21 +7,27 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use hav_core::vrrp::{Action, Advert, AdminMode, Input, Instance, State, TrackId, TrackStatus, Tracked};
-use hav_core::wire::{VrrpPacket, VrrpRepr};
+use hav_core::vrrp::{
+    Action, AdminMode, Engine, Growable, Input, Instance, InstanceConfig, Output, Received as EngineRx, Record, State,
+    TrackId, TrackSet, TrackStatus, Tracked, VipHold, VrKey,
+};
+use hav_core::wire::VrrpPacket;
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::control::{self, Envelope};
-use super::engine::{Engine, Tagged};
 use super::notify::{Kind, Notifier};
-use super::plan::{self, IfaceInfo, InstancePlan, TrackObj};
+use super::plan::{self, IfaceInfo, InstancePlan, Planned, TrackObj};
 use super::proc::{self, Creds};
 use super::track::{self, TrackEvent};
 use crate::config::{self, Config};
-use crate::net::{Family, LinkEvent, LinkWatcher, Netlink, NetError, Outbox, PacketSocket, Received, SysctlGuard, VrrpSocket};
+use crate::ratelimit::RateLimit;
+use crate::net::{
+    AddrEvent, Family, LinkEvent, LinkWatcher, Netlink, NetError, Outbox, PacketSocket, Received, SysctlGuard, VrrpSocket,
+    WatchEvent,
+};
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -147,11 +153,17 @@ impl TrackDef {
     }
 }
 
+/// The VRRP engine of the daemon: one record per instance, the host's half of each in an
+/// [`InstancePlan`].
+type VrrpEngine = Engine<InstancePlan, Growable>;
+
+/// A config read and its policies compiled on a worker thread, ready to swap in.
+type Prepared = Result<(config::Loaded, Option<crate::policy::PolicySet>), String>;
+
 struct Daemon {
     opts: RunOptions,
     config: Config,
-    plans: Vec<InstancePlan>,
-    engine: Engine,
+    engine: VrrpEngine,
     netlink: Netlink,
     start: std::time::Instant,
     // Sending on every interface adverts leave from; receiving on base interfaces only.
@@ -164,28 +176,58 @@ struct Daemon {
     track_tasks: HashMap<TrackObj, (JoinHandle<()>, TrackDef)>,
     creds: Option<Creds>,
     notifier: Notifier,
-    group_state: HashMap<String, State>,
-    held: Vec<bool>,
     vmacs: Vec<String>,
     sysctl: SysctlGuard,
     send_errors: u64,
+    /// Addresses the kernel refused to add or remove, counted for status and metrics.
+    vip_errors: u64,
     policies: super::director::Policies,
     lvs: Option<super::director::Lvs>,
     snapshot: tokio::sync::watch::Sender<Vec<super::track::InstanceSnapshot>>,
+    /// Scripts, notifications, policies and paced work run here, never on the VRRP thread.
+    aux: tokio::runtime::Handle,
+    /// A reload being prepared on a worker thread.
+    reloading: bool,
+    /// State changes and dropped adverts are logged through these: a hostile peer can cause
+    /// them at line rate.
+    log_transitions: RateLimit,
+    log_drops: RateLimit,
+}
+
+/// The runtime of everything that is not VRRP: track scripts and files, notify scripts, the
+/// notify FIFO, SMTP alerts and priority policies. One worker thread of its own, so that a
+/// script spawn, a policy slice or a slow FIFO never delays an advert.
+fn aux_runtime() -> anyhow::Result<tokio::runtime::Handle> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("hav-aux")
+        .enable_all()
+        .build()
+        .context("starting the auxiliary runtime")?;
+    let handle = rt.handle().clone();
+    // The runtime lives as long as the process; its thread parks when idle.
+    std::mem::forget(rt);
+    Ok(handle)
 }
 
 /// Runs the daemon until SIGTERM / SIGINT. Call inside a tokio runtime.
 pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()> {
+    // One daemon per config: the pid file is locked before anything else is touched.
+    let _pid = super::pidfile::PidFile::acquire(&opts.pid_file)?;
     let netlink = Netlink::new().context("opening rtnetlink")?;
     let (track_tx, mut track_rx) = mpsc::channel::<TrackEvent>(256);
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<Envelope>(16);
+    let (reload_tx, mut reload_rx) = mpsc::channel::<Prepared>(1);
     let creds = proc::default_creds(&loaded.config).map_err(anyhow::Error::msg)?;
-    let notifier = Notifier::new(&loaded.config, creds);
+    let aux = aux_runtime()?;
+    let notifier = {
+        let _in_aux = aux.enter();
+        Notifier::new(&loaded.config, creds)
+    };
     let mut d = Daemon {
         opts: opts.clone(),
         config: Config::default(),
-        plans: Vec::new(),
-        engine: Engine::new(),
+        engine: VrrpEngine::new(),
         netlink,
         start: std::time::Instant::now(),
         socks: Default::default(),
@@ -196,21 +238,23 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         track_tasks: HashMap::new(),
         creds,
         notifier,
-        group_state: HashMap::new(),
-        held: Vec::new(),
         vmacs: Vec::new(),
         sysctl: SysctlGuard::new(),
         send_errors: 0,
+        vip_errors: 0,
         policies: super::director::Policies::default(),
         lvs: None,
         snapshot: tokio::sync::watch::channel(Vec::new()).0,
+        aux,
+        reloading: false,
+        log_transitions: RateLimit::new(50, std::time::Duration::from_secs(1)),
+        log_drops: RateLimit::new(20, std::time::Duration::from_secs(1)),
     };
     d.policies.set(load_policies(&opts.policies, &loaded.config)?);
-    let mut watcher = LinkWatcher::new().context("watching links")?;
+    let mut watcher = LinkWatcher::with_addresses().context("watching links and addresses")?;
     let scrapes = ctl_tx.clone();
     let _ctl = control::serve(&opts.control, ctl_tx)
         .with_context(|| format!("control socket {}", opts.control.display()))?;
-    let _pid = PidFile::create(&opts.pid_file)?;
     if let Some(addr) = opts.metrics {
         super::metrics::serve(addr, scrapes).await?;
     }
@@ -223,11 +267,16 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         }
     }
     d.apply(loaded.config)?;
-    tracing::info!(instances = d.plans.len(), "hav-linux running");
+    tracing::info!(instances = d.engine.len(), "hav-linux running");
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    // keepalived writes its data, stats and JSON dumps on these; monitoring sends them on every
+    // scrape. hav logs them and goes on (the dumps come with the keepalived command-line issue).
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    let mut json_dump = signal(SignalKind::from_raw(libc::SIGRTMIN() + 2))?;
     let mut rx = RxBatch::new();
     let mut timer = crate::net::PreciseTimer::new().context("timerfd")?;
     loop {
@@ -238,19 +287,29 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
             () = std::future::poll_fn(|cx| rx.poll_fill(cx, &d.socks)) => d.on_batch(&rx),
             Some(ev) = track_rx.recv() => d.on_track(ev.obj, ev.status),
             Some((req, reply)) = ctl_rx.recv() => {
-                let r = d.on_control(&req);
+                let r = d.on_control(&req, &reload_tx);
                 let _ = reply.send(r);
             }
-            ev = watcher.next() => match ev {
-                Ok(ev) => d.on_link(ev),
+            ev = watcher.next_event() => match ev {
+                Ok(WatchEvent::Link(ev)) => d.on_link(ev),
+                Ok(WatchEvent::Addr(ev)) => d.on_addr(&ev),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    tracing::warn!("netlink events were lost (ENOBUFS): reading links and addresses again");
+                    d.resync();
+                }
                 Err(e) => tracing::warn!(error = %e, "link watcher"),
             },
             () = timer.fired() => {
                 let now = d.now();
-                let acts = d.engine.poll(now);
-                d.exec(acts);
+                let mut out = Vec::new();
+                d.engine.poll(now, &mut |o| out.push(o));
+                d.exec(out);
             }
-            _ = hup.recv() => d.reload(),
+            Some(prepared) = reload_rx.recv() => d.finish_reload(prepared),
+            _ = hup.recv() => d.start_reload(&reload_tx),
+            _ = usr1.recv() => tracing::info!(signal = "SIGUSR1", "data dump requested; not written yet, continuing"),
+            _ = usr2.recv() => tracing::info!(signal = "SIGUSR2", "stats dump requested; not written yet, continuing"),
+            _ = json_dump.recv() => tracing::info!(signal = "SIGRTMIN+2", "JSON dump requested; not written yet, continuing"),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -260,25 +319,6 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     d.notifier.drain(std::time::Duration::from_secs(5)).await;
     Ok(())
-}
-
-struct PidFile(PathBuf);
-
-impl PidFile {
-    fn create(path: &std::path::Path) -> anyhow::Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).ok();
-        }
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .with_context(|| format!("writing pid file {}", path.display()))?;
-        Ok(PidFile(path.to_owned()))
-    }
-}
-
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 fn lookup_iface(nl: &mut Netlink, name: &str) -> Option<IfaceInfo> {
@@ -295,32 +335,27 @@ fn is_missing(e: &NetError) -> bool {
     matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL) | Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ESRCH))
 }
 
+/// Whether the instance may run on its link: the link is up with carrier, and the address its
+/// adverts leave from is still there (losing it is a fault, as a link down is).
+fn link_ok(up: bool, plan: &InstancePlan, inst: &Instance) -> bool {
+    up && plan.addrs.contains(&inst.config().primary_addr)
+}
+
 impl Daemon {
     fn now(&self) -> hav_core::Instant {
         hav_core::Instant::from_micros(u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX))
     }
 
-    /// When the loop must wake for the timers. Master_Down and other deciding timers wake it
-    /// at their deadline, to the microsecond. A master's advert timer is rounded up to a grid
-    /// of a twentieth of its interval (1 to 10 ms), so that the adverts of many instances leave
-    /// together: one wake-up and one `sendmmsg` here, one wake-up of each peer, instead of one
-    /// per advert. An advert up to 5% late is far inside any peer's Master_Down_Interval.
-    fn next_wakeup(&mut self) -> Option<std::time::Instant> {
-        let (t, advert) = self.engine.next_timer()?;
-        let us = t.total_micros();
-        let us = match advert {
-            Some(int) => {
-                let grid = (int.total_micros() / 20).clamp(1_000, 10_000);
-                us.div_ceil(grid) * grid
-            }
-            None => us,
-        };
-        Some(self.start + std::time::Duration::from_micros(us))
+    /// When the loop must wake: the engine's deadline, which is exact for the timers that decide
+    /// mastership and on a shared grid for a master's adverts (see `Instance::poll_window`).
+    fn next_wakeup(&self) -> Option<std::time::Instant> {
+        let t = self.engine.poll_at()?;
+        Some(self.start + std::time::Duration::from_micros(t.total_micros()))
     }
 
     /// Plans the VRRP instances of `config` (none without VRRP) and their sync groups, touching
     /// nothing.
-    fn plan(&mut self, config: &Config) -> anyhow::Result<(Vec<InstancePlan>, Vec<Vec<usize>>)> {
+    fn plan(&mut self, config: &Config) -> anyhow::Result<(Vec<Planned>, Vec<Vec<usize>>)> {
         if !self.opts.vrrp {
             return Ok((Vec::new(), Vec::new()));
         }
@@ -335,112 +370,129 @@ impl Daemon {
         Ok((plans, groups))
     }
 
-    /// Applies a config: the first one at startup, later ones on reload. On error nothing has
-    /// changed.
+    /// Applies the first config at start-up. On error nothing has changed but stale VMACs.
     fn apply(&mut self, new: Config) -> anyhow::Result<()> {
         let (plans, groups) = self.plan(&new)?;
+        // VMACs left by a previous run (it crashed) go, with whatever addresses they carry; the
+        // instances that use them create them afresh.
+        for p in &plans {
+            if let Some(v) = &p.meta.vmac {
+                if let Ok(l) = self.netlink.link_by_name(&v.name) {
+                    tracing::info!(vmac = %v.name, "removing a VMAC left by a previous run");
+                    let _ = self.netlink.delete_link(l.index);
+                }
+            }
+        }
         self.apply_planned(new, plans, groups)
     }
 
-    fn apply_planned(&mut self, new: Config, plans: Vec<InstancePlan>, groups: Vec<Vec<usize>>) -> anyhow::Result<()> {
-        // Old instances, by name.
-        let old_engine = std::mem::take(&mut self.engine);
-        let old_plans = std::mem::take(&mut self.plans);
-        let old_held = std::mem::take(&mut self.held);
-        let mut old: HashMap<String, (InstancePlan, Instance, bool)> = HashMap::new();
-        for ((p, i), h) in old_plans.into_iter().zip(old_engine.into_instances()).zip(old_held) {
-            old.insert(p.name.clone(), (p, i, h));
+    /// Applies a planned config: the first one, or a reload. Instances that stay (same name,
+    /// interface, family and VRID) keep their core instance and are handed the new config with
+    /// `reconfigure`, which decides what follows; new ones start; removed ones stop.
+    fn apply_planned(&mut self, new: Config, plans: Vec<Planned>, groups: Vec<Vec<usize>>) -> anyhow::Result<()> {
+        let now = self.now();
+        // Instances that go, or whose key changes, stop first: priority 0 and their addresses
+        // released, as on SIGTERM.
+        let stays = |name: &str, key: VrKey| plans.iter().any(|p| p.meta.name == name && p.key == key);
+        let leaving: Vec<usize> =
+            (0..self.engine.len()).filter(|&i| !stays(&self.engine.records()[i].meta.name, self.engine.records()[i].key())).collect();
+        for idx in leaving {
+            let r = &self.engine.records()[idx];
+            tracing::info!(instance = %r.meta.name, "removed from the config (or moved to another interface or VRID); stopping");
+            let mut out = Vec::new();
+            self.engine.handle(now, idx, Input::Shutdown, &mut |o| out.push(o));
+            self.exec(out);
+            let r = &self.engine.records()[idx];
+            self.notifier_changed(Kind::Instance, &r.meta.name.clone(), &r.meta.notify.clone(), "STOP", 0, r.meta.smtp_alert);
         }
+        self.flush_adverts();
 
         self.config = new;
         self.sync_tracks();
         for p in &plans {
-            self.ensure_vmac(p);
-            self.ensure_socket(&p.iface.name, p.key.ipv6, true);
-            let x = p.xmit_iface().to_owned();
+            self.ensure_vmac(&p.meta, p.key);
+            self.ensure_socket(&p.meta.ifname, p.key.ipv6, true);
+            let x = p.meta.xmit_iface().to_owned();
             self.ensure_socket(&x, p.key.ipv6, false);
         }
 
-        let now = self.now();
-        let mut pending: Vec<(usize, Vec<Input<'static>>, bool)> = Vec::new();
-        let mut old_vips_to_drop: Vec<(String, IpAddr, u8)> = Vec::new();
-        for p in &plans {
-            let kept = old.remove(&p.name);
-            let (inst, held, inputs, quiet) = match kept {
-                Some((op, inst, held)) if op.same_election(p) => (inst, held, vec![], false),
-                Some((op, oinst, held)) => {
-                    let was = oinst.state();
-                    if held {
-                        for v in &op.vips {
-                            if !p.vips.iter().any(|n| n.spec.addr == v.spec.addr && n.dev == v.dev) {
-                                old_vips_to_drop.push((v.dev.clone(), v.spec.addr, v.spec.prefix));
+        let mut old: HashMap<String, hav_core::vrrp::Record<InstancePlan>> =
+            self.engine.take_records().into_iter().map(|r| (r.meta.name.clone(), r)).collect();
+        // What follows each record once the table is built: the new config for one that stays,
+        // the start for a new one.
+        enum Next {
+            Reconfigure(InstanceConfig, TrackSet),
+            Start,
+        }
+        let mut next: Vec<(usize, Next)> = Vec::new();
+        let mut obsolete: Vec<(String, IpAddr, u8)> = Vec::new();
+        for p in plans {
+            let Planned { meta, key, core, up } = p;
+            let tracks = self.track_set(&meta);
+            let (rec, then) = match old.remove(&meta.name).filter(|r| r.key() == key) {
+                Some(r) => {
+                    let (old_meta, inst, vips) = r.into_parts();
+                    if vips != VipHold::Released {
+                        for v in &old_meta.vips {
+                            if !meta.vips.iter().any(|n| n.spec.addr == v.spec.addr && n.dev == v.dev) {
+                                obsolete.push((v.dev.clone(), v.spec.addr, v.spec.prefix));
                             }
                         }
                     }
-                    tracing::info!(instance = %p.name, state = was.as_str(), "config changed; restarting the election in the same state");
-                    let inst = self.new_instance(p);
-                    let mut inputs = vec![Input::Startup];
-                    if was == State::Master {
-                        inputs.push(Input::Sync(State::Master));
-                    }
-                    (inst, held && was == State::Master, inputs, true)
+                    (Record::new(meta, key, inst).with_vips(vips), Next::Reconfigure(core, tracks))
                 }
-                None => (self.new_instance(p), false, vec![Input::Startup], false),
+                None => {
+                    let mut inst = Instance::new(core);
+                    for t in tracks.iter() {
+                        let _ = inst.track(*t);
+                    }
+                    if !link_ok(up, &meta, &inst) {
+                        let _ = inst.handle(now, Input::Link { up: false });
+                    }
+                    (Record::new(meta, key, inst), Next::Start)
+                }
             };
-            let idx = self
-                .engine
-                .add(p.name.clone(), p.key, inst)
-                .ok_or_else(|| anyhow::anyhow!("{}: duplicate VRID", p.name))?;
-            self.held.push(held);
-            pending.push((idx, inputs, quiet));
+            // Keys were checked unique by the plan and the table grows: this cannot fail.
+            let name = rec.meta.name.clone();
+            let idx = self.engine.add(rec).map_err(|(_, e)| anyhow::anyhow!("vrrp_instance {name}: {e}"))?;
+            next.push((idx, then));
         }
         for members in &groups {
-            self.engine.add_group(members);
+            self.engine.add_group(members).map_err(|e| anyhow::anyhow!("vrrp_sync_group: {e}"))?;
         }
-        self.plans = plans;
-
-        // Instances gone from the config stop.
-        for (name, (op, mut inst, held)) in old {
-            tracing::info!(instance = %name, "removed from the config; stopping");
-            let acts = inst.handle(now, Input::Shutdown);
-            for a in &acts {
-                if let Action::SendAdvert { priority } = a {
-                    self.send_advert_for(&op, &inst, *priority);
-                }
+        for (idx, then) in next {
+            let mut out = Vec::new();
+            match then {
+                Next::Reconfigure(core, tracks) => self.engine.reconfigure(now, idx, core, tracks, &mut |o| out.push(o)),
+                Next::Start => self.engine.handle(now, idx, Input::Startup, &mut |o| out.push(o)),
             }
-            if held {
-                for v in &op.vips {
-                    self.del_vip(&v.dev, v.spec.addr, v.spec.prefix);
-                }
-            }
-            self.notifier.changed(Kind::Instance, &name, &op.notify, "STOP", 0, op.smtp_alert);
+            self.exec(out);
         }
-        for (idx, inputs, quiet) in pending {
-            for input in inputs {
-                let acts = self.engine.handle(idx, now, input);
-                self.exec_quiet(acts, quiet);
+        // Addresses dropped from an instance that keeps running: never one that another
+        // instance holds now.
+        for (dev, addr, prefix) in obsolete {
+            let held_elsewhere = self.engine.records().iter().any(|r| {
+                r.holds_vips() && r.meta.vips.iter().any(|v| v.spec.addr == addr && v.dev == dev)
+            });
+            if !held_elsewhere {
+                self.del_vip(&dev, addr, prefix);
             }
-        }
-        for (dev, addr, prefix) in old_vips_to_drop {
-            self.del_vip(&dev, addr, prefix);
         }
         self.drop_unused_sockets();
         Ok(())
     }
 
-    fn new_instance(&mut self, p: &InstancePlan) -> Instance {
-        let mut inst = Instance::new(p.core.clone());
+    /// The tracked objects of an instance, with their current status.
+    fn track_set(&mut self, p: &InstancePlan) -> TrackSet {
+        let mut set = TrackSet::new();
         for t in &p.tracks {
             let id = self.track_id(&t.obj);
             let status = self.initial_status(&t.obj);
-            if inst.track(Tracked::new(id, t.weight, t.reverse, status)).is_err() {
+            if set.push(Tracked::new(id, t.weight, t.reverse, status)).is_err() {
                 tracing::warn!(instance = %p.name, "too many tracked objects");
             }
         }
-        if !p.iface.up {
-            let _ = inst.handle(self.now(), Input::Link { up: false });
-        }
-        inst
+        set
     }
 
     fn track_id(&mut self, obj: &TrackObj) -> TrackId {
@@ -471,9 +523,9 @@ impl Daemon {
         s
     }
 
-    /// Starts the script and file watchers the config uses; stops the others; restarts changed
-    /// ones. A definition that only moved in the file (a reload that added lines above it) is
-    /// unchanged: its task, and the status it reached, stay.
+    /// Starts the script and file watchers the config uses (on the auxiliary runtime); stops the
+    /// others; restarts changed ones. A definition that only moved in the file (a reload that
+    /// added lines above it) is unchanged: its task, and the status it reached, stay.
     fn sync_tracks(&mut self) {
         let mut wanted: HashMap<TrackObj, TrackDef> = HashMap::new();
         for s in &self.config.vrrp_scripts {
@@ -489,6 +541,7 @@ impl Daemon {
             }
             keep
         });
+        let _in_aux = self.aux.enter();
         for s in self.config.vrrp_scripts.clone() {
             let obj = TrackObj::Script(s.name.clone());
             if self.track_tasks.contains_key(&obj) {
@@ -519,8 +572,12 @@ impl Daemon {
     /// again, as a network restart does with VLANs and bonds): those instances, their sockets
     /// and VMACs move to it. Their state follows the link as usual (FAULT while it was gone).
     fn rebind(&mut self, ev: &LinkEvent) {
-        let moved: Vec<usize> =
-            (0..self.plans.len()).filter(|&i| self.plans[i].iface.name == ev.name && self.plans[i].iface.index != ev.index).collect();
+        let moved: Vec<usize> = (0..self.engine.len())
+            .filter(|&i| {
+                let r = &self.engine.records()[i];
+                r.meta.ifname == ev.name && r.key().ifindex != ev.index
+            })
+            .collect();
         if moved.is_empty() {
             return;
         }
@@ -532,14 +589,13 @@ impl Daemon {
         self.flush_adverts();
         let mut stale = vec![ev.name.clone()];
         for &i in &moved {
-            let p = &mut self.plans[i];
-            p.iface.index = info.index;
-            p.iface.mac = info.mac;
-            p.iface.addrs.clone_from(&info.addrs);
-            p.key.ifindex = info.index;
-            if !self.engine.rekey(i, p.key) {
-                tracing::error!(instance = %p.name, "another instance has this VRID on the interface");
+            let key = VrKey { ifindex: info.index, ..self.engine.records()[i].key() };
+            if !self.engine.rekey(i, key) {
+                tracing::error!(instance = %self.engine.records()[i].meta.name, "another instance has this VRID on the interface");
             }
+            let Some(p) = self.engine.meta_mut(i) else { continue };
+            p.mac = info.mac;
+            p.addrs.clone_from(&info.addrs);
             stale.extend(p.vmac.as_ref().map(|v| v.name.clone()));
         }
         for name in &stale {
@@ -548,32 +604,33 @@ impl Daemon {
             }
         }
         for &i in &moved {
-            let p = self.plans[i].clone();
-            self.ensure_vmac(&p);
-            self.ensure_socket(&p.iface.name, p.key.ipv6, true);
-            self.ensure_socket(p.xmit_iface(), p.key.ipv6, false);
+            let r = &self.engine.records()[i];
+            let (p, key) = (r.meta.clone(), r.key());
+            self.ensure_vmac(&p, key);
+            self.ensure_socket(&p.ifname, key.ipv6, true);
+            self.ensure_socket(p.xmit_iface(), key.ipv6, false);
         }
     }
 
-    fn ensure_vmac(&mut self, p: &InstancePlan) {
+    fn ensure_vmac(&mut self, p: &InstancePlan, key: VrKey) {
         let Some(v) = &p.vmac else { return };
         match self.netlink.link_by_name(&v.name) {
             Ok(_) => {}
-            Err(_) => match self.netlink.create_macvlan(p.iface.index, &v.name, v.mac) {
+            Err(_) => match self.netlink.create_macvlan(key.ifindex, &v.name, v.mac) {
                 Ok(idx) => {
                     if !self.vmacs.contains(&v.name) {
                         self.vmacs.push(v.name.clone());
                     }
-                    if let Err(e) = self.sysctl.prepare_vmac_parent(&p.iface.name) {
+                    if let Err(e) = self.sysctl.prepare_vmac_parent(&p.ifname) {
                         tracing::warn!(error = %e, "VMAC parent sysctls");
                     }
-                    if let Err(e) = self.sysctl.prepare_vmac(&v.name, p.key.ipv6) {
+                    if let Err(e) = self.sysctl.prepare_vmac(&v.name, key.ipv6) {
                         tracing::warn!(error = %e, "VMAC sysctls");
                     }
                     if let Err(e) = self.netlink.set_up(idx) {
                         tracing::warn!(vmac = %v.name, error = %e, "VMAC up");
                     }
-                    tracing::info!(vmac = %v.name, parent = %p.iface.name, "VMAC created");
+                    tracing::info!(vmac = %v.name, parent = %p.ifname, "VMAC created");
                 }
                 Err(e) => tracing::error!(vmac = %v.name, error = %e, "VMAC not created"),
             },
@@ -609,9 +666,9 @@ impl Daemon {
     fn drop_unused_sockets(&mut self) {
         self.flush_adverts();
         let mut used: HashSet<(&str, bool)> = HashSet::new();
-        for p in &self.plans {
-            used.insert((&p.iface.name, p.key.ipv6));
-            used.insert((p.xmit_iface(), p.key.ipv6));
+        for r in self.engine.records() {
+            used.insert((&r.meta.ifname, r.key().ipv6));
+            used.insert((r.meta.xmit_iface(), r.key().ipv6));
         }
         for (f, socks) in self.socks.iter_mut().enumerate() {
             socks.retain(|k, _| used.contains(&(k.as_str(), f == 1)));
@@ -622,44 +679,28 @@ impl Daemon {
     fn on_batch(&mut self, rx: &RxBatch) {
         // One clock read for the batch: its datagrams were all queued by now.
         let now = self.now();
+        let mut out = Vec::new();
         for (i, r) in &rx.got {
-            self.on_packet(&rx.bufs[*i], r, now);
+            let Some(bytes) = rx.bufs[*i].get(r.offset..r.offset + r.len) else { continue };
+            let from = EngineRx { ifindex: r.ifindex, src: r.src, dst: r.dst, ttl: r.ttl };
+            self.engine.receive(now, &from, bytes, &mut |o| out.push(o));
         }
-    }
-
-    fn on_packet(&mut self, buf: &[u8], rx: &Received, now: hav_core::Instant) {
-        let Some(bytes) = buf.get(rx.offset..rx.offset + rx.len) else { return };
-        let Ok(pkt) = VrrpPacket::new_checked(bytes) else { return };
-        let key = super::engine::VrKey { ifindex: rx.ifindex, ipv6: rx.src.is_ipv6(), vrid: pkt.vrid() };
-        let Some(idx) = self.engine.lookup(&key) else {
-            tracing::trace!(vrid = key.vrid, src = %rx.src, "advert for a VRID we do not run");
-            return;
-        };
-        let plan = &self.plans[idx];
-        if plan.iface.addrs.contains(&rx.src) || rx.src == plan.core.primary_addr {
-            return; // our own advert, looped back
+        if !out.is_empty() {
+            self.exec(out);
         }
-        let repr = match VrrpRepr::parse(&pkt, rx.src, rx.dst, plan.core.checksum_mode) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(instance = %plan.name, src = %rx.src, error = ?e, "malformed advert dropped");
-                return;
-            }
-        };
-        let acts = self.engine.handle(idx, now, Input::Advert(Advert { src: rx.src, ttl: rx.ttl, repr: &repr }));
-        self.exec(acts);
     }
 
     fn on_track(&mut self, obj: TrackObj, status: TrackStatus) {
         self.track_status.insert(obj.clone(), status);
         let Some(&id) = self.track_ids.get(&obj) else { return };
         let now = self.now();
-        for idx in 0..self.plans.len() {
-            if self.plans[idx].tracks.iter().any(|t| t.obj == obj) {
-                let acts = self.engine.handle(idx, now, Input::Track { id, status });
-                self.exec(acts);
+        let mut out = Vec::new();
+        for idx in 0..self.engine.len() {
+            if self.engine.records()[idx].meta.tracks.iter().any(|t| t.obj == obj) {
+                self.engine.handle(now, idx, Input::Track { id, status }, &mut |o| out.push(o));
             }
         }
+        self.exec(out);
     }
 
     fn on_link(&mut self, ev: LinkEvent) {
@@ -673,29 +714,134 @@ impl Daemon {
             tracing::info!(ifname = %ev.name, up, "tracked interface changed");
             self.on_track(obj, status);
         }
+        let fresh = if up { lookup_iface(&mut self.netlink, &ev.name).map(|i| i.addrs) } else { None };
+        for idx in 0..self.engine.len() {
+            if self.engine.records()[idx].key().ifindex != ev.index {
+                continue;
+            }
+            if let (Some(addrs), Some(p)) = (&fresh, self.engine.meta_mut(idx)) {
+                p.addrs.clone_from(addrs);
+            }
+            self.feed_link(idx, up);
+        }
+    }
+
+    /// Feeds the link state of record `idx` (up and with its advert source address) when it
+    /// differs from what the instance knows.
+    fn feed_link(&mut self, idx: usize, up: bool) {
+        let r = &self.engine.records()[idx];
+        let ok = link_ok(up, &r.meta, r.instance());
+        if ok == r.instance().link_up() {
+            return;
+        }
+        let why = if up && !ok { "its advert source address is gone" } else if ok { "up" } else { "down" };
+        tracing::info!(instance = %r.meta.name, ifname = %r.meta.ifname, running = ok, why, "link changed");
         let now = self.now();
-        for idx in 0..self.plans.len() {
-            if self.plans[idx].iface.index == ev.index && self.plans[idx].iface.up != up {
-                self.plans[idx].iface.up = up;
-                tracing::info!(instance = %self.plans[idx].name, ifname = %ev.name, up, "link changed");
-                if up {
-                    if let Some(info) = lookup_iface(&mut self.netlink, &ev.name) {
-                        self.plans[idx].iface.addrs = info.addrs;
-                    }
+        let mut out = Vec::new();
+        self.engine.handle(now, idx, Input::Link { up: ok }, &mut |o| out.push(o));
+        self.exec(out);
+    }
+
+    /// An address came or went. Losing the address adverts leave from is a fault; a configured
+    /// VIP that appears while its instance does not hold it (a leftover, someone's `ip addr
+    /// add`) is removed, so that no node but the master answers for it.
+    fn on_addr(&mut self, ev: &AddrEvent) {
+        for idx in 0..self.engine.len() {
+            let r = &self.engine.records()[idx];
+            if r.key().ifindex == ev.index && (r.instance().config().primary_addr == ev.addr || r.meta.addrs.contains(&ev.addr)) {
+                let Some(p) = self.engine.meta_mut(idx) else { continue };
+                if ev.deleted {
+                    p.addrs.retain(|a| *a != ev.addr);
+                } else if !p.addrs.contains(&ev.addr) {
+                    p.addrs.push(ev.addr);
                 }
-                let acts = self.engine.handle(idx, now, Input::Link { up });
-                self.exec(acts);
+                let up = self.netlink.link_by_index(ev.index).map(|l| l.up).unwrap_or(false);
+                self.feed_link(idx, up);
+            }
+        }
+        if !ev.deleted {
+            let dev = match self.netlink.link_by_index(ev.index) {
+                Ok(l) => l.name,
+                Err(_) => return,
+            };
+            let stale = self.engine.records().iter().any(|r| {
+                !r.holds_vips() && !r.instance().config().is_owner() && r.meta.vips.iter().any(|v| v.spec.addr == ev.addr && v.dev == dev)
+            });
+            let held = self.engine.records().iter().any(|r| {
+                r.holds_vips() && r.meta.vips.iter().any(|v| v.spec.addr == ev.addr && v.dev == dev)
+            });
+            if stale && !held {
+                tracing::warn!(dev = %dev, vip = %ev.addr, "a VIP appeared on a node that is not master for it; removing it");
+                self.del_vip(&dev, ev.addr, ev.prefix);
             }
         }
     }
 
-    fn on_control(&mut self, req: &control::Request) -> serde_json::Value {
+    /// Netlink events were lost: reads every instance's link and addresses again and feeds what
+    /// changed, and removes VIPs that are present while their instance does not hold them.
+    fn resync(&mut self) {
+        for idx in 0..self.engine.len() {
+            let name = self.engine.records()[idx].meta.ifname.clone();
+            match lookup_iface(&mut self.netlink, &name) {
+                Some(info) => {
+                    if info.index != self.engine.records()[idx].key().ifindex {
+                        self.rebind(&LinkEvent { index: info.index, name: info.name.clone(), up: info.up, deleted: false });
+                    }
+                    if let Some(p) = self.engine.meta_mut(idx) {
+                        p.addrs = info.addrs;
+                    }
+                    self.feed_link(idx, info.up);
+                }
+                None => self.feed_link(idx, false),
+            }
+        }
+        let tracked: Vec<TrackObj> = self.track_ids.keys().filter(|o| matches!(o, TrackObj::Interface(_))).cloned().collect();
+        for obj in tracked {
+            let TrackObj::Interface(name) = &obj else { continue };
+            let up = self.netlink.link_by_name(name).map(|l| l.up).unwrap_or(false);
+            let status = if up { TrackStatus::Up } else { TrackStatus::Down };
+            if self.track_status.get(&obj) != Some(&status) {
+                self.on_track(obj, status);
+            }
+        }
+        self.release_strays();
+    }
+
+    /// Removes every configured VIP found on the host while no instance holds it.
+    fn release_strays(&mut self) {
+        let mut gone: Vec<(String, IpAddr, u8)> = Vec::new();
+        for r in self.engine.records() {
+            if r.holds_vips() || r.instance().config().is_owner() {
+                continue;
+            }
+            for v in &r.meta.vips {
+                let held = self.engine.records().iter().any(|o| o.holds_vips() && o.meta.vips.iter().any(|w| w.spec.addr == v.spec.addr && w.dev == v.dev));
+                if !held {
+                    gone.push((v.dev.clone(), v.spec.addr, v.spec.prefix));
+                }
+            }
+        }
+        for (dev, addr, prefix) in gone {
+            let Ok(l) = self.netlink.link_by_name(&dev) else { continue };
+            let present = self.netlink.addresses(l.index).map(|a| a.iter().any(|x| x.addr == addr)).unwrap_or(false);
+            if present {
+                tracing::warn!(dev = %dev, vip = %addr, "a VIP is present on a node that is not master for it; removing it");
+                self.del_vip(&dev, addr, prefix);
+            }
+        }
+    }
+
+    fn on_control(&mut self, req: &control::Request, reload: &mpsc::Sender<Prepared>) -> serde_json::Value {
         let admin = match req.cmd.as_str() {
-            "status" => return json!({"ok": true, "instances": self.status()}),
-            "metrics" => return json!({"ok": true, "text": super::metrics::render(&self.plans, self.engine.instances())}),
+            "status" => return json!({"ok": true, "instances": self.status(), "daemon": self.daemon_status()}),
+            "metrics" => return json!({"ok": true, "text": super::metrics::render(self.engine.records(), self.engine.stray(), self.vip_errors)}),
             "reload" => {
-                self.reload();
+                self.start_reload(reload);
                 return json!({"ok": true});
+            }
+            "panic" if std::env::var_os("HAV_TEST_PANIC").is_some() => {
+                // Fault injection for the tests: a panic in the VRRP thread must release the VIPs.
+                panic!("panic requested on the control socket (HAV_TEST_PANIC is set)");
             }
             "standby" => AdminMode::Standby,
             "takeover" => AdminMode::Takeover,
@@ -705,40 +851,57 @@ impl Daemon {
         let Some(name) = &req.instance else {
             return json!({"ok": false, "error": format!("{} needs an instance", req.cmd)});
         };
-        let Some(idx) = self.engine.find(name) else {
+        let Some(idx) = self.find(name) else {
             return json!({"ok": false, "error": format!("no instance '{name}'")});
         };
         tracing::info!(instance = %name, cmd = %req.cmd, "operator command");
         let now = self.now();
-        let acts = self.engine.handle(idx, now, Input::Admin(admin));
-        self.exec(acts);
-        json!({"ok": true, "state": self.engine.instances()[idx].state().as_str()})
+        let mut out = Vec::new();
+        self.engine.handle(now, idx, Input::Admin(admin), &mut |o| out.push(o));
+        self.exec(out);
+        json!({"ok": true, "state": self.engine.records()[idx].instance().state().as_str()})
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.engine.records().iter().position(|r| r.meta.name == name)
+    }
+
+    fn daemon_status(&self) -> serde_json::Value {
+        let s = self.engine.stray();
+        json!({
+            "dropped": {"truncated": s.truncated, "unknown_vrid": s.unknown_vrid},
+            "vip_errors": self.vip_errors,
+            "send_errors": self.send_errors,
+        })
     }
 
     fn status(&self) -> serde_json::Value {
         let list: Vec<_> = self
-            .plans
+            .engine
+            .records()
             .iter()
-            .zip(self.engine.instances())
-            .map(|(p, i)| {
+            .map(|r| {
+                let (p, i) = (&r.meta, r.instance());
                 let c = i.counters();
                 json!({
                     "name": p.name,
-                    "interface": p.iface.name,
-                    "vrid": p.core.vrid,
-                    "family": if p.key.ipv6 { "inet6" } else { "inet" },
-                    "version": if p.core.version == hav_core::wire::VrrpVersion::V2 { 2 } else { 3 },
+                    "interface": p.ifname,
+                    "vrid": i.config().vrid,
+                    "family": if r.key().ipv6 { "inet6" } else { "inet" },
+                    "version": if i.config().version == hav_core::wire::VrrpVersion::V2 { 2 } else { 3 },
                     "state": i.state().as_str(),
-                    "priority": p.core.priority,
+                    "priority": i.config().priority,
                     "effective_priority": i.effective_priority(),
                     "master": i.master_addr().map(|a| a.to_string()),
                     "admin": format!("{:?}", i.admin()).to_lowercase(),
                     "vips": p.vips.iter().map(|v| format!("{}/{}", v.spec.addr, v.spec.prefix)).collect::<Vec<_>>(),
+                    "holds_vips": r.holds_vips(),
                     "adverts_rx": c.adverts_rx,
                     "adverts_tx": c.adverts_tx,
                     "transitions": c.transitions,
                     "prio_zero_rx": c.prio_zero_rx,
                     "prio_zero_tx": c.prio_zero_tx,
+                    "vip_failures": c.vip_failures,
                     "dropped": hav_core::vrrp::DropReason::ALL
                         .iter()
                         .zip(c.drops.iter())
@@ -752,10 +915,31 @@ impl Daemon {
         serde_json::Value::Array(list)
     }
 
-    fn reload(&mut self) {
+    /// SIGHUP or `reload`: reads the config and compiles its policies on a worker thread, so the
+    /// VRRP loop never waits for either; [`Self::finish_reload`] swaps the result in.
+    fn start_reload(&mut self, done: &mpsc::Sender<Prepared>) {
+        if self.reloading {
+            tracing::info!("a reload is already being prepared; this one folds into it");
+            return;
+        }
         tracing::info!(config = %self.opts.config.display(), "reloading");
-        let loaded = match config::load(&self.opts.config) {
-            Ok(l) => l,
+        self.reloading = true;
+        let path = self.opts.config.clone();
+        let policies = self.opts.policies.clone();
+        let done = done.clone();
+        self.aux.spawn_blocking(move || {
+            let prepared = config::load(&path).map_err(|e| e.to_string()).and_then(|loaded| {
+                let set = load_policies(&policies, &loaded.config).map_err(|e| format!("{e:#}"))?;
+                Ok((loaded, set))
+            });
+            let _ = done.blocking_send(prepared);
+        });
+    }
+
+    fn finish_reload(&mut self, prepared: Prepared) {
+        self.reloading = false;
+        let (loaded, policies) = match prepared {
+            Ok(p) => p,
             Err(e) => {
                 tracing::error!("reload failed, keeping the running config: {e}");
                 return;
@@ -766,13 +950,6 @@ impl Daemon {
         }
         // Plan before touching anything.
         let (plans, groups) = match self.plan(&loaded.config) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!("reload failed, keeping the running config: {e:#}");
-                return;
-            }
-        };
-        let policies = match load_policies(&self.opts.policies, &loaded.config) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("reload failed, keeping the running config: {e:#}");
@@ -795,26 +972,23 @@ impl Daemon {
         if let Err(e) = self.apply_planned(loaded.config, plans, groups) {
             tracing::error!("reload: {e:#}");
         } else {
-            tracing::info!(instances = self.plans.len(), "reloaded");
+            tracing::info!(instances = self.engine.len(), "reloaded");
         }
     }
 
     fn shutdown(&mut self) {
         tracing::info!("stopping");
         let now = self.now();
-        let acts = self.engine.broadcast(now, Input::Shutdown);
-        self.exec(acts);
+        let mut out = Vec::new();
+        self.engine.broadcast(now, Input::Shutdown, &mut |o| out.push(o));
+        self.exec(out);
         self.flush_adverts();
-        for i in 0..self.plans.len() {
-            if self.held[i] {
-                let vips: Vec<_> = self.plans[i].vips.iter().map(|v| (v.dev.clone(), v.spec.addr, v.spec.prefix)).collect();
-                for (dev, a, p) in vips {
-                    self.del_vip(&dev, a, p);
-                }
-            }
-            let p = &self.plans[i];
-            self.notifier.changed(Kind::Instance, &p.name, &p.notify, "STOP", 0, p.smtp_alert);
+        let stops: Vec<_> =
+            self.engine.records().iter().map(|r| (r.meta.name.clone(), r.meta.notify.clone(), r.meta.smtp_alert)).collect();
+        for (name, notify, smtp) in stops {
+            self.notifier_changed(Kind::Instance, &name, &notify, "STOP", 0, smtp);
         }
+        self.release_strays();
         for name in std::mem::take(&mut self.vmacs) {
             if let Ok(l) = self.netlink.link_by_name(&name) {
                 let _ = self.netlink.delete_link(l.index);
@@ -828,86 +1002,84 @@ impl Daemon {
         }
     }
 
-    fn exec(&mut self, acts: Tagged) {
-        self.exec_quiet(acts, false);
+    /// Runs notify scripts, the FIFO and SMTP on the auxiliary runtime.
+    fn notifier_changed(&self, kind: Kind, name: &str, notify: &crate::config::vrrp::Notify, state: &str, prio: u8, smtp: bool) {
+        let _in_aux = self.aux.enter();
+        self.notifier.changed(kind, name, notify, state, prio, smtp);
     }
 
-    /// Carries out actions; `quiet` suppresses notifications (a reload that keeps the state).
-    fn exec_quiet(&mut self, acts: Tagged, quiet: bool) {
-        let mut changed_groups = false;
-        for (idx, a) in acts {
+    /// Carries out the engine's outputs, in order. The results of installing and removing
+    /// addresses go back to the engine at once, and what it answers is carried out before the
+    /// rest, so that no gratuitous ARP follows a release.
+    fn exec(&mut self, outs: Vec<Output>) {
+        let mut queue: std::collections::VecDeque<Output> = outs.into();
+        while let Some(o) = queue.pop_front() {
+            let (idx, a) = match o {
+                Output::Group { group, state } => {
+                    self.group_changed(group, state);
+                    continue;
+                }
+                Output::Act { idx, action } => (idx, action),
+            };
             match a {
                 Action::Transition { from, to, reason } => {
-                    let inst = &self.engine.instances()[idx];
-                    let prio = inst.effective_priority();
-                    let p = &self.plans[idx];
-                    if quiet {
-                        tracing::debug!(instance = %p.name, from = from.as_str(), to = to.as_str(), "restarted over a reload");
-                    } else {
-                        tracing::info!(instance = %p.name, from = from.as_str(), to = to.as_str(), ?reason, priority = prio, "state change");
+                    let r = &self.engine.records()[idx];
+                    let prio = r.instance().effective_priority();
+                    if let Some(held) = self.log_transitions.check_now() {
+                        tracing::info!(instance = %r.meta.name, from = from.as_str(), to = to.as_str(), ?reason, priority = prio, held_back = held, "state change");
                     }
-                    if !quiet && to != State::Initialize {
-                        self.notifier.changed(Kind::Instance, &p.name, &p.notify, to.as_str(), prio, p.smtp_alert);
+                    if to != State::Initialize {
+                        let (name, notify, smtp) = (r.meta.name.clone(), r.meta.notify.clone(), r.meta.smtp_alert);
+                        self.notifier_changed(Kind::Instance, &name, &notify, to.as_str(), prio, smtp);
                     }
-                    changed_groups = true;
                     if let Some(l) = &self.lvs {
-                        l.vrrp_state(&p.name, to == State::Master);
+                        l.vrrp_state(&self.engine.records()[idx].meta.name, to == State::Master);
                     }
                 }
                 Action::SendAdvert { priority } => {
-                    send_advert(&mut self.socks, &self.plans[idx], &self.engine.instances()[idx], priority);
+                    let r = &self.engine.records()[idx];
+                    send_advert(&mut self.socks, &r.meta, r.key(), r.instance(), priority);
                 }
                 Action::AddVips { accept } => {
                     // The advert announcing mastership leaves before the netlink work.
                     self.flush_adverts();
                     if !accept {
-                        tracing::debug!(instance = %self.plans[idx].name, "accept mode off: hav does not install drop rules");
+                        tracing::debug!(instance = %self.engine.records()[idx].meta.name, "accept mode off: hav does not install drop rules");
                     }
-                    let vips = self.plans[idx].vips.clone();
-                    for v in vips {
-                        self.add_vip(&v.dev, &v.spec);
+                    let held = self.add_vips(idx);
+                    let now = self.now();
+                    let mut more = Vec::new();
+                    self.engine.handle(now, idx, Input::Vips { held }, &mut |o| more.push(o));
+                    for m in more.into_iter().rev() {
+                        queue.push_front(m);
                     }
-                    self.held[idx] = true;
                 }
                 Action::RemoveVips => {
-                    let vips = self.plans[idx].vips.clone();
-                    for v in vips {
-                        self.del_vip(&v.dev, v.spec.addr, v.spec.prefix);
+                    let ok = self.remove_vips(idx);
+                    let now = self.now();
+                    self.engine.vips_released(now, idx, ok);
+                }
+                Action::SendGarp { repeat } => {
+                    // Only for addresses the instance holds as master, whatever was queued.
+                    let r = &self.engine.records()[idx];
+                    if r.instance().state() == State::Master && r.vips() == VipHold::Held {
+                        self.send_garp(idx, repeat);
                     }
-                    self.held[idx] = false;
                 }
-                Action::SendGarp { repeat } => self.send_garp(idx, repeat),
                 Action::Discard(reason) => {
-                    tracing::debug!(instance = %self.plans[idx].name, reason = reason.as_str(), "advert dropped");
+                    if let Some(held) = self.log_drops.check_now() {
+                        tracing::debug!(instance = %self.engine.records()[idx].meta.name, reason = reason.as_str(), held_back = held, "advert dropped");
+                    }
                 }
             }
         }
-        if changed_groups && !quiet {
-            self.group_notify();
-        }
     }
 
-    fn group_notify(&mut self) {
-        for g in &self.config.vrrp_sync_groups {
-            let states: Vec<State> = g
-                .group
-                .iter()
-                .filter_map(|(n, _)| self.engine.find(n).map(|i| self.engine.instances()[i].state()))
-                .collect();
-            let Some(&first) = states.first() else { continue };
-            if first == State::Initialize || !states.iter().all(|s| *s == first) {
-                continue;
-            }
-            if self.group_state.get(&g.name) != Some(&first) {
-                self.group_state.insert(g.name.clone(), first);
-                tracing::info!(group = %g.name, state = first.as_str(), "sync group state");
-                self.notifier.changed(Kind::Group, &g.name, &g.notify, first.as_str(), 0, g.smtp_alert);
-            }
-        }
-    }
-
-    fn send_advert_for(&mut self, p: &InstancePlan, inst: &Instance, priority: u8) {
-        send_advert(&mut self.socks, p, inst, priority);
+    fn group_changed(&mut self, group: usize, state: State) {
+        let Some(g) = self.config.vrrp_sync_groups.get(group) else { return };
+        tracing::info!(group = %g.name, state = state.as_str(), "sync group state");
+        let (name, notify, smtp) = (g.name.clone(), g.notify.clone(), g.smtp_alert);
+        self.notifier_changed(Kind::Group, &name, &notify, state.as_str(), 0, smtp);
     }
 
     /// Sends the adverts queued since the last flush, one `sendmmsg` per socket and batch.
@@ -932,17 +1104,18 @@ impl Daemon {
 /// Builds one advert of `inst` for each of its destinations and queues it on the socket it
 /// leaves from ([`Daemon::flush_adverts`] sends them). A free function over the daemon's
 /// sockets, so the hot path borrows the plan and the instance instead of cloning them.
-fn send_advert(socks: &mut Socks, p: &InstancePlan, inst: &Instance, priority: u8) {
-    let Some(s) = socks[usize::from(p.key.ipv6)].get_mut(p.xmit_iface()) else {
+fn send_advert(socks: &mut Socks, p: &InstancePlan, key: VrKey, inst: &Instance, priority: u8) {
+    let Some(s) = socks[usize::from(key.ipv6)].get_mut(p.xmit_iface()) else {
         tracing::warn!(instance = %p.name, ifname = %p.xmit_iface(), "no socket to send adverts on");
         return;
     };
     let repr = inst.advert_repr(priority);
-    let src = p.core.primary_addr;
+    let src = inst.config().primary_addr;
+    let mode = inst.config().checksum_mode;
     for dst in inst.advert_destinations() {
         let built = s.out.push_with(repr.buffer_len(), src, dst, |buf| {
             let mut pkt = VrrpPacket::new_unchecked(buf);
-            repr.emit(&mut pkt, src, dst, p.core.checksum_mode)
+            repr.emit(&mut pkt, src, dst, mode)
         });
         if let Err(e) = built {
             tracing::error!(instance = %p.name, error = ?e, "advert not built");
@@ -951,52 +1124,107 @@ fn send_advert(socks: &mut Socks, p: &InstancePlan, inst: &Instance, priority: u
     }
 }
 
+/// How often a refused address change is tried again at once (EBUSY, ENOBUFS, EINTR...), before
+/// it counts as failed and the engine takes over with its back-off.
+const NETLINK_TRIES: usize = 3;
+
 impl Daemon {
+    /// Installs the VIPs of record `idx`; false when one of them could not be.
+    fn add_vips(&mut self, idx: usize) -> bool {
+        let vips = self.engine.records()[idx].meta.vips.clone();
+        let mut ok = true;
+        for v in vips {
+            ok &= self.add_vip(&v.dev, &v.spec);
+        }
+        if !ok {
+            let name = &self.engine.records()[idx].meta.name;
+            tracing::error!(instance = %name, "cannot hold its VIPs: giving up mastership (FAULT), trying again after a back-off");
+        }
+        ok
+    }
 
-    fn add_vip(&mut self, dev: &str, spec: &crate::net::AddrSpec) {
-        let idx = match self.netlink.link_by_name(dev) {
-            Ok(l) => l.index,
-            Err(e) => {
-                tracing::error!(dev, vip = %spec.addr, error = %e, "VIP not added");
-                return;
+    /// Removes the VIPs of record `idx`; false when one of them is still there.
+    fn remove_vips(&mut self, idx: usize) -> bool {
+        let vips = self.engine.records()[idx].meta.vips.clone();
+        let mut ok = true;
+        for v in vips {
+            // An address another instance holds now stays (two instances may share one).
+            let shared = self.engine.records().iter().enumerate().any(|(i, r)| {
+                i != idx && r.vips() == VipHold::Held && r.meta.vips.iter().any(|w| w.spec.addr == v.spec.addr && w.dev == v.dev)
+            });
+            if !shared {
+                ok &= self.del_vip(&v.dev, v.spec.addr, v.spec.prefix);
             }
-        };
-        match self.netlink.add_address(idx, spec) {
-            Ok(()) => tracing::info!(dev, vip = %spec.addr, "VIP added"),
-            Err(e) if is_exists(&e) => {}
-            Err(e) => tracing::error!(dev, vip = %spec.addr, error = %e, "VIP not added"),
         }
+        ok
     }
 
-    fn del_vip(&mut self, dev: &str, addr: IpAddr, prefix: u8) {
-        let Ok(l) = self.netlink.link_by_name(dev) else { return };
-        match self.netlink.del_address(l.index, addr, prefix) {
-            Ok(()) => tracing::info!(dev, vip = %addr, "VIP removed"),
-            Err(e) if is_missing(&e) => {}
-            Err(e) => tracing::error!(dev, vip = %addr, error = %e, "VIP not removed"),
+    fn add_vip(&mut self, dev: &str, spec: &crate::net::AddrSpec) -> bool {
+        let mut last = None;
+        for _ in 0..NETLINK_TRIES {
+            let idx = match self.netlink.link_by_name(dev) {
+                Ok(l) => l.index,
+                Err(e) => {
+                    last = Some(e);
+                    break;
+                }
+            };
+            match self.netlink.add_address(idx, spec) {
+                Ok(()) => {
+                    tracing::info!(dev, vip = %spec.addr, "VIP added");
+                    return true;
+                }
+                Err(e) if is_exists(&e) => return true,
+                Err(e) => last = Some(e),
+            }
         }
+        self.vip_errors += 1;
+        if let Some(e) = last {
+            tracing::error!(dev, vip = %spec.addr, error = %e, count = self.vip_errors, "VIP not added");
+        }
+        false
     }
 
+    fn del_vip(&mut self, dev: &str, addr: IpAddr, prefix: u8) -> bool {
+        let mut last = None;
+        for _ in 0..NETLINK_TRIES {
+            // A device that is gone took its addresses with it.
+            let Ok(l) = self.netlink.link_by_name(dev) else { return true };
+            match self.netlink.del_address(l.index, addr, prefix) {
+                Ok(()) => {
+                    tracing::info!(dev, vip = %addr, "VIP removed");
+                    return true;
+                }
+                Err(e) if is_missing(&e) => return true,
+                Err(e) => last = Some(e),
+            }
+        }
+        self.vip_errors += 1;
+        if let Some(e) = last {
+            tracing::error!(dev, vip = %addr, error = %e, count = self.vip_errors, "VIP not removed; trying again");
+        }
+        false
+    }
+
+    /// Sends `repeat` gratuitous ARP (IPv4) or unsolicited NA (IPv6) messages for each VIP of
+    /// record `idx`, back to back. Pacing (`vrrp_garp_interval`) is the engine's: it asks for one
+    /// round at a time, and asks no more once the instance left master.
     fn send_garp(&mut self, idx: usize, repeat: u8) {
         // The advert that announced mastership goes first.
         self.flush_adverts();
-        let p = self.plans[idx].clone();
-        let interval = if p.key.ipv6 { self.config.global.vrrp_gna_interval } else { self.config.global.vrrp_garp_interval };
-        let mut spaced: Vec<(u32, String, Vec<u8>)> = Vec::new();
-        for v in &p.vips {
+        let r = &self.engine.records()[idx];
+        let (vips, vmac, mac) = (r.meta.vips.clone(), r.meta.vmac.clone(), r.meta.mac);
+        for v in &vips {
             let Ok(link) = self.netlink.link_by_name(&v.dev) else { continue };
-            let mac = match &p.vmac {
+            let mac = match &vmac {
                 Some(vm) if v.dev == vm.name => vm.mac,
-                _ => link.mac,
+                _ if link.mac != [0; 6] => link.mac,
+                _ => mac,
             };
             let frame = match v.spec.addr {
                 IpAddr::V4(a) => hav_core::wire::gratuitous_arp_frame(mac, a).to_vec(),
                 IpAddr::V6(a) => hav_core::wire::unsolicited_na_frame(mac, a, true).to_vec(),
             };
-            if !interval.is_zero() {
-                spaced.push((link.index, v.dev.clone(), frame));
-                continue;
-            }
             // A socket bound to an index the name no longer has (the link was created again)
             // is replaced.
             if self.packets.get(&v.dev).is_none_or(|(index, _)| *index != link.index) {
@@ -1018,20 +1246,6 @@ impl Daemon {
                 }
             }
         }
-        if !spaced.is_empty() {
-            // vrrp_garp_interval / vrrp_gna_interval: space the messages in a task of their own
-            // so the loop never waits.
-            tokio::spawn(async move {
-                let socks: Vec<_> =
-                    spaced.iter().filter_map(|(i, n, f)| PacketSocket::open(*i, n).ok().map(|s| (s, f))).collect();
-                for _ in 0..repeat {
-                    for (s, f) in &socks {
-                        let _ = s.send_frame(f);
-                        tokio::time::sleep(interval).await;
-                    }
-                }
-            });
-        }
     }
 
     fn publish_snapshot(&self) {
@@ -1040,18 +1254,23 @@ impl Daemon {
             return;
         }
         let snap: Vec<_> = self
-            .plans
+            .engine
+            .records()
             .iter()
-            .zip(self.engine.instances())
-            .map(|(p, i)| super::track::InstanceSnapshot {
-                name: p.name.clone(),
-                state: i.state(),
-                priority: p.core.priority,
-                effective: i.effective_priority(),
-                scripts: p.tracks.iter().filter_map(|t| match &t.obj {
-                    TrackObj::Script(n) => Some(n.clone()),
-                    _ => None,
-                }).collect(),
+            .map(|r| super::track::InstanceSnapshot {
+                name: r.meta.name.clone(),
+                state: r.instance().state(),
+                priority: r.instance().config().priority,
+                effective: r.instance().effective_priority(),
+                scripts: r
+                    .meta
+                    .tracks
+                    .iter()
+                    .filter_map(|t| match &t.obj {
+                        TrackObj::Script(n) => Some(n.clone()),
+                        _ => None,
+                    })
+                    .collect(),
             })
             .collect();
         self.snapshot.send_if_modified(|old| {
@@ -1063,18 +1282,62 @@ impl Daemon {
             }
         });
     }
+
+    /// After a panic of the VRRP thread: the VIPs this node holds go, after a priority-0 advert
+    /// for each master, so the backups take over after their skew time and no address stays on
+    /// a node that no longer runs VRRP. Best effort, each step on its own.
+    fn release_after_panic(&mut self) {
+        for idx in 0..self.engine.len() {
+            let r = &self.engine.records()[idx];
+            if r.instance().state() == State::Master {
+                send_advert(&mut self.socks, &r.meta, r.key(), r.instance(), 0);
+            }
+        }
+        self.flush_adverts();
+        for idx in 0..self.engine.len() {
+            let r = &self.engine.records()[idx];
+            if r.holds_vips() || r.instance().state() == State::Master {
+                let vips = r.meta.vips.clone();
+                for v in vips {
+                    self.del_vip(&v.dev, v.spec.addr, v.spec.prefix);
+                }
+            }
+        }
+        for name in std::mem::take(&mut self.vmacs) {
+            if let Ok(l) = self.netlink.link_by_name(&name) {
+                let _ = self.netlink.delete_link(l.index);
+            }
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("hav-linux: the VRRP thread panicked: releasing VIPs");
+            // A second panic while unwinding would abort before the VIPs are gone.
+            let me = std::panic::AssertUnwindSafe(self);
+            let _ = std::panic::catch_unwind(move || {
+                let d = me;
+                d.0.release_after_panic();
+            });
+        }
+    }
 }
 
 /// The member indexes of every sync group, in plan order.
-fn sync_groups(config: &Config, plans: &[InstancePlan]) -> anyhow::Result<Vec<Vec<usize>>> {
+fn sync_groups(config: &Config, plans: &[Planned]) -> anyhow::Result<Vec<Vec<usize>>> {
     let mut out = Vec::new();
     for g in &config.vrrp_sync_groups {
         let mut members = Vec::new();
         for (name, loc) in &g.group {
             let i = plans
                 .iter()
-                .position(|p| &p.name == name)
+                .position(|p| &p.meta.name == name)
                 .ok_or_else(|| anyhow::anyhow!("{loc}: vrrp_sync_group {}: no vrrp_instance {name}", g.name))?;
+            if out.iter().any(|m: &Vec<usize>| m.contains(&i)) || members.contains(&i) {
+                anyhow::bail!("{loc}: vrrp_sync_group {}: vrrp_instance {name} is already in a sync group", g.name);
+            }
             members.push(i);
         }
         if members.len() > hav_core::vrrp::MAX_GROUP {

@@ -18,7 +18,7 @@ pub mod timer;
 pub mod vrrp_socket;
 
 pub use error::NetError;
-pub use netlink::{AddrSpec, IfAddr, LinkEvent, LinkInfo, LinkWatcher, Netlink};
+pub use netlink::{AddrEvent, AddrSpec, IfAddr, LinkEvent, LinkInfo, LinkWatcher, Netlink, WatchEvent};
 pub use packet::PacketSocket;
 pub use sysctl::SysctlGuard;
 pub use timer::PreciseTimer;

@@ -729,15 +729,37 @@ pub struct LinkEvent {
     pub deleted: bool,
 }
 
-/// Watches link state changes (netlink group `RTNLGRP_LINK`).
+/// An address was added to or removed from a link (`RTM_NEWADDR` /
+/// `RTM_DELADDR`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddrEvent {
+    /// The link's index.
+    pub index: u32,
+    /// The address.
+    pub addr: IpAddr,
+    /// Its prefix length.
+    pub prefix: u8,
+    /// Removed rather than added.
+    pub deleted: bool,
+}
+
+/// What a [`LinkWatcher`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// A link changed.
+    Link(LinkEvent),
+    /// An address changed (only with [`LinkWatcher::with_addresses`]).
+    Addr(AddrEvent),
+}
+
+/// Watches link state changes (netlink group `RTNLGRP_LINK`), and with
+/// [`LinkWatcher::with_addresses`] address changes too.
 ///
 /// The netlink socket is non-blocking and registered with tokio's reactor
-/// through [`AsyncFd`]; no extra thread. Address groups are not joined: a
-/// daemon that sees a link come back re-reads its addresses with
-/// [`Netlink::addresses`].
+/// through [`AsyncFd`]; no extra thread.
 pub struct LinkWatcher {
     fd: AsyncFd<NlSocketHandle>,
-    pending: VecDeque<LinkEvent>,
+    pending: VecDeque<WatchEvent>,
 }
 
 impl Debug for LinkWatcher {
@@ -753,6 +775,15 @@ impl LinkWatcher {
     /// Subscribes to link notifications in the calling thread's network
     /// namespace. Must be called inside a tokio runtime.
     pub fn new() -> Result<Self> {
+        Self::subscribe(&[libc::RTNLGRP_LINK])
+    }
+
+    /// Subscribes to link and address (IPv4 and IPv6) notifications.
+    pub fn with_addresses() -> Result<Self> {
+        Self::subscribe(&[libc::RTNLGRP_LINK, libc::RTNLGRP_IPV4_IFADDR, libc::RTNLGRP_IPV6_IFADDR])
+    }
+
+    fn subscribe(groups: &[u32]) -> Result<Self> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(NetError::Netlink {
                 op: "link watcher",
@@ -762,7 +793,7 @@ impl LinkWatcher {
         let sock = NlSocketHandle::connect(
             NlFamily::Route,
             None,
-            Groups::new_groups(&[libc::RTNLGRP_LINK]),
+            Groups::new_groups(groups),
         )
         .map_err(sock_err("subscribe RTNLGRP_LINK"))?;
         set_nonblocking(sock.as_raw_fd()).map_err(|e| NetError::Netlink {
@@ -779,7 +810,7 @@ impl LinkWatcher {
         })
     }
 
-    /// The next link event.
+    /// The next link event (address events are skipped).
     ///
     /// Cancel-safe: events already read stay queued for the next call.
     ///
@@ -789,6 +820,20 @@ impl LinkWatcher {
     /// re-read the link table with [`Netlink::links`]. The watcher stays
     /// usable.
     pub async fn next(&mut self) -> Result<LinkEvent> {
+        loop {
+            if let WatchEvent::Link(ev) = self.next_event().await? {
+                return Ok(ev);
+            }
+        }
+    }
+
+    /// The next link or address event.
+    ///
+    /// Cancel-safe: events already read stay queued for the next call.
+    ///
+    /// # Errors
+    /// As [`Self::next`]: after `ENOBUFS` re-read links and addresses.
+    pub async fn next_event(&mut self) -> Result<WatchEvent> {
         loop {
             if let Some(ev) = self.pending.pop_front() {
                 return Ok(ev);
@@ -839,8 +884,15 @@ impl LinkWatcher {
     }
 }
 
-fn event_from_msg(m: Nlmsghdr<u16, Buffer>) -> Option<LinkEvent> {
+fn event_from_msg(m: Nlmsghdr<u16, Buffer>) -> Option<WatchEvent> {
     let ty = *m.nl_type();
+    if ty == u16::from(Rtm::Newaddr) || ty == u16::from(Rtm::Deladdr) {
+        let deleted = ty == u16::from(Rtm::Deladdr);
+        let typed: Nlmsghdr<Rtm, Ifaddrmsg> = m.to_typed().ok()?;
+        let msg = typed.get_payload()?;
+        let a = addr_from_msg(msg)?;
+        return Some(WatchEvent::Addr(AddrEvent { index: *msg.ifa_index(), addr: a.addr, prefix: a.prefix, deleted }));
+    }
     let deleted = if ty == u16::from(Rtm::Newlink) {
         false
     } else if ty == u16::from(Rtm::Dellink) {
@@ -850,12 +902,12 @@ fn event_from_msg(m: Nlmsghdr<u16, Buffer>) -> Option<LinkEvent> {
     };
     let typed: Nlmsghdr<Rtm, Ifinfomsg> = m.to_typed().ok()?;
     let link = link_from_msg(typed.get_payload()?)?;
-    Some(LinkEvent {
+    Some(WatchEvent::Link(LinkEvent {
         index: link.index,
         name: link.name,
         up: link.up && !deleted,
         deleted,
-    })
+    }))
 }
 
 pub(crate) fn set_nonblocking(fd: std::os::fd::RawFd) -> nix::Result<()> {
