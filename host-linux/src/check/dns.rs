@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use super::ProbeError;
 use crate::config::check::{CheckCommon, DnsCheck};
 
 /// The QTYPE number of a DNS_CHECK `type`.
@@ -35,18 +36,18 @@ pub(crate) fn query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, String> 
 }
 
 /// One DNS_CHECK probe.
-pub(super) async fn check(d: &DnsCheck, target: SocketAddr, c: &CheckCommon) -> Result<(), String> {
+pub(super) async fn check(d: &DnsCheck, target: SocketAddr, c: &CheckCommon) -> Result<(), ProbeError> {
     let id = fastrand::u16(..);
     let q = query(id, &d.name, qtype(&d.query_type))?;
-    let sock = super::net::udp_connect(target, c).await.map_err(|e| e.to_string())?;
-    sock.send(&q).await.map_err(|e| format!("send: {e}"))?;
+    let sock = super::net::udp_connect(target, c).await.map_err(|e| ProbeError::io("", e))?;
+    sock.send(&q).await.map_err(|e| ProbeError::io("send", e))?;
     let mut buf = [0u8; 1500];
     let deadline = tokio::time::Instant::now() + c.connect_timeout;
     loop {
         let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
             Ok(Ok(n)) => n,
-            Ok(Err(e)) => return Err(format!("receive: {e}")),
-            Err(_) => return Err(format!("no answer within {:?}", c.connect_timeout)),
+            Ok(Err(e)) => return Err(ProbeError::io("receive", e)),
+            Err(_) => return Err(format!("no answer within {:?}", c.connect_timeout).into()),
         };
         // Not ours (stale or stray): keep waiting.
         if n < 12 || buf[..2] != id.to_be_bytes() || buf[2] & 0x80 == 0 {
@@ -54,7 +55,7 @@ pub(super) async fn check(d: &DnsCheck, target: SocketAddr, c: &CheckCommon) -> 
         }
         let rcode = buf[3] & 0x0f;
         if rcode != 0 {
-            return Err(format!("answer rcode {rcode}"));
+            return Err(format!("answer rcode {rcode}").into());
         }
         return Ok(());
     }

@@ -3,7 +3,7 @@
 //! non-zero value is down and 0 is up. A missing or unreadable file is down; text that is not a
 //! number counts as 0. The file is read at every `delay_loop`.
 
-use super::Verdict;
+use super::{ProbeError, Verdict};
 use crate::config::check::FileCheck;
 use crate::config::TrackFileDef;
 
@@ -26,14 +26,14 @@ impl FileProbe {
         FileProbe { name: f.track_file.clone(), path: def.map(|d| d.file.clone()), weight: if reverse { -w } else { w } }
     }
 
-    pub(super) async fn check(&self) -> Result<Verdict, String> {
+    pub(super) async fn check(&self) -> Result<Verdict, ProbeError> {
         let Some(path) = &self.path else {
-            return Err(format!("track file '{}' is not defined", self.name));
+            return Err(format!("track file '{}' is not defined", self.name).into());
         };
-        let text = tokio::fs::read_to_string(path).await.map_err(|e| format!("{path}: {e}"))?;
+        let text = tokio::fs::read_to_string(path).await.map_err(|e| ProbeError::io(path, e))?;
         let value: i64 = text.split_whitespace().next().and_then(|t| t.parse().ok()).unwrap_or(0);
         if self.weight == 0 {
-            return if value == 0 { Ok(Verdict::Up) } else { Err(format!("{path}: value {value}")) };
+            return if value == 0 { Ok(Verdict::Up) } else { Err(format!("{path}: value {value}").into()) };
         }
         let delta = value.saturating_mul(self.weight);
         Ok(Verdict::Delta(delta))

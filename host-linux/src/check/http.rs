@@ -12,6 +12,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::ProbeError;
 use crate::config::check::{CheckCommon, HttpCheck};
 
 /// Largest response read; a health page bigger than this fails the check.
@@ -75,20 +76,20 @@ impl HttpProbe {
         HttpProbe { tls: h.tls, urls, server_name, version }
     }
 
-    pub(crate) async fn check(&self, target: SocketAddr, c: &CheckCommon) -> Result<(), String> {
+    pub(super) async fn check(&self, target: SocketAddr, c: &CheckCommon) -> Result<(), ProbeError> {
         for u in &self.urls {
             // connect_timeout bounds each whole request, like a per-I/O timeout would roughly.
             match tokio::time::timeout(c.connect_timeout, self.fetch(u, target, c)).await {
                 Ok(Ok(resp)) => u.verify(&resp)?,
-                Ok(Err(e)) => return Err(format!("GET {}: {e}", u.path)),
-                Err(_) => return Err(format!("GET {}: timed out after {:?}", u.path, c.connect_timeout)),
+                Ok(Err(e)) => return Err(e.context(format_args!("GET {}", u.path))),
+                Err(_) => return Err(format!("GET {}: timed out after {:?}", u.path, c.connect_timeout).into()),
             }
         }
         Ok(())
     }
 
-    async fn fetch(&self, u: &UrlProbe, target: SocketAddr, c: &CheckCommon) -> Result<Response, String> {
-        let tcp = super::net::connect(target, c).await.map_err(|e| e.to_string())?;
+    async fn fetch(&self, u: &UrlProbe, target: SocketAddr, c: &CheckCommon) -> Result<Response, ProbeError> {
+        let tcp = super::net::connect(target, c).await.map_err(|e| ProbeError::io("", e))?;
         let req = format!(
             "GET {} HTTP/{}\r\nHost: {}\r\nUser-Agent: hav-check\r\nConnection: close\r\n\r\n",
             u.path, self.version, u.host
@@ -96,12 +97,12 @@ impl HttpProbe {
         if self.tls {
             let conn = tokio_rustls::TlsConnector::from(tls_config());
             let mut s = conn.connect(self.server_name.clone(), tcp).await.map_err(|e| format!("TLS handshake: {e}"))?;
-            exchange(&mut s, req.as_bytes()).await
+            Ok(exchange(&mut s, req.as_bytes()).await?)
         } else {
             let mut s = tcp;
             let r = exchange(&mut s, req.as_bytes()).await;
             super::net::reset(s);
-            r
+            Ok(r?)
         }
     }
 }

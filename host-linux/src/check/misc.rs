@@ -7,13 +7,13 @@ use std::process::Stdio;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Group, Pid, User};
 
-use super::Verdict;
+use super::{ProbeError, Verdict};
 use crate::config::check::{CheckCommon, MiscCheck};
 
 /// One MISC_CHECK probe.
-pub(super) async fn check(m: &MiscCheck, c: &CheckCommon) -> Result<Verdict, String> {
+pub(super) async fn check(m: &MiscCheck, c: &CheckCommon) -> Result<Verdict, ProbeError> {
     let Some((prog, args)) = m.misc_path.argv.split_first() else {
-        return Err("empty misc_path".into());
+        return Err(ProbeError::Failed("empty misc_path".into()));
     };
     let mut cmd = tokio::process::Command::new(prog);
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0).kill_on_drop(true);
@@ -27,7 +27,7 @@ pub(super) async fn check(m: &MiscCheck, c: &CheckCommon) -> Result<Verdict, Str
         };
         cmd.uid(user.uid.as_raw()).gid(gid.as_raw());
     }
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run '{}': {e}", m.misc_path.command))?;
+    let mut child = cmd.spawn().map_err(|e| ProbeError::spawn(&format!("cannot run '{}'", m.misc_path.command), e))?;
     // Kills the script's whole process group if this probe ends early: on misc_timeout, or
     // when the checker is stopped (reload, shutdown) while the script runs.
     let mut group = GroupGuard(child.id().and_then(|p| i32::try_from(p).ok()));
@@ -40,14 +40,14 @@ pub(super) async fn check(m: &MiscCheck, c: &CheckCommon) -> Result<Verdict, Str
         Err(_) => {
             drop(group);
             let _ = child.kill().await;
-            return Err(format!("'{}' killed after misc_timeout {timeout:?}", m.misc_path.command));
+            return Err(format!("'{}' killed after misc_timeout {timeout:?}", m.misc_path.command).into());
         }
     };
     match status.code() {
         Some(0) => Ok(Verdict::Up),
         Some(code @ 2..=255) if m.misc_dynamic => Ok(Verdict::Weight(u32::try_from(code - 2).unwrap_or(0))),
-        Some(code) => Err(format!("'{}' exited {code}", m.misc_path.command)),
-        None => Err(format!("'{}' ended by {status}", m.misc_path.command)),
+        Some(code) => Err(format!("'{}' exited {code}", m.misc_path.command).into()),
+        None => Err(format!("'{}' ended by {status}", m.misc_path.command).into()),
     }
 }
 

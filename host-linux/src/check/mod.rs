@@ -39,6 +39,57 @@ use crate::config::lvs::{RealServer, VirtualServer};
 use crate::config::Config;
 use crate::health::{Health, HealthEvent, PolicyRunner, RealServerRef};
 
+/// Why a probe concluded no [`Verdict`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ProbeError {
+    /// The server failed the check: counts toward down.
+    #[error("{0}")]
+    Failed(String),
+    /// hav could not run the check: it is out of descriptors or memory
+    /// ([`crate::resource::is_exhaustion`]). Nothing was learnt about the server, so its verdict
+    /// stands; declaring it down would pull a healthy server out of IPVS for hav's own trouble.
+    #[error("{0}")]
+    NoResources(String),
+}
+
+impl ProbeError {
+    /// A failed system call of the probe, described as `what: error`: hav's exhaustion, else
+    /// the server's failure (refused, unreachable, timed out...).
+    fn io(what: &str, e: std::io::Error) -> ProbeError {
+        let msg = if what.is_empty() { e.to_string() } else { format!("{what}: {e}") };
+        if crate::resource::is_exhaustion(&e) {
+            ProbeError::NoResources(msg)
+        } else {
+            ProbeError::Failed(msg)
+        }
+    }
+
+    /// [`ProbeError::io`] for a program that could not be started (EAGAIN is then the process
+    /// limit, hav's).
+    fn spawn(what: &str, e: std::io::Error) -> ProbeError {
+        let msg = format!("{what}: {e}");
+        if crate::resource::is_spawn_exhaustion(&e) {
+            ProbeError::NoResources(msg)
+        } else {
+            ProbeError::Failed(msg)
+        }
+    }
+
+    /// The same error, its message prefixed with `ctx: `.
+    fn context(self, ctx: impl std::fmt::Display) -> ProbeError {
+        match self {
+            ProbeError::Failed(m) => ProbeError::Failed(format!("{ctx}: {m}")),
+            ProbeError::NoResources(m) => ProbeError::NoResources(format!("{ctx}: {m}")),
+        }
+    }
+}
+
+impl From<String> for ProbeError {
+    fn from(m: String) -> Self {
+        ProbeError::Failed(m)
+    }
+}
+
 /// What one successful probe concluded; a failed probe is an `Err` with its reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -360,7 +411,7 @@ impl Task {
 
             let mut result = self.probe().await;
             let mut tries = 0;
-            while result.is_err() && up && tries < c.retry {
+            while matches!(result, Err(ProbeError::Failed(_))) && up && tries < c.retry {
                 tries += 1;
                 if let Err(e) = &result {
                     tracing::debug!(target = %self.spec.target, kind = self.kind(), error = %e, "check failed, retry {tries}/{}", c.retry);
@@ -376,7 +427,10 @@ impl Task {
                     up = true;
                     self.shared.set(v);
                 }
-                Err(e) => {
+                Err(ProbeError::NoResources(e)) => {
+                    crate::resource::report_exhaustion(&format!("{} {}", self.kind(), self.spec.target), &e);
+                }
+                Err(ProbeError::Failed(e)) => {
                     if up {
                         if matches!(self.spec.probe, Probe::Wasm(_)) && self.policy.is_none() {
                             tracing::error!(target = %self.spec.target, error = %e, "WASM_CHECK cannot run");
@@ -420,11 +474,11 @@ impl Task {
     }
 
     /// One check, without retries.
-    async fn probe(&self) -> Result<Verdict, String> {
+    async fn probe(&self) -> Result<Verdict, ProbeError> {
         let s = &*self.spec;
         let c = &s.common;
         match &s.probe {
-            Probe::Tcp => net::tcp_check(s.target, c).await.map(|()| Verdict::Up).map_err(|e| e.to_string()),
+            Probe::Tcp => net::tcp_check(s.target, c).await.map(|()| Verdict::Up).map_err(|e| ProbeError::io("", e)),
             Probe::Http(h) => h.check(s.target, c).await.map(|()| Verdict::Up),
             Probe::Smtp(m) => smtp::check(m, s.target, c).await.map(|()| Verdict::Up),
             Probe::Dns(d) => dns::check(d, s.target, c).await.map(|()| Verdict::Up),
@@ -434,18 +488,99 @@ impl Task {
             Probe::File(f) => f.check().await,
             Probe::Wasm(w) => {
                 let Some(p) = &self.policy else {
-                    return Err(format!("no WASM policy runner for policy '{}'", w.policy));
+                    return Err(format!("no WASM policy runner for policy '{}'", w.policy).into());
                 };
                 let timeout = w.timeout.unwrap_or(c.connect_timeout);
                 // The runner enforces the timeout; this is the backstop if it does not.
                 match tokio::time::timeout(timeout + Duration::from_secs(1), p.check(w, s.target, timeout)).await {
                     Ok(Ok(Health::Up)) => Ok(Verdict::Up),
                     Ok(Ok(Health::UpWeight(w))) => Ok(Verdict::Weight(w)),
-                    Ok(Ok(Health::Down)) => Err(format!("policy '{}' says down", w.policy)),
-                    Ok(Err(e)) => Err(format!("policy '{}' failed: {e}", w.policy)),
-                    Err(_) => Err(format!("policy '{}' timed out", w.policy)),
+                    Ok(Ok(Health::Down)) => Err(format!("policy '{}' says down", w.policy).into()),
+                    Ok(Err(e)) => Err(format!("policy '{}' failed: {e}", w.policy).into()),
+                    Err(_) => Err(format!("policy '{}' timed out", w.policy).into()),
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_probe_error_classification() {
+        let e = |errno| std::io::Error::from_raw_os_error(errno);
+        assert!(matches!(ProbeError::io("", e(libc::EMFILE)), ProbeError::NoResources(_)));
+        assert!(matches!(ProbeError::io("", e(libc::ENFILE)), ProbeError::NoResources(_)));
+        assert!(matches!(ProbeError::io("", e(libc::ENOBUFS)), ProbeError::NoResources(_)));
+        assert!(matches!(ProbeError::io("", e(libc::ECONNREFUSED)), ProbeError::Failed(_)));
+        assert!(matches!(ProbeError::io("", e(libc::EHOSTUNREACH)), ProbeError::Failed(_)));
+        assert!(matches!(ProbeError::io("x", e(libc::ENOENT)), ProbeError::Failed(ref m) if m.starts_with("x: ")));
+        assert!(matches!(ProbeError::spawn("run", e(libc::EAGAIN)), ProbeError::NoResources(_)));
+        assert!(matches!(ProbeError::spawn("run", e(libc::ENOENT)), ProbeError::Failed(_)));
+        assert_eq!(
+            ProbeError::io("", e(libc::EMFILE)).context("GET /"),
+            ProbeError::NoResources(format!("GET /: {}", e(libc::EMFILE)))
+        );
+    }
+
+    fn one_tcp_check(addr: SocketAddr) -> Config {
+        let text = format!(
+            "virtual_server 10.255.0.1 80 {{\n delay_loop 0.05\n real_server {} {} {{\n TCP_CHECK {{\n connect_timeout 1\n retry 0\n warmup 0\n }}\n }}\n}}\n",
+            addr.ip(),
+            addr.port()
+        );
+        crate::config::load_str(std::path::Path::new("check.conf"), &text).expect("config").config
+    }
+
+    /// Out of descriptors, a TCP_CHECK cannot open its socket: no verdict, and the real server
+    /// stays up; once descriptors are back, a refused port is down as before. In a child
+    /// process: its descriptor limit is cut to the bone.
+    #[test]
+    fn test_no_descriptors_is_no_verdict() {
+        if !crate::resource::testing::in_child(module_path!(), "test_no_descriptors_is_no_verdict") {
+            return;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+            let addr = listener.local_addr().expect("addr");
+            // Accept and close, so the backlog never fills.
+            let acceptor = tokio::spawn(async move {
+                while let Ok((s, _)) = listener.accept().await {
+                    drop(s);
+                }
+            });
+            let config = one_tcp_check(addr);
+            let c = config.virtual_servers[0].real_servers[0].checkers[0].common.clone();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let checkers = Checkers::start(&config, tx, None);
+            let first = rx.recv().await.expect("initial event");
+            assert_eq!(first.health, Health::Up);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+
+            let hold = crate::resource::testing::exhaust_descriptors();
+            let probe = net::tcp_check(addr, &c).await.map_err(|e| ProbeError::io("", e));
+            assert!(matches!(probe, Err(ProbeError::NoResources(_))), "{probe:?}");
+            let before = crate::resource::exhaustion_count();
+            // About ten checks without descriptors.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            drop(hold);
+            assert!(crate::resource::exhaustion_count() > before, "the checks ran and were reported");
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let mut events = Vec::new();
+            while let Ok(ev) = rx.try_recv() {
+                events.push(ev.health);
+            }
+            assert!(events.is_empty(), "the real server was never down: {events:?}");
+
+            // A real failure still counts.
+            acceptor.abort();
+            let _ = acceptor.await;
+            let down = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a verdict").expect("event");
+            assert_eq!(down.health, Health::Down, "a refused port is down");
+            drop(checkers);
+        });
     }
 }

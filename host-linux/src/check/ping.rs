@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::net::UdpSocket;
 
+use super::ProbeError;
 use crate::config::check::CheckCommon;
 
 const ECHO_REQUEST_V4: u8 = 8;
@@ -52,8 +53,8 @@ fn open(target: IpAddr, c: &CheckCommon) -> io::Result<(UdpSocket, bool)> {
 }
 
 /// One echo request/reply exchange.
-async fn ping(target: IpAddr, c: &CheckCommon) -> Result<(), String> {
-    let (sock, raw) = open(target, c).map_err(|e| format!("ICMP socket: {e}"))?;
+async fn ping(target: IpAddr, c: &CheckCommon) -> Result<(), ProbeError> {
+    let (sock, raw) = open(target, c).map_err(|e| ProbeError::io("ICMP socket", e))?;
     let v6 = target.is_ipv6();
     let id = fastrand::u16(..);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
@@ -67,10 +68,10 @@ async fn ping(target: IpAddr, c: &CheckCommon) -> Result<(), String> {
         let sum = checksum(&pkt);
         pkt[2..4].copy_from_slice(&sum.to_be_bytes());
     }
-    sock.send(&pkt).await.map_err(|e| format!("send: {e}"))?;
+    sock.send(&pkt).await.map_err(|e| ProbeError::io("send", e))?;
     let mut buf = [0u8; 1500];
     loop {
-        let n = sock.recv(&mut buf).await.map_err(|e| format!("receive: {e}"))?;
+        let n = sock.recv(&mut buf).await.map_err(|e| ProbeError::io("receive", e))?;
         let mut icmp = &buf[..n];
         if raw && !v6 {
             // Raw IPv4 sockets deliver the IP header too.
@@ -93,14 +94,14 @@ async fn ping(target: IpAddr, c: &CheckCommon) -> Result<(), String> {
 }
 
 /// One PING_CHECK probe.
-pub(super) async fn check(target: SocketAddr, c: &CheckCommon) -> Result<(), String> {
+pub(super) async fn check(target: SocketAddr, c: &CheckCommon) -> Result<(), ProbeError> {
     let ip = match target.ip() {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     };
     tokio::time::timeout(c.connect_timeout, ping(ip, c))
         .await
-        .unwrap_or_else(|_| Err(format!("no echo reply within {:?}", c.connect_timeout)))
+        .unwrap_or_else(|_| Err(format!("no echo reply within {:?}", c.connect_timeout).into()))
 }
 
 

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use super::ProbeError;
 use crate::config::check::{CheckCommon, SmtpCheck};
 
 /// Reads one (possibly multi-line) SMTP reply and returns its code.
@@ -26,12 +27,12 @@ async fn reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Result<u16, Str
     }
 }
 
-async fn session(m: &SmtpCheck, target: SocketAddr, c: &CheckCommon) -> Result<(), String> {
-    let stream = super::net::connect(target, c).await.map_err(|e| e.to_string())?;
+async fn session(m: &SmtpCheck, target: SocketAddr, c: &CheckCommon) -> Result<(), ProbeError> {
+    let stream = super::net::connect(target, c).await.map_err(|e| ProbeError::io("", e))?;
     let mut s = BufReader::new(stream);
     let code = reply(&mut s).await?;
     if code != 220 {
-        return Err(format!("greeting {code}, expected 220"));
+        return Err(format!("greeting {code}, expected 220").into());
     }
     let helo = match &m.helo_name {
         Some(h) => h.clone(),
@@ -40,7 +41,7 @@ async fn session(m: &SmtpCheck, target: SocketAddr, c: &CheckCommon) -> Result<(
     s.get_mut().write_all(format!("HELO {helo}\r\n").as_bytes()).await.map_err(|e| format!("send: {e}"))?;
     let code = reply(&mut s).await?;
     if code != 250 {
-        return Err(format!("HELO answered {code}, expected 250"));
+        return Err(format!("HELO answered {code}, expected 250").into());
     }
     // QUIT is a courtesy; its answer does not matter.
     let _ = s.get_mut().write_all(b"QUIT\r\n").await;
@@ -49,8 +50,8 @@ async fn session(m: &SmtpCheck, target: SocketAddr, c: &CheckCommon) -> Result<(
 }
 
 /// One SMTP_CHECK probe, bounded by `connect_timeout`.
-pub(super) async fn check(m: &SmtpCheck, target: SocketAddr, c: &CheckCommon) -> Result<(), String> {
+pub(super) async fn check(m: &SmtpCheck, target: SocketAddr, c: &CheckCommon) -> Result<(), ProbeError> {
     tokio::time::timeout(c.connect_timeout, session(m, target, c))
         .await
-        .unwrap_or_else(|_| Err(format!("timed out after {:?}", c.connect_timeout)))
+        .unwrap_or_else(|_| Err(format!("timed out after {:?}", c.connect_timeout).into()))
 }
