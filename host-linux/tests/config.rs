@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hav_linux::config::check::CheckKind;
+use hav_linux::config::check::{CheckKind, PolicyTarget};
 use hav_linux::config::vrrp::AuthType;
 use hav_linux::config::{load, load_str, ConfigError, LbKind, Loaded, Protocol, VirtualServerKey, VrrpState, VrrpVersion};
 
@@ -369,7 +369,9 @@ virtual_server group WEB {
     match &checks[3].kind {
         CheckKind::Wasm(w) => {
             assert_eq!(w.policy, "/etc/hav/p.wasm");
-            assert_eq!(w.targets, vec!["10.1.0.1:8080".parse::<SocketAddr>().expect("addr")]);
+            // A bare pair (the form before host-call kinds) allows every kind.
+            assert_eq!(w.targets, vec![PolicyTarget::any("10.1.0.1:8080".parse::<SocketAddr>().expect("addr"))]);
+            assert_eq!(w.protocol, Protocol::Udp);
             assert_eq!(w.timeout, Some(Duration::from_millis(1500)));
         }
         other => panic!("expected WASM_CHECK, got {other:?}"),
@@ -491,7 +493,10 @@ vrrp_script sh {
     assert_eq!(s.args.as_deref(), Some("target=127.0.0.1:8080 threshold_ms=50 delta=-20"));
     assert_eq!(
         s.targets,
-        vec!["127.0.0.1:8080".parse::<SocketAddr>().expect("addr"), "[::1]:8080".parse::<SocketAddr>().expect("addr")]
+        vec![
+            PolicyTarget::any("127.0.0.1:8080".parse::<SocketAddr>().expect("addr")),
+            PolicyTarget::any("[::1]:8080".parse::<SocketAddr>().expect("addr"))
+        ]
     );
     assert_eq!(s.interval, Duration::from_secs(2));
     let sh = l.config.script("sh").expect("sh");

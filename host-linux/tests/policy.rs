@@ -15,7 +15,8 @@ use hav_core::policy::{
 use hav_core::vrrp::State;
 use hav_linux::config::{load_str, Config};
 use hav_linux::health::{Health, PolicyRunner};
-use hav_linux::policy::{PolicyError, PolicyLimits, PolicySet};
+use hav_linux::config::Protocol;
+use hav_linux::policy::{CheckTarget, HostCall, PolicyError, PolicyLimits, PolicySet, PolicyTarget};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -78,8 +79,19 @@ fn load(paths: &[PathBuf]) -> Result<PolicySet, PolicyError> {
     PolicySet::load_with(paths, &Config::default(), limits())
 }
 
-async fn run(set: &PolicySet, name: &str, target: SocketAddr, args: &str, extra: &[SocketAddr]) -> Result<(CheckVerdict, String), PolicyError> {
+async fn run(
+    set: &PolicySet,
+    name: &str,
+    target: impl Into<CheckTarget>,
+    args: &str,
+    extra: &[PolicyTarget],
+) -> Result<(CheckVerdict, String), PolicyError> {
     set.run_check(name, target, args, extra, History::default(), Duration::from_secs(5)).await.map(|o| (o.verdict, o.message))
+}
+
+/// A real server of a UDP virtual server.
+fn udp_server_target(addr: SocketAddr) -> CheckTarget {
+    CheckTarget { addr, protocol: Protocol::Udp }
 }
 
 /// Some address nobody listens on (a port just freed).
@@ -358,7 +370,7 @@ async fn host_call_to_a_target_not_allowed_is_refused() {
     assert_eq!((v, m.as_str()), (CheckVerdict::Down, "denied"));
     assert_eq!(forbidden.hits.load(Ordering::SeqCst), 0, "the forbidden target saw a connection");
     // Listed in the check's targets, it is reachable.
-    let (v, m) = run(&set, "to_forbidden", allowed.addr, "", &[forbidden.addr]).await.expect("runs");
+    let (v, m) = run(&set, "to_forbidden", allowed.addr, "", &[PolicyTarget::new(HostCall::TcpConnect, forbidden.addr)]).await.expect("runs");
     assert_eq!((v, m.as_str()), (CheckVerdict::Up, "called"));
     // The real server itself is always allowed.
     let (v, _) = run(&set, "to_allowed", allowed.addr, "", &[]).await.expect("runs");
@@ -366,6 +378,198 @@ async fn host_call_to_a_target_not_allowed_is_refused() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(forbidden.hits.load(Ordering::SeqCst), 1);
     assert_eq!(allowed.hits.load(Ordering::SeqCst), 1);
+}
+
+/// A policy that makes one host call (`req`) and answers Down "denied" when the host refused it
+/// (HostError::Denied, -2), Up "answered" when it answered, Down "failed" on any other error.
+fn call_probe(name: &str, req: &HostRequest<'_>) -> PathBuf {
+    let req = postcard::to_allocvec(req).expect("encode");
+    let msg = |v, m| postcard::to_allocvec(&CheckResponse { verdict: v, message: m }).expect("encode");
+    let (denied, answered, failed) =
+        (msg(CheckVerdict::Down, "denied"), msg(CheckVerdict::Up, "answered"), msg(CheckVerdict::Down, "failed"));
+    let extra = format!(
+        r#"(import "hav" "host_call" (func $hc (param i32 i32 i32 i32) (result i32)))
+  (data (i32.const 0) "{}") (data (i32.const 1024) "{}") (data (i32.const 1280) "{}") (data (i32.const 1536) "{}")"#,
+        wat_bytes(&req),
+        wat_bytes(&denied),
+        wat_bytes(&answered),
+        wat_bytes(&failed)
+    );
+    let pack = |at, m: &Vec<u8>| hav_core::policy::pack(at, m.len() as u32);
+    let body = format!(
+        "(local $rc i32)
+         (local.set $rc (call $hc (i32.const 0) (i32.const {len}) (i32.const 8192) (i32.const 4096)))
+         (if (result i64) (i32.eq (local.get $rc) (i32.const -2))
+           (then (i64.const {d}))
+           (else (if (result i64) (i32.ge_s (local.get $rc) (i32.const 0)) (then (i64.const {a})) (else (i64.const {f})))))",
+        len = req.len(),
+        d = pack(1024, &denied),
+        a = pack(1280, &answered),
+        f = pack(1536, &failed),
+    );
+    write_wat(name, &wat_check(&extra, &body))
+}
+
+/// One request of each kind of host call, to `to`.
+fn each_call(to: SocketAddr) -> [(HostCall, HostRequest<'static>); 4] {
+    let target = Target { addr: to.ip(), port: to.port(), proto: Proto::Tcp };
+    let udp = Target { proto: Proto::Udp, ..target };
+    [
+        (HostCall::TcpConnect, HostRequest::TcpConnect { target, timeout_ms: 500 }),
+        (HostCall::HttpGet, HostRequest::HttpGet { target, host: "", path: "/", tls: false, timeout_ms: 500, max_body: 64 }),
+        (HostCall::DnsQuery, HostRequest::DnsQuery { server: udp, name: "ok.test", qtype: 1, timeout_ms: 500 }),
+        (HostCall::UdpProbe, HostRequest::UdpProbe { target: udp, payload: b"ping", expect_reply: false, timeout_ms: 500 }),
+    ]
+}
+
+/// A TCP listener and a UDP socket on the same loopback port, counting connections and
+/// datagrams.
+async fn tcp_and_udp_server() -> (Server, Server) {
+    loop {
+        let tcp = tcp_server().await;
+        let Ok(sock) = tokio::net::UdpSocket::bind(tcp.addr).await else { continue };
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        let task = tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            while sock.recv_from(&mut buf).await.is_ok() {
+                h.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let addr = tcp.addr;
+        return (tcp, Server { addr, hits, task });
+    }
+}
+
+#[tokio::test]
+async fn host_call_allowed_for_one_kind_is_refused_for_the_others() {
+    let real = tcp_server().await;
+    let (x_tcp, x_udp) = tcp_and_udp_server().await;
+    let x = x_tcp.addr;
+    let calls = each_call(x);
+    let paths: Vec<PathBuf> = calls.iter().map(|(c, req)| call_probe(&format!("kind_{c}"), req)).collect();
+    let set = load(&paths).expect("loads");
+    // X is allowed for tcp_connect only: UDP, DNS and HTTP to it are refused before any I/O.
+    let extra = [PolicyTarget::new(HostCall::TcpConnect, x)];
+    for (call, _) in &calls {
+        let (v, m) = run(&set, &format!("kind_{call}"), real.addr, "", &extra).await.expect("runs");
+        let want = if *call == HostCall::TcpConnect { "answered" } else { "denied" };
+        assert_eq!((v, m.as_str()), (if want == "answered" { CheckVerdict::Up } else { CheckVerdict::Down }, want), "{call}");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(x_tcp.hits.load(Ordering::SeqCst), 1, "only the tcp_connect reached X over TCP");
+    assert_eq!(x_udp.hits.load(Ordering::SeqCst), 0, "a datagram reached X");
+
+    // The real server being checked: a TCP virtual server's takes tcp_connect and http_get only,
+    // a UDP virtual server's udp_probe and dns_query only.
+    let calls = each_call(real.addr);
+    let paths: Vec<PathBuf> = calls.iter().map(|(c, req)| call_probe(&format!("real_{c}"), req)).collect();
+    let set = load(&paths).expect("loads");
+    for (call, _) in &calls {
+        let name = format!("real_{call}");
+        let (_, m) = run(&set, &name, real.addr, "", &[]).await.expect("runs");
+        let tcp_kind = matches!(call, HostCall::TcpConnect | HostCall::HttpGet);
+        assert_eq!(m == "denied", !tcp_kind, "{call} to the real server of a TCP virtual server: {m}");
+        let (_, m) = run(&set, &name, udp_server_target(real.addr), "", &[]).await.expect("runs");
+        assert_eq!(m == "denied", tcp_kind, "{call} to the real server of a UDP virtual server: {m}");
+        let sctp = CheckTarget { addr: real.addr, protocol: Protocol::Sctp };
+        let (_, m) = run(&set, &name, sctp, "", &[]).await.expect("runs");
+        assert_eq!(m, "denied", "{call} to the real server of an SCTP virtual server");
+    }
+}
+
+/// Collects what tracing writes.
+#[derive(Clone, Default)]
+struct LogBuf(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuf {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn loopback_is_refused_unless_listed() {
+    let real = tcp_server().await;
+    let (lo_tcp, lo_udp) = tcp_and_udp_server().await;
+    let calls = each_call(lo_tcp.addr);
+    let paths: Vec<PathBuf> = calls.iter().map(|(c, req)| call_probe(&format!("lo_{c}"), req)).collect();
+    let set = load(&paths).expect("loads");
+    for (call, _) in &calls {
+        let (v, m) = run(&set, &format!("lo_{call}"), real.addr, "", &[]).await.expect("runs");
+        assert_eq!((v, m.as_str()), (CheckVerdict::Down, "denied"), "{call} to an unlisted loopback endpoint");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!((lo_tcp.hits.load(Ordering::SeqCst), lo_udp.hits.load(Ordering::SeqCst)), (0, 0));
+    // Listed for its kind, it is reachable.
+    let (v, m) = run(&set, "lo_udp_probe", real.addr, "", &[PolicyTarget::new(HostCall::UdpProbe, lo_tcp.addr)]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Up, "answered"));
+}
+
+/// The cloud metadata service (169.254.169.254) is refused when not listed, with a clear log
+/// line. Runs in a network namespace of its own with no interface up, so that not even a
+/// broken allow-list could send a packet anywhere: a call let through fails with "network
+/// unreachable" instead of being denied.
+#[test]
+#[allow(unsafe_code)]
+fn metadata_service_is_refused_unless_listed() {
+    let metadata: SocketAddr = "169.254.169.254:80".parse().expect("addr");
+    let calls = each_call(metadata);
+    let paths: Vec<PathBuf> = calls.iter().map(|(c, req)| call_probe(&format!("metadata_{c}"), req)).collect();
+    let outcome = std::thread::spawn(move || {
+        // SAFETY: unshare(2) with CLONE_NEWNET moves only this thread to a new network namespace.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return None;
+        }
+        let logs = LogBuf::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        // Inline (no policy runtime threads): every host call's socket is made on this thread,
+        // inside the new namespace.
+        let set = PolicySet::load_with(&paths, &Config::default(), PolicyLimits { workers: 0, ..limits() }).expect("loads");
+        let real: SocketAddr = "10.255.0.1:80".parse().expect("addr");
+        let mut seen = Vec::new();
+        tracing::subscriber::with_default(subscriber, || {
+            rt.block_on(async {
+                for (call, _) in calls {
+                    let name = format!("metadata_{call}");
+                    let unlisted = run(&set, &name, real, "", &[]).await.expect("runs").1;
+                    let listed = run(&set, &name, real, "", &[PolicyTarget::new(call, metadata)]).await.expect("runs").1;
+                    seen.push((call, unlisted, listed));
+                }
+            })
+        });
+        Some((seen, logs.text()))
+    })
+    .join()
+    .expect("thread");
+    let Some((seen, logs)) = outcome else {
+        eprintln!("skipped: cannot unshare a network namespace (needs CAP_SYS_ADMIN)");
+        return;
+    };
+    for (call, unlisted, listed) in seen {
+        assert_eq!(unlisted, "denied", "{call} to the metadata service");
+        // Let through, it fails on the (absent) network, or is sent nowhere (a UDP probe
+        // without a reply has nothing to wait for), but is not denied.
+        assert_ne!(listed, "denied", "{call} to the metadata service, listed");
+    }
+    for call in HostCall::ALL {
+        let line = format!("host call refused: {call} to 169.254.169.254:80: 169.254.169.254:80 is not among the endpoints this policy may reach");
+        assert!(logs.contains(&line), "no clear log line for {call}:\n{logs}");
+    }
+    assert!(logs.contains("WARN") && logs.contains("policy=\"metadata_http_get\" call=\"http_get\""), "{logs}");
 }
 
 // ---- example policies against real servers -------------------------------------------------
@@ -405,17 +609,21 @@ async fn combined_example_needs_both_probes_and_allowed_targets() {
     let health = http_server(Duration::ZERO, false).await;
     let set = load(&[example("combined")]).expect("loads");
     let args = format!("health={} path=/health", health.addr);
-    let (v, m) = run(&set, "combined", service.addr, &args, &[health.addr]).await.expect("runs");
+    let health_get = [PolicyTarget::new(HostCall::HttpGet, health.addr)];
+    let (v, m) = run(&set, "combined", service.addr, &args, &health_get).await.expect("runs");
     assert_eq!((v, m.as_str()), (CheckVerdict::Up, "service port and health endpoint fine"));
     let bad = format!("health={} path=/fail", health.addr);
-    let (v, m) = run(&set, "combined", service.addr, &bad, &[health.addr]).await.expect("runs");
+    let (v, m) = run(&set, "combined", service.addr, &bad, &health_get).await.expect("runs");
     assert_eq!((v, m.as_str()), (CheckVerdict::Down, "health endpoint answers with an error status"));
-    let (v, m) = run(&set, "combined", closed_port(), &args, &[health.addr]).await.expect("runs");
+    let (v, m) = run(&set, "combined", closed_port(), &args, &health_get).await.expect("runs");
     assert_eq!((v, m.as_str()), (CheckVerdict::Down, "service port does not accept connections"));
-    // Without the health endpoint in the targets, the host refuses the second probe.
+    // Without the health endpoint in the targets, or with it for another kind of call, the host
+    // refuses the second probe.
     let hits = health.hits.load(Ordering::SeqCst);
-    let (v, m) = run(&set, "combined", service.addr, &args, &[]).await.expect("runs");
-    assert_eq!((v, m.as_str()), (CheckVerdict::Down, "health endpoint unreachable"));
+    for extra in [vec![], vec![PolicyTarget::new(HostCall::TcpConnect, health.addr), PolicyTarget::new(HostCall::UdpProbe, health.addr)]] {
+        let (v, m) = run(&set, "combined", service.addr, &args, &extra).await.expect("runs");
+        assert_eq!((v, m.as_str()), (CheckVerdict::Down, "health endpoint unreachable"));
+    }
     assert_eq!(health.hits.load(Ordering::SeqCst), hits);
 }
 
@@ -423,10 +631,11 @@ async fn combined_example_needs_both_probes_and_allowed_targets() {
 async fn latency_priority_example_via_vrrp_script() {
     let srv = http_server(Duration::from_millis(300), false).await;
     let conf = format!(
-        "vrrp_script fast {{\n policy latency_priority\n args target={a} path=/health threshold_ms=100 delta=-25\n targets {{\n  {ip} {port}\n }}\n}}\n\
+        "vrrp_script fast {{\n policy latency_priority\n args target={a} path=/health threshold_ms=100 delta=-25\n targets {{\n  http_get {ip} {port}\n }}\n}}\n\
          vrrp_script slow {{\n policy latency_priority\n args target={a} path=/slow threshold_ms=100 delta=-25\n targets {{\n  {ip} {port}\n }}\n}}\n\
-         vrrp_script gone {{\n policy latency_priority\n args target={c} threshold_ms=100\n targets {{\n  {cip} {cport}\n }}\n}}\n\
-         vrrp_script sneaky {{\n policy latency_priority\n args target={a} path=/health\n}}\n",
+         vrrp_script gone {{\n policy latency_priority\n args target={c} threshold_ms=100\n targets {{\n  http_get {cip} {cport}\n }}\n}}\n\
+         vrrp_script sneaky {{\n policy latency_priority\n args target={a} path=/health\n}}\n\
+         vrrp_script wrong_kind {{\n policy latency_priority\n args target={a} path=/health\n targets {{\n  tcp_connect {ip} {port}\n  udp_probe {ip} {port}\n }}\n}}\n",
         a = srv.addr,
         ip = srv.addr.ip(),
         port = srv.addr.port(),
@@ -434,7 +643,10 @@ async fn latency_priority_example_via_vrrp_script() {
         cip = "127.0.0.1",
         cport = closed_port().port(),
     );
-    let c = load_str(Path::new("k.conf"), &conf).expect("config").config;
+    let loaded = load_str(Path::new("k.conf"), &conf).expect("config");
+    // `slow` uses the older form (bare pairs: every kind), with a warning.
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    let c = loaded.config;
     let set = PolicySet::load_with(&[example("latency_priority")], &c, limits()).expect("loads");
     let req = PriorityRequest { instance: "VI_1", state: State::Master, priority: 100, effective: 100, args: "", now_ms: 0 };
     let o = set.priority("fast", req).await.expect("runs");
@@ -446,6 +658,9 @@ async fn latency_priority_example_via_vrrp_script() {
     // No targets: the probe is refused, which this policy turns into FAULT.
     let hits = srv.hits.load(Ordering::SeqCst);
     let o = set.priority("sneaky", req).await.expect("runs");
+    assert_eq!(o.verdict, PriorityVerdict::Fault);
+    // Allowed for tcp_connect and udp_probe only: its http_get is refused as well.
+    let o = set.priority("wrong_kind", req).await.expect("runs");
     assert_eq!(o.verdict, PriorityVerdict::Fault);
     assert_eq!(srv.hits.load(Ordering::SeqCst), hits);
     let e = set.priority("nothing", req).await.expect_err("unknown");
@@ -572,19 +787,30 @@ async fn probe_example_dns_and_udp() {
         (echo.addr, &format!("kind=dns name=ok.test server={}", dns.addr), CheckVerdict::Down, "target not allowed"),
     ];
     for (target, args, verdict, message) in cases {
-        let (v, m) = run(&set, "probe", target, args, &[]).await.expect("runs");
+        let (v, m) = run(&set, "probe", udp_server_target(target), args, &[]).await.expect("runs");
         assert_eq!((v, m.as_str()), (verdict, message), "args {args}");
     }
-    // The DNS server named in args is reachable once it is in the targets.
+    // The DNS server named in args is reachable once it is in the targets for dns_query, not
+    // for udp_probe.
     let args = format!("kind=dns name=ok.test server={}", dns.addr);
-    let (v, _) = run(&set, "probe", echo.addr, &args, &[dns.addr]).await.expect("runs");
+    let (v, _) = run(&set, "probe", udp_server_target(echo.addr), &args, &[PolicyTarget::new(HostCall::DnsQuery, dns.addr)]).await.expect("runs");
     assert_eq!(v, CheckVerdict::Up);
+    let (v, m) = run(&set, "probe", udp_server_target(echo.addr), &args, &[PolicyTarget::new(HostCall::UdpProbe, dns.addr)]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Down, "target not allowed"));
+    // A real server of a TCP virtual server takes no UDP or DNS host calls.
+    let hits = (dns.hits.load(Ordering::SeqCst), echo.hits.load(Ordering::SeqCst));
+    let (v, m) = run(&set, "probe", dns.addr, "kind=dns name=ok.test", &[]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Down, "target not allowed"));
+    let (v, m) = run(&set, "probe", echo.addr, "kind=udp payload=ping", &[]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Down, "target not allowed"));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!((dns.hits.load(Ordering::SeqCst), echo.hits.load(Ordering::SeqCst)), hits);
     // Nothing listens: ICMP port unreachable, or no answer.
     let silent = {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         s.local_addr().expect("addr")
     };
-    let (v, m) = run(&set, "probe", silent, "kind=udp payload=x timeout_ms=300", &[]).await.expect("runs");
+    let (v, m) = run(&set, "probe", udp_server_target(silent), "kind=udp payload=x timeout_ms=300", &[]).await.expect("runs");
     assert_eq!(v, CheckVerdict::Down);
     assert!(m == "port unreachable" || m == "no answer in time", "{m}");
 }

@@ -7,13 +7,22 @@
 //! ```text
 //! WASM_CHECK {
 //!     policy /etc/hav/policies/http_ok.wasm   # a path or a policy name
-//!     targets { 10.0.0.5 8080  10.0.0.6 8080 } # extra targets the policy may reach
+//!     targets {                               # extra endpoints the policy may reach,
+//!         http_get 10.0.0.5 8080              # each for one kind of host call
+//!         dns_query 10.0.0.53 53  10.0.0.54 53
+//!     }
 //!     timeout 2                               # wall-clock limit per run
 //!     args "path=/health status=200"          # free-form, handed to the policy
 //!     delay_loop 5
 //!     retry 2
 //! }
 //! ```
+//!
+//! A `targets` line starts with the host call it allows (`tcp_connect`, `http_get`,
+//! `dns_query`, `udp_probe`; [`HostCall`]) followed by `IP PORT` pairs. A line of bare pairs
+//! (the form before kinds existed) allows every kind, with a warning. Besides its `targets`, a
+//! WASM_CHECK's policy may reach the real server it checks, by the host calls its virtual
+//! server's `protocol` implies ([`HostCalls::for_protocol`]).
 //!
 //! keepalived itself rejects `WASM_CHECK`; configs using it are hav-only.
 
@@ -22,6 +31,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::error::{ConfigError, Location};
+use super::lvs::Protocol;
 use super::parser::Node;
 use super::value::{int_arg, Ctx, RunAs, Script};
 
@@ -155,13 +165,145 @@ pub struct FileCheck {
     pub reverse: bool,
 }
 
+/// A kind of policy host call, as a `targets` line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HostCall {
+    /// `tcp_connect`: open a TCP connection.
+    TcpConnect,
+    /// `http_get`: an HTTP or HTTPS GET.
+    HttpGet,
+    /// `dns_query`: a DNS query over UDP.
+    DnsQuery,
+    /// `udp_probe`: a UDP datagram, and maybe its reply.
+    UdpProbe,
+}
+
+impl HostCall {
+    /// Every kind.
+    pub const ALL: [HostCall; 4] = [HostCall::TcpConnect, HostCall::HttpGet, HostCall::DnsQuery, HostCall::UdpProbe];
+
+    /// The config keyword.
+    pub fn name(self) -> &'static str {
+        match self {
+            HostCall::TcpConnect => "tcp_connect",
+            HostCall::HttpGet => "http_get",
+            HostCall::DnsQuery => "dns_query",
+            HostCall::UdpProbe => "udp_probe",
+        }
+    }
+
+    /// The kind a config keyword names.
+    pub fn from_name(name: &str) -> Option<HostCall> {
+        HostCall::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+impl std::fmt::Display for HostCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of [`HostCall`] kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct HostCalls(u8);
+
+impl HostCalls {
+    /// No kind.
+    pub const NONE: HostCalls = HostCalls(0);
+    /// Every kind.
+    pub const ALL: HostCalls = HostCalls(0b1111);
+
+    /// The set of one kind.
+    pub fn only(call: HostCall) -> HostCalls {
+        HostCalls(call.bit())
+    }
+
+    /// This set and `call`.
+    pub fn with(self, call: HostCall) -> HostCalls {
+        HostCalls(self.0 | call.bit())
+    }
+
+    /// The kinds in either set.
+    pub fn union(self, other: HostCalls) -> HostCalls {
+        HostCalls(self.0 | other.0)
+    }
+
+    /// Whether `call` is in the set.
+    pub fn contains(self, call: HostCall) -> bool {
+        self.0 & call.bit() != 0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The host calls a WASM_CHECK's policy may make to the real server it checks, by the
+    /// virtual server's `protocol`: TCP allows `tcp_connect` and `http_get`, UDP allows
+    /// `udp_probe` and `dns_query`, SCTP none (no host call speaks SCTP).
+    pub fn for_protocol(protocol: Protocol) -> HostCalls {
+        match protocol {
+            Protocol::Tcp => HostCalls::only(HostCall::TcpConnect).with(HostCall::HttpGet),
+            Protocol::Udp => HostCalls::only(HostCall::UdpProbe).with(HostCall::DnsQuery),
+            Protocol::Sctp => HostCalls::NONE,
+        }
+    }
+}
+
+impl std::fmt::Display for HostCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for c in HostCall::ALL.into_iter().filter(|c| self.contains(*c)) {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            f.write_str(c.name())?;
+        }
+        if first {
+            f.write_str("none")?;
+        }
+        Ok(())
+    }
+}
+
+/// One endpoint a policy may reach, and by which host calls (a `targets` entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PolicyTarget {
+    /// The endpoint.
+    pub addr: SocketAddr,
+    /// The host calls that may reach it.
+    pub calls: HostCalls,
+}
+
+impl PolicyTarget {
+    /// `addr` for `call` only.
+    pub fn new(call: HostCall, addr: SocketAddr) -> PolicyTarget {
+        PolicyTarget { addr, calls: HostCalls::only(call) }
+    }
+
+    /// `addr` for every kind of host call (a `targets` line of bare `IP PORT` pairs).
+    pub fn any(addr: SocketAddr) -> PolicyTarget {
+        PolicyTarget { addr, calls: HostCalls::ALL }
+    }
+}
+
 /// WASM_CHECK (hav extension).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WasmCheck {
     /// `policy`: a policy name or a path to a `.wasm` module, required.
     pub policy: String,
-    /// `targets { IP PORT ... }`: the endpoints the policy may reach; the real server when empty.
-    pub targets: Vec<SocketAddr>,
+    /// `targets { [KIND] IP PORT ... }`: the endpoints the policy may reach besides the real
+    /// server, each for the host calls its line names.
+    pub targets: Vec<PolicyTarget>,
+    /// The `protocol` of the virtual server this check's real server belongs to (TCP outside
+    /// one): which host calls may reach the real server ([`HostCalls::for_protocol`]).
+    pub protocol: Protocol,
     /// `timeout`: wall-clock limit of one policy run, default the connect timeout.
     pub timeout: Option<Duration>,
     /// `args STRING`: free-form arguments handed to the policy (`CheckRequest::args`).
@@ -528,6 +670,7 @@ impl Checker {
             "WASM_CHECK" => CheckKind::Wasm(WasmCheck {
                 policy: wasm.0.ok_or_else(|| ConfigError::invalid(&n.loc, "WASM_CHECK needs 'policy'"))?,
                 targets: wasm.1,
+                protocol: Protocol::Tcp,
                 timeout: wasm.2,
                 args: wasm.3,
             }),
@@ -573,6 +716,67 @@ mod tests {
         let CheckKind::Wasm(w) = c.kind else { panic!("not wasm") };
         assert_eq!(w.targets.len(), 2);
         assert_eq!(w.timeout, Some(Duration::from_secs(2)));
+    }
+
+    fn check_warnings(src: &str) -> Result<(Checker, Vec<String>), ConfigError> {
+        let nodes = Loader::new().load_str(Arc::from(Path::new("c.conf")), src)?;
+        let mut ctx = Ctx::default();
+        let c = Checker::from_node(&mut ctx, &nodes[0], &CheckDefaults::default(), Duration::from_secs(60))?;
+        Ok((c, ctx.warnings.iter().map(|w| w.to_string()).collect()))
+    }
+
+    #[test]
+    fn test_wasm_targets_by_host_call() {
+        let (c, warnings) = check_warnings(
+            "WASM_CHECK {\npolicy p\ntargets {\ntcp_connect 10.0.0.1 80\nhttp_get 10.0.0.1 80 10.0.0.2 8080\ndns_query ::1 53\nudp_probe 10.0.0.3 9\n}\n}",
+        )
+        .expect("valid");
+        let CheckKind::Wasm(w) = c.kind else { panic!("not wasm") };
+        let a = |s: &str| s.parse::<SocketAddr>().expect("addr");
+        assert_eq!(
+            w.targets,
+            vec![
+                PolicyTarget::new(HostCall::TcpConnect, a("10.0.0.1:80")),
+                PolicyTarget::new(HostCall::HttpGet, a("10.0.0.1:80")),
+                PolicyTarget::new(HostCall::HttpGet, a("10.0.0.2:8080")),
+                PolicyTarget::new(HostCall::DnsQuery, a("[::1]:53")),
+                PolicyTarget::new(HostCall::UdpProbe, a("10.0.0.3:9")),
+            ]
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // Outside a virtual server (lvs.rs sets it), the real server counts as TCP.
+        assert_eq!(w.protocol, Protocol::Tcp);
+
+        // Bare pairs: every kind, and a warning that says how to narrow it.
+        let (c, warnings) = check_warnings("WASM_CHECK {\npolicy p\ntargets {\n10.0.0.1 80\n}\n}").expect("valid");
+        let CheckKind::Wasm(w) = c.kind else { panic!("not wasm") };
+        assert_eq!(w.targets, vec![PolicyTarget::any(a("10.0.0.1:80"))]);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].starts_with("c.conf:4:1: ") && warnings[0].contains("allows every kind"), "{warnings:?}");
+
+        let e = check("WASM_CHECK {\npolicy p\ntargets {\ntcp 10.0.0.1 80\n}\n}").expect_err("unknown kind");
+        assert_eq!(
+            e.to_string(),
+            "c.conf:4:1: 'tcp' is not a host call; targets lines start with one of tcp_connect, http_get, dns_query, udp_probe (or are bare 'IP PORT' pairs)"
+        );
+        let e = check("WASM_CHECK {\npolicy p\ntargets {\nudp_probe 10.0.0.1\n}\n}").expect_err("odd");
+        assert!(e.to_string().contains("'IP PORT' pairs"), "{e}");
+        let e = check("WASM_CHECK {\npolicy p\ntargets {\ndns_query\n}\n}").expect_err("empty");
+        assert!(e.to_string().contains("'dns_query' needs 'IP PORT' pairs"), "{e}");
+    }
+
+    #[test]
+    fn test_host_calls() {
+        let tcp = HostCalls::for_protocol(Protocol::Tcp);
+        assert!(tcp.contains(HostCall::TcpConnect) && tcp.contains(HostCall::HttpGet));
+        assert!(!tcp.contains(HostCall::UdpProbe) && !tcp.contains(HostCall::DnsQuery));
+        assert_eq!(HostCalls::for_protocol(Protocol::Udp).to_string(), "dns_query, udp_probe");
+        assert_eq!(HostCalls::for_protocol(Protocol::Sctp), HostCalls::NONE);
+        assert_eq!(HostCalls::NONE.to_string(), "none");
+        assert_eq!(HostCalls::ALL.to_string(), "tcp_connect, http_get, dns_query, udp_probe");
+        for c in HostCall::ALL {
+            assert_eq!(HostCall::from_name(c.name()), Some(c));
+        }
     }
 
     #[test]

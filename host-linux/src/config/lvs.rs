@@ -431,10 +431,10 @@ impl RealServer {
         }
         for e in children.iter().filter(|e| CHECKER_KEYWORDS.contains(&e.keyword.as_str()) || e.keyword == "ICMP_CHECK") {
             let mut c = Checker::from_node(ctx, e, &defaults, vs.delay_loop)?;
-            if let super::check::CheckKind::Http(h) = &mut c.kind {
-                if h.virtualhost.is_none() {
-                    h.virtualhost.clone_from(&vs.virtualhost);
-                }
+            match &mut c.kind {
+                super::check::CheckKind::Http(h) if h.virtualhost.is_none() => h.virtualhost.clone_from(&vs.virtualhost),
+                super::check::CheckKind::Wasm(w) => w.protocol = vs.protocol,
+                _ => {}
             }
             rs.checkers.push(c);
         }
@@ -540,6 +540,15 @@ mod tests {
         assert_eq!(c.common.connect_timeout, Duration::from_secs(7));
         assert_eq!(c.common.delay_loop, Duration::from_secs(60));
         assert_eq!(vs.real_servers[0].weight, 1);
+    }
+
+    #[test]
+    fn test_wasm_check_takes_the_virtual_server_protocol() {
+        // `protocol` after the real server still applies to its WASM_CHECK.
+        let n = nodes("virtual_server 10.0.0.1 53 {\nreal_server 10.0.0.2 53 {\nWASM_CHECK {\npolicy p\n}\n}\nprotocol UDP\n}");
+        let vs = VirtualServer::from_node(&mut Ctx::default(), &n[0]).expect("valid");
+        let super::super::check::CheckKind::Wasm(w) = &vs.real_servers[0].checkers[0].kind else { panic!("not wasm") };
+        assert_eq!(w.protocol, Protocol::Udp);
     }
 
     #[test]

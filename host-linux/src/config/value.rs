@@ -319,18 +319,42 @@ mod tests {
     }
 }
 
-/// A `targets { IP PORT ... }` block (WASM_CHECK, policy vrrp_script): the endpoints a policy
-/// may reach. Pairs may share a line or not.
-pub(crate) fn targets_block(ctx: &mut Ctx, n: &Node) -> Result<Vec<std::net::SocketAddr>, ConfigError> {
+/// A `targets { ... }` block (WASM_CHECK, policy vrrp_script): the endpoints a policy may
+/// reach. Each line is a host-call kind (`tcp_connect`, `http_get`, `dns_query`, `udp_probe`)
+/// and the `IP PORT` pairs it may reach; a line of bare pairs (the older form) allows every
+/// kind, with a warning.
+pub(crate) fn targets_block(ctx: &mut Ctx, n: &Node) -> Result<Vec<super::check::PolicyTarget>, ConfigError> {
+    use super::check::{HostCall, HostCalls, PolicyTarget};
     let mut out = Vec::new();
     for t in ctx.children(n)? {
         let head = Arg { text: t.keyword.clone(), quoted: false, loc: t.loc.clone() };
-        let words: Vec<&Arg> = std::iter::once(&head).chain(t.args.iter()).collect();
+        let (calls, words): (HostCalls, Vec<&Arg>) = match HostCall::from_name(&t.keyword) {
+            Some(call) => {
+                if t.args.is_empty() {
+                    return Err(ConfigError::invalid(&t.loc, format!("'{call}' needs 'IP PORT' pairs")));
+                }
+                (HostCalls::only(call), t.args.iter().collect())
+            }
+            None => {
+                if ip_arg(&head).is_err() && t.keyword.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_') {
+                    let kinds: Vec<&str> = HostCall::ALL.iter().map(|c| c.name()).collect();
+                    return Err(ConfigError::invalid(
+                        &t.loc,
+                        format!("'{}' is not a host call; targets lines start with one of {} (or are bare 'IP PORT' pairs)", t.keyword, kinds.join(", ")),
+                    ));
+                }
+                ctx.warn(
+                    &t.loc,
+                    "targets entry without a host call kind allows every kind (tcp_connect, http_get, dns_query, udp_probe); start the line with the one the policy uses",
+                );
+                (HostCalls::ALL, std::iter::once(&head).chain(t.args.iter()).collect())
+            }
+        };
         if words.len() % 2 != 0 {
             return Err(ConfigError::invalid(&t.loc, "targets entries are 'IP PORT' pairs"));
         }
         for pair in words.chunks(2) {
-            out.push(std::net::SocketAddr::new(ip_arg(pair[0])?, port_arg(pair[1], "port")?));
+            out.push(PolicyTarget { addr: std::net::SocketAddr::new(ip_arg(pair[0])?, port_arg(pair[1], "port")?), calls });
         }
     }
     Ok(out)

@@ -1,7 +1,7 @@
 //! VRRP sections: `vrrp_instance`, `vrrp_script`, `vrrp_track_file`,
 //! `vrrp_sync_group`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use super::error::{ConfigError, Location};
@@ -667,9 +667,9 @@ pub struct VrrpScript {
     pub policy: Option<String>,
     /// `args STRING...` (with `policy`): free-form arguments handed to the policy.
     pub args: Option<String>,
-    /// `targets { IP PORT ... }` (with `policy`): the endpoints the policy's host calls may
-    /// reach; none when empty.
-    pub targets: Vec<SocketAddr>,
+    /// `targets { [KIND] IP PORT ... }` (with `policy`): the endpoints the policy's host calls
+    /// may reach, each for the host calls its line names; none when empty.
+    pub targets: Vec<super::check::PolicyTarget>,
     /// `interval`, default 1 s.
     pub interval: Duration,
     /// `timeout`; the interval when absent.

@@ -1,14 +1,16 @@
 //! The capability host calls, carried out on tokio: TCP connect, HTTP GET, DNS query, UDP probe.
 //!
-//! The caller (the `host_call` import) has already checked that the target is allowed; this
-//! module only does the I/O, each call bounded by the smaller of the policy's own timeout and
-//! what is left of the run's wall-clock budget.
+//! [`permit`] decides whether a call may reach its endpoint; the caller (the `host_call` import)
+//! asks it before [`perform`], which only does the I/O, each call bounded by the smaller of the
+//! policy's own timeout and what is left of the run's wall-clock budget.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hav_core::policy::{HostError, HostRequest, HostResponse, Target};
+
+use super::{HostCall, PolicyTarget};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -37,6 +39,31 @@ impl Answer {
             Answer::Dns { rcode, answers, rtt_us } => HostResponse::Dns { rcode: *rcode, answers: *answers, rtt_us: *rtt_us },
             Answer::Udp { reply, rtt_us } => HostResponse::Udp { reply, rtt_us: *rtt_us },
         }
+    }
+}
+
+/// The kind of a request.
+pub(crate) fn kind(req: &HostRequest<'_>) -> HostCall {
+    match req {
+        HostRequest::TcpConnect { .. } => HostCall::TcpConnect,
+        HostRequest::HttpGet { .. } => HostCall::HttpGet,
+        HostRequest::DnsQuery { .. } => HostCall::DnsQuery,
+        HostRequest::UdpProbe { .. } => HostCall::UdpProbe,
+    }
+}
+
+/// Whether `allowed` lets a `call` reach `to`: some entry lists that address and port for that
+/// kind of call. Addresses compare exactly (an IPv4-mapped IPv6 address is not its IPv4
+/// address), and nothing is allowed by default, loopback and link-local included. The error
+/// says why not, for the log.
+pub(crate) fn permit(allowed: &[PolicyTarget], call: HostCall, to: SocketAddr) -> Result<(), String> {
+    let calls = allowed.iter().filter(|t| t.addr == to).fold(super::HostCalls::NONE, |acc, t| acc.union(t.calls));
+    if calls.contains(call) {
+        Ok(())
+    } else if calls.is_empty() {
+        Err(format!("{call} to {to}: {to} is not among the endpoints this policy may reach"))
+    } else {
+        Err(format!("{call} to {to}: this policy may reach {to} only by {calls}"))
     }
 }
 
@@ -326,6 +353,37 @@ mod test {
         assert_eq!(&m[12..], b"\x01a\x07example\x00\x00\x1c\x00\x01");
         assert_eq!(dns_message(1, "a..b", 1), Err(HostError::BadRequest));
         assert_eq!(dns_message(1, &"x".repeat(64), 1), Err(HostError::BadRequest));
+    }
+
+    #[test]
+    fn test_permit() {
+        let a = |s: &str| s.parse::<SocketAddr>().expect("addr");
+        let x = a("10.0.0.5:53");
+        let allowed = [PolicyTarget::new(HostCall::TcpConnect, x), PolicyTarget::new(HostCall::HttpGet, a("10.0.0.6:80"))];
+        assert_eq!(permit(&allowed, HostCall::TcpConnect, x), Ok(()));
+        // Allowed for TCP: not for UDP, DNS or HTTP.
+        for call in [HostCall::HttpGet, HostCall::DnsQuery, HostCall::UdpProbe] {
+            assert_eq!(
+                permit(&allowed, call, x),
+                Err(format!("{call} to 10.0.0.5:53: this policy may reach 10.0.0.5:53 only by tcp_connect"))
+            );
+        }
+        // Not listed, for any kind: loopback, the cloud metadata service, another port, the
+        // IPv4-mapped form of an allowed address.
+        for to in ["127.0.0.1:53", "169.254.169.254:80", "10.0.0.5:54", "[::ffff:10.0.0.5]:53"] {
+            for call in HostCall::ALL {
+                let e = permit(&allowed, call, a(to)).expect_err(to);
+                assert!(e.ends_with("is not among the endpoints this policy may reach"), "{e}");
+            }
+        }
+        // Entries for one endpoint add up.
+        let both = [PolicyTarget::new(HostCall::UdpProbe, x), PolicyTarget::new(HostCall::DnsQuery, x)];
+        assert_eq!(permit(&both, HostCall::DnsQuery, x), Ok(()));
+        assert_eq!(
+            permit(&both, HostCall::TcpConnect, x),
+            Err("tcp_connect to 10.0.0.5:53: this policy may reach 10.0.0.5:53 only by dns_query, udp_probe".into())
+        );
+        assert!(permit(&[], HostCall::TcpConnect, x).is_err());
     }
 
     #[test]

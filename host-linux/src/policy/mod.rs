@@ -11,14 +11,23 @@
 //!
 //! The only imports are `hav::host_call`, `hav::now_ms` and `hav::log` (no WASI). Host calls
 //! (TCP connect, HTTP GET, DNS query, UDP probe) run on tokio and may reach only the endpoints the
-//! operator allowed for that use of the policy: a WASM_CHECK's `targets` plus the real server
-//! being checked, a `vrrp_script`'s `targets`. A call runs its first slice (at most one epoch
+//! operator allowed for that use of the policy, and each only by the kinds of host call allowed
+//! for it ([`PolicyTarget`]):
+//! - a `vrrp_script`'s policy: its `targets`;
+//! - a WASM_CHECK's policy: its `targets`, and the real server it checks by the host calls the
+//!   virtual server's `protocol` implies: `tcp_connect` and `http_get` for TCP, `udp_probe` and
+//!   `dns_query` for UDP, none for SCTP ([`HostCalls::for_protocol`]).
+//!
+//! Nothing else is reachable, loopback and link-local addresses (a cloud metadata service)
+//! included. A refused call returns [`hav_core::policy::HostError::Denied`] to the guest and logs
+//! a warning naming the policy, the kind of call, the endpoint and what is allowed for it.
+//!
+//! A call runs its first slice (at most one epoch
 //! tick) on the caller's runtime; a policy still running after it (looping, or waiting for a
 //! host call) moves to the set's own small runtime ([`PolicyLimits::workers`] threads). The guest
 //! yields every epoch tick, so a hostile policy takes at most a tick of a caller's worker.
 //!
 //! Policies are named by `--policy FILE` (the file stem) or referenced by path in the config.
-//! Allowed targets are matched on address and port (whatever the protocol of the call).
 
 mod hostcall;
 mod runtime;
@@ -38,10 +47,46 @@ use hav_core::policy::{
 use wasmtime::{Engine, InstancePre};
 
 use crate::config::error::Location;
+use crate::config::lvs::Protocol;
 use crate::config::Config;
 use crate::health::Health;
 
 use runtime::{EpochTicker, RunSpec, RunState};
+
+pub use crate::config::check::{HostCall, HostCalls, PolicyTarget};
+
+/// The real server a check runs against: its address, and the `protocol` of its virtual server,
+/// which says the host calls that may reach it ([`HostCalls::for_protocol`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckTarget {
+    /// The real server (or its `connect_ip`/`connect_port`).
+    pub addr: SocketAddr,
+    /// Its virtual server's protocol.
+    pub protocol: Protocol,
+}
+
+impl From<SocketAddr> for CheckTarget {
+    /// A real server of a TCP virtual server (keepalived's default protocol).
+    fn from(addr: SocketAddr) -> CheckTarget {
+        CheckTarget { addr, protocol: Protocol::Tcp }
+    }
+}
+
+impl CheckTarget {
+    /// The allow-list entry of the real server itself; `None` when no host call may reach it.
+    fn allowed(&self) -> Option<PolicyTarget> {
+        let calls = HostCalls::for_protocol(self.protocol);
+        (!calls.is_empty()).then_some(PolicyTarget { addr: self.addr, calls })
+    }
+
+    fn proto(&self) -> Proto {
+        match self.protocol {
+            Protocol::Tcp => Proto::Tcp,
+            Protocol::Udp => Proto::Udp,
+            Protocol::Sctp => Proto::Sctp,
+        }
+    }
+}
 
 /// The limits every run of a policy set is held to. Data, not code: the daemon may take them
 /// from the command line or config.
@@ -306,7 +351,7 @@ struct Policy {
 struct ScriptPolicy {
     policy: Arc<Policy>,
     args: String,
-    allowed: Arc<[SocketAddr]>,
+    allowed: Arc<[PolicyTarget]>,
     timeout: Duration,
 }
 
@@ -532,7 +577,7 @@ impl PolicySet {
         policy: &Arc<Policy>,
         entry: &'static str,
         input: Vec<u8>,
-        allowed: Arc<[SocketAddr]>,
+        allowed: Arc<[PolicyTarget]>,
         timeout: Duration,
     ) -> Result<Vec<u8>, PolicyError> {
         let inner = &self.inner;
@@ -566,39 +611,41 @@ impl PolicySet {
     }
 
     /// Runs the check entry of `policy` (a name as [`PolicySet::names`] lists) against
-    /// `target`, allowing host calls to `target` and `extra` only, within `timeout` (wall clock,
-    /// host calls included). `history` is what the caller remembers of earlier checks.
+    /// `target` (a `SocketAddr` is a real server of a TCP virtual server), within `timeout`
+    /// (wall clock, host calls included). Host calls may reach `target` by the kinds its
+    /// protocol implies, and `extra` by the kinds each entry lists; nothing else. `history` is
+    /// what the caller remembers of earlier checks.
     pub async fn run_check(
         &self,
         policy: &str,
-        target: SocketAddr,
+        target: impl Into<CheckTarget>,
         args: &str,
-        extra: &[SocketAddr],
+        extra: &[PolicyTarget],
         history: History,
         timeout: Duration,
     ) -> Result<Outcome<CheckVerdict>, PolicyError> {
+        let target: CheckTarget = target.into();
         let p = self.policy(policy)?;
         if !p.entries.check {
             return Err(PolicyError::NoSuchEntry { policy: policy.to_string(), entry: EXPORT_CHECK });
         }
         let req = CheckRequest {
-            target: Target { addr: target.ip(), port: target.port(), proto: Proto::Tcp },
+            target: Target { addr: target.addr.ip(), port: target.addr.port(), proto: target.proto() },
             name: policy,
             args,
             history,
             now_ms: runtime::mono_ms(),
         };
         let input = postcard::to_allocvec(&req).map_err(|e| PolicyError::Engine(format!("encode request: {e}")))?;
-        let mut allowed = vec![target];
-        allowed.extend(extra.iter().copied().filter(|a| *a != target));
+        let allowed: Vec<PolicyTarget> = target.allowed().into_iter().chain(extra.iter().copied()).collect();
         let out = self.run(&p, EXPORT_CHECK, input, allowed.into(), timeout).await?;
         let resp: CheckResponse<'_> = postcard::from_bytes(&out)
             .map_err(|e| PolicyError::BadOutput { policy: policy.to_string(), message: format!("not a CheckResponse: {e}") })?;
         Ok(Outcome { verdict: resp.verdict, message: resp.message.to_string() })
     }
 
-    /// Runs a WASM_CHECK against real server `target`: its policy, `args` and `targets` apply,
-    /// and the set keeps the history of earlier results per (policy, args, target). A `Down`
+    /// Runs a WASM_CHECK against real server `target`: its policy, `args`, `targets` and
+    /// `protocol` apply, and the set keeps the history of earlier results per (policy, args, target). A `Down`
     /// verdict is `Ok(Health::Down)`; a failed policy is `Err(reason)` (logged here), which
     /// counts as a failed check.
     pub async fn check(
@@ -611,7 +658,8 @@ impl PolicySet {
         let history = self.inner.history.lock().map(|h| h.get(&key).copied().unwrap_or_default()).unwrap_or_default();
         let timeout = check.timeout.unwrap_or(timeout);
         let start = Instant::now();
-        let r = self.run_check(&check.policy, target, &key.1, &check.targets, history, timeout).await;
+        let server = CheckTarget { addr: target, protocol: check.protocol };
+        let r = self.run_check(&check.policy, server, &key.1, &check.targets, history, timeout).await;
         let verdict = match &r {
             Ok(o) => {
                 tracing::debug!(policy = %check.policy, %target, verdict = ?o.verdict, message = %o.message, elapsed = ?start.elapsed(), "policy check");

@@ -1,7 +1,6 @@
 //! The wasmtime side: engine, epoch ticker, limits, the `hav` imports and one entry call.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,7 +19,7 @@ use wasmtime::{
 };
 
 use super::hostcall;
-use super::{PolicyError, PolicyLimits};
+use super::{PolicyError, PolicyLimits, PolicyTarget};
 
 /// Bytes of one WASM page.
 const PAGE: u64 = 64 * 1024;
@@ -191,8 +190,9 @@ async fn metered<F: Future>(meter: &CpuMeter, fut: F) -> F::Output {
 pub(crate) struct RunState {
     limiter: Limiter,
     policy: Arc<str>,
-    /// Endpoints host calls may reach; `None` refuses every host call (load-time checks).
-    allowed: Option<Arc<[SocketAddr]>>,
+    /// Endpoints host calls may reach, by kind; `None` refuses every host call (load-time
+    /// checks).
+    allowed: Option<Arc<[PolicyTarget]>>,
     host_calls: u32,
     max_host_calls: u32,
     logs: u32,
@@ -206,7 +206,7 @@ pub(crate) struct RunState {
 /// What one run is allowed.
 pub(crate) struct RunSpec<'a> {
     pub(crate) policy: &'a Arc<str>,
-    pub(crate) allowed: Option<Arc<[SocketAddr]>>,
+    pub(crate) allowed: Option<Arc<[PolicyTarget]>>,
     pub(crate) timeout: Duration,
 }
 
@@ -285,9 +285,9 @@ async fn host_call(caller: &mut Caller<'_, RunState>, rp: i32, rl: i32, op: i32,
         tracing::warn!(policy = &*policy, "host call refused: request does not decode");
         return Ok(code(HostError::BadRequest));
     };
-    let to = hostcall::destination(&req);
-    if !allowed.contains(&to) {
-        tracing::warn!(policy = &*policy, target = %to, "host call refused: target not allowed for this policy");
+    let (call, to) = (hostcall::kind(&req), hostcall::destination(&req));
+    if let Err(why) = hostcall::permit(&allowed, call, to) {
+        tracing::warn!(policy = &*policy, call = call.name(), target = %to, "host call refused: {why}");
         return Ok(code(HostError::Denied));
     }
     let left = st.deadline.saturating_duration_since(Instant::now());
@@ -295,7 +295,7 @@ async fn host_call(caller: &mut Caller<'_, RunState>, rp: i32, rl: i32, op: i32,
     let answer = match answer {
         Ok(a) => a,
         Err(e) => {
-            tracing::debug!(policy = &*policy, target = %to, error = ?e, "host call failed");
+            tracing::debug!(policy = &*policy, call = call.name(), target = %to, error = ?e, "host call failed");
             return Ok(code(e));
         }
     };
