@@ -113,6 +113,12 @@ pub fn check(opts: &Options) -> Result<(), ()> {
 
 /// Runs the daemon in the foreground until SIGTERM.
 pub fn run_daemon(opts: Options) -> anyhow::Result<()> {
+    // Thousands of checkers and scripts need more than the usual soft limit of 1024
+    // descriptors; the hard limit is what the administrator allows.
+    match crate::resource::raise_nofile_limit() {
+        Ok((before, after)) => tracing::debug!(before, after, "RLIMIT_NOFILE soft limit"),
+        Err(e) => tracing::warn!(error = %e, "RLIMIT_NOFILE not raised"),
+    }
     let loaded = config::load(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
