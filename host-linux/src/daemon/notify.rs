@@ -144,6 +144,8 @@ struct Fifo {
 
 #[derive(Debug)]
 struct Inner {
+    /// Where lanes and the FIFO writer run: the runtime `Notifier::new` was called in.
+    handle: tokio::runtime::Handle,
     creds: Option<Creds>,
     secure: bool,
     fifo: Option<Arc<Fifo>>,
@@ -167,9 +169,13 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// From the global settings. Must be called inside a tokio runtime (it starts the FIFO
-    /// writer).
+    /// From the global settings. Notifications run on the tokio runtime this is called in,
+    /// wherever [`Notifier::changed`] is called from.
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime.
     pub fn new(config: &Config, creds: Option<Creds>) -> Self {
+        let handle = tokio::runtime::Handle::current();
         let mut paths: Vec<PathBuf> = Vec::new();
         for f in [&config.global.notify_fifo, &config.global.vrrp_notify_fifo].into_iter().flatten() {
             let p = PathBuf::from(f);
@@ -185,7 +191,7 @@ impl Notifier {
                 writing: AtomicBool::new(false),
                 wake: tokio::sync::Notify::new(),
             });
-            tokio::spawn(fifo_writer(fifo.clone()));
+            handle.spawn(fifo_writer(fifo.clone()));
             fifo
         });
         let router_id = config.global.router_id.clone().unwrap_or_else(|| {
@@ -204,6 +210,7 @@ impl Notifier {
         });
         Notifier {
             inner: Arc::new(Inner {
+                handle,
                 creds,
                 secure: config.global.enable_script_security,
                 fifo,
@@ -218,12 +225,10 @@ impl Notifier {
 
     /// `name` entered `state` (`MASTER`, `BACKUP`, `FAULT`, `STOP`) with `priority`.
     ///
-    /// Cheap and non-blocking: the FIFO line is queued, the scripts and the mail are handed to
-    /// the instance's lanes, which run them now or, while a previous notification of the same
-    /// instance runs, after it (replacing any transition still waiting there).
-    ///
-    /// # Panics
-    /// When called outside a tokio runtime.
+    /// Cheap and non-blocking, callable from any thread: the FIFO line is queued, the scripts
+    /// and the mail are handed to the instance's lanes, which run them (on the notifier's
+    /// runtime) now or, while a previous notification of the same instance runs, after it
+    /// (replacing any transition still waiting there).
     pub fn changed(&self, kind: Kind, name: &str, notify: &Notify, state: &str, priority: u8, smtp_alert: bool) {
         let specific = match state {
             "MASTER" => &notify.master,
@@ -303,7 +308,7 @@ impl Notifier {
         lane.busy = true;
         drop(lanes);
         let inner = self.inner.clone();
-        let h = tokio::spawn(async move { inner.work(key).await });
+        let h = self.inner.handle.spawn(async move { inner.work(key).await });
         let mut workers = lock(&self.inner.workers);
         workers.retain(|h| !h.is_finished());
         workers.push(h);
@@ -590,6 +595,20 @@ mod tests {
         let calls = std::fs::read_to_string(&out).expect("ran");
         assert_eq!(calls.lines().count(), 3, "{calls}");
         assert_eq!(n.skipped(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn test_changed_from_outside_the_runtime() {
+        let dir = temp("thread");
+        let out = dir.join("calls");
+        let notify = Notify { notify: Some(logging_script(&dir, &out, "0")), ..Notify::default() };
+        let n = Notifier::new(&Config::default(), None);
+        let (n2, notify2) = (n.clone(), notify.clone());
+        // The VRRP loop runs on a runtime of its own; the notifier's work stays on its own.
+        std::thread::spawn(move || n2.changed(Kind::Instance, "VI_1", &notify2, "MASTER", 100, false)).join().expect("thread");
+        n.drain(Duration::from_secs(5)).await;
+        assert_eq!(std::fs::read_to_string(&out).expect("ran"), "INSTANCE VI_1 MASTER 100\n");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
