@@ -23,7 +23,7 @@ use super::plan::{self, IfaceInfo, InstancePlan, Planned, TrackObj};
 use super::proc::{self, Creds};
 use super::track::{self, TrackEvent};
 use crate::config::{self, Config};
-use crate::ratelimit::RateLimit;
+use crate::ratelimit::{KeyedRateLimit, RateLimit};
 use crate::net::{
     AddrEvent, Family, LinkEvent, LinkWatcher, Netlink, NetError, Outbox, PacketSocket, Received, SysctlGuard, VrrpSocket,
     WatchEvent,
@@ -190,7 +190,7 @@ struct Daemon {
     reloading: bool,
     /// State changes and dropped adverts are logged through these: a hostile peer can cause
     /// them at line rate.
-    log_transitions: RateLimit,
+    log_transitions: KeyedRateLimit<String>,
     log_drops: RateLimit,
 }
 
@@ -247,7 +247,9 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         snapshot: tokio::sync::watch::channel(Vec::new()).0,
         aux,
         reloading: false,
-        log_transitions: RateLimit::new(50, std::time::Duration::from_secs(1)),
+        // Per instance: a failover of a thousand instances logs every one of them, a peer
+        // flapping one instance at line rate logs a few lines of it every ten seconds.
+        log_transitions: KeyedRateLimit::new(5, std::time::Duration::from_secs(10), 65_536),
         log_drops: RateLimit::new(20, std::time::Duration::from_secs(1)),
     };
     d.policies.set(load_policies(&opts.policies, &loaded.config)?);
@@ -1025,7 +1027,7 @@ impl Daemon {
                 Action::Transition { from, to, reason } => {
                     let r = &self.engine.records()[idx];
                     let prio = r.instance().effective_priority();
-                    if let Some(held) = self.log_transitions.check_now() {
+                    if let Some(held) = self.log_transitions.check(&r.meta.name, std::time::Instant::now()) {
                         tracing::info!(instance = %r.meta.name, from = from.as_str(), to = to.as_str(), ?reason, priority = prio, held_back = held, "state change");
                     }
                     if to != State::Initialize {
