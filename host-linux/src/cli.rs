@@ -86,8 +86,8 @@ pub fn validate(opts: &Options) -> Result<config::Loaded, String> {
     Ok(loaded)
 }
 
-/// `--check`: validate and report.
-pub fn check(opts: &Options) -> Result<(), ()> {
+/// `--check`: validate and report (on stdout, errors on stderr); whether the config is valid.
+pub fn check(opts: &Options) -> bool {
     match validate(opts) {
         Ok(loaded) => {
             for w in &loaded.warnings {
@@ -102,11 +102,11 @@ pub fn check(opts: &Options) -> Result<(), ()> {
                 c.vrrp_scripts.len(),
                 c.virtual_servers.len()
             );
-            Ok(())
+            true
         }
         Err(e) => {
             eprintln!("error: {e}");
-            Err(())
+            false
         }
     }
 }

@@ -112,10 +112,7 @@ fn main() -> ExitCode {
         metrics: args.metrics,
     };
     if args.check {
-        return match cli::check(&opts) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(()) => ExitCode::from(EXIT_INVALID),
-        };
+        return if cli::check(&opts) { ExitCode::SUCCESS } else { ExitCode::from(EXIT_INVALID) };
     }
     let result = match args.cmd {
         None => cli::run_daemon(opts),

@@ -403,7 +403,7 @@ impl Task {
             let start = Instant::now();
             if let (Some(iv), Some(prev)) = (&self.intervals, prev_start) {
                 let gap = start - prev;
-                let err = if gap > period { gap - period } else { period - gap };
+                let err = gap.abs_diff(period);
                 let us = u32::try_from(err.as_micros()).unwrap_or(u32::MAX);
                 iv.lock().unwrap_or_else(|p| p.into_inner()).push(us);
             }
