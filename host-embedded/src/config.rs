@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 /// Instances one node runs.
 pub const MAX_INSTANCES: usize = 4;
+/// Sync groups of one node.
+pub const MAX_GROUPS: usize = 2;
 /// Addresses smoltcp's interface holds: the node's own plus every VIP of
 /// the instances that are master at once (smoltcp's `iface-max-addr-count-8`).
 pub const MAX_IFACE_ADDRS: usize = 8;
@@ -30,6 +32,9 @@ pub struct NodeConfig {
     pub prefix_len: u8,
     /// The VRRP instances, IPv4 only (VRRPv2 or VRRPv3).
     pub instances: heapless::Vec<InstanceConfig, MAX_INSTANCES>,
+    /// Sync groups, each the VRIDs of its members: they change state together
+    /// (keepalived's `vrrp_sync_group`).
+    pub groups: heapless::Vec<heapless::Vec<u8, MAX_INSTANCES>, MAX_GROUPS>,
 }
 
 /// Why a stored config was refused.
@@ -69,6 +74,8 @@ pub enum ConfigError {
     Interface,
     /// No instance at all.
     NoInstances,
+    /// A sync group names a VRID no instance has, or one already in a group.
+    Group(u8),
 }
 
 impl core::fmt::Display for ConfigError {
@@ -92,6 +99,7 @@ impl core::fmt::Display for ConfigError {
             ),
             ConfigError::Interface => f.write_str("bad prefix length or multicast MAC address"),
             ConfigError::NoInstances => f.write_str("no VRRP instance configured"),
+            ConfigError::Group(v) => write!(f, "sync group member {v}: no such instance, or already in a group"),
         }
     }
 }
@@ -102,7 +110,7 @@ impl std::error::Error for ConfigError {}
 impl NodeConfig {
     /// A node at `address/prefix_len` with no instance yet.
     pub fn new(address: Ipv4Addr, prefix_len: u8) -> Self {
-        NodeConfig { mac: None, address, prefix_len, instances: heapless::Vec::new() }
+        NodeConfig { mac: None, address, prefix_len, instances: heapless::Vec::new(), groups: heapless::Vec::new() }
     }
 
     /// Checks what the router relies on: valid IPv4 instances on the node's
@@ -133,6 +141,15 @@ impl NodeConfig {
         }
         if 1 + vips > MAX_IFACE_ADDRS {
             return Err(ConfigError::TooManyVips);
+        }
+        for (gi, g) in self.groups.iter().enumerate() {
+            for (k, vrid) in g.iter().enumerate() {
+                let known = self.instances.iter().any(|c| c.vrid == *vrid);
+                let twice = g[..k].contains(vrid) || self.groups[..gi].iter().any(|o| o.contains(vrid));
+                if !known || twice {
+                    return Err(ConfigError::Group(*vrid));
+                }
+            }
         }
         Ok(())
     }
@@ -228,5 +245,10 @@ mod tests {
         assert_eq!(n.validate(), Err(ConfigError::Interface));
         assert_eq!(NodeConfig::new(Ipv4Addr::LOCALHOST, 8).validate(), Err(ConfigError::NoInstances));
         assert_eq!(node().validate(), Ok(()));
+        let mut n = node();
+        n.groups.push(heapless::Vec::from_slice(&[51, 52]).unwrap()).unwrap();
+        assert_eq!(n.validate(), Err(ConfigError::Group(52)));
+        n.groups[0].pop();
+        assert_eq!(n.validate(), Ok(()));
     }
 }

@@ -1,8 +1,9 @@
 //! hav-embedded: hav's VRRP election on a microcontroller, on smoltcp under
 //! embassy.
 //!
-//! The crate is `no_std` and needs no allocator. It runs
-//! [`hav_core::vrrp::Instance`]s over any [`embassy_net_driver::Driver`]
+//! The crate is `no_std` and needs no allocator. It runs hav-core's
+//! [`hav_core::vrrp::Engine`] (instances, sync groups, gratuitous ARP pacing)
+//! over any [`embassy_net_driver::Driver`]
 //! (an MCU's Ethernet MAC, or a Linux TAP device for the lab) with:
 //!
 //! - smoltcp's `Interface` driven directly (embassy-net's `Stack` holds a
@@ -32,5 +33,5 @@ mod device;
 mod igmp;
 mod router;
 
-pub use config::{ConfigError, NodeConfig, MAX_IFACE_ADDRS, MAX_INSTANCES, MAX_STORED_LEN};
+pub use config::{ConfigError, NodeConfig, MAX_GROUPS, MAX_IFACE_ADDRS, MAX_INSTANCES, MAX_STORED_LEN};
 pub use router::{Event, Resources, Router, RouterError, RAW_BUFFER, RAW_PACKETS};

@@ -1,11 +1,12 @@
-//! The router: hav-core instances on smoltcp's `Interface`, driven by an
+//! The router: hav-core's engine on smoltcp's `Interface`, driven by an
 //! embassy task.
 //!
-//! The router only carries out what the instances decide:
-//! received adverts become [`Input::Advert`], expired deadlines
-//! [`Input::Timer`], link changes [`Input::Link`]; the returned
-//! [`Action`]s become packets on the raw socket, addresses on the interface
-//! and gratuitous ARP frames on the driver.
+//! The router only carries out what the engine decides: received VRRP
+//! messages go to [`Engine::receive`], deadlines to [`Engine::poll`], link
+//! changes become [`Input::Link`]; the returned [`Output`]s become packets on
+//! the raw socket, addresses on the interface and gratuitous ARP frames on
+//! the driver. Sync groups, gratuitous ARP pacing and the drop counters are
+//! the engine's, the same code as on a Linux director.
 
 use core::future::{poll_fn, Future};
 use core::net::{IpAddr, Ipv4Addr};
@@ -14,9 +15,9 @@ use core::task::{Context, Poll, Waker};
 
 use embassy_net_driver::{Driver, HardwareAddress as DriverAddress, LinkState, TxToken};
 use embassy_time::Timer;
-use hav_core::vrrp::{Action, Actions, Advert, Input, Instance, Reason, State};
+use hav_core::vrrp::{Action, Engine, Fixed, Input, Instance, Output, Reason, Received, Record, State, VrKey};
 use hav_core::wire::ip::{IpHeader, IPV4_HEADER_LEN, TOS_NETWORK_CONTROL};
-use hav_core::wire::{gratuitous_arp_frame, VrrpPacket, VrrpRepr, VRRP_PROTO, VRRP_TTL};
+use hav_core::wire::{gratuitous_arp_frame, VrrpPacket, VRRP_PROTO, VRRP_TTL};
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, SocketHandle, SocketSet, SocketStorage,
 };
@@ -25,7 +26,7 @@ use smoltcp::wire::{
     EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpProtocol, IpVersion, Ipv4Packet,
 };
 
-use crate::config::{ConfigError, NodeConfig, MAX_INSTANCES};
+use crate::config::{ConfigError, NodeConfig, MAX_GROUPS, MAX_INSTANCES};
 use crate::device::Adapter;
 use crate::igmp;
 
@@ -73,6 +74,10 @@ impl Default for Resources<'_> {
     }
 }
 
+/// Outputs one engine call can produce before they are carried out: every
+/// instance moving with its sync group, a few actions each.
+const MAX_OUTPUTS: usize = 64;
+
 /// Something that happened, reported to the observer set with
 /// [`Router::set_observer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +95,13 @@ pub enum Event {
         reason: Reason,
         /// When, on the router's clock (embassy-time).
         at: hav_core::Instant,
+    },
+    /// Every member of a sync group is now in `state`.
+    Group {
+        /// The group's position in [`NodeConfig::groups`].
+        group: u8,
+        /// The state they agree on.
+        state: State,
     },
 }
 
@@ -115,17 +127,25 @@ impl core::fmt::Display for RouterError {
 #[cfg(feature = "std")]
 impl std::error::Error for RouterError {}
 
-// A gratuitous ARP burst in progress.
+// A gratuitous ARP round the driver has not taken yet (it lacked transmit slots).
 #[derive(Debug, Clone, Copy)]
 struct Garp {
     rounds_left: u8,
     next_vip: usize,
 }
 
+/// The router's half of an engine record: the frames of a gratuitous ARP
+/// round still to hand to the driver.
+#[derive(Debug, Default)]
 struct Vr {
-    instance: Instance,
     garp: Option<Garp>,
 }
+
+type VrEngine = Engine<Vr, Fixed<MAX_INSTANCES, MAX_GROUPS>>;
+type Outputs = heapless::Deque<Output, MAX_OUTPUTS>;
+
+// The single port's interface number in the engine's keys.
+const PORT: u32 = 0;
 
 /// One node: its interface, its raw VRRP socket and its instances.
 pub struct Router<'a, D: Driver> {
@@ -133,7 +153,7 @@ pub struct Router<'a, D: Driver> {
     iface: Interface,
     sockets: SocketSet<'a>,
     raw: SocketHandle,
-    vrs: heapless::Vec<Vr, MAX_INSTANCES>,
+    engine: VrEngine,
     mac: [u8; 6],
     address: Ipv4Addr,
     link_up: bool,
@@ -201,17 +221,28 @@ impl<'a, D: Driver> Router<'a, D> {
         let socket = raw::Socket::new(IpVersion::Ipv4, IpProtocol::Unknown(VRRP_PROTO), rx, tx);
         let mut sockets = SocketSet::new(&mut sockets[..]);
         let raw = sockets.add(socket);
-        let mut vrs = heapless::Vec::new();
+        let mut engine = VrEngine::new();
         for c in &config.instances {
-            // validate() bounded the count by MAX_INSTANCES.
-            let _ = vrs.push(Vr { instance: Instance::new(c.clone()), garp: None });
+            // validate() bounded the count by MAX_INSTANCES and made the VRIDs unique.
+            let key = VrKey { ifindex: PORT, ipv6: false, vrid: c.vrid };
+            let _ = engine.add(Record::new(Vr::default(), key, Instance::new(c.clone())));
+        }
+        for g in &config.groups {
+            let mut members: heapless::Vec<usize, MAX_INSTANCES> = heapless::Vec::new();
+            for vrid in g {
+                if let Some(i) = config.instances.iter().position(|c| c.vrid == *vrid) {
+                    let _ = members.push(i);
+                }
+            }
+            // validate() checked the members exist and belong to one group each.
+            let _ = engine.add_group(&members);
         }
         Ok(Router {
             device,
             iface,
             sockets,
             raw,
-            vrs,
+            engine,
             mac,
             address: config.address,
             link_up: true,
@@ -231,7 +262,13 @@ impl<'a, D: Driver> Router<'a, D> {
 
     /// The instances, in config order.
     pub fn instances(&self) -> impl Iterator<Item = &Instance> {
-        self.vrs.iter().map(|v| &v.instance)
+        self.engine.records().iter().map(Record::instance)
+    }
+
+    /// VRRP messages dropped before any instance saw them (too short, a VRID
+    /// not configured here).
+    pub fn stray(&self) -> hav_core::vrrp::Stray {
+        *self.engine.stray()
     }
 
     /// The Ethernet address the router sends from.
@@ -264,34 +301,29 @@ impl<'a, D: Driver> Router<'a, D> {
             if !self.started {
                 self.started = true;
                 self.igmp = Some((now + IGMP_INTERVAL, IGMP_REPORTS));
-                for i in 0..self.vrs.len() {
-                    let actions = self.vrs[i].instance.handle(now, Input::Startup);
-                    self.apply(i, now, &actions);
-                }
+                let mut out = Outputs::new();
+                self.engine.broadcast(now, Input::Startup, &mut |o| keep(&mut out, o));
+                self.apply(now, out);
             }
             let up = self.device.link_state(cx) == LinkState::Up;
             if up != self.link_up {
                 self.link_up = up;
                 info!("link {}", if up { "up" } else { "down" });
                 self.igmp = up.then_some((now + IGMP_INTERVAL, IGMP_REPORTS));
-                for i in 0..self.vrs.len() {
-                    let actions = self.vrs[i].instance.handle(now, Input::Link { up });
-                    self.apply(i, now, &actions);
-                }
+                let mut out = Outputs::new();
+                self.engine.broadcast(now, Input::Link { up }, &mut |o| keep(&mut out, o));
+                self.apply(now, out);
             }
             self.poll_iface(cx, now);
-            for i in 0..self.vrs.len() {
-                if self.vrs[i].instance.poll_at().is_some_and(|t| t <= now) {
-                    let actions = self.vrs[i].instance.handle(now, Input::Timer);
-                    self.apply(i, now, &actions);
-                }
-            }
+            let mut out = Outputs::new();
+            self.engine.poll(now, &mut |o| keep(&mut out, o));
+            self.apply(now, out);
             self.send_garps(cx);
             self.send_igmp(cx, now);
             // Flush what the instances queued on the raw socket.
             self.poll_iface(cx, now);
 
-            let mut next = self.vrs.iter().filter_map(|v| v.instance.poll_at()).min();
+            let mut next = self.engine.poll_at();
             if let Some((t, _)) = self.igmp {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
@@ -364,50 +396,66 @@ impl<'a, D: Driver> Router<'a, D> {
         let Ok(ip) = Ipv4Packet::new_checked(bytes) else {
             return debug!("vrrp: malformed IPv4 packet dropped");
         };
-        let src = IpAddr::V4(ip.src_addr());
-        let dst = IpAddr::V4(ip.dst_addr());
-        let ttl = ip.hop_limit();
-        let Ok(packet) = VrrpPacket::new_checked(ip.payload()) else {
-            return debug!("vrrp: truncated advert dropped");
+        let rx = Received {
+            ifindex: PORT,
+            src: IpAddr::V4(ip.src_addr()),
+            dst: IpAddr::V4(ip.dst_addr()),
+            ttl: ip.hop_limit(),
         };
-        let vrid = packet.vrid();
-        let mut matched = false;
-        for i in 0..self.vrs.len() {
-            let inst = &mut self.vrs[i].instance;
-            if inst.config().vrid != vrid {
-                continue;
-            }
-            matched = true;
-            let repr = match VrrpRepr::parse(&packet, src, dst, inst.config().checksum_mode) {
-                Ok(r) => r,
-                Err(e) => {
-                    debug!("vrrp: vrid {}: malformed advert dropped: {:?}", vrid, e);
+        let mut out = Outputs::new();
+        self.engine.receive(now, &rx, ip.payload(), &mut |o| keep(&mut out, o));
+        self.apply(now, out);
+    }
+
+    // Carries out the engine's outputs in order. The result of installing
+    // the addresses goes back to the engine at once, and what it answers
+    // comes before the rest.
+    fn apply(&mut self, now: hav_core::Instant, mut out: Outputs) {
+        while let Some(o) = out.pop_front() {
+            let (i, action) = match o {
+                Output::Act { idx, action } => (idx, action),
+                Output::Group { group, state } => {
+                    info!("sync group {}: {}", group, state.as_str());
+                    if let Some(f) = self.observer {
+                        f(&Event::Group { group: group as u8, state });
+                    }
                     continue;
                 }
             };
-            let actions = inst.handle(now, Input::Advert(Advert { src, ttl, repr: &repr }));
-            self.apply(i, now, &actions);
-        }
-        if !matched {
-            trace!("vrrp: advert for vrid {} not configured here", vrid);
-        }
-    }
-
-    fn apply(&mut self, i: usize, now: hav_core::Instant, actions: &Actions) {
-        for action in actions {
-            match *action {
+            match action {
                 Action::Transition { from, to, reason } => {
-                    let vrid = self.vrs[i].instance.config().vrid;
+                    let vrid = self.engine.records()[i].instance().config().vrid;
                     info!("vrid {}: {} -> {} ({:?})", vrid, from.as_str(), to.as_str(), reason);
                     if let Some(f) = self.observer {
                         f(&Event::Transition { vrid, from, to, reason, at: now });
                     }
                 }
                 Action::SendAdvert { priority } => self.send_advert(i, priority),
-                Action::AddVips { .. } => self.add_vips(i),
-                Action::RemoveVips => self.remove_vips(i),
+                Action::AddVips { .. } => {
+                    let held = self.add_vips(i);
+                    let mut more = Outputs::new();
+                    self.engine.handle(now, i, Input::Vips { held }, &mut |o| keep(&mut more, o));
+                    while let Some(m) = more.pop_back() {
+                        if out.push_front(m).is_err() {
+                            error!("vrrp: output queue full");
+                        }
+                    }
+                }
+                Action::RemoveVips => {
+                    self.remove_vips(i);
+                    // Nothing of a burst in progress goes out for a released address.
+                    if let Some(vr) = self.engine.meta_mut(i) {
+                        vr.garp = None;
+                    }
+                    self.engine.vips_released(now, i, true);
+                }
                 Action::SendGarp { repeat } => {
-                    self.vrs[i].garp = Some(Garp { rounds_left: repeat, next_vip: 0 });
+                    let r = &self.engine.records()[i];
+                    if r.instance().state() == State::Master && r.holds_vips() {
+                        if let Some(vr) = self.engine.meta_mut(i) {
+                            vr.garp = Some(Garp { rounds_left: repeat, next_vip: 0 });
+                        }
+                    }
                 }
                 Action::Discard(reason) => {
                     trace!("vrrp: advert dropped: {}", reason.as_str());
@@ -417,7 +465,7 @@ impl<'a, D: Driver> Router<'a, D> {
     }
 
     fn send_advert(&mut self, i: usize, priority: u8) {
-        let inst = &self.vrs[i].instance;
+        let inst = self.engine.records()[i].instance();
         let repr = inst.advert_repr(priority);
         let src = IpAddr::V4(self.address);
         let mode = inst.config().checksum_mode;
@@ -459,8 +507,9 @@ impl<'a, D: Driver> Router<'a, D> {
         }
     }
 
-    fn add_vips(&mut self, i: usize) {
-        let vips = &self.vrs[i].instance.config().vips;
+    // Installs the instance's addresses; false when the table is full.
+    fn add_vips(&mut self, i: usize) -> bool {
+        let vips = &self.engine.records()[i].instance().config().vips;
         let mut full = false;
         self.iface.update_ip_addrs(|addrs| {
             for vip in vips.iter().filter_map(Self::vip_v4) {
@@ -473,10 +522,11 @@ impl<'a, D: Driver> Router<'a, D> {
         if full {
             error!("vrrp: interface address table full, some VIPs not added");
         }
+        !full
     }
 
     fn remove_vips(&mut self, i: usize) {
-        let vips = &self.vrs[i].instance.config().vips;
+        let vips = &self.engine.records()[i].instance().config().vips;
         let own = IpAddress::Ipv4(self.address);
         self.iface.update_ip_addrs(|addrs| {
             addrs.retain(|c| {
@@ -506,23 +556,37 @@ impl<'a, D: Driver> Router<'a, D> {
     // Sends the pending gratuitous ARP frames straight on the driver, as
     // far as it has transmit slots; the driver wakes us for the rest.
     fn send_garps(&mut self, cx: &mut Context<'_>) {
-        for vr in self.vrs.iter_mut() {
-            while let Some(mut g) = vr.garp {
-                let vips = &vr.instance.config().vips;
-                let Some(vip) = vips.get(g.next_vip) else {
+        for i in 0..self.engine.len() {
+            loop {
+                let r = &self.engine.records()[i];
+                let Some(mut g) = r.meta.garp else { break };
+                let vips = &r.instance().config().vips;
+                let Some(vip) = vips.get(g.next_vip).copied() else {
                     g.next_vip = 0;
                     g.rounds_left = g.rounds_left.saturating_sub(1);
-                    vr.garp = (g.rounds_left > 0).then_some(g);
+                    if let Some(vr) = self.engine.meta_mut(i) {
+                        vr.garp = (g.rounds_left > 0).then_some(g);
+                    }
                     continue;
                 };
                 g.next_vip += 1;
-                if let IpAddr::V4(vip) = *vip {
+                if let IpAddr::V4(vip) = vip {
                     let Some(tx) = self.device.transmit(cx) else { return };
                     let frame = gratuitous_arp_frame(self.mac, vip);
                     tx.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
                 }
-                vr.garp = Some(g);
+                if let Some(vr) = self.engine.meta_mut(i) {
+                    vr.garp = Some(g);
+                }
             }
         }
+    }
+}
+
+// Keeps an output for carrying out; a full queue means MAX_OUTPUTS is too
+// small for the config, which validate() rules out.
+fn keep(out: &mut Outputs, o: Output) {
+    if out.push_back(o).is_err() {
+        error!("vrrp: output queue full, an output was lost");
     }
 }

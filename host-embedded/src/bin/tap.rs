@@ -65,6 +65,7 @@ fn build_config(args: &[String]) -> Result<(NodeConfig, String), String> {
     let mut mac = None;
     let mut out = None;
     let mut instances: Vec<InstanceConfig> = Vec::new();
+    let mut groups = Vec::new();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{flag}: missing value"));
@@ -84,6 +85,14 @@ fn build_config(args: &[String]) -> Result<(NodeConfig, String), String> {
             }
             "--mac" => mac = Some(parse_mac(&value()?)?),
             "-o" => out = Some(value()?),
+            "--sync-group" => {
+                let v = value()?;
+                let mut g = heapless::Vec::new();
+                for part in v.split(',') {
+                    g.push(parse_num("--sync-group", part)?).map_err(|_| "--sync-group: too many members")?;
+                }
+                groups.push(g);
+            }
             "--vrid" => {
                 let addr = node.as_ref().ok_or("--vrid: comes after --address")?.address;
                 let vrid = parse_num("--vrid", &value()?)?;
@@ -123,6 +132,7 @@ fn build_config(args: &[String]) -> Result<(NodeConfig, String), String> {
                     }
                     "--garp-repeat" => c.garp.master_repeat = parse_num(f, &v)?,
                     "--garp-delay" => c.garp.master_delay = parse_secs(f, &v)?,
+                    "--garp-interval" => c.garp.interval = parse_secs(f, &v)?,
                     _ => return Err(format!("unknown flag {f}\n{}", usage())),
                 }
             }
@@ -132,6 +142,9 @@ fn build_config(args: &[String]) -> Result<(NodeConfig, String), String> {
     node.mac = mac;
     for c in instances {
         node.instances.push(c).map_err(|_| "too many instances")?;
+    }
+    for g in groups {
+        node.groups.push(g).map_err(|_| "too many sync groups")?;
     }
     node.validate().map_err(|e| format!("invalid config: {e}"))?;
     Ok((node, out.ok_or("-o FILE is required")?))
@@ -143,9 +156,13 @@ fn read_config(path: &str) -> Result<NodeConfig, String> {
 }
 
 fn print_event(e: &Event) {
-    let Event::Transition { vrid, from, to, reason, .. } = *e;
     let us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros());
-    println!("EVENT {us} vrid={vrid} {}->{} reason={reason:?}", from.as_str(), to.as_str());
+    match *e {
+        Event::Transition { vrid, from, to, reason, .. } => {
+            println!("EVENT {us} vrid={vrid} {}->{} reason={reason:?}", from.as_str(), to.as_str());
+        }
+        Event::Group { group, state } => println!("GROUP {us} group={group} {}", state.as_str()),
+    }
 }
 
 async fn run(tap: String, config: String) -> Result<(), String> {
