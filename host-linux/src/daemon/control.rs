@@ -48,6 +48,9 @@ pub enum ControlError {
     /// A daemon already answers on the socket.
     #[error("another hav-linux is answering on {}: stop it first, or give each daemon its own --control and --pid", .0.display())]
     InUse(PathBuf),
+    /// Something that is not a socket is in the way; it is left alone.
+    #[error("{} exists and is not a socket; not replacing it", .0.display())]
+    NotASocket(PathBuf),
     /// Creating, binding or setting up the socket failed.
     #[error("control socket {}: {source}", .path.display())]
     Io {
@@ -95,7 +98,11 @@ pub fn serve(path: &Path, tx: mpsc::Sender<Envelope>) -> Result<ControlSocket, C
 /// When called outside a tokio runtime.
 pub fn serve_with(path: &Path, tx: mpsc::Sender<Envelope>, limits: Limits) -> Result<ControlSocket, ControlError> {
     let io_err = |source| ControlError::Io { path: path.to_owned(), source };
-    if path.exists() {
+    if let Ok(md) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !md.file_type().is_socket() {
+            return Err(ControlError::NotASocket(path.to_owned()));
+        }
         // A socket nobody answers on is what a killed daemon leaves behind; one that answers
         // belongs to a running daemon, and taking it over would cut that daemon off.
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -134,13 +141,18 @@ async fn accept_loop(listener: UnixListener, path: PathBuf, bound_gid: u32, tx: 
         };
         // The group is read per connection so that a `chgrp` of the socket takes effect at once.
         let socket_gid = std::fs::metadata(&path).map(|m| std::os::unix::fs::MetadataExt::gid(&m)).unwrap_or(bound_gid);
-        let peer = match stream.peer_cred() {
-            Ok(c) => Peer::of(c.uid(), c.gid(), c.pid()),
+        let cred = match stream.peer_cred() {
+            Ok(c) => c,
             Err(e) => {
                 tracing::debug!(error = %e, "control: no peer credentials; closing");
                 continue;
             }
         };
+        let mut peer = Peer { uid: cred.uid(), gid: cred.gid(), groups: Vec::new() };
+        if !allowed(&peer, daemon_uid, socket_gid) {
+            // Only now, for a peer the ids alone do not let in, are its groups read.
+            peer.groups = peer_groups(cred.pid(), peer.uid);
+        }
         if !allowed(&peer, daemon_uid, socket_gid) {
             if let Some(suppressed) = denied_log.check_now() {
                 tracing::warn!(uid = peer.uid, gid = peer.gid, suppressed, "control: permission denied");
@@ -253,16 +265,9 @@ pub struct Peer {
     pub groups: Vec<u32>,
 }
 
-impl Peer {
-    /// The peer with credentials `uid`/`gid` from `SO_PEERCRED`; its supplementary groups come
-    /// from `/proc/PID/status`.
-    fn of(uid: u32, gid: u32, pid: Option<i32>) -> Peer {
-        let groups = pid
-            .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-            .map(|s| groups_of(&s, uid))
-            .unwrap_or_default();
-        Peer { uid, gid, groups }
-    }
+/// The supplementary groups of the peer process `pid` (from `SO_PEERCRED`), which runs as `uid`.
+fn peer_groups(pid: Option<i32>, uid: u32) -> Vec<u32> {
+    pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok()).map(|s| groups_of(&s, uid)).unwrap_or_default()
 }
 
 /// The supplementary groups in a `/proc/PID/status` text, provided its effective uid is `uid`.
@@ -386,10 +391,17 @@ mod tests {
         assert!(path.exists());
         let (tx, rx) = mpsc::channel(4);
         answer(rx);
-        let _ctl = serve_with(&path, tx, limits()).expect("a socket nobody answers on is taken over");
+        let ctl = serve_with(&path, tx, limits()).expect("a socket nobody answers on is taken over");
         let p = path.clone();
         let (line, _) = tokio::task::spawn_blocking(move || exchange(&p, b"{\"cmd\":\"status\"}\n")).await.expect("join");
         assert!(line.contains("\"ok\":true"), "{line}");
+        drop(ctl);
+        // A file that is not a socket is never removed.
+        std::fs::write(&path, "precious").expect("write");
+        let (tx, _rx) = mpsc::channel(4);
+        let err = serve_with(&path, tx, limits()).expect_err("not a socket");
+        assert!(matches!(err, ControlError::NotASocket(_)), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).expect("still there"), "precious");
         let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
     }
 

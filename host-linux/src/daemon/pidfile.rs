@@ -65,7 +65,6 @@ impl PidFile {
                 .create(true)
                 .truncate(false)
                 .mode(0o644)
-                .custom_flags(libc::O_CLOEXEC)
                 .open(path)
                 .map_err(io_err)?;
             let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
