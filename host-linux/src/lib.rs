@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod health;
+pub(crate) mod http;
 pub mod ipvs;
 pub mod lvs;
 pub mod net;

@@ -603,6 +603,57 @@ async fn http_check_example_matches_status_and_body() {
     assert_eq!((v, m.as_str()), (CheckVerdict::Down, "request failed"));
 }
 
+/// A server that answers every request with `head` and then `repeat`, forever or `times` times.
+async fn endless_server(head: &'static [u8], repeat: &'static [u8], times: Option<usize>) -> Server {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            h.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut req = [0u8; 1024];
+                let _ = s.read(&mut req).await;
+                if s.write_all(head).await.is_err() {
+                    return;
+                }
+                let mut n = 0;
+                while times.is_none_or(|t| n < t) && s.write_all(repeat).await.is_ok() {
+                    n += 1;
+                }
+            });
+        }
+    });
+    Server { addr, hits, task }
+}
+
+#[tokio::test]
+async fn http_get_host_call_bounds_chunked_bodies() {
+    const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let set = load(&[example("http_check")]).expect("loads");
+    // Endless chunks: the body is cut at the policy's max_body and the call answers at once.
+    let bomb = endless_server(HEAD, b"8\r\nzzzzzzzz\r\n", None).await;
+    let t = Instant::now();
+    let (v, m) = run(&set, "http_check", bomb.addr, "path=/ body=zzzz", &[]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Up, "status and body match"));
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // The largest chunk size, then data: cut the same way.
+    let huge = endless_server(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n", b"zzzz", None).await;
+    let (v, m) = run(&set, "http_check", huge.addr, "path=/ body=zzzz", &[]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Up, "status and body match"));
+    // ... then the connection closing inside it, or a size past 64 bits: a failed call.
+    for head in [&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab"[..], b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n"] {
+        let srv = endless_server(head, b"", Some(0)).await;
+        let (v, m) = run(&set, "http_check", srv.addr, "path=/", &[]).await.expect("runs");
+        assert_eq!((v, m.as_str()), (CheckVerdict::Down, "request failed"));
+    }
+    // A normal chunked body.
+    let ok = endless_server(HEAD, b"4\r\ngood\r\n0\r\n\r\n", Some(1)).await;
+    let (v, m) = run(&set, "http_check", ok.addr, "path=/ body=good", &[]).await.expect("runs");
+    assert_eq!((v, m.as_str()), (CheckVerdict::Up, "status and body match"));
+}
+
 #[tokio::test]
 async fn combined_example_needs_both_probes_and_allowed_targets() {
     let service = tcp_server().await;

@@ -10,13 +10,15 @@ use md5::{Digest, Md5};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::ProbeError;
 use crate::config::check::{CheckCommon, HttpCheck};
+use crate::http::{HttpError, Response};
 
-/// Largest response read; a health page bigger than this fails the check.
+/// Largest body read; a health page bigger than this fails the check.
 const MAX_RESPONSE: usize = 4 << 20;
+/// Largest response head (interim 1xx heads included).
+const MAX_HEAD: usize = 64 << 10;
 
 #[derive(Debug)]
 pub(crate) struct UrlProbe {
@@ -89,141 +91,34 @@ impl HttpProbe {
     }
 
     async fn fetch(&self, u: &UrlProbe, target: SocketAddr, c: &CheckCommon) -> Result<Response, ProbeError> {
+        let deadline = tokio::time::Instant::now() + c.connect_timeout;
+        let req = crate::http::get_request(self.version, &u.host, &u.path, "hav-check").map_err(probe_error)?;
         let tcp = super::net::connect(target, c).await.map_err(|e| ProbeError::io("", e))?;
-        let req = format!(
-            "GET {} HTTP/{}\r\nHost: {}\r\nUser-Agent: hav-check\r\nConnection: close\r\n\r\n",
-            u.path, self.version, u.host
-        );
-        if self.tls {
+        let limits = crate::http::Limits { head: MAX_HEAD, body: MAX_RESPONSE };
+        let r = if self.tls {
             let conn = tokio_rustls::TlsConnector::from(tls_config());
             let mut s = conn.connect(self.server_name.clone(), tcp).await.map_err(|e| format!("TLS handshake: {e}"))?;
-            Ok(exchange(&mut s, req.as_bytes()).await?)
+            crate::http::exchange(&mut s, &req, limits, deadline).await
         } else {
             let mut s = tcp;
-            let r = exchange(&mut s, req.as_bytes()).await;
+            let r = crate::http::exchange(&mut s, &req, limits, deadline).await;
             super::net::reset(s);
-            Ok(r?)
-        }
-    }
-}
-
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, req: &[u8]) -> Result<Response, String> {
-    s.write_all(req).await.map_err(|e| format!("send: {e}"))?;
-    s.flush().await.map_err(|e| format!("send: {e}"))?;
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 8192];
-    let mut head_done = false;
-    loop {
-        let n = match s.read(&mut chunk).await {
-            Ok(n) => n,
-            // Servers often close TLS without close_notify; what was read is the response.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-            Err(e) => return Err(format!("receive: {e}")),
+            r
         };
-        if n == 0 {
-            break;
+        let r = r.map_err(probe_error)?;
+        if r.truncated {
+            return Err(format!("response body larger than {MAX_RESPONSE} bytes").into());
         }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > MAX_RESPONSE {
-            return Err(format!("response larger than {MAX_RESPONSE} bytes"));
-        }
-        // Stop early once the body is complete (servers that keep the connection open): parse
-        // only when the new bytes may have completed the head or the body, so a large body
-        // costs linear time.
-        let tail = &buf[buf.len().saturating_sub(n + 4)..];
-        if find(tail, b"\r\n\r\n").is_some() || head_done {
-            match Response::parse_head(&buf) {
-                Some((_, Some(total))) if buf.len() >= total => return Response::parse(&buf).ok_or_else(|| "malformed HTTP response".into()),
-                Some(_) => head_done = true,
-                None => {}
-            }
-        }
-    }
-    let r = Response::parse(&buf).ok_or_else(|| "malformed HTTP response".to_string())?;
-    Ok(r)
-}
-
-/// A parsed HTTP response.
-#[derive(Debug)]
-pub(crate) struct Response {
-    status: u16,
-    body: Vec<u8>,
-}
-
-fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
-    h.windows(needle.len()).position(|w| w == needle)
-}
-
-impl Response {
-    /// (status, total length of head and body when a Content-Length gives it) once the head of
-    /// `buf` is complete.
-    fn parse_head(buf: &[u8]) -> Option<(u16, Option<usize>)> {
-        let end = find(buf, b"\r\n\r\n")?;
-        let head = std::str::from_utf8(&buf[..end]).ok()?;
-        let status = head.split_whitespace().nth(1)?.parse().ok()?;
-        let len = head.split("\r\n").skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok()).flatten()
-        });
-        let chunked = head.split("\r\n").any(|l| {
-            l.split_once(':').is_some_and(|(k, v)| k.trim().eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked"))
-        });
-        Some((status, if chunked { None } else { len.map(|l| end + 4 + l) }))
-    }
-
-    /// Parses a whole response; `None` when the head is incomplete or the status line is not
-    /// HTTP. A chunked body that does not decode is kept as read.
-    fn parse(buf: &[u8]) -> Option<Response> {
-        let end = find(buf, b"\r\n\r\n")?;
-        let head = std::str::from_utf8(&buf[..end]).ok()?;
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next()?;
-        let mut parts = status_line.split_whitespace();
-        if !parts.next()?.starts_with("HTTP/") {
-            return None;
-        }
-        let status: u16 = parts.next()?.parse().ok()?;
-        let mut length = None;
-        let mut chunked = false;
-        for l in lines {
-            let Some((k, v)) = l.split_once(':') else { continue };
-            let v = v.trim();
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.parse::<usize>().ok();
-            } else if k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked") {
-                chunked = true;
-            }
-        }
-        let raw = &buf[end + 4..];
-        if chunked {
-            return Some(match dechunk(raw) {
-                Some(body) => Response { status, body },
-                None => Response { status, body: raw.to_vec() },
-            });
-        }
-        Some(match length {
-            Some(n) if raw.len() >= n => Response { status, body: raw[..n].to_vec() },
-            _ => Response { status, body: raw.to_vec() },
-        })
+        Ok(r)
     }
 }
 
-/// Decodes a complete chunked body; `None` while incomplete or malformed.
-fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = find(raw, b"\r\n")?;
-        let size_txt = std::str::from_utf8(&raw[..eol]).ok()?;
-        let size = usize::from_str_radix(size_txt.split(';').next()?.trim(), 16).ok()?;
-        raw = &raw[eol + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        if raw.len() < size + 2 {
-            return None;
-        }
-        out.extend_from_slice(&raw[..size]);
-        raw = &raw[size + 2..];
+/// A failed exchange: the server's failure, or hav's own exhaustion ([`ProbeError::io`]).
+fn probe_error(e: HttpError) -> ProbeError {
+    match e {
+        HttpError::Send(e) => ProbeError::io("send", e),
+        HttpError::Receive(e) => ProbeError::io("receive", e),
+        other => ProbeError::Failed(other.to_string()),
     }
 }
 
@@ -317,18 +212,40 @@ pub(crate) fn tls_config() -> Arc<rustls::ClientConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::check::CheckKind;
+    use crate::http::tests::Endless;
 
-    #[test]
-    fn test_parse_content_length() {
-        let r = Response::parse(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef").expect("parsed");
-        assert_eq!((r.status, r.body.as_slice()), (200, &b"abc"[..]));
-        assert_eq!(Response::parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nab"), Some((200, Some(41))));
+    /// The HTTP_GET of `GET /` against `addr`, as the config gives it.
+    fn probe(addr: SocketAddr) -> (HttpProbe, CheckCommon) {
+        let conf = format!(
+            "virtual_server 10.0.0.1 80 {{\n real_server {} {} {{\n  HTTP_GET {{\n   url {{\n    path /\n   }}\n   connect_timeout 10\n  }}\n }}\n}}\n",
+            addr.ip(),
+            addr.port()
+        );
+        let c = crate::config::load_str(std::path::Path::new("t.conf"), &conf).expect("config").config;
+        let ch = &c.virtual_servers[0].real_servers[0].checkers[0];
+        let CheckKind::Http(h) = ch.kind.clone() else { panic!("not HTTP_GET") };
+        (HttpProbe::new(h, addr), ch.common.clone())
     }
 
-    #[test]
-    fn test_parse_chunked() {
-        let r = Response::parse(b"HTTP/1.1 503 X\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").expect("parsed");
-        assert_eq!((r.status, r.body.as_slice()), (503, &b"abcde"[..]));
-        assert!(Response::parse(b"garbage\r\n\r\n").is_none());
+    #[tokio::test]
+    async fn test_chunk_size_ffffffffffffffff_and_chunk_bomb_fail_cleanly() {
+        const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        // This size line made the old parser panic (`size + 2` overflowed: in debug builds at
+        // the addition, in release at the slice it wrapped into); now the body just does not
+        // end before the connection does.
+        let srv = Endless::start(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n", b"ab", Some(1)).await;
+        let (p, c) = probe(srv.addr);
+        let e = p.check(srv.addr, &c).await.expect_err("fails");
+        assert_eq!(e.to_string(), "GET /: connection closed inside a chunked body");
+        // Endless chunks fail the check at the body cap, promptly.
+        let srv = Endless::start(HEAD, b"10\r\nzzzzzzzzzzzzzzzz\r\n", None).await;
+        let t = std::time::Instant::now();
+        let e = p.check(srv.addr, &c).await.expect_err("fails");
+        assert_eq!(e.to_string(), format!("GET /: response body larger than {MAX_RESPONSE} bytes"));
+        assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
+        // A normal chunked body passes.
+        let srv = Endless::start(HEAD, b"2\r\nok\r\n0\r\n\r\n", Some(1)).await;
+        p.check(srv.addr, &c).await.expect("passes");
     }
 }

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use hav_core::policy::{HostError, HostRequest, HostResponse, Target};
 
 use super::{HostCall, PolicyTarget};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-/// Most bytes of HTTP headers read before the response counts as not HTTP.
+/// Most bytes of response heads (interim 1xx heads included).
 const MAX_HTTP_HEADER: usize = 16 * 1024;
 /// Most bytes of a body a policy can ask for.
 const MAX_BODY: usize = 1024 * 1024;
@@ -106,18 +105,19 @@ pub(crate) async fn perform(req: &HostRequest<'_>, left: Duration) -> Result<Ans
     if limit.is_zero() {
         return Err(HostError::Timeout);
     }
+    let deadline = tokio::time::Instant::now() + limit;
     let to = destination(req);
     let work = async {
         match req {
             HostRequest::TcpConnect { .. } => tcp_connect(to).await,
             HostRequest::HttpGet { host, path, tls, max_body, .. } => {
-                http_get(to, host, path, *tls, (*max_body as usize).min(MAX_BODY)).await
+                http_get(to, host, path, *tls, (*max_body as usize).min(MAX_BODY), deadline).await
             }
             HostRequest::DnsQuery { name, qtype, .. } => dns_query(to, name, *qtype).await,
             HostRequest::UdpProbe { payload, expect_reply, .. } => udp_probe(to, payload, *expect_reply).await,
         }
     };
-    tokio::time::timeout(limit, work).await.unwrap_or(Err(HostError::Timeout))
+    tokio::time::timeout_at(deadline, work).await.unwrap_or(Err(HostError::Timeout))
 }
 
 async fn tcp_connect(to: SocketAddr) -> Result<Answer, HostError> {
@@ -128,83 +128,22 @@ async fn tcp_connect(to: SocketAddr) -> Result<Answer, HostError> {
     Ok(Answer::Connected { rtt_us })
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Response head facts needed to know when the body is complete.
-struct Head {
-    status: u16,
-    body_start: usize,
-    content_length: Option<usize>,
-    chunked: bool,
-}
-
-fn parse_head(buf: &[u8]) -> Result<Option<Head>, HostError> {
-    let Some(end) = find(buf, b"\r\n\r\n") else {
-        return if buf.len() > MAX_HTTP_HEADER { Err(HostError::Protocol) } else { Ok(None) };
-    };
-    let head = std::str::from_utf8(&buf[..end]).map_err(|_| HostError::Protocol)?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let mut parts = status_line.split(' ');
-    let version = parts.next().unwrap_or("");
-    if !version.starts_with("HTTP/1.") {
-        return Err(HostError::Protocol);
-    }
-    let status = parts
-        .next()
-        .and_then(|s| s.parse::<u16>().ok())
-        .filter(|s| (100..=999).contains(s))
-        .ok_or(HostError::Protocol)?;
-    let mut content_length = None;
-    let mut chunked = false;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            content_length = Some(value.parse::<usize>().map_err(|_| HostError::Protocol)?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") && value.to_ascii_lowercase().contains("chunked") {
-            chunked = true;
-        }
-    }
-    Ok(Some(Head { status, body_start: end + 4, content_length, chunked }))
-}
-
-/// Decodes as much of a chunked body as is there, up to `max` bytes. `done` when the last
-/// chunk was seen.
-fn dechunk(mut data: &[u8], max: usize) -> (Vec<u8>, bool) {
-    let mut out = Vec::new();
-    loop {
-        let Some(eol) = find(data, b"\r\n") else { return (out, false) };
-        let size_text = std::str::from_utf8(&data[..eol]).unwrap_or("").split(';').next().unwrap_or("").trim();
-        let Ok(size) = usize::from_str_radix(size_text, 16) else { return (out, true) };
-        if size == 0 {
-            return (out, true);
-        }
-        data = &data[eol + 2..];
-        let take = size.min(data.len());
-        out.extend_from_slice(&data[..take]);
-        if out.len() >= max {
-            out.truncate(max);
-            return (out, true);
-        }
-        if data.len() < size + 2 {
-            return (out, false);
-        }
-        data = &data[size + 2..];
-    }
-}
-
 /// A byte stream: plain TCP or TLS over it.
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
-async fn http_get(to: SocketAddr, host: &str, path: &str, tls: bool, max_body: usize) -> Result<Answer, HostError> {
-    if !path.starts_with('/') || path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-        return Err(HostError::BadRequest);
+fn http_error(e: &crate::http::HttpError) -> HostError {
+    use crate::http::HttpError;
+    match e {
+        HttpError::Request(_) => HostError::BadRequest,
+        HttpError::Send(e) | HttpError::Receive(e) => io_error(e),
+        HttpError::Timeout => HostError::Timeout,
+        HttpError::Response(_) => HostError::Protocol,
     }
-    if host.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+}
+
+async fn http_get(to: SocketAddr, host: &str, path: &str, tls: bool, max_body: usize, deadline: tokio::time::Instant) -> Result<Answer, HostError> {
+    if !path.starts_with('/') {
         return Err(HostError::BadRequest);
     }
     let host_header = if host.is_empty() {
@@ -215,6 +154,7 @@ async fn http_get(to: SocketAddr, host: &str, path: &str, tls: bool, max_body: u
     } else {
         host.to_string()
     };
+    let request = crate::http::get_request("1.1", &host_header, path, "hav-policy").map_err(|e| http_error(&e))?;
     let start = Instant::now();
     let tcp = TcpStream::connect(to).await.map_err(|e| io_error(&e))?;
     let mut stream: Box<dyn Stream> = if tls {
@@ -228,46 +168,10 @@ async fn http_get(to: SocketAddr, host: &str, path: &str, tls: bool, max_body: u
     } else {
         Box::new(tcp)
     };
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: hav-policy\r\nAccept: */*\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.map_err(|e| io_error(&e))?;
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 8192];
-    let mut head: Option<Head> = None;
-    loop {
-        let n = stream.read(&mut chunk).await.map_err(|e| io_error(&e))?;
-        buf.extend_from_slice(&chunk[..n]);
-        if head.is_none() {
-            head = parse_head(&buf)?;
-        }
-        if let Some(h) = &head {
-            let have = buf.len() - h.body_start;
-            let complete = if h.chunked {
-                dechunk(&buf[h.body_start..], max_body).1
-            } else if let Some(cl) = h.content_length {
-                have >= cl.min(max_body)
-            } else {
-                have >= max_body
-            };
-            if complete {
-                break;
-            }
-        }
-        if n == 0 {
-            break;
-        }
-    }
-    let h = head.ok_or(HostError::Protocol)?;
-    let rtt_us = micros(start);
-    let raw = &buf[h.body_start.min(buf.len())..];
-    let mut body = if h.chunked {
-        dechunk(raw, max_body).0
-    } else {
-        let len = h.content_length.unwrap_or(raw.len()).min(raw.len());
-        raw[..len].to_vec()
-    };
-    body.truncate(max_body);
-    Ok(Answer::Http { status: h.status, body, rtt_us })
+    let limits = crate::http::Limits { head: MAX_HTTP_HEADER, body: max_body };
+    let r = crate::http::exchange(&mut stream, &request, limits, deadline).await.map_err(|e| http_error(&e))?;
+    // A body over max_body is cut there, as the ABI says; the rest is not read.
+    Ok(Answer::Http { status: r.status, body: r.body, rtt_us: micros(start) })
 }
 
 fn local_any(to: SocketAddr) -> SocketAddr {
@@ -384,17 +288,5 @@ mod test {
             Err("tcp_connect to 10.0.0.5:53: this policy may reach 10.0.0.5:53 only by dns_query, udp_probe".into())
         );
         assert!(permit(&[], HostCall::TcpConnect, x).is_err());
-    }
-
-    #[test]
-    fn test_parse_head_and_dechunk() {
-        let h = parse_head(b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nabc").unwrap().unwrap();
-        assert_eq!((h.status, h.body_start, h.content_length, h.chunked), (404, 45, Some(3), false));
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\n").unwrap().is_none());
-        assert_eq!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n").err(), Some(HostError::Protocol));
-        assert_eq!(parse_head(b"HTTP/1.1 abc OK\r\n\r\n").err(), Some(HostError::Protocol));
-        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", 100), (b"abcde".to_vec(), true));
-        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nd", 100), (b"abcd".to_vec(), false));
-        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n", 4), (b"abcd".to_vec(), true));
     }
 }
