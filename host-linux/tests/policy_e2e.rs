@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hav_tests::netns::{skip_unless, skip_unless_root, Lab, Need};
+use hav_tests::netns::{skip_unless, Lab, Need};
 use hav_tests::peers::{instance_conf, wait_until, workdir, Daemon, Node};
 use nix::sys::signal::Signal;
 

@@ -43,10 +43,10 @@ const TICK: Duration = Duration::from_millis(25);
 /// reading addresses and state at slightly different moments and a loaded machine.
 const STALE_BOUND: Duration = Duration::from_secs(1);
 
-/// Invariant 1's bound for an instance whose longest advert interval is `advert`: 3 x advert
-/// + Skew_Time + 1 s, with Skew_Time < advert (v3: (256 - prio) / 256 x advert; v2 at 1 s:
-/// (256 - prio) / 256 s), so 4 x advert + 1 s: 5 s for VI_A (1 s), 1.8 s for VI_B (0.2 s at
-/// most after a reload).
+/// Invariant 1's bound for an instance whose longest advert interval is `advert`:
+/// Master_Down_Interval plus 1 s, that is 3 x advert plus Skew_Time plus 1 s, with
+/// Skew_Time < advert (v3: (256 - prio) / 256 x advert; v2 at 1 s: (256 - prio) / 256 s),
+/// so 4 x advert plus 1 s: 5 s for VI_A (1 s), 1.8 s for VI_B (0.2 s at most after a reload).
 ///
 /// Why: two reachable routers can both hold a VIP only after one of them could not hear the
 /// other (killed, stopped, link down, adverts lost) and took over when Master_Down_Interval
