@@ -334,6 +334,8 @@ pub struct Instance {
     vip_failures: u8,
     master_addr: Option<IpAddr>,
     counters: Counters,
+    // When the state last changed (the `now` of that input).
+    since: Option<Instant>,
 }
 
 impl Instance {
@@ -353,6 +355,7 @@ impl Instance {
             vip_failures: 0,
             master_addr: None,
             counters: Counters::default(),
+            since: None,
         }
     }
 
@@ -381,6 +384,11 @@ impl Instance {
     /// The priority this instance advertises now.
     pub fn effective_priority(&self) -> u8 {
         self.priority
+    }
+
+    /// When the state last changed: the `now` of the input that changed it.
+    pub fn since(&self) -> Option<Instant> {
+        self.since
     }
 
     /// Whether the link runs, as last fed with [`Input::Link`].
@@ -526,7 +534,14 @@ impl Instance {
                 }
             }
         }
+        self.note_change(now, &out);
         out
+    }
+
+    fn note_change(&mut self, now: Instant, out: &Actions) {
+        if out.iter().any(|a| matches!(a, Action::Transition { .. })) {
+            self.since = Some(now);
+        }
     }
 
     fn faulted(&self) -> bool {
@@ -625,6 +640,7 @@ impl Instance {
                 }
             }
         }
+        self.note_change(now, &out);
         out
     }
 
@@ -664,7 +680,7 @@ impl Instance {
             return;
         }
         self.recompute();
-        if !self.config.is_owner() {
+        if !self.config.is_owner() || self.faulted() {
             // Addresses a previous run left behind (it crashed, or was killed)
             // must not stay on a node that is not master: release them first.
             push(out, Action::RemoveVips);
@@ -1447,5 +1463,12 @@ mod test {
         assert_eq!(a[0], Action::RemoveVips);
         let mut o = Instance::new(config(VrrpVersion::V3, 255, 2));
         assert!(!o.handle(t(0), Input::Startup).contains(&Action::RemoveVips));
+        // An owner that starts in FAULT will not install them: it releases
+        // what a previous run left behind too (simulator seed 657).
+        let mut f = Instance::new(config(VrrpVersion::V3, 255, 2));
+        f.track(Tracked::new(1, 0, false, TrackStatus::Down)).unwrap();
+        let a = f.handle(t(0), Input::Startup);
+        assert_eq!(a[0], Action::RemoveVips);
+        assert_eq!(f.state(), State::Fault);
     }
 }

@@ -39,8 +39,34 @@ pub struct Request {
     pub instance: Option<String>,
 }
 
+/// What the daemon answers a request with.
+#[derive(Debug)]
+pub enum Reply {
+    /// A JSON reply, written as one line.
+    Json(serde_json::Value),
+    /// The metrics, as a copy of the state that is rendered where the reply is written, so
+    /// that the VRRP loop never formats them.
+    Metrics(Box<super::snapshot::Snapshot>),
+}
+
+impl Reply {
+    /// The reply as the control socket writes it (`{"ok":true,"text":...}` for the metrics).
+    pub fn into_json(self) -> serde_json::Value {
+        match self {
+            Reply::Json(v) => v,
+            Reply::Metrics(s) => serde_json::json!({"ok": true, "text": super::metrics::render(&s)}),
+        }
+    }
+}
+
+impl From<serde_json::Value> for Reply {
+    fn from(v: serde_json::Value) -> Self {
+        Reply::Json(v)
+    }
+}
+
 /// A request with the channel its reply goes to.
-pub type Envelope = (Request, oneshot::Sender<serde_json::Value>);
+pub type Envelope = (Request, oneshot::Sender<Reply>);
 
 /// Why the control socket could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -235,7 +261,7 @@ async fn session(stream: UnixStream, tx: mpsc::Sender<Envelope>, limits: Limits)
                     if tx.send((req, otx)).await.is_err() {
                         return Ok(());
                     }
-                    let r = orx.await.unwrap_or_else(|_| serde_json::json!({"ok": false, "error": "daemon stopping"}));
+                    let r = orx.await.map(Reply::into_json).unwrap_or_else(|_| serde_json::json!({"ok": false, "error": "daemon stopping"}));
                     (r, false)
                 }
                 Err(e) => (serde_json::json!({"ok": false, "error": format!("bad request: {e}")}), false),
@@ -328,7 +354,7 @@ mod tests {
     fn answer(mut rx: mpsc::Receiver<Envelope>) {
         tokio::spawn(async move {
             while let Some((req, reply)) = rx.recv().await {
-                let _ = reply.send(serde_json::json!({"ok": true, "cmd": req.cmd}));
+                let _ = reply.send(serde_json::json!({"ok": true, "cmd": req.cmd}).into());
             }
         });
     }

@@ -6,15 +6,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hav_core::vrrp::{DropReason, Instance, Record, State, Stray};
+use hav_core::vrrp::{Counters, DropReason, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::control::{Envelope, Request};
+use super::control::{Envelope, Reply, Request};
 use super::listen::{AcceptErrors, Limits};
 
-use super::plan::InstancePlan;
+use super::snapshot::Snapshot;
 
 /// A label value in the text format: backslash, double quote and newline escaped.
 fn label(v: &str) -> std::borrow::Cow<'_, str> {
@@ -24,49 +24,53 @@ fn label(v: &str) -> std::borrow::Cow<'_, str> {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").into()
 }
 
-/// Renders the metrics of every instance, and the daemon's own counters.
-pub fn render(records: &[Record<InstancePlan>], stray: &Stray, vip_errors: u64) -> String {
-    let mut s = String::new();
+/// Renders the metrics of every instance, and the daemon's own counters, from a snapshot the
+/// VRRP loop took (so that rendering happens off the loop).
+pub fn render(snap: &Snapshot) -> String {
+    let mut s = String::with_capacity(256 + snap.instances.len() * 1024);
     let _ = writeln!(s, "# HELP hav_vrrp_state Instance state: 0 init, 1 backup, 2 master, 3 fault.");
     let _ = writeln!(s, "# TYPE hav_vrrp_state gauge");
-    for r in records {
-        let v = match r.instance().state() {
+    for i in &snap.instances {
+        let v = match i.state {
             State::Initialize => 0,
             State::Backup => 1,
             State::Master => 2,
             State::Fault => 3,
         };
-        let _ = writeln!(s, "hav_vrrp_state{{instance=\"{}\"}} {v}", label(&r.meta.name));
+        let _ = writeln!(s, "hav_vrrp_state{{instance=\"{}\"}} {v}", label(&i.name));
     }
+    let _ = writeln!(s, "# HELP hav_vrrp_priority Priority advertised now.");
     let _ = writeln!(s, "# TYPE hav_vrrp_priority gauge");
-    for r in records {
-        let _ = writeln!(s, "hav_vrrp_priority{{instance=\"{}\"}} {}", label(&r.meta.name), r.instance().effective_priority());
+    for i in &snap.instances {
+        let _ = writeln!(s, "hav_vrrp_priority{{instance=\"{}\"}} {}", label(&i.name), i.effective_priority);
     }
-    for (name, f) in [
-        ("adverts_rx", (|i: &Instance| i.counters().adverts_rx) as fn(&Instance) -> u64),
-        ("adverts_tx", |i| i.counters().adverts_tx),
-        ("transitions", |i| i.counters().transitions),
-        ("became_master", |i| i.counters().became_master),
-        ("vip_failures", |i| i.counters().vip_failures),
+    for (name, help, f) in [
+        ("adverts_rx", "Adverts accepted.", (|c: &Counters| c.adverts_rx) as fn(&Counters) -> u64),
+        ("adverts_tx", "Adverts sent.", |c| c.adverts_tx),
+        ("transitions", "State changes.", |c| c.transitions),
+        ("became_master", "Times the instance became master.", |c| c.became_master),
+        ("vip_failures", "Times the VIPs could not be installed.", |c| c.vip_failures),
     ] {
+        let _ = writeln!(s, "# HELP hav_vrrp_{name}_total {help}");
         let _ = writeln!(s, "# TYPE hav_vrrp_{name}_total counter");
-        for r in records {
-            let _ = writeln!(s, "hav_vrrp_{name}_total{{instance=\"{}\"}} {}", label(&r.meta.name), f(r.instance()));
+        for i in &snap.instances {
+            let _ = writeln!(s, "hav_vrrp_{name}_total{{instance=\"{}\"}} {}", label(&i.name), f(&i.counters));
         }
     }
+    let _ = writeln!(s, "# HELP hav_vrrp_dropped_total Adverts dropped, by reason.");
     let _ = writeln!(s, "# TYPE hav_vrrp_dropped_total counter");
-    for r in records {
-        for (reason, n) in DropReason::ALL.iter().zip(r.instance().counters().drops.iter()) {
-            let _ = writeln!(s, "hav_vrrp_dropped_total{{instance=\"{}\",reason=\"{}\"}} {n}", label(&r.meta.name), reason.as_str());
+    for i in &snap.instances {
+        for (reason, n) in DropReason::ALL.iter().zip(i.counters.drops.iter()) {
+            let _ = writeln!(s, "hav_vrrp_dropped_total{{instance=\"{}\",reason=\"{}\"}} {n}", label(&i.name), reason.as_str());
         }
     }
     let _ = writeln!(s, "# HELP hav_vrrp_stray_dropped_total VRRP messages dropped before any instance saw them.");
     let _ = writeln!(s, "# TYPE hav_vrrp_stray_dropped_total counter");
-    let _ = writeln!(s, "hav_vrrp_stray_dropped_total{{reason=\"truncated\"}} {}", stray.truncated);
-    let _ = writeln!(s, "hav_vrrp_stray_dropped_total{{reason=\"unknown_vrid\"}} {}", stray.unknown_vrid);
+    let _ = writeln!(s, "hav_vrrp_stray_dropped_total{{reason=\"truncated\"}} {}", snap.stray.truncated);
+    let _ = writeln!(s, "hav_vrrp_stray_dropped_total{{reason=\"unknown_vrid\"}} {}", snap.stray.unknown_vrid);
     let _ = writeln!(s, "# HELP hav_vip_errors_total Address additions and removals the kernel refused.");
     let _ = writeln!(s, "# TYPE hav_vip_errors_total counter");
-    let _ = writeln!(s, "hav_vip_errors_total {vip_errors}");
+    let _ = writeln!(s, "hav_vip_errors_total {}", snap.vip_errors);
     s
 }
 
@@ -211,13 +215,19 @@ async fn exchange(mut s: TcpStream, control: &mpsc::Sender<Envelope>, limits: Li
             Head::Method => response(405, "Method Not Allowed", "only GET and HEAD\n", true),
             Head::Metrics { head_only } => {
                 let (reply, answer) = oneshot::channel();
-                let text = if control.send((Request { cmd: "metrics".into(), instance: None }, reply)).await.is_err() {
+                let answer = if control.send((Request { cmd: "metrics".into(), instance: None }, reply)).await.is_err() {
                     None
                 } else {
                     tokio::time::timeout(t, answer).await.ok().and_then(Result::ok)
                 };
-                match text.as_ref().and_then(|a| a["text"].as_str()) {
-                    Some(body) => response(200, "OK", body, !head_only),
+                // Rendered here, on the listener's runtime, not on the VRRP loop.
+                let text = match answer {
+                    Some(Reply::Metrics(snap)) => Some(render(&snap)),
+                    Some(Reply::Json(v)) => v["text"].as_str().map(str::to_owned),
+                    None => None,
+                };
+                match text {
+                    Some(body) => response(200, "OK", &body, !head_only),
                     None => response(503, "Service Unavailable", "the daemon did not answer\n", !head_only),
                 }
             }
@@ -248,7 +258,7 @@ mod tests {
     fn answer(mut rx: mpsc::Receiver<Envelope>, text: &'static str) {
         tokio::spawn(async move {
             while let Some((_, reply)) = rx.recv().await {
-                let _ = reply.send(serde_json::json!({"ok": true, "text": text}));
+                let _ = reply.send(serde_json::json!({"ok": true, "text": text}).into());
             }
         });
     }

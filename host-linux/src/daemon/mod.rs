@@ -9,4 +9,5 @@ pub mod pidfile;
 pub mod plan;
 pub mod proc;
 pub mod run;
+pub mod snapshot;
 pub mod track;

@@ -41,6 +41,16 @@ pub enum TrackObj {
     File(String),
 }
 
+impl std::fmt::Display for TrackObj {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrackObj::Interface(n) => write!(f, "interface:{n}"),
+            TrackObj::Script(n) => write!(f, "script:{n}"),
+            TrackObj::File(n) => write!(f, "file:{n}"),
+        }
+    }
+}
+
 /// One tracked object of an instance, with the weight that applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackUse {

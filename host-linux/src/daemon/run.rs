@@ -17,7 +17,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::control::{self, Envelope};
+use super::control::{self, Envelope, Reply};
 use super::notify::{Kind, Notifier};
 use super::plan::{self, IfaceInfo, InstancePlan, Planned, TrackObj};
 use super::proc::{self, Creds};
@@ -166,6 +166,7 @@ struct Daemon {
     engine: VrrpEngine,
     netlink: Netlink,
     start: std::time::Instant,
+    started_wall: std::time::SystemTime,
     // Sending on every interface adverts leave from; receiving on base interfaces only.
     socks: Socks,
     /// AF_PACKET sockets for gratuitous ARP / NA by device name, with the index they are bound to.
@@ -230,6 +231,7 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         engine: VrrpEngine::new(),
         netlink,
         start: std::time::Instant::now(),
+        started_wall: std::time::SystemTime::now(),
         socks: Default::default(),
         packets: HashMap::new(),
         track_tx,
@@ -255,10 +257,15 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     d.policies.set(load_policies(&opts.policies, &loaded.config)?);
     let mut watcher = LinkWatcher::with_addresses().context("watching links and addresses")?;
     let scrapes = ctl_tx.clone();
-    let _ctl = control::serve(&opts.control, ctl_tx)
-        .with_context(|| format!("control socket {}", opts.control.display()))?;
+    // The control socket and the metrics listener run on the auxiliary runtime: their clients,
+    // and rendering the metrics, never take the VRRP thread's time.
+    let _ctl = {
+        let _in_aux = d.aux.enter();
+        // Its error names the path already.
+        control::serve(&opts.control, ctl_tx)?
+    };
     if let Some(addr) = opts.metrics {
-        super::metrics::serve(addr, scrapes).await?;
+        d.aux.spawn(super::metrics::serve(addr, scrapes)).await.context("metrics listener")??;
     }
     if opts.lvs && !loaded.config.virtual_servers.is_empty() {
         // Without IPVS (no ip_vs module, no privilege) the VRRP side still runs, as keepalived's
@@ -833,13 +840,14 @@ impl Daemon {
         }
     }
 
-    fn on_control(&mut self, req: &control::Request, reload: &mpsc::Sender<Prepared>) -> serde_json::Value {
+    fn on_control(&mut self, req: &control::Request, reload: &mpsc::Sender<Prepared>) -> Reply {
         let admin = match req.cmd.as_str() {
-            "status" => return json!({"ok": true, "instances": self.status(), "daemon": self.daemon_status()}),
-            "metrics" => return json!({"ok": true, "text": super::metrics::render(self.engine.records(), self.engine.stray(), self.vip_errors)}),
+            "status" => return json!({"ok": true, "instances": self.status(), "daemon": self.daemon_status()}).into(),
+            // A copy of the state; the listener renders it on its own runtime.
+            "metrics" => return Reply::Metrics(Box::new(self.snapshot())),
             "reload" => {
                 self.start_reload(reload);
-                return json!({"ok": true});
+                return json!({"ok": true}).into();
             }
             "panic" if std::env::var_os("HAV_TEST_PANIC").is_some() => {
                 // Fault injection for the tests: a panic in the VRRP thread must release the VIPs.
@@ -848,20 +856,38 @@ impl Daemon {
             "standby" => AdminMode::Standby,
             "takeover" => AdminMode::Takeover,
             "resume" => AdminMode::Auto,
-            other => return json!({"ok": false, "error": format!("unknown command '{other}'")}),
+            other => return json!({"ok": false, "error": format!("unknown command '{other}'")}).into(),
         };
         let Some(name) = &req.instance else {
-            return json!({"ok": false, "error": format!("{} needs an instance", req.cmd)});
+            return json!({"ok": false, "error": format!("{} needs an instance", req.cmd)}).into();
         };
         let Some(idx) = self.find(name) else {
-            return json!({"ok": false, "error": format!("no instance '{name}'")});
+            return json!({"ok": false, "error": format!("no instance '{name}'")}).into();
         };
         tracing::info!(instance = %name, cmd = %req.cmd, "operator command");
         let now = self.now();
         let mut out = Vec::new();
         self.engine.handle(now, idx, Input::Admin(admin), &mut |o| out.push(o));
         self.exec(out);
-        json!({"ok": true, "state": self.engine.records()[idx].instance().state().as_str()})
+        json!({"ok": true, "state": self.engine.records()[idx].instance().state().as_str()}).into()
+    }
+
+    /// A copy of the VRRP state for the renderers (metrics, dumps, SNMP) to read off the loop.
+    pub(crate) fn snapshot(&self) -> super::snapshot::Snapshot {
+        let groups: Vec<_> = self
+            .config
+            .vrrp_sync_groups
+            .iter()
+            .zip(self.engine.groups())
+            .map(|(g, e)| (g.name.clone(), g.group.iter().map(|(n, _)| n.clone()).collect(), e.agreed()))
+            .collect();
+        super::snapshot::Snapshot::capture(
+            self.engine.records(),
+            &groups,
+            *self.engine.stray(),
+            (self.vip_errors, self.send_errors),
+            (self.started_wall, self.start),
+        )
     }
 
     fn find(&self, name: &str) -> Option<usize> {

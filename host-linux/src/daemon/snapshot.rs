@@ -1,0 +1,160 @@
+//! A copy of the daemon's VRRP state, taken by the VRRP loop in one pass and read elsewhere.
+//!
+//! Everything that reports state in bulk (Prometheus metrics, keepalived's state dumps, the
+//! SNMP subagent) renders from a [`Snapshot`] on another thread: the loop only copies what it
+//! knows, which costs a few microseconds per instance, and never formats text or walks a MIB.
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use hav_core::vrrp::{AdminMode, Counters, Record, State, Stray, VipHold};
+use hav_core::wire::VrrpVersion;
+
+use super::plan::InstancePlan;
+
+/// One instance as the loop saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceView {
+    /// The config's instance name.
+    pub name: String,
+    /// The base interface.
+    pub ifname: String,
+    /// Its index.
+    pub ifindex: u32,
+    /// The interface adverts leave from (the VMAC, or the base interface).
+    pub xmit_ifname: String,
+    /// The VMAC's name and address, with `use_vmac`.
+    pub vmac: Option<(String, [u8; 6])>,
+    /// The virtual router id.
+    pub vrid: u8,
+    /// IPv6 instead of IPv4.
+    pub ipv6: bool,
+    /// VRRP version on the wire.
+    pub version: VrrpVersion,
+    /// The state now.
+    pub state: State,
+    /// The state named in the config (`state MASTER`), as keepalived reports it.
+    pub want_master: bool,
+    /// Configured priority.
+    pub priority: u8,
+    /// Priority advertised now (tracking and operator commands applied).
+    pub effective_priority: u8,
+    /// The advert source.
+    pub primary_addr: IpAddr,
+    /// The master as this instance knows it.
+    pub master_addr: Option<IpAddr>,
+    /// The addresses carried in adverts.
+    pub vips: Vec<IpAddr>,
+    /// Every address installed while master, with prefix and device (excluded ones too).
+    pub vip_specs: Vec<(IpAddr, u8, String)>,
+    /// Unicast peers (empty: multicast).
+    pub peers: Vec<IpAddr>,
+    /// Advertisement interval in centiseconds.
+    pub adver_int_cs: u64,
+    /// Master_Adver_Interval as learned, in centiseconds.
+    pub master_adver_int_cs: u64,
+    /// Preempt mode.
+    pub preempt: bool,
+    /// preempt_delay in milliseconds.
+    pub preempt_delay_ms: u64,
+    /// Accept mode (or the owner).
+    pub accept: bool,
+    /// The operator override in force.
+    pub admin: AdminMode,
+    /// Whether the host holds the VIPs.
+    pub hold: VipHold,
+    /// The instance's counters.
+    pub counters: Counters,
+    /// When the state last changed, on the wall clock.
+    pub since: Option<SystemTime>,
+    /// Tracked objects: (kind and name as `interface:eth1`, weight, status as hav-core says).
+    pub tracks: Vec<(String, i16, String)>,
+}
+
+/// The daemon's VRRP state at one instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// When it was taken.
+    pub at: SystemTime,
+    /// When the daemon started.
+    pub started: SystemTime,
+    /// Every instance, in config order.
+    pub instances: Vec<InstanceView>,
+    /// Messages dropped before any instance saw them.
+    pub stray: Stray,
+    /// Address changes the kernel refused.
+    pub vip_errors: u64,
+    /// Adverts the kernel refused to send.
+    pub send_errors: u64,
+    /// Sync groups: name, member names, the state all agree on.
+    pub groups: Vec<(String, Vec<String>, Option<State>)>,
+}
+
+impl Snapshot {
+    /// Copies the state of `records`; `started` and `start` tie the engine's monotonic clock
+    /// to the wall clock.
+    pub fn capture(
+        records: &[Record<InstancePlan>],
+        groups: &[(String, Vec<String>, Option<State>)],
+        stray: Stray,
+        errors: (u64, u64),
+        clock: (SystemTime, std::time::Instant),
+    ) -> Snapshot {
+        let (started, start) = clock;
+        let wall = |t: hav_core::Instant| {
+            let at = start + std::time::Duration::from_micros(t.total_micros());
+            let ago = std::time::Instant::now().saturating_duration_since(at);
+            SystemTime::now().checked_sub(ago)
+        };
+        let instances = records
+            .iter()
+            .map(|r| {
+                let (p, i) = (&r.meta, r.instance());
+                let c = i.config();
+                InstanceView {
+                    name: p.name.clone(),
+                    ifname: p.ifname.clone(),
+                    ifindex: r.key().ifindex,
+                    xmit_ifname: p.xmit_iface().to_owned(),
+                    vmac: p.vmac.as_ref().map(|v| (v.name.clone(), v.mac)),
+                    vrid: c.vrid,
+                    ipv6: r.key().ipv6,
+                    version: c.version,
+                    state: i.state(),
+                    want_master: p.want_master,
+                    priority: c.priority,
+                    effective_priority: i.effective_priority(),
+                    primary_addr: c.primary_addr,
+                    master_addr: i.master_addr(),
+                    vips: c.vips.iter().copied().collect(),
+                    vip_specs: p.vips.iter().map(|v| (v.spec.addr, v.spec.prefix, v.dev.clone())).collect(),
+                    peers: c.peers.iter().copied().collect(),
+                    adver_int_cs: c.adver_int.total_centis(),
+                    master_adver_int_cs: i.master_adver_int().total_centis(),
+                    preempt: c.preempt,
+                    preempt_delay_ms: c.preempt_delay.total_millis(),
+                    accept: c.accept || c.is_owner(),
+                    admin: i.admin(),
+                    hold: r.vips(),
+                    counters: *i.counters(),
+                    since: i.since().and_then(wall),
+                    tracks: p
+                        .tracks
+                        .iter()
+                        .zip(i.tracked())
+                        .map(|(u, t)| (u.obj.to_string(), u.weight, format!("{:?}", t.status)))
+                        .collect(),
+                }
+            })
+            .collect();
+        Snapshot {
+            at: SystemTime::now(),
+            started,
+            instances,
+            stray,
+            vip_errors: errors.0,
+            send_errors: errors.1,
+            groups: groups.to_vec(),
+        }
+    }
+}
