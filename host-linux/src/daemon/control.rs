@@ -44,9 +44,9 @@ pub struct Request {
 pub enum Reply {
     /// A JSON reply, written as one line.
     Json(serde_json::Value),
-    /// The metrics, as a copy of the state that is rendered where the reply is written, so
-    /// that the VRRP loop never formats them.
-    Metrics(Box<super::snapshot::Snapshot>),
+    /// A copy of the VRRP state (for `metrics` and `snapshot`), rendered where the reply is
+    /// written, so that the VRRP loop never formats it.
+    Snapshot(Box<super::snapshot::Snapshot>),
 }
 
 impl Reply {
@@ -54,7 +54,7 @@ impl Reply {
     pub fn into_json(self) -> serde_json::Value {
         match self {
             Reply::Json(v) => v,
-            Reply::Metrics(s) => serde_json::json!({"ok": true, "text": super::metrics::render(&s)}),
+            Reply::Snapshot(s) => serde_json::json!({"ok": true, "text": super::metrics::render(&s)}),
         }
     }
 }

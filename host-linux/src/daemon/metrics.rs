@@ -222,7 +222,7 @@ async fn exchange(mut s: TcpStream, control: &mpsc::Sender<Envelope>, limits: Li
                 };
                 // Rendered here, on the listener's runtime, not on the VRRP loop.
                 let text = match answer {
-                    Some(Reply::Metrics(snap)) => Some(render(&snap)),
+                    Some(Reply::Snapshot(snap)) => Some(render(&snap)),
                     Some(Reply::Json(v)) => v["text"].as_str().map(str::to_owned),
                     None => None,
                 };

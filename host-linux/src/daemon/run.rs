@@ -193,6 +193,8 @@ struct Daemon {
     /// them at line rate.
     log_transitions: KeyedRateLimit<String>,
     log_drops: RateLimit,
+    /// Transitions and protocol errors as they happen (SNMP notifications read them).
+    events: tokio::sync::broadcast::Sender<super::snapshot::Event>,
 }
 
 /// The runtime of everything that is not VRRP: track scripts and files, notify scripts, the
@@ -253,6 +255,7 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         // flapping one instance at line rate logs a few lines of it every ten seconds.
         log_transitions: KeyedRateLimit::new(5, std::time::Duration::from_secs(10), 65_536),
         log_drops: RateLimit::new(20, std::time::Duration::from_secs(1)),
+        events: tokio::sync::broadcast::channel(super::snapshot::EVENT_BACKLOG).0,
     };
     d.policies.set(load_policies(&opts.policies, &loaded.config)?);
     let mut watcher = LinkWatcher::with_addresses().context("watching links and addresses")?;
@@ -844,7 +847,7 @@ impl Daemon {
         let admin = match req.cmd.as_str() {
             "status" => return json!({"ok": true, "instances": self.status(), "daemon": self.daemon_status()}).into(),
             // A copy of the state; the listener renders it on its own runtime.
-            "metrics" => return Reply::Metrics(Box::new(self.snapshot())),
+            "metrics" | "snapshot" => return Reply::Snapshot(Box::new(self.snapshot())),
             "reload" => {
                 self.start_reload(reload);
                 return json!({"ok": true}).into();
@@ -1063,6 +1066,19 @@ impl Daemon {
                     if let Some(l) = &self.lvs {
                         l.vrrp_state(&self.engine.records()[idx].meta.name, to == State::Master);
                     }
+                    if self.events.receiver_count() > 0 {
+                        let r = &self.engine.records()[idx];
+                        let _ = self.events.send(super::snapshot::Event::Transition {
+                            instance: r.meta.name.clone(),
+                            ifindex: r.key().ifindex,
+                            vrid: r.key().vrid,
+                            ipv6: r.key().ipv6,
+                            from,
+                            to,
+                            reason,
+                            master: r.instance().master_addr(),
+                        });
+                    }
                 }
                 Action::SendAdvert { priority } => {
                     let r = &self.engine.records()[idx];
@@ -1095,6 +1111,16 @@ impl Daemon {
                     }
                 }
                 Action::Discard(reason) => {
+                    if self.events.receiver_count() > 0 {
+                        let r = &self.engine.records()[idx];
+                        let _ = self.events.send(super::snapshot::Event::ProtoError {
+                            instance: r.meta.name.clone(),
+                            ifindex: r.key().ifindex,
+                            vrid: r.key().vrid,
+                            ipv6: r.key().ipv6,
+                            reason,
+                        });
+                    }
                     if let Some(held) = self.log_drops.check_now() {
                         tracing::debug!(instance = %self.engine.records()[idx].meta.name, reason = reason.as_str(), held_back = held, "advert dropped");
                     }

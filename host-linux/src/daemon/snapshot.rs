@@ -158,3 +158,45 @@ impl Snapshot {
         }
     }
 }
+
+/// Something the VRRP loop announces as it happens, for readers that must not wait for the
+/// next snapshot (SNMP notifications). Sent on a bounded broadcast channel: a reader that falls
+/// behind loses the oldest events, never delays the loop.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// An instance changed state.
+    Transition {
+        /// The instance's name.
+        instance: String,
+        /// Its interface index, VRID and family (the MIB's row index).
+        ifindex: u32,
+        /// The VRID.
+        vrid: u8,
+        /// IPv6 instead of IPv4.
+        ipv6: bool,
+        /// The state left.
+        from: State,
+        /// The state entered.
+        to: State,
+        /// Why, as hav-core says.
+        reason: hav_core::vrrp::Reason,
+        /// The master as the instance knows it now (itself when it became master).
+        master: Option<IpAddr>,
+    },
+    /// An advert was dropped for a protocol error.
+    ProtoError {
+        /// The instance's name.
+        instance: String,
+        /// Its interface index.
+        ifindex: u32,
+        /// The VRID.
+        vrid: u8,
+        /// IPv6 instead of IPv4.
+        ipv6: bool,
+        /// Why.
+        reason: hav_core::vrrp::DropReason,
+    },
+}
+
+/// Events kept for a reader that is behind.
+pub const EVENT_BACKLOG: usize = 1024;
