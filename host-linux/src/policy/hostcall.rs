@@ -9,9 +9,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hav_core::policy::{HostError, HostRequest, HostResponse, Target};
+use tokio::net::{TcpStream, UdpSocket};
 
 use super::{HostCall, PolicyTarget};
-use tokio::net::{TcpStream, UdpSocket};
 
 /// Most bytes of response heads (interim 1xx heads included).
 const MAX_HTTP_HEADER: usize = 16 * 1024;
@@ -142,7 +142,14 @@ fn http_error(e: &crate::http::HttpError) -> HostError {
     }
 }
 
-async fn http_get(to: SocketAddr, host: &str, path: &str, tls: bool, max_body: usize, deadline: tokio::time::Instant) -> Result<Answer, HostError> {
+async fn http_get(
+    to: SocketAddr,
+    host: &str,
+    path: &str,
+    tls: bool,
+    max_body: usize,
+    deadline: tokio::time::Instant,
+) -> Result<Answer, HostError> {
     if !path.starts_with('/') {
         return Err(HostError::BadRequest);
     }
