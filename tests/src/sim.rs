@@ -97,33 +97,11 @@ pub struct VirtualRouter {
     pub priorities: Vec<Option<u8>>,
 }
 
-/// Shapes the generator leaves out while a known hav-core bug stands, so
-/// that the property test keeps guarding everything else. Each has a test
-/// that runs it (ignored until the core is fixed); once fixed, the field goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Avoid {
-    /// Only the first member of a sync group is ever faulted on its own
-    /// account (a tracked object down, addresses it could not install). With
-    /// both faulted, hav-core moves the group out of FAULT as soon as one of
-    /// them recovers: `sync_group_stays_in_fault_while_a_member_is_faulted`.
-    pub second_member_fault: bool,
-}
-
-impl Avoid {
-    /// Nothing left out.
-    pub const NOTHING: Avoid = Avoid { second_member_fault: false };
-}
-
-/// What [`Scenario::from_seed`] leaves out today.
-pub const AVOID: Avoid = Avoid { second_member_fault: true };
-
 /// The shape of one simulated scenario, derived from a seed.
 #[derive(Debug, Clone)]
 pub struct Scenario {
     /// The seed everything came from.
     pub seed: u64,
-    /// What the generator left out.
-    pub avoid: Avoid,
     /// Number of routers.
     pub routers: usize,
     /// VRRP version of every instance.
@@ -220,13 +198,8 @@ fn pick_vips(rng: &mut Rng, ipv6: bool, v: usize) -> Vec<IpAddr> {
 }
 
 impl Scenario {
-    /// The scenario of `seed`, without the shapes of [`AVOID`].
+    /// The scenario of `seed`.
     pub fn from_seed(seed: u64) -> Self {
-        Self::generate(seed, AVOID)
-    }
-
-    /// The scenario of `seed`, leaving out `avoid`.
-    pub fn generate(seed: u64, avoid: Avoid) -> Self {
         let mut rng = Rng::new(seed);
         let n = rng.range(2, 16) as usize;
         let version = if rng.chance(0.5) { VrrpVersion::V3 } else { VrrpVersion::V2 };
@@ -362,10 +335,7 @@ impl Scenario {
                         }
                     }
                     _ => {
-                        let mut v = rng.pick(&(0..k).filter(|&v| prio[v][i].is_some()).collect::<Vec<_>>());
-                        if avoid.second_member_fault && sync_group && v == 1 {
-                            v = 0;
-                        }
+                        let v = rng.pick(&(0..k).filter(|&v| prio[v][i].is_some()).collect::<Vec<_>>());
                         if faulted[v][i] {
                             faulted[v][i] = false;
                             let ev = restore(&mut rng, i, v);
@@ -421,7 +391,6 @@ impl Scenario {
             .unwrap_or(base);
         Scenario {
             seed,
-            avoid,
             routers: n,
             version,
             ipv6,
@@ -879,7 +848,6 @@ impl Sim {
             let hold = rec.vips();
             let state = rec.instance().state();
             let prio = rec.instance().effective_priority();
-            let second = e.groups().first().is_some_and(|g| usize::from(g.members()[1]) == idx);
             match action {
                 Action::Transition { from, to, reason } => {
                     self.stats.transitions += 1;
@@ -899,8 +867,7 @@ impl Sim {
                 Action::SendAdvert { priority } => self.send(i, idx, priority),
                 Action::AddVips { .. } => {
                     self.routers[i].retry_due.retain(|&(x, _)| x != idx);
-                    let fail = !(self.sc.avoid.second_member_fault && second)
-                        && self.sc.vip_failures
+                    let fail = self.sc.vip_failures
                         && self.disturbed
                         && self.rng.chance(0.3);
                     // A failed install leaves part of the addresses in.

@@ -43,13 +43,8 @@ fn random_schedules_keep_the_promises() {
 #[test]
 fn replay() {
     // Replays one seed with its full trace; without HAV_SIM_SEED, seed 0.
-    // HAV_SIM_AVOID=nothing generates it without the known-bug workarounds.
     let seed = std::env::var("HAV_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let sc = if std::env::var("HAV_SIM_AVOID").is_ok_and(|v| v == "nothing") {
-        Scenario::generate(seed, hav_tests::sim::Avoid::NOTHING)
-    } else {
-        Scenario::from_seed(seed)
-    };
+    let sc = Scenario::from_seed(seed);
     let mut sim = Sim::new(sc);
     let v = sim.run();
     println!("{}", sim.trace);
@@ -217,7 +212,6 @@ fn runs_exercise_the_engine() {
 }
 
 #[test]
-#[ignore = "hav-core bug: a sync group leaves FAULT while another member is still faulted on its own account"]
 fn sync_group_stays_in_fault_while_a_member_is_faulted() {
     // keepalived keeps a sync group in FAULT while any member is faulted. In
     // hav-core, a member that faults while the group already holds it in
@@ -230,7 +224,6 @@ fn sync_group_stays_in_fault_while_a_member_is_faulted() {
         Engine, Fixed, Input, Instance, InstanceConfig, Record, State, TrackSet, TrackStatus, Tracked, VrKey,
     };
     use hav_core::Instant;
-    use hav_tests::sim::Avoid;
     use std::net::{IpAddr, Ipv4Addr};
 
     let cfg = |vrid: u8| {
@@ -260,11 +253,10 @@ fn sync_group_stays_in_fault_while_a_member_is_faulted() {
     let states: Vec<State> = e.records().iter().map(|r| r.instance().state()).collect();
     assert_eq!(states, [State::Fault, State::Fault], "the group left FAULT with B still down");
 
-    // The simulator's schedules that found it (generated without the
-    // workaround in `AVOID`): 537 and most others end split; in 1517 and
-    // 13061 a VRID is left without any master.
+    // The simulator's schedules that found it: 537 and most others ended
+    // split; in 1517 and 13061 a VRID was left without any master.
     for seed in [537, 1517, 13061] {
-        let mut sim = Sim::new(Scenario::generate(seed, Avoid::NOTHING));
+        let mut sim = Sim::new(Scenario::from_seed(seed));
         let v = sim.run();
         assert!(v.is_empty(), "seed {seed}: {v:?}");
     }

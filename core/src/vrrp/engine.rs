@@ -591,6 +591,9 @@ impl<M, S: Storage<M>> Engine<M, S> {
             }
         }
         self.rearm(idx);
+        if let Some(gi) = self.records[idx].group {
+            moved |= self.settle_group(now, usize::from(gi), out);
+        }
         if moved {
             if let Some(gi) = self.records[idx].group {
                 let gi = usize::from(gi);
@@ -603,6 +606,39 @@ impl<M, S: Storage<M>> Engine<M, S> {
                 }
             }
         }
+    }
+
+    // keepalived's rule: a sync group is in FAULT while any member is faulted for a reason of
+    // its own. A member whose own fault appears or clears while the group already holds it in
+    // FAULT changes no state, so the invariant is restored here after every input of a member:
+    // each member is held in FAULT exactly while another member is faulted on its own, and
+    // released (to BACKUP, or MASTER for an owner) when none is. True when a member moved.
+    fn settle_group(&mut self, now: Instant, gi: usize, out: &mut (impl FnMut(Output) + ?Sized)) -> bool {
+        let members = self.groups[gi].members.clone();
+        let own: heapless::Vec<bool, MAX_GROUP> = members
+            .members()
+            .iter()
+            .map(|&m| self.records.get(usize::from(m)).is_some_and(|r| r.inst.own_faulted()))
+            .collect();
+        let mut moved = false;
+        for (k, &m) in members.members().iter().enumerate() {
+            let m = usize::from(m);
+            let others = own.iter().enumerate().any(|(j, &f)| j != k && f);
+            let inst = &self.records[m].inst;
+            let input = match (others, inst.sync_faulted()) {
+                (true, false) => State::Fault,
+                (false, true) => State::Backup,
+                _ => continue,
+            };
+            let acts = self.records[m].inst.handle(now, Input::Sync(input));
+            for b in &acts {
+                self.note(m, b);
+                moved |= matches!(b, Action::Transition { .. });
+                out(Output::Act { idx: m, action: *b });
+            }
+            self.rearm(m);
+        }
+        moved
     }
 
     fn note(&mut self, idx: usize, a: &Action) {
@@ -778,6 +814,31 @@ mod tests {
         assert!(acts(&out, 0).contains(&Action::RemoveVips) && acts(&out, 1).contains(&Action::RemoveVips));
         assert_eq!(*out.last().unwrap(), Output::Group { group: 0, state: State::Fault });
         assert!(!e.records()[0].holds_vips() && !e.records()[1].holds_vips());
+    }
+
+    #[test]
+    fn test_sync_group_stays_in_fault_while_any_member_is_faulted() {
+        let mut e = started();
+        e.add_group(&[0, 1]).unwrap();
+        let down = || {
+            let mut t = TrackSet::new();
+            t.push(Tracked::new(7, 0, false, TrackStatus::Down)).unwrap();
+            t
+        };
+        let t = Instant::from_millis(10);
+        // A faults: the group follows.
+        collect(|o| e.reconfigure(t, 0, cfg(1, 200), down(), o));
+        // B's own object goes down while the group holds it in FAULT.
+        collect(|o| e.reconfigure(t, 1, cfg(2, 100), down(), o));
+        // A recovers; B is still down: the whole group stays in FAULT.
+        let out = collect(|o| e.reconfigure(t, 0, cfg(1, 200), TrackSet::new(), o));
+        let states: Vec<State> = e.records().iter().map(|r| r.instance().state()).collect();
+        assert_eq!(states, [State::Fault, State::Fault], "{out:?}");
+        // B recovers too: both leave FAULT, and the group agrees on BACKUP.
+        let out = collect(|o| e.reconfigure(t, 1, cfg(2, 100), TrackSet::new(), o));
+        let states: Vec<State> = e.records().iter().map(|r| r.instance().state()).collect();
+        assert_eq!(states, [State::Backup, State::Backup], "{out:?}");
+        assert!(out.contains(&Output::Group { group: 0, state: State::Backup }));
     }
 
     #[test]

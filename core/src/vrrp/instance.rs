@@ -391,6 +391,17 @@ impl Instance {
         self.since
     }
 
+    /// Whether the instance is in fault for a reason of its own (link, tracking, addresses it
+    /// could not hold), as opposed to its sync group holding it there.
+    pub fn own_faulted(&self) -> bool {
+        self.own_fault || matches!(self.phase, Phase::Fault { vip_retry_at: Some(_) })
+    }
+
+    /// Whether its sync group holds it in fault.
+    pub fn sync_faulted(&self) -> bool {
+        self.sync_fault
+    }
+
     /// Whether the link runs, as last fed with [`Input::Link`].
     pub fn link_up(&self) -> bool {
         self.link_up
