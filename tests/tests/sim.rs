@@ -213,13 +213,12 @@ fn runs_exercise_the_engine() {
 
 #[test]
 fn sync_group_stays_in_fault_while_a_member_is_faulted() {
-    // keepalived keeps a sync group in FAULT while any member is faulted. In
-    // hav-core, a member that faults while the group already holds it in
-    // FAULT (its own tracked object goes down) changes no state, so nothing
-    // tells the others; when the member that faulted first recovers, it leaves
-    // FAULT and takes the group along, and the still-faulted member stays
-    // behind: the group is split, and the recovered member can become master
-    // (or pull the healthy router's members to backup) without its partner.
+    // keepalived keeps a sync group in FAULT while any member is faulted. A
+    // member that faults while the group already holds it in FAULT (its own
+    // tracked object goes down) changes no state; before the engine settled
+    // groups after every input, nothing told the others, and when the member
+    // that faulted first recovered it left FAULT and took the group along,
+    // leaving its partner behind (split group, or a VRID with no master).
     use hav_core::vrrp::{
         Engine, Fixed, Input, Instance, InstanceConfig, Record, State, TrackSet, TrackStatus, Tracked, VrKey,
     };
