@@ -315,7 +315,7 @@ section "the daemon: checkers drive the table"
 if [[ -x "$here/ipvs-daemon.sh" ]]; then
   source "$here/ipvs-daemon.sh"
 else
-  skipped "daemon checks: tests/vm/ipvs-daemon.sh not present"
+  bad "daemon checks: tests/vm/ipvs-daemon.sh is missing from the repository"
 fi
 
 kill "${httpd_pids[@]}" 2>/dev/null; wait "${httpd_pids[@]}" 2>/dev/null
