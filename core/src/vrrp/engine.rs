@@ -94,8 +94,6 @@ impl<T> Table<T> for alloc::vec::Vec<T> {
 pub trait Storage<M> {
     /// One record per instance.
     type Records: Table<Record<M>>;
-    /// The timer table, one slot per record (private to the engine).
-    type Timers: Table<Window>;
     /// The VRID index, sorted by key.
     type Index: Table<(VrKey, u16)>;
     /// The sync groups.
@@ -108,7 +106,6 @@ pub struct Fixed<const N: usize, const G: usize>;
 
 impl<M, const N: usize, const G: usize> Storage<M> for Fixed<N, G> {
     type Records = heapless::Vec<Record<M>, N>;
-    type Timers = heapless::Vec<Window, N>;
     type Index = heapless::Vec<(VrKey, u16), N>;
     type Groups = heapless::Vec<Group, G>;
 }
@@ -121,7 +118,6 @@ pub struct Growable;
 #[cfg(feature = "alloc")]
 impl<M> Storage<M> for Growable {
     type Records = alloc::vec::Vec<Record<M>>;
-    type Timers = alloc::vec::Vec<Window>;
     type Index = alloc::vec::Vec<(VrKey, u16)>;
     type Groups = alloc::vec::Vec<Group>;
 }
@@ -156,13 +152,17 @@ pub struct Record<M> {
     group: Option<u16>,
     vips: VipHold,
     release_failures: u64,
+    // The next deadline, and the latest it may be delivered (see `Instance::poll_window`);
+    // the engine's timer table is this field across its records.
+    due: Option<(Instant, Instant)>,
 }
 
 impl<M> Record<M> {
     /// A record for `inst` (new, or taken from a previous engine on reload,
     /// with its state and deadlines), receiving under `key`.
     pub fn new(meta: M, key: VrKey, inst: Instance) -> Self {
-        Record { meta, key, inst, group: None, vips: VipHold::Released, release_failures: 0 }
+        let due = inst.poll_window();
+        Record { meta, key, inst, group: None, vips: VipHold::Released, release_failures: 0, due }
     }
 
     /// Where its adverts arrive.
@@ -206,13 +206,6 @@ impl<M> Record<M> {
         self.vips = vips;
         self
     }
-}
-
-/// A record's next deadline: when it is due, and the latest it may be
-/// delivered (see [`Instance::poll_window`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Window {
-    due: Option<(Instant, Instant)>,
 }
 
 /// A sync group: its members and the state they all last agreed on.
@@ -309,20 +302,23 @@ fn release_backoff(attempts: u8) -> Duration {
 /// Every VRRP instance of a host. See the [module documentation](self).
 pub struct Engine<M, S: Storage<M>> {
     records: S::Records,
-    timers: S::Timers,
     index: S::Index,
     groups: S::Groups,
     stray: Stray,
+    // The earliest latest-delivery time of all records; `None` when it must be found again
+    // (the record that held it moved later). Kept so that the host's per-wake-up question
+    // costs nothing but after the earliest deadline fired.
+    next: core::cell::Cell<Option<Option<Instant>>>,
 }
 
 impl<M, S: Storage<M>> Default for Engine<M, S> {
     fn default() -> Self {
         Engine {
             records: Default::default(),
-            timers: Default::default(),
             index: Default::default(),
             groups: Default::default(),
             stray: Stray::default(),
+            next: core::cell::Cell::new(Some(None)),
         }
     }
 }
@@ -352,19 +348,16 @@ impl<M, S: Storage<M>> Engine<M, S> {
             Ok(_) => return Err((rec, AddError::KeyTaken)),
             Err(at) => at,
         };
-        let window = Window { due: rec.inst.poll_window() };
-        if self.timers.push(window).is_err() {
-            return Err((rec, AddError::Full));
-        }
         if self.index.insert(at, (rec.key, tag)).is_err() {
-            self.timers.remove(idx);
             return Err((rec, AddError::Full));
         }
+        let due = rec.inst.poll_window();
         if let Err(rec) = self.records.push(rec) {
-            self.timers.remove(idx);
             self.index.remove(at);
             return Err((rec, AddError::Full));
         }
+        self.records[idx].due = due;
+        self.lower_next(due);
         Ok(idx)
     }
 
@@ -455,7 +448,7 @@ impl<M, S: Storage<M>> Engine<M, S> {
     /// Empties the engine and returns its records, in index order (a reload
     /// builds a new table from them).
     pub fn take_records(&mut self) -> S::Records {
-        self.timers.clear();
+        self.next.set(Some(None));
         self.index.clear();
         self.groups.clear();
         core::mem::take(&mut self.records)
@@ -542,13 +535,18 @@ impl<M, S: Storage<M>> Engine<M, S> {
     /// delayed; a master's advert timers round up to a shared grid.
     /// `None` when nothing is armed.
     pub fn poll_at(&self) -> Option<Instant> {
-        self.timers.iter().filter_map(|w| w.due.map(|(_, latest)| latest)).min()
+        if let Some(next) = self.next.get() {
+            return next;
+        }
+        let next = self.records.iter().filter_map(|r| r.due.map(|(_, latest)| latest)).min();
+        self.next.set(Some(next));
+        next
     }
 
     /// Fires every deadline due at `now`. Spurious calls are no-ops.
     pub fn poll(&mut self, now: Instant, out: &mut (impl FnMut(Output) + ?Sized)) {
         for idx in 0..self.records.len() {
-            if !self.timers[idx].due.is_some_and(|(at, _)| at <= now) {
+            if !self.records[idx].due.is_some_and(|(at, _)| at <= now) {
                 continue;
             }
             if let VipHold::Releasing { retry_at, attempts } = self.records[idx].vips {
@@ -665,7 +663,20 @@ impl<M, S: Storage<M>> Engine<M, S> {
                 });
             }
         }
-        self.timers[idx].due = due;
+        let old = core::mem::replace(&mut self.records[idx].due, due);
+        if old.map(|o| o.1) == self.next.get().flatten() && due != old {
+            // The record that held the earliest deadline moved: find it again when asked.
+            self.next.set(None);
+        }
+        self.lower_next(due);
+    }
+
+    fn lower_next(&self, due: Option<(Instant, Instant)>) {
+        if let (Some((_, latest)), Some(next)) = (due, self.next.get()) {
+            if next.is_none_or(|n| latest < n) {
+                self.next.set(Some(Some(latest)));
+            }
+        }
     }
 
     fn common_state(&self, members: &[u16]) -> Option<State> {
@@ -817,6 +828,33 @@ mod tests {
     }
 
     #[test]
+    fn test_poll_at_is_always_the_earliest_latest_delivery() {
+        // The engine caches its next wake-up; random inputs must never leave it stale.
+        let mut rng = crate::test_rng::XorShift(0x5eed);
+        let mut e: Engine<&str, Fixed<8, 2>> = Engine::new();
+        for v in 1..=6u8 {
+            let mut c = cfg(v, 50 + 30 * (v % 4));
+            c.adver_int = Duration::from_secs(1 + u64::from(v % 3));
+            e.add(Record::new("x", key(v), Instance::new(c))).ok().unwrap();
+        }
+        let mut now = Instant::ZERO;
+        collect(|o| e.broadcast(now, Input::Startup, o));
+        for _ in 0..5_000 {
+            now = now + Duration::from_micros(rng.below(400_000) as u64);
+            let idx = rng.below(6);
+            match rng.below(5) {
+                0 => drop(collect(|o| e.poll(now, o))),
+                1 => drop(collect(|o| e.handle(now, idx, Input::Link { up: rng.below(4) != 0 }, o))),
+                2 => drop(collect(|o| e.handle(now, idx, Input::Admin(crate::vrrp::AdminMode::Auto), o))),
+                3 => e.vips_released(now, idx, rng.below(2) == 0),
+                _ => drop(collect(|o| e.handle(now, idx, Input::Timer, o))),
+            }
+            let brute = e.records().iter().filter_map(|r| r.due.map(|d| d.1)).min();
+            assert_eq!(e.poll_at(), brute);
+        }
+    }
+
+    #[test]
     fn test_sync_group_stays_in_fault_while_any_member_is_faulted() {
         let mut e = started();
         e.add_group(&[0, 1]).unwrap();
@@ -871,7 +909,7 @@ mod tests {
         e.vips_released(t, 0, false);
         assert_eq!(e.records()[0].vips(), VipHold::Releasing { retry_at: t + Duration::from_millis(100), attempts: 0 });
         let retry = t + Duration::from_millis(100);
-        assert_eq!(e.timers[0].due, Some((retry, retry)));
+        assert_eq!(e.records()[0].due, Some((retry, retry)));
         let out = collect(|o| e.poll(t + Duration::from_millis(100), o));
         assert_eq!(acts(&out, 0), [Action::RemoveVips]);
         let t2 = t + Duration::from_millis(100);

@@ -35,7 +35,7 @@ pub use config::{
 #[cfg(feature = "alloc")]
 pub use engine::Growable;
 pub use engine::{
-    AddError, Engine, Fixed, Group, Output, Received, Record, Storage, Stray, Table, VipHold, VrKey, Window,
+    AddError, Engine, Fixed, Group, Output, Received, Record, Storage, Stray, Table, VipHold, VrKey,
 };
 pub use group::{SyncGroup, MAX_GROUP};
 pub use instance::{
