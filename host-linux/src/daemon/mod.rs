@@ -6,6 +6,7 @@ pub mod listen;
 pub mod metrics;
 pub mod notify;
 pub mod pidfile;
+pub mod sdnotify;
 pub mod plan;
 pub mod proc;
 pub mod run;
