@@ -151,6 +151,7 @@ pub fn run(_opts: &Options) -> anyhow::Result<()> {
         let child = Command::new("ip")
             .args(["netns", "exec", NS[i + 1]])
             .arg(&exe)
+            .arg("--dont-fork")
             .arg("-f")
             .arg(&conf)
             .arg("--control")

@@ -1,98 +1,12 @@
 //! `hav-linux`: the keepalived-compatible daemon and its command line.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use hav_linux::cli;
+use clap::Parser as _;
+use hav_linux::cli::{self, args::Args, args::Cmd, args::LogFormat};
 
-/// Exit code: the config (or a policy) is invalid.
+/// Exit code: the config (or a policy) is invalid, or the command failed.
 const EXIT_INVALID: u8 = 1;
-
-/// hav: VRRP and IPVS high availability, keepalived-compatible.
-#[derive(Debug, Parser)]
-#[command(name = "hav-linux", version, about, long_about = None)]
-struct Args {
-    /// The keepalived.conf to use.
-    #[arg(short = 'f', long = "use-file", env = "HAV_CONFIG", default_value = cli::DEFAULT_CONFIG, global = true)]
-    config: PathBuf,
-
-    /// Validate the config (and policies) and exit: 0 valid, 1 invalid, 2 usage error.
-    #[arg(short = 't', long = "check", visible_alias = "config-test")]
-    check: bool,
-
-    /// A WASM policy module to load; repeat for more.
-    #[arg(long = "policy", value_name = "FILE", global = true)]
-    policies: Vec<PathBuf>,
-
-    /// Log level or filter (`info`, `debug`, `hav_linux=trace`...); overrides HAV_LOG.
-    #[arg(short = 'l', long = "log-level", env = "HAV_LOG", default_value = "info", global = true)]
-    log_level: String,
-
-    /// Log format.
-    #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text, global = true)]
-    log_format: LogFormat,
-
-    /// PID file of the daemon.
-    #[arg(short = 'p', long = "pid", default_value = cli::DEFAULT_PID, global = true)]
-    pid_file: PathBuf,
-
-    /// The daemon's control socket (status, standby, takeover, resume, reload).
-    #[arg(short = 's', long = "control", default_value = cli::DEFAULT_CONTROL, global = true)]
-    control: PathBuf,
-
-    /// Run only the VRRP part (no checkers, no IPVS), like keepalived -P.
-    #[arg(short = 'P', long = "vrrp")]
-    vrrp_only: bool,
-
-    /// Run only the checkers and IPVS (no VRRP), like keepalived -C.
-    #[arg(short = 'C', long = "lvs")]
-    lvs_only: bool,
-
-    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9650).
-    #[arg(long = "metrics", value_name = "ADDR")]
-    metrics: Option<std::net::SocketAddr>,
-
-    #[command(subcommand)]
-    cmd: Option<Cmd>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// Show the running daemon's instances (as JSON with --json).
-    Status {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Hold an instance in BACKUP (it advertises priority 0 if it was master).
-    Standby {
-        /// Instance name.
-        instance: String,
-    },
-    /// Make an instance take over as master now.
-    Takeover {
-        /// Instance name.
-        instance: String,
-    },
-    /// Return an instance to the normal election.
-    Resume {
-        /// Instance name.
-        instance: String,
-    },
-    /// Ask the running daemon to reload its config.
-    Reload,
-    /// Run a two-router VRRP demo in network namespaces and show a failover.
-    Demo,
-    /// Program the kernel's IPVS table from the config once, or inspect it.
-    Ipvs(hav_linux::lvs::cli::IpvsArgs),
-}
 
 fn main() -> ExitCode {
     // wasmtime builds (and drops) an error on every instantiation; with RUST_BACKTRACE set each
@@ -100,20 +14,85 @@ fn main() -> ExitCode {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
-    let args = Args::parse();
-    cli::init_logging(&args.log_level, matches!(args.log_format, LogFormat::Json));
-    let opts = cli::Options {
-        config: args.config.clone(),
-        policies: args.policies.clone(),
-        pid_file: args.pid_file.clone(),
-        control: args.control.clone(),
-        vrrp: !args.lvs_only,
-        lvs: !args.vrrp_only,
-        metrics: args.metrics,
-    };
-    if args.check {
+    let argv = cli::args::getopt_compat(std::env::args_os());
+    // keepalived's genhash mode takes over the whole command line, so it is caught before
+    // parsing what follows it.
+    if argv.get(1).is_some_and(|a| a == "-T" || a == "--genhash") {
+        eprintln!("hav-linux: genhash mode (-T) is not part of hav; keepalived's genhash(1) does it");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let args = Args::parse_from(argv);
+    if args.version {
+        eprint!("{}", cli::version_text());
+        return ExitCode::SUCCESS;
+    }
+    if let Some(f) = &args.signum {
+        return match cli::args::signum(f) {
+            Some(n) => {
+                println!("{n}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("Unknown sigfunc {f}");
+                ExitCode::from(EXIT_INVALID)
+            }
+        };
+    }
+    if args.genhash {
+        eprintln!("hav-linux: genhash mode (-T) is not part of hav; keepalived's genhash(1) does it");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let detached = cli::detach::take_detached_mark();
+    let test = args.config_test.is_some();
+    let daemon = args.cmd.is_none() && !test;
+    let opts = cli::Options::from_args(&args);
+
+    // keepalived detaches unless told not to; a unit of Type=notify starts it with --dont-fork,
+    // and one that did not would expect this process to be the daemon, so hav stays.
+    if daemon && !args.dont_fork && !detached {
+        if std::env::var_os(hav_linux::daemon::sdnotify::NOTIFY_SOCKET).is_some() {
+            eprintln!("hav-linux: started with NOTIFY_SOCKET (a systemd Type=notify unit): staying in the foreground, as with --dont-fork");
+        } else {
+            return cli::detach::spawn_and_wait(&opts.pid_file);
+        }
+    }
+    if detached {
+        cli::detach::become_session_leader();
+    }
+    if let Some(path) = args.config_test.as_ref().filter(|p| p.as_os_str() != "-") {
+        if let Err(e) = cli::redirect_stderr(path) {
+            eprintln!("hav-linux: {e:#}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    }
+    if let Some(mask) = &args.umask {
+        if let Err(e) = cli::set_umask(mask) {
+            // keepalived reports it and carries on with the umask it has.
+            eprintln!("hav-linux: {e}");
+        }
+    }
+    // Before anything opens a socket or starts a thread: every thread started after this one
+    // entered the namespace is in it too.
+    if let Some(ns) = &args.namespace {
+        if let Err(e) = cli::enter_namespace(ns) {
+            eprintln!("hav-linux: {e:#}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    }
+    cli::init_logging_with(&cli::LogSetup {
+        filter: args.log_level.clone(),
+        json: args.log_format == LogFormat::Json,
+        detail: args.log_detail,
+        file: if test { None } else { args.log_file.clone() },
+    });
+    for w in cli::unhonoured(&args, daemon) {
+        tracing::warn!("{w}");
+    }
+    if test {
         return if cli::check(&opts) { ExitCode::SUCCESS } else { ExitCode::from(EXIT_INVALID) };
     }
+    let _core = (daemon && (args.core_dump || args.core_dump_pattern.is_some()))
+        .then(|| cli::CoreDumps::enable(args.core_dump_pattern.as_deref()));
     let result = match args.cmd {
         None => cli::run_daemon(opts),
         Some(Cmd::Status { json }) => cli::status(&opts, json),

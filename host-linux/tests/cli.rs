@@ -1,4 +1,4 @@
-//! The `hav-linux` command line: `--check` on every fixture and on broken configs (exit codes
+//! The `hav-linux` command line: `-t` (config test) on every fixture and on broken configs (exit codes
 //! and located errors), usage errors, and `demo`.
 
 use std::path::Path;
@@ -18,7 +18,7 @@ fn check_accepts_every_fixture() {
     for e in std::fs::read_dir(fixtures()).expect("fixtures") {
         let p = e.expect("entry").path();
         if p.extension().is_some_and(|x| x == "conf") {
-            let out = hav(&["--check", "-f", p.to_str().expect("utf-8")]);
+            let out = hav(&["-t", "-f", p.to_str().expect("utf-8")]);
             assert!(out.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
             assert!(String::from_utf8_lossy(&out.stdout).contains(": OK ("));
             n += 1;
@@ -32,7 +32,7 @@ fn check_text(text: &str) -> (i32, String) {
     std::fs::create_dir_all(&dir).expect("dir");
     let f = dir.join("keepalived.conf");
     std::fs::write(&f, text).expect("write");
-    let out = hav(&["--check", "-f", f.to_str().expect("utf-8")]);
+    let out = hav(&["-t", "-f", f.to_str().expect("utf-8")]);
     let _ = std::fs::remove_dir_all(&dir);
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
@@ -57,7 +57,7 @@ fn check_reports_errors_with_their_location_and_exits_1() {
 
 #[test]
 fn check_of_a_missing_file_exits_1_and_names_it() {
-    let out = hav(&["--check", "-f", "/nonexistent/keepalived.conf"]);
+    let out = hav(&["-t", "-f", "/nonexistent/keepalived.conf"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/keepalived.conf"));
 }
@@ -107,9 +107,141 @@ fn check_validates_policies() {
     std::fs::write(&wat, r#"(module (memory (export "memory") 1) (func (export "hav_abi_version") (result i32) (i32.const 99)) (func (export "hav_alloc") (param i32) (result i32) (i32.const 0)) (func (export "hav_check") (param i32 i32) (result i64) (i64.const 0)))"#).expect("wat");
     let cfg = dir.join("keepalived.conf");
     std::fs::write(&cfg, "global_defs {\n  router_id x\n}\n").expect("conf");
-    let out = hav(&["--check", "-f", cfg.to_str().expect("utf-8"), "--policy", wat.to_str().expect("utf-8")]);
+    let out = hav(&["-t", "-f", cfg.to_str().expect("utf-8"), "--policy", wat.to_str().expect("utf-8")]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("old.wat") && err.contains("99"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn hav_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hav-linux"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("running hav-linux")
+}
+
+fn a_fixture() -> String {
+    fixtures().join("annotated-defaults.conf").to_str().expect("utf-8").to_owned()
+}
+
+#[test]
+fn version_is_printed_as_keepalived_prints_it() {
+    for flag in ["-v", "--version"] {
+        let out = hav(&[flag]);
+        assert_eq!(out.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err.lines().next().unwrap_or("");
+        // What configuration tools match: "Keepalived vX.Y.Z " and more on the first line.
+        let rest = first.strip_prefix("Keepalived v").unwrap_or_else(|| panic!("{first}"));
+        let (version, more) = rest.split_once(' ').unwrap_or_else(|| panic!("{first}"));
+        assert_eq!(version.split('.').filter(|p| p.parse::<u32>().is_ok()).count(), 3, "{first}");
+        assert!(more.contains("hav-linux"), "{first}");
+    }
+}
+
+#[test]
+fn signum_prints_the_numbers_keepalived_prints() {
+    let have_keepalived = Command::new("keepalived").arg("--signum=STOP").output().is_ok_and(|o| o.status.success());
+    let expect = [("STOP", "15"), ("RELOAD", "1"), ("DATA", "10"), ("STATS", "12")];
+    for (f, n) in expect {
+        let out = hav(&[&format!("--signum={f}")]);
+        assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).trim()), (Some(0), n), "{f}");
+    }
+    for f in ["STOP", "RELOAD", "DATA", "STATS", "STATS_CLEAR", "JSON"] {
+        let out = hav(&["--signum", f]);
+        assert_eq!(out.status.code(), Some(0), "{f}");
+        if have_keepalived {
+            let k = Command::new("keepalived").arg(format!("--signum={f}")).output().expect("keepalived");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&k.stdout), "--signum={f}");
+        }
+    }
+    let out = hav(&["--signum=NOPE"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unknown sigfunc NOPE"));
+}
+
+/// Every option keepalived's own `--help` lists is one hav takes, with the same short letter.
+#[test]
+fn every_option_keepalived_lists_is_accepted() {
+    use clap::CommandFactory as _;
+    let Ok(out) = Command::new("keepalived").arg("--help").output() else {
+        eprintln!("skipped: keepalived is not installed (scripts/install-deps installs it)");
+        return;
+    };
+    let help = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let cmd = hav_linux::cli::args::Args::command();
+    let mut n = 0;
+    for line in help.lines().map(str::trim_start).filter(|l| l.starts_with('-')) {
+        let words: Vec<&str> = line.split([' ', ',', '=', '[']).filter(|w| w.starts_with('-')).collect();
+        let short = words.iter().find(|w| w.len() == 2 && !w.starts_with("--")).and_then(|w| w.chars().nth(1));
+        let Some(long) = words.iter().find_map(|w| w.strip_prefix("--")) else { continue };
+        if long == "help" {
+            continue;
+        }
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long) || a.get_all_aliases().is_some_and(|al| al.contains(&long)))
+            .unwrap_or_else(|| panic!("keepalived's --{long} is not an option of hav-linux"));
+        assert_eq!(arg.get_short(), short, "--{long}");
+        n += 1;
+    }
+    assert!(n >= 30, "only {n} options read from keepalived --help:\n{help}");
+}
+
+#[test]
+fn config_test_writes_to_its_log_file() {
+    let dir = std::env::temp_dir().join(format!("hav-cli-tlog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let log = dir.join("test.log");
+    let out = hav(&[&format!("-t{}", log.display()), "-f", "/nonexistent/keepalived.conf"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = hav(&[&format!("--config-test={}", log.display()), "-f", "/nonexistent/other.conf"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&log).expect("log file");
+    assert!(text.contains("/nonexistent/keepalived.conf") && text.contains("/nonexistent/other.conf"), "{text}");
+    // Clustered with other letters, as getopt reads them.
+    let out = hav(&[&format!("-Dt{}", log.display()), "-f", &a_fixture()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn options_hav_cannot_honour_warn_once_each() {
+    let out = hav(&["-t", "-f", &a_fixture(), "-S", "0", "-r", "/tmp/v.pid", "-c", "/tmp/c.pid", "-b", "/tmp/b.pid", "--perf"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for w in ["-S 0:", "-r /tmp/v.pid:", "-c /tmp/c.pid:", "-b /tmp/b.pid:", "--perf:"] {
+        assert_eq!(err.matches(w).count(), 1, "{w} in:\n{err}");
+    }
+    // Options hav honours (or that cost nothing to honour) say nothing.
+    let out = hav(&["-t", "-f", &a_fixture(), "-l", "-D", "-G", "-B", "-R", "-n", "-u", "022"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("WARN"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn genhash_mode_is_refused() {
+    let out = hav(&["-T", "-u", "http://localhost/"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("genhash"));
+}
+
+#[test]
+fn hav_options_moved_to_long_names() {
+    // -l is keepalived's --log-console and takes no value: "debug" is no subcommand.
+    assert_eq!(hav(&["-l", "debug", "-t", "-f", &a_fixture()]).status.code(), Some(2));
+    let out = hav(&["--log-level", "debug", "-t", "-f", &a_fixture()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = hav_env(&["-t", "-f", &a_fixture()], &[("HAV_LOG", "warn")]);
+    assert_eq!(out.status.code(), Some(0));
+    // -s is keepalived's --namespace: the control socket is --control.
+    let out = hav(&["status", "-s", "../x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a network namespace name"));
+    let help = String::from_utf8_lossy(&hav(&["--help"]).stdout).into_owned();
+    for opt in ["--log-level", "--control", "--log-format", "--policy", "--metrics", "--dont-fork", "--namespace", "--config-test"] {
+        assert!(help.contains(opt), "{opt} missing from --help");
+    }
 }

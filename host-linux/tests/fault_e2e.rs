@@ -233,7 +233,7 @@ fn a_second_daemon_on_the_same_pid_file_or_socket_exits() {
         let out = lab.routers[0]
             .run(
                 "timeout",
-                &["5", bin, "-f", conf.to_str().expect("utf-8"), "-p", pid.to_str().expect("utf-8"), "-s", sock.to_str().expect("utf-8")],
+                &["5", bin, "-n", "-f", conf.to_str().expect("utf-8"), "-p", pid.to_str().expect("utf-8"), "--control", sock.to_str().expect("utf-8")],
             )
             .expect("run a second hav-linux");
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -90,7 +90,7 @@ impl<'a> Node<'a> {
             Daemon::Hav(bin) => {
                 let sock = format!("{d}/hav.sock");
                 let pidf = format!("{d}/hav.pid");
-                let mut args = vec!["-f", conf, "--control", &sock, "--pid", &pidf, "-l", "debug"];
+                let mut args = vec!["--dont-fork", "-f", conf, "--control", &sock, "--pid", &pidf, "--log-level", "debug"];
                 args.extend(self.args.iter().map(String::as_str));
                 self.ns.spawn(bin.to_str().expect("utf-8 path"), &args, &log)
             }

@@ -390,7 +390,7 @@ impl<'l> Peer<'l> {
                 let sock = sock.to_str().expect("utf-8").to_string();
                 self.ns.spawn(
                     bin.to_str().expect("utf-8"),
-                    &["-f", &conf, "-P", "-p", &pidf, "-s", &sock],
+                    &["-n", "-f", &conf, "-P", "-p", &pidf, "--control", &sock],
                     &self.log,
                 )
             }

@@ -51,7 +51,7 @@ virtual_server 192.0.2.150 80 {
 EOF
 sed -i "s|WORK|$work|" "$work/daemon.conf"
 ipvsadm -C
-"$HAV" -f "$work/daemon.conf" -C -l info -p "$work/hav.pid" -s "$work/hav.sock" >"$work/daemon.log" 2>&1 &
+"$HAV" -n -f "$work/daemon.conf" -C --log-level info -p "$work/hav.pid" --control "$work/hav.sock" >"$work/daemon.log" 2>&1 &
 daemon=$!
 if wait_for 15 has_line '^-> 10\.99\.2\.2:80 Masq 1$'; then
   ok "daemon: programs the virtual server with both real servers"
