@@ -144,11 +144,8 @@ pub fn unhonoured(a: &args::Args, daemon: bool) -> Vec<String> {
     if daemon {
         // Until the daemon (RunOptions) takes these.
         say(a.release_vips, "-X: hav always releases the VIPs of an instance that leaves MASTER; accepted");
-        say(a.dont_release_vrrp, "-V: not honoured yet: VIPs and VMACs are released at stop");
         say(a.dont_release_ipvs, "-I: not honoured yet: the IPVS table is handled at stop as without it");
-        say(a.address_monitoring, "-a: not honoured yet: address changes are logged at debug level");
         say(a.snmp || a.snmp_socket.is_some(), "-x/-A: not honoured yet: no SNMP subagent runs");
-        say(a.ignore_sigint, "--ignore-sigint: not honoured yet: SIGINT stops the daemon");
     }
     say(a.config_id.is_some(), "-i: not honoured yet: conditional '@' config lines are not supported");
     say(a.all_config, "-e: not honoured yet: an include pattern matching nothing is a warning");
@@ -352,8 +349,8 @@ pub fn run_daemon(opts: Options) -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "RLIMIT_NOFILE not raised"),
     }
     // Before any thread starts: the variables are read and removed, so that scripts the daemon
-    // runs do not inherit them. Goes into RunOptions once the loop sends its notifications.
-    let _notify = match crate::daemon::sdnotify::Notify::take_from_env() {
+    // runs do not inherit them.
+    let notify = match crate::daemon::sdnotify::Notify::take_from_env() {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!("{e}; no systemd notifications");
@@ -382,6 +379,11 @@ pub fn run_daemon(opts: Options) -> anyhow::Result<()> {
         vrrp: opts.vrrp,
         lvs: opts.lvs,
         policies: opts.policies.clone(),
+        notify: std::sync::Arc::new(notify),
+        dump_conf: opts.dump_conf,
+        dont_release_vrrp: opts.dont_release_vrrp,
+        address_monitoring: opts.address_monitoring,
+        ignore_sigint: opts.ignore_sigint,
     };
     rt.block_on(run::run(ropts, loaded))
 }

@@ -46,6 +46,16 @@ pub struct RunOptions {
     pub lvs: bool,
     /// `--policy` modules.
     pub policies: Vec<PathBuf>,
+    /// systemd notifications (readiness, reloads, stopping, the watchdog).
+    pub notify: std::sync::Arc<super::sdnotify::Notify>,
+    /// `-d`: dump the config to the log after each reload too.
+    pub dump_conf: bool,
+    /// `-V`: leave the VIPs and VMACs in place at stop (priority 0 is still sent).
+    pub dont_release_vrrp: bool,
+    /// `-a`: log every address added or removed, at info.
+    pub address_monitoring: bool,
+    /// `--ignore-sigint`: SIGINT does not stop the daemon.
+    pub ignore_sigint: bool,
 }
 
 /// Whether the config refers to WASM policies (WASM_CHECK, vrrp_script policy).
@@ -193,6 +203,10 @@ struct Daemon {
     /// them at line rate.
     log_transitions: KeyedRateLimit<String>,
     log_drops: RateLimit,
+    /// The one-line state summary last given to systemd.
+    status_line: String,
+    /// Whether a transition happened since the summary was last made.
+    status_stale: bool,
     /// Transitions and protocol errors as they happen (SNMP notifications read them).
     events: tokio::sync::broadcast::Sender<super::snapshot::Event>,
 }
@@ -256,6 +270,8 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         log_transitions: KeyedRateLimit::new(5, std::time::Duration::from_secs(10), 65_536),
         log_drops: RateLimit::new(20, std::time::Duration::from_secs(1)),
         events: tokio::sync::broadcast::channel(super::snapshot::EVENT_BACKLOG).0,
+        status_line: String::new(),
+        status_stale: false,
     };
     d.policies.set(load_policies(&opts.policies, &loaded.config)?);
     let mut watcher = LinkWatcher::with_addresses().context("watching links and addresses")?;
@@ -280,6 +296,10 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     }
     d.apply(loaded.config)?;
     tracing::info!(instances = d.engine.len(), "hav-linux running");
+    let notify = opts.notify.clone();
+    d.status_line = d.summary();
+    notify.ready(&d.status_line);
+    let mut watchdog = notify.watchdog();
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -322,10 +342,18 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
             _ = usr1.recv() => tracing::info!(signal = "SIGUSR1", "data dump requested; not written yet, continuing"),
             _ = usr2.recv() => tracing::info!(signal = "SIGUSR2", "stats dump requested; not written yet, continuing"),
             _ = json_dump.recv() => tracing::info!(signal = "SIGRTMIN+2", "JSON dump requested; not written yet, continuing"),
+            () = watchdog.tick() => watchdog.kick(),
             _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = int.recv() => {
+                if !d.opts.ignore_sigint {
+                    break;
+                }
+                tracing::info!("SIGINT ignored (--ignore-sigint)");
+            }
         }
+        d.update_status();
     }
+    notify.stopping();
     d.shutdown();
     // The FIFO line of the STOP goes out through the writer task; give it a moment too.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -758,6 +786,9 @@ impl Daemon {
     /// VIP that appears while its instance does not hold it (a leftover, someone's `ip addr
     /// add`) is removed, so that no node but the master answers for it.
     fn on_addr(&mut self, ev: &AddrEvent) {
+        if self.opts.address_monitoring {
+            tracing::info!(ifindex = ev.index, addr = %ev.addr, prefix = ev.prefix, removed = ev.deleted, "address change");
+        }
         for idx in 0..self.engine.len() {
             let r = &self.engine.records()[idx];
             if r.key().ifindex == ev.index && (r.instance().config().primary_addr == ev.addr || r.meta.addrs.contains(&ev.addr)) {
@@ -893,6 +924,32 @@ impl Daemon {
         )
     }
 
+    /// One line for `systemctl status`: how many instances are in each state.
+    fn summary(&self) -> String {
+        let mut n = [0usize; 4];
+        for r in self.engine.records() {
+            n[match r.instance().state() {
+                State::Master => 0,
+                State::Backup => 1,
+                State::Fault => 2,
+                State::Initialize => 3,
+            }] += 1;
+        }
+        format!("{} instances: {} master, {} backup, {} fault", self.engine.len(), n[0], n[1], n[2])
+    }
+
+    /// Tells systemd the new summary after transitions (once per loop turn at most).
+    fn update_status(&mut self) {
+        if !std::mem::take(&mut self.status_stale) {
+            return;
+        }
+        let line = self.summary();
+        if line != self.status_line {
+            self.opts.notify.status(&line);
+            self.status_line = line;
+        }
+    }
+
     fn find(&self, name: &str) -> Option<usize> {
         self.engine.records().iter().position(|r| r.meta.name == name)
     }
@@ -955,6 +1012,7 @@ impl Daemon {
         }
         tracing::info!(config = %self.opts.config.display(), "reloading");
         self.reloading = true;
+        self.opts.notify.reloading();
         let path = self.opts.config.clone();
         let policies = self.opts.policies.clone();
         let done = done.clone();
@@ -969,6 +1027,13 @@ impl Daemon {
 
     fn finish_reload(&mut self, prepared: Prepared) {
         self.reloading = false;
+        self.apply_reload(prepared);
+        // Whatever came of it, systemd's reload is over.
+        self.status_line = self.summary();
+        self.opts.notify.ready(&self.status_line);
+    }
+
+    fn apply_reload(&mut self, prepared: Prepared) {
         let (loaded, policies) = match prepared {
             Ok(p) => p,
             Err(e) => {
@@ -978,6 +1043,9 @@ impl Daemon {
         };
         for w in &loaded.warnings {
             tracing::warn!("{w}");
+        }
+        if self.opts.dump_conf {
+            crate::cli::dump_config(&loaded.config);
         }
         // Plan before touching anything.
         let (plans, groups) = match self.plan(&loaded.config) {
@@ -1012,6 +1080,20 @@ impl Daemon {
         let now = self.now();
         let mut out = Vec::new();
         self.engine.broadcast(now, Input::Shutdown, &mut |o| out.push(o));
+        if self.opts.dont_release_vrrp {
+            // -V: the VIPs and VMACs stay where they are (keepalived's --dont-release-vrrp).
+            out.retain(|o| !matches!(o, Output::Act { action: Action::RemoveVips, .. }));
+            self.exec(out);
+            self.flush_adverts();
+            if let Err(e) = self.sysctl.restore() {
+                tracing::warn!(error = %e, "restoring sysctls");
+            }
+            if let Some(l) = self.lvs.take() {
+                l.stop();
+            }
+            tracing::info!("VIPs and VMACs left in place (--dont-release-vrrp)");
+            return;
+        }
         self.exec(out);
         self.flush_adverts();
         let stops: Vec<_> =
@@ -1054,6 +1136,7 @@ impl Daemon {
             };
             match a {
                 Action::Transition { from, to, reason } => {
+                    self.status_stale = true;
                     let r = &self.engine.records()[idx];
                     let prio = r.instance().effective_priority();
                     if let Some(held) = self.log_transitions.check(&r.meta.name, std::time::Instant::now()) {
