@@ -2,6 +2,7 @@
 
 pub mod capture;
 pub mod inject;
+pub mod kadump;
 pub mod netns;
 pub mod peers;
 pub mod sim;

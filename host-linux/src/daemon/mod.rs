@@ -2,6 +2,7 @@
 
 pub mod control;
 pub mod director;
+pub mod dump;
 pub mod listen;
 pub mod metrics;
 pub mod notify;

@@ -7,8 +7,8 @@
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use hav_core::vrrp::{AdminMode, Counters, Record, State, Stray, VipHold};
-use hav_core::wire::VrrpVersion;
+use hav_core::vrrp::{AdminMode, Counters, GarpConfig, Record, State, Stray, VipHold};
+use hav_core::wire::{VrrpAuth, VrrpVersion};
 
 use super::plan::InstancePlan;
 
@@ -69,6 +69,27 @@ pub struct InstanceView {
     pub since: Option<SystemTime>,
     /// Tracked objects: (kind and name as `interface:eth1`, weight, status as hav-core says).
     pub tracks: Vec<(String, i16, String)>,
+    /// Whether the instance's interface is running, as the engine was last told.
+    pub link_up: bool,
+    /// The instance's next deadline on the wall clock (the next advert of a master, the
+    /// master-down time of a backup); `None` when no timer runs (Initialize, Fault).
+    pub deadline: Option<SystemTime>,
+    /// Master_Down_Interval now, in microseconds (3 x Master_Adver_Interval + Skew_Time).
+    pub master_down_us: u64,
+    /// The base interface's hardware address.
+    pub mac: [u8; 6],
+    /// The base interface's addresses as last read.
+    pub addrs: Vec<IpAddr>,
+    /// The VRRPv2 authentication in force.
+    pub auth: VrrpAuth,
+    /// The multicast group adverts go to (unused with unicast peers).
+    pub mcast_group: IpAddr,
+    /// The gratuitous ARP / NA schedule in force.
+    pub garp: GarpConfig,
+    /// Whether adverts must carry our address list.
+    pub check_adv_addr: bool,
+    /// Whether unicast adverts must come from a configured peer.
+    pub check_unicast_src: bool,
 }
 
 /// The daemon's VRRP state at one instant.
@@ -101,10 +122,15 @@ impl Snapshot {
         clock: (SystemTime, std::time::Instant),
     ) -> Snapshot {
         let (started, start) = clock;
+        // One reading of both clocks for the whole pass; engine instants before it (a
+        // transition) and after it (a deadline) are placed on the wall clock from it.
+        let (mono_now, wall_now) = (std::time::Instant::now(), SystemTime::now());
         let wall = |t: hav_core::Instant| {
             let at = start + std::time::Duration::from_micros(t.total_micros());
-            let ago = std::time::Instant::now().saturating_duration_since(at);
-            SystemTime::now().checked_sub(ago)
+            match at.checked_duration_since(mono_now) {
+                Some(ahead) => wall_now.checked_add(ahead),
+                None => wall_now.checked_sub(mono_now.saturating_duration_since(at)),
+            }
         };
         let instances = records
             .iter()
@@ -144,11 +170,21 @@ impl Snapshot {
                         .zip(i.tracked())
                         .map(|(u, t)| (u.obj.to_string(), u.weight, format!("{:?}", t.status)))
                         .collect(),
+                    link_up: i.link_up(),
+                    deadline: i.poll_at().and_then(wall),
+                    master_down_us: i.master_down_interval(i.master_adver_int()).total_micros(),
+                    mac: p.mac,
+                    addrs: p.addrs.clone(),
+                    auth: c.auth,
+                    mcast_group: c.mcast_group,
+                    garp: c.garp,
+                    check_adv_addr: c.check_adv_addr,
+                    check_unicast_src: c.check_unicast_src,
                 }
             })
             .collect();
         Snapshot {
-            at: SystemTime::now(),
+            at: wall_now,
             started,
             instances,
             stray,
