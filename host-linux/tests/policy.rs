@@ -565,11 +565,13 @@ fn metadata_service_is_refused_unless_listed() {
         // without a reply has nothing to wait for), but is not denied.
         assert_ne!(listed, "denied", "{call} to the metadata service, listed");
     }
+    // One line per run, naming the policy, the call, the endpoint and why.
     for call in HostCall::ALL {
-        let line = format!("host call refused: {call} to 169.254.169.254:80: 169.254.169.254:80 is not among the endpoints this policy may reach");
-        assert!(logs.contains(&line), "no clear log line for {call}:\n{logs}");
+        let why = format!("host calls refused: 1 (first: {call} to 169.254.169.254:80: 169.254.169.254:80 is not among the endpoints this policy may reach)");
+        let lines: Vec<&str> = logs.lines().filter(|l| l.contains(&format!("policy=\"metadata_{call}\""))).collect();
+        assert_eq!(lines.iter().filter(|l| l.contains(&why)).count(), 1, "no clear log line for {call}:\n{logs}");
+        assert!(lines.iter().all(|l| l.contains("WARN") || l.contains("DEBUG")), "{lines:?}");
     }
-    assert!(logs.contains("WARN") && logs.contains("policy=\"metadata_http_get\" call=\"http_get\""), "{logs}");
 }
 
 // ---- example policies against real servers -------------------------------------------------
@@ -938,4 +940,259 @@ async fn https_host_call_with_sni() {
     // Plain HTTP to a TLS port is not an answer.
     let (v, _) = run(&set, "http_check", server.addr, "path=/ timeout_ms=500", &[]).await.expect("run");
     assert_eq!(v, CheckVerdict::Down);
+}
+
+// ---- hostile policies: load time, logs, floods (issue 15) ------------------------------------
+
+/// Runs `f` on a thread of its own with a current-thread runtime and a subscriber that
+/// collects every line at debug level and up. With `workers: 0` in the set's limits, the
+/// policy runs (and logs) on that thread.
+fn with_logs<T: Send + 'static>(f: impl FnOnce(&tokio::runtime::Runtime) -> T + Send + 'static) -> (T, String) {
+    std::thread::spawn(move || {
+        let logs = LogBuf::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .finish();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let out = tracing::subscriber::with_default(subscriber, || f(&rt));
+        (out, logs.text())
+    })
+    .join()
+    .expect("thread")
+}
+
+/// Limits of their own (one engine per distinct limits), running inline so logs land on the
+/// test's thread.
+fn inline_limits(tag: u32) -> PolicyLimits {
+    PolicyLimits { workers: 0, max_concurrency: 100 + tag, cpu: Duration::from_secs(2), ..limits() }
+}
+
+/// The CheckResponse `Up "ok"` at offset 512, and the packed pointer/length returning it.
+fn up_ok() -> (String, i64) {
+    let ok = postcard::to_allocvec(&CheckResponse { verdict: CheckVerdict::Up, message: "ok" }).expect("encode");
+    (format!(r#"(data (i32.const 512) "{}")"#, wat_bytes(&ok)), hav_core::policy::pack(512, ok.len() as u32))
+}
+
+#[test]
+fn huge_data_segment_and_memory_are_refused_at_load_with_the_policy_name() {
+    let small = PolicyLimits { memory: 1 << 20, ..limits() };
+    // 2 MiB of active data against a 1 MiB memory cap; the module itself declares one page.
+    let data = "a".repeat(2 << 20);
+    let p = write_wat("bigdata", &wat_check(&format!(r#"(data (i32.const 0) "{data}")"#), "(i64.const 0)"));
+    let t = Instant::now();
+    let e = PolicySet::load_with(&[p], &Config::default(), small.clone()).expect_err("refused");
+    assert!(matches!(e, PolicyError::DataTooLarge { ref policy, active, cap, .. } if policy == "bigdata" && active == 2 << 20 && cap == 1 << 20), "{e}");
+    assert!(e.to_string().starts_with("policy bigdata ("), "{e}");
+    assert!(e.to_string().contains("active data segments of 2097152 bytes, more than the memory cap of 1048576"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5), "refused before compiling: {:?}", t.elapsed());
+    // Passive segments are copied only by memory.init, within memory: not counted.
+    let p = write_wat("passive", &wat_check(r#"(data "passive bytes")"#, "(i64.const 0)"));
+    PolicySet::load_with(&[p], &Config::default(), small.clone()).expect("passive data loads");
+    // An initial memory past the cap.
+    let p = write_wat("bigmem", &wat_check("", "(i64.const 0)").replace(r#"(memory (export "memory") 1)"#, r#"(memory (export "memory") 17)"#));
+    let e = PolicySet::load_with(&[p], &Config::default(), small).expect_err("refused");
+    assert!(matches!(e, PolicyError::MemoryTooLarge { ref policy, declared, .. } if policy == "bigmem" && declared == 17 << 16), "{e}");
+}
+
+/// A module (binary, in the temp dir) with a lot of straight-line code: `functions` functions
+/// of `ops` additions each.
+fn big_code(name: &str, functions: usize, ops: usize) -> PathBuf {
+    let body = "(local.set 0 (i32.add (local.get 0) (local.get 1)))".repeat(ops);
+    let funcs: String = (0..functions).map(|i| format!("(func $f{i} (param i32 i32) (result i32) {body} (local.get 0))\n")).collect();
+    let bytes = wat::parse_str(wat_check(&funcs, "(i64.const 0)")).expect("wat");
+    let p = temp_dir().join(format!("{name}.wasm"));
+    std::fs::write(&p, bytes).expect("write");
+    p
+}
+
+#[test]
+fn slow_compiling_module_is_abandoned_at_its_deadline() {
+    // Tens of thousands of instructions per function: far over 10 ms of compiling anywhere.
+    let p = big_code("slowcompile", 40, 8_000);
+    let tight = PolicyLimits { compile_timeout: Duration::from_millis(10), max_concurrency: 90, ..limits() };
+    let mut errors = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let e = PolicySet::load_with(std::slice::from_ref(&p), &Config::default(), tight.clone()).expect_err("too slow");
+        errors.push((e, t.elapsed()));
+    }
+    for (e, took) in &errors {
+        assert!(matches!(e, PolicyError::CompileTimeout { ref policy, .. } if policy == "slowcompile"), "{e}");
+        assert!(*took < Duration::from_secs(3), "the load waited {took:?}");
+    }
+    // Two abandoned compiles still run: the third does not start a third thread.
+    assert!(errors[0].0.to_string().contains("not compiled within 10ms: compiling took longer"), "{}", errors[0].0);
+    assert!(errors[2].0.to_string().contains("earlier compiles past their deadline still run"), "{}", errors[2].0);
+}
+
+#[test]
+fn function_over_the_size_cap_is_refused_before_compiling() {
+    let capped = PolicyLimits { max_function_size: 16 << 10, max_concurrency: 91, ..limits() };
+    let p = big_code("bigfunc", 1, 4_000);
+    let t = Instant::now();
+    let e = PolicySet::load_with(&[p], &Config::default(), capped.clone()).expect_err("refused");
+    assert!(matches!(e, PolicyError::TooComplex { ref policy, ref message, .. } if policy == "bigfunc" && message.starts_with("function 0 has ") && message.ends_with("bytes of code, more than the cap of 16384")), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let many = PolicyLimits { max_functions: 10, ..capped };
+    let e = PolicySet::load_with(&[big_code("manyfuncs", 20, 1)], &Config::default(), many).expect_err("refused");
+    assert!(e.to_string().contains("functions, more than the cap of 10"), "{e}");
+}
+
+#[test]
+fn unchanged_modules_are_not_recompiled_on_reload() {
+    let own = PolicyLimits { max_concurrency: 92, ..limits() };
+    let dir = temp_dir().join("reload");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let a = dir.join("a.wat");
+    let b = dir.join("b.wat");
+    std::fs::write(&a, wat_check("", "(i64.const 0)")).expect("write");
+    std::fs::write(&b, wat_check("", "(i64.const 1)")).expect("write");
+    let first = PolicySet::load_with(&[a.clone(), b.clone()], &Config::default(), own.clone()).expect("loads");
+    let base = first.module_stats();
+    assert_eq!((base.compiled, base.reused), (2, 0));
+    // A reload while the first set still runs: b changed, a did not.
+    std::fs::write(&b, wat_check("", "(i64.const 2)")).expect("write");
+    let second = PolicySet::load_with(&[a.clone(), b.clone()], &Config::default(), own.clone()).expect("loads");
+    let s = second.module_stats();
+    assert_eq!((s.compiled, s.reused), (3, 1), "only the changed module is compiled");
+    // The same bytes under another name are the same module.
+    let c = dir.join("c.wat");
+    std::fs::copy(&a, &c).expect("copy");
+    let third = PolicySet::load_with(&[a, b, c], &Config::default(), own).expect("loads");
+    let s = third.module_stats();
+    assert_eq!((s.compiled, s.reused), (3, 4));
+    assert_eq!(third.names(), vec!["a".to_string(), "b".to_string(), "c".to_string()]);
+}
+
+#[test]
+fn log_flood_is_bounded_and_cannot_forge_lines() {
+    let (resp, packed) = up_ok();
+    let msg = "guest says hi\nINFO hav: forged line\r\x1b[2K";
+    let extra = format!(
+        r#"(import "hav" "log" (func $log (param i32 i32 i32))) (data (i32.const 0) "{}") {resp}"#,
+        wat_bytes(msg.as_bytes())
+    );
+    let body = format!(
+        "(local $i i32) (loop $l (call $log (i32.const 2) (i32.const 0) (i32.const {len}))
+           (local.set $i (i32.add (local.get $i) (i32.const 1)))
+           (br_if $l (i32.lt_u (local.get $i) (i32.const 5000))))
+         (i64.const {packed})",
+        len = msg.len()
+    );
+    let p = write_wat("logflood", &wat_check(&extra, &body));
+    let target = closed_port();
+    let ((), logs) = with_logs(move |rt| {
+        let set = PolicySet::load_with(&[p], &Config::default(), inline_limits(1)).expect("loads");
+        for _ in 0..5 {
+            let (v, _) = rt.block_on(run(&set, "logflood", target, "", &[])).expect("runs");
+            assert_eq!(v, CheckVerdict::Up, "the flood does not fail the check");
+        }
+    });
+    let guest: Vec<&str> = logs.lines().filter(|l| l.contains("guest says hi")).collect();
+    assert_eq!(guest.len(), 16 + 4, "16 lines in the first run, then the policy's rate (20 per 10 s):\n{logs}");
+    assert!(guest.iter().all(|l| l.contains(r"guest says hi\nINFO hav: forged line\r\u{1b}[2K")), "{guest:?}");
+    assert!(!logs.lines().any(|l| l.starts_with("INFO hav: forged")), "a guest forged a line:\n{logs}");
+    // One summary line per run (at most 3 per 10 s for one policy and caller).
+    let summaries: Vec<&str> = logs.lines().filter(|l| l.contains("policy check ran") && l.contains("guest log lines dropped")).collect();
+    assert_eq!(summaries.len(), 3, "{logs}");
+    assert!(summaries[0].contains("guest log lines dropped: 4984"), "{}", summaries[0]);
+}
+
+/// A policy hammering the host with calls to an endpoint it may not reach, 20,000 times in
+/// one run: every call is refused without I/O, the run ends, and the log has one line for it.
+#[test]
+fn host_call_flood_to_loopback_and_metadata_gets_one_line_per_run() {
+    let srv = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let lo = srv.local_addr().expect("addr");
+    srv.set_nonblocking(true).expect("nonblocking");
+    let metadata: SocketAddr = "169.254.169.254:80".parse().expect("addr");
+    let (resp, packed) = up_ok();
+    let mut paths = Vec::new();
+    for (name, to) in [("flood_lo", lo), ("flood_metadata", metadata)] {
+        let req = postcard::to_allocvec(&HostRequest::TcpConnect {
+            target: Target { addr: to.ip(), port: to.port(), proto: Proto::Tcp },
+            timeout_ms: 1000,
+        })
+        .expect("encode");
+        let extra = format!(
+            r#"(import "hav" "host_call" (func $hc (param i32 i32 i32 i32) (result i32))) (data (i32.const 0) "{}") {resp}"#,
+            wat_bytes(&req)
+        );
+        let body = format!(
+            "(local $i i32) (loop $l (drop (call $hc (i32.const 0) (i32.const {len}) (i32.const 8192) (i32.const 1024)))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $l (i32.lt_u (local.get $i) (i32.const 20000))))
+             (i64.const {packed})",
+            len = req.len()
+        );
+        paths.push(write_wat(name, &wat_check(&extra, &body)));
+    }
+    let (took, logs) = with_logs(move |rt| {
+        let set = PolicySet::load_with(&paths, &Config::default(), inline_limits(2)).expect("loads");
+        let t = Instant::now();
+        for name in ["flood_lo", "flood_metadata"] {
+            for _ in 0..2 {
+                let (v, _) = rt.block_on(run(&set, name, closed_port(), "", &[])).expect("runs");
+                assert_eq!(v, CheckVerdict::Up);
+            }
+        }
+        t.elapsed()
+    });
+    assert!(srv.accept().is_err(), "a refused call reached the loopback server");
+    println!("4 runs of 20,000 refused host calls: {took:?}");
+    for (name, to) in [("flood_lo", lo), ("flood_metadata", metadata)] {
+        let lines: Vec<&str> = logs.lines().filter(|l| l.contains(&format!("policy=\"{name}\"")) && !l.contains("policy loaded")).collect();
+        assert_eq!(lines.len(), 2, "one line per run for {name}:\n{logs}");
+        let why = format!("host calls refused: 16 (first: tcp_connect to {to}: {to} is not among the endpoints this policy may reach); host calls past the per-run budget: 19984");
+        assert!(lines.iter().all(|l| l.contains("WARN") && l.contains(&why)), "{lines:?}");
+    }
+}
+
+/// A priority policy whose `targets` name a server that answers with an endless chunked body:
+/// the body is cut at the policy's max_body, the run ends at once, and the verdict stands.
+#[tokio::test]
+async fn chunked_body_bomb_from_a_listed_server() {
+    let bomb = endless_server(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"1000\r\nzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", None).await;
+    let conf = format!(
+        "vrrp_script bomb {{\n policy latency_priority\n args target={a} path=/ threshold_ms=2000 delta=-25\n targets {{\n  http_get {ip} {port}\n }}\n}}\n",
+        a = bomb.addr,
+        ip = bomb.addr.ip(),
+        port = bomb.addr.port()
+    );
+    let c = load_str(Path::new("k.conf"), &conf).expect("config").config;
+    let set = PolicySet::load_with(&[example("latency_priority")], &c, limits()).expect("loads");
+    let req = PriorityRequest { instance: "VI_1", state: State::Master, priority: 100, effective: 100, args: "", now_ms: 0 };
+    for _ in 0..3 {
+        let t = Instant::now();
+        let o = set.priority("bomb", req).await.expect("runs");
+        assert_eq!((o.verdict, o.message.as_str()), (PriorityVerdict::Delta(0), "latency fine"));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+}
+
+/// `PolicySet::priority(...).await` runs the policy on the policy runtime: the caller's thread
+/// spends next to no CPU while a policy burns its whole budget.
+#[test]
+fn priority_runs_on_the_policy_runtime_not_the_callers() {
+    fn thread_cpu() -> Duration {
+        let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).expect("clock");
+        Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32)
+    }
+    let wat = r#"(module
+  (memory (export "memory") 1)
+  (func (export "hav_abi_version") (result i32) (i32.const 1))
+  (func (export "hav_alloc") (param i32) (result i32) (i32.const 4096))
+  (func (export "hav_priority") (param i32 i32) (result i64) (loop $l (br $l)) (i64.const 0)))"#;
+    let p = write_wat("spin_priority", wat);
+    let set = PolicySet::load_with(&[p], &Config::default(), PolicyLimits { cpu: Duration::from_millis(200), ..limits() }).expect("loads");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let req = PriorityRequest { instance: "VI_1", state: State::Master, priority: 100, effective: 100, args: "", now_ms: 0 };
+    let before = thread_cpu();
+    let e = rt.block_on(set.priority("spin_priority", req)).expect_err("spins");
+    let used = thread_cpu() - before;
+    assert!(matches!(e, PolicyError::CpuBudget { .. }), "{e}");
+    assert!(used < Duration::from_millis(50), "the caller's thread ran the policy: {used:?} of CPU");
 }

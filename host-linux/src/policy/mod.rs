@@ -1,13 +1,21 @@
 //! WASM policies: untrusted check and priority logic, sandboxed in wasmtime.
 //!
 //! A policy is a core WASM module speaking the ABI of [`hav_core::policy`]. A [`PolicySet`]
-//! compiles each module once, checks its imports, exports and ABI version at load time, and runs
-//! each call in a fresh instance (pooling allocator, [`wasmtime::InstancePre`]) under:
+//! holds the policies of one config; it checks each module's shape before compiling it (code
+//! size, locals, initial memory, data segments: [`PolicyLimits`]), its imports, exports and ABI
+//! version after, and runs each call in a fresh instance (pooling allocator,
+//! [`wasmtime::InstancePre`]) under:
 //! - a CPU budget: an epoch deadline (a ticker thread advances the epoch every
-//!   [`PolicyLimits::epoch_tick`]), or fuel when [`PolicyLimits::fuel`] is set (deterministic);
+//!   [`PolicyLimits::epoch_tick`]; a set whose ticker cannot start does not load), or fuel
+//!   when [`PolicyLimits::fuel`] is set (deterministic);
 //! - a memory cap ([`wasmtime::StoreLimits`]);
 //! - a wall-clock timeout that includes the host calls;
 //! - caps on input and output size and on the number of host calls.
+//!
+//! Sets loaded with the same limits share one engine, its epoch ticker, its runtime and its
+//! compiled modules, kept by the SHA-256 of their file: a reload compiles only the modules that
+//! changed, on the loading thread (the daemon loads on a worker, never on the VRRP thread), and
+//! the running set keeps serving until the new one replaces it.
 //!
 //! The only imports are `hav::host_call`, `hav::now_ms` and `hav::log` (no WASI). Host calls
 //! (TCP connect, HTTP GET, DNS query, UDP probe) run on tokio and may reach only the endpoints the
@@ -19,13 +27,16 @@
 //!   `dns_query` for UDP, none for SCTP ([`HostCalls::for_protocol`]).
 //!
 //! Nothing else is reachable, loopback and link-local addresses (a cloud metadata service)
-//! included. A refused call returns [`hav_core::policy::HostError::Denied`] to the guest and logs
-//! a warning naming the policy, the kind of call, the endpoint and what is allowed for it.
+//! included. A refused call returns [`hav_core::policy::HostError::Denied`] to the guest.
 //!
-//! A call runs its first slice (at most one epoch
-//! tick) on the caller's runtime; a policy still running after it (looping, or waiting for a
-//! host call) moves to the set's own small runtime ([`PolicyLimits::workers`] threads). The guest
-//! yields every epoch tick, so a hostile policy takes at most a tick of a caller's worker.
+//! Logs are bounded: a run that fails, or in which the host refused calls or dropped guest log
+//! lines, gets one line saying why (the first refusal and the counts), at most
+//! [`RUN_LOG_BURST`] per [`RUN_LOG_PERIOD`] for each policy and caller; guest log lines are
+//! escaped onto one line and let through at most 20 per 10 s per policy (16 per run).
+//!
+//! Every call runs on the shared engine's own small runtime ([`PolicyLimits::workers`]
+//! threads), never on the caller's: a hostile policy cannot take a worker of the daemon's
+//! runtime at all. The guest yields every epoch tick, so runs share those threads fairly.
 //!
 //! Policies are named by `--policy FILE` (the file stem) or referenced by path in the config.
 
@@ -35,23 +46,30 @@ mod runtime;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use hav_core::policy::{
     CheckRequest, CheckResponse, CheckVerdict, History, PriorityRequest, PriorityResponse, PriorityVerdict, Proto,
     Target, EXPORT_CHECK, EXPORT_PRIORITY,
 };
-use wasmtime::{Engine, InstancePre};
+use wasmtime::{Engine, InstancePre, Linker};
 
 use crate::config::error::Location;
 use crate::config::lvs::Protocol;
 use crate::config::Config;
 use crate::health::Health;
+use crate::ratelimit::KeyedRateLimit;
 
-use runtime::{EpochTicker, RunSpec, RunState};
+use runtime::{EpochTicker, GuestLog, RunReport, RunSpec, RunState};
+
+/// Lines about one policy's runs for one caller (a vrrp_script, a real server) let through per
+/// [`RUN_LOG_PERIOD`]: a failing policy on a 10 ms script logs a few lines, with the count of
+/// those held back.
+pub const RUN_LOG_BURST: u32 = 3;
+/// The window of [`RUN_LOG_BURST`].
+pub const RUN_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 pub use crate::config::check::{HostCall, HostCalls, PolicyTarget};
 
@@ -121,11 +139,22 @@ pub struct PolicyLimits {
     /// Bytes at the start of each pooled linear memory reset by memset rather than returned
     /// to the kernel between calls (speed against resident memory per pool slot).
     pub keep_resident: usize,
-    /// Threads of the set's own tokio runtime, where policies that outlast their first epoch
-    /// tick run, so that a hostile policy never holds a worker of the daemon's runtime for
-    /// more than a tick (nor more than this many cores). 0 runs policies inline on the caller's runtime instead (no
+    /// Threads of the policies' own tokio runtime, where every call runs, so that a hostile
+    /// policy never holds a worker of the daemon's runtime (nor more than this many cores). 0
+    /// runs calls inline on the caller's runtime instead, for tests and benchmarks only (no
     /// thread hop; a looping policy then shares the caller's workers, yielding every tick).
     pub workers: usize,
+    /// Largest module file, bytes.
+    pub max_module: usize,
+    /// Most functions a module may define.
+    pub max_functions: u32,
+    /// Largest function body, bytes of code: compile time grows with it.
+    pub max_function_size: usize,
+    /// Most locals one function may declare.
+    pub max_locals: u32,
+    /// Longest a module may take to compile; past it the load fails (compiling cannot be
+    /// interrupted: the compile is abandoned and finishes on its own thread).
+    pub compile_timeout: Duration,
 }
 
 impl Default for PolicyLimits {
@@ -144,6 +173,11 @@ impl Default for PolicyLimits {
             max_concurrency: 32,
             keep_resident: 192 << 10,
             workers: 1,
+            max_module: 16 << 20,
+            max_functions: 20_000,
+            max_function_size: 512 << 10,
+            max_locals: 50_000,
+            compile_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -221,14 +255,51 @@ pub enum PolicyError {
         expected: u32,
     },
     /// The module's initial memory is over the cap.
-    #[error("{path}: declares {declared} bytes of initial memory, more than the cap of {cap}", path = path.display())]
+    #[error("policy {policy} ({path}): declares {declared} bytes of initial memory, more than the memory cap of {cap}", path = path.display())]
     MemoryTooLarge {
+        /// The policy.
+        policy: String,
         /// The file.
         path: PathBuf,
         /// Its initial memory.
         declared: u64,
         /// The cap.
         cap: usize,
+    },
+    /// The module's active data segments add up to more than the memory cap: every
+    /// instantiation would copy them, or fail.
+    #[error("policy {policy} ({path}): active data segments of {active} bytes, more than the memory cap of {cap}", path = path.display())]
+    DataTooLarge {
+        /// The policy.
+        policy: String,
+        /// The file.
+        path: PathBuf,
+        /// Sum of the active data segments' sizes.
+        active: u64,
+        /// The cap.
+        cap: usize,
+    },
+    /// The module's code is past a compile limit (functions, function size, locals).
+    #[error("policy {policy} ({path}): {message}", path = path.display())]
+    TooComplex {
+        /// The policy.
+        policy: String,
+        /// The file.
+        path: PathBuf,
+        /// Which limit, and by how much.
+        message: String,
+    },
+    /// Compiling the module took longer than [`PolicyLimits::compile_timeout`].
+    #[error("policy {policy} ({path}): not compiled within {timeout:?}: {message}", path = path.display())]
+    CompileTimeout {
+        /// The policy.
+        policy: String,
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        timeout: Duration,
+        /// What happened.
+        message: String,
     },
     /// Two `--policy` files have the same name.
     #[error("two policies are named '{name}': {first} and {second}", first = first.display(), second = second.display())]
@@ -339,12 +410,18 @@ pub struct Outcome<V> {
     pub message: String,
 }
 
-/// One compiled, validated policy.
+/// A module compiled and checked once, shared by every policy (and every set) loaded from the
+/// same bytes with the same limits.
+struct Compiled {
+    pre: InstancePre<RunState>,
+    entries: runtime::Entries,
+}
+
+/// One policy: a name and file, and its compiled module.
 struct Policy {
     name: Arc<str>,
     path: PathBuf,
-    pre: InstancePre<RunState>,
-    entries: runtime::Entries,
+    compiled: Arc<Compiled>,
 }
 
 /// A `vrrp_script` whose source is a policy.
@@ -376,17 +453,120 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-struct Inner {
-    engine: Engine,
+/// SHA-256 of a module file.
+type Digest = [u8; 32];
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Caches and log limiters: nothing a panic could leave half-done matters.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What every set loaded with the same limits shares, across reloads: the engine (its
+/// pooling allocator, sized for `max_concurrency` runs, so the run slots are shared too), the
+/// epoch ticker, the runtime calls run on, the compiled modules and the log limiters.
+struct Shared {
     limits: PolicyLimits,
+    engine: Engine,
+    linker: Linker<RunState>,
     rt: PolicyRuntime,
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Compiled modules by file digest, while some set uses them.
+    modules: Mutex<HashMap<Digest, Weak<Compiled>>>,
+    compiled: AtomicU64,
+    reused: AtomicU64,
+    guest_log: Arc<GuestLog>,
+    /// Per (policy, caller): the lines about runs.
+    run_log: Mutex<KeyedRateLimit<String>>,
+    // Dropped last: stops the epoch thread.
+    _ticker: EpochTicker,
+}
+
+impl Shared {
+    fn new(limits: &PolicyLimits) -> Result<Shared, PolicyError> {
+        let engine = runtime::engine(limits)?;
+        let ticker = EpochTicker::start(engine.clone(), limits.epoch_tick)?;
+        let linker = runtime::linker(&engine)?;
+        let rt = if limits.workers == 0 {
+            None
+        } else {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(limits.workers)
+                .thread_name("hav-policy")
+                // Poll I/O and timers often: guests yield every epoch tick.
+                .event_interval(8)
+                .enable_all()
+                .build()
+                .map_err(|e| PolicyError::Engine(format!("policy runtime: {e}")))?;
+            Some(rt)
+        };
+        Ok(Shared {
+            limits: limits.clone(),
+            engine,
+            linker,
+            rt: PolicyRuntime(rt),
+            slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrency.max(1) as usize)),
+            modules: Mutex::new(HashMap::new()),
+            compiled: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
+            guest_log: Arc::new(Mutex::new(KeyedRateLimit::new(runtime::GUEST_LOG_BURST, runtime::GUEST_LOG_PERIOD, 4096))),
+            run_log: Mutex::new(KeyedRateLimit::new(RUN_LOG_BURST, RUN_LOG_PERIOD, 4096)),
+            _ticker: ticker,
+        })
+    }
+
+    /// The shared engine for `limits`: the one a live set already uses, or a new one.
+    fn for_limits(limits: &PolicyLimits) -> Result<Arc<Shared>, PolicyError> {
+        static ALL: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+        let mut all = lock(&ALL);
+        all.retain(|w| w.strong_count() > 0);
+        if let Some(s) = all.iter().filter_map(Weak::upgrade).find(|s| s.limits == *limits) {
+            return Ok(s);
+        }
+        let s = Arc::new(Shared::new(limits)?);
+        all.push(Arc::downgrade(&s));
+        Ok(s)
+    }
+
+    fn cached(&self, digest: &Digest) -> Option<Arc<Compiled>> {
+        let mut modules = lock(&self.modules);
+        modules.retain(|_, w| w.strong_count() > 0);
+        modules.get(digest).and_then(Weak::upgrade)
+    }
+}
+
+struct Inner {
+    shared: Arc<Shared>,
     /// By `--policy` name, and by the spec string config references use.
     policies: HashMap<String, Arc<Policy>>,
     scripts: HashMap<String, ScriptPolicy>,
     history: Mutex<HashMap<(String, String, SocketAddr), History>>,
-    slots: Arc<tokio::sync::Semaphore>,
-    // Dropped last: stops the epoch thread.
-    _ticker: EpochTicker,
+}
+
+/// Modules compiled and reused by the loads of sets sharing one engine, since it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModuleStats {
+    /// Modules compiled.
+    pub compiled: u64,
+    /// Module files found already compiled (same bytes): not compiled again.
+    pub reused: u64,
+}
+
+/// Who a run was for, in its log line.
+#[derive(Debug, Clone, Copy)]
+enum Caller<'a> {
+    /// A WASM_CHECK of this real server.
+    Check(SocketAddr),
+    /// A vrrp_script, for this instance.
+    Script { script: &'a str, instance: &'a str },
+}
+
+impl std::fmt::Display for Caller<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Caller::Check(t) => write!(f, "check {t}"),
+            Caller::Script { script, .. } => write!(f, "vrrp_script {script}"),
+        }
+    }
 }
 
 /// The loaded policies of a daemon: cheap to clone, shareable across tasks.
@@ -399,7 +579,7 @@ impl std::fmt::Debug for PolicySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut names: Vec<&String> = self.inner.policies.keys().collect();
         names.sort();
-        f.debug_struct("PolicySet").field("policies", &names).field("limits", &self.inner.limits).finish()
+        f.debug_struct("PolicySet").field("policies", &names).field("limits", &self.inner.shared.limits).finish()
     }
 }
 
@@ -412,9 +592,7 @@ fn stem(path: &Path) -> String {
 }
 
 struct Loader {
-    engine: Engine,
-    linker: wasmtime::Linker<RunState>,
-    limits: PolicyLimits,
+    shared: Arc<Shared>,
     policies: HashMap<String, Arc<Policy>>,
     by_path: HashMap<PathBuf, Arc<Policy>>,
 }
@@ -425,16 +603,34 @@ impl Loader {
         if let Some(p) = self.by_path.get(&key) {
             return Ok(p.clone());
         }
-        let module = runtime::compile(&self.engine, path)?;
-        let entries = runtime::validate(&module, path, &self.limits)?;
-        let pre = self.linker.instantiate_pre(&module).map_err(|e| PolicyError::Compile {
-            path: path.to_path_buf(),
-            message: format!("{e:#}"),
-        })?;
+        let sh = &*self.shared;
         let name: Arc<str> = Arc::from(name);
-        runtime::check_abi(&self.engine, &pre, &self.limits, &name, path)?;
-        let p = Arc::new(Policy { name, path: path.to_path_buf(), pre, entries });
-        tracing::info!(policy = &*p.name, path = %path.display(), check = entries.check, priority = entries.priority, "policy loaded");
+        let bytes = runtime::read_module(path, &sh.limits)?;
+        let digest: Digest = ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref().try_into().unwrap_or([0; 32]);
+        let (compiled, fresh) = match sh.cached(&digest) {
+            Some(c) => {
+                sh.reused.fetch_add(1, Ordering::Relaxed);
+                (c, false)
+            }
+            None => {
+                let binary = runtime::binary(bytes, path)?;
+                runtime::inspect(&binary, &name, path, &sh.limits)?;
+                let module = runtime::compile(&sh.engine, binary, &name, path, &sh.limits)?;
+                let entries = runtime::validate(&module, path)?;
+                let pre = sh.linker.instantiate_pre(&module).map_err(|e| PolicyError::Compile {
+                    path: path.to_path_buf(),
+                    message: format!("{e:#}"),
+                })?;
+                runtime::check_abi(&sh.engine, &pre, &sh.limits, &name, path, &sh.guest_log)?;
+                let c = Arc::new(Compiled { pre, entries });
+                lock(&sh.modules).insert(digest, Arc::downgrade(&c));
+                sh.compiled.fetch_add(1, Ordering::Relaxed);
+                (c, true)
+            }
+        };
+        let entries = compiled.entries;
+        let p = Arc::new(Policy { name, path: path.to_path_buf(), compiled });
+        tracing::info!(policy = &*p.name, path = %path.display(), check = entries.check, priority = entries.priority, compiled = fresh, "policy loaded");
         self.by_path.insert(key, p.clone());
         Ok(p)
     }
@@ -469,19 +665,18 @@ impl PolicySet {
     /// Loads the `--policy` files (named by their file stem) and every policy the config
     /// references (WASM_CHECK `policy`, `vrrp_script` `policy`), with the default limits.
     ///
-    /// Each module is compiled once and checked: imports, exports, initial memory and ABI
-    /// version. Blocks the calling thread while compiling (call it at startup or from
-    /// `spawn_blocking`).
+    /// Each module is checked before compiling (size, code, initial memory, data segments),
+    /// compiled unless a live set already compiled the same bytes, and checked after: imports,
+    /// exports and ABI version. Blocks the calling thread while compiling (call it at startup or
+    /// from `spawn_blocking`; never on a thread with deadlines).
     pub fn load(paths: &[PathBuf], config: &Config) -> Result<PolicySet, PolicyError> {
         PolicySet::load_with(paths, config, PolicyLimits::default())
     }
 
     /// [`PolicySet::load`] with explicit limits.
     pub fn load_with(paths: &[PathBuf], config: &Config, limits: PolicyLimits) -> Result<PolicySet, PolicyError> {
-        let engine = runtime::engine(&limits)?;
-        let ticker = EpochTicker::start(engine.clone(), limits.epoch_tick);
-        let linker = runtime::linker(&engine)?;
-        let mut l = Loader { engine: engine.clone(), linker, limits: limits.clone(), policies: HashMap::new(), by_path: HashMap::new() };
+        let shared = Shared::for_limits(&limits)?;
+        let mut l = Loader { shared, policies: HashMap::new(), by_path: HashMap::new() };
         for path in paths {
             let name = stem(path);
             let p = l.load_file(path, &name)?;
@@ -497,7 +692,7 @@ impl PolicySet {
                 for c in &rs.checkers {
                     if let crate::config::check::CheckKind::Wasm(w) = &c.kind {
                         let p = l.resolve(&w.policy, &c.location)?;
-                        if !p.entries.check {
+                        if !p.compiled.entries.check {
                             return Err(PolicyError::Config {
                                 location: c.location.clone(),
                                 message: format!("policy '{}' has no check entry ({EXPORT_CHECK})", w.policy),
@@ -511,7 +706,7 @@ impl PolicySet {
         for s in &config.vrrp_scripts {
             let Some(spec) = &s.policy else { continue };
             let p = l.resolve(spec, &s.location)?;
-            if !p.entries.priority {
+            if !p.compiled.entries.priority {
                 return Err(PolicyError::Config {
                     location: s.location.clone(),
                     message: format!("policy '{spec}' has no priority entry ({EXPORT_PRIORITY})"),
@@ -527,31 +722,8 @@ impl PolicySet {
                 },
             );
         }
-        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrency.max(1) as usize));
-        let rt = if limits.workers == 0 {
-            None
-        } else {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(limits.workers)
-                .thread_name("hav-policy")
-                // Poll I/O and timers often: guests yield every epoch tick.
-                .event_interval(8)
-                .enable_all()
-                .build()
-                .map_err(|e| PolicyError::Engine(format!("policy runtime: {e}")))?;
-            Some(rt)
-        };
         Ok(PolicySet {
-            inner: Arc::new(Inner {
-                engine,
-                limits,
-                rt: PolicyRuntime(rt),
-                policies: l.policies,
-                scripts,
-                history: Mutex::new(HashMap::new()),
-                slots,
-                _ticker: ticker,
-            }),
+            inner: Arc::new(Inner { shared: l.shared, policies: l.policies, scripts, history: Mutex::new(HashMap::new()) }),
         })
     }
 
@@ -564,14 +736,22 @@ impl PolicySet {
 
     /// The limits in force.
     pub fn limits(&self) -> &PolicyLimits {
-        &self.inner.limits
+        &self.inner.shared.limits
+    }
+
+    /// Modules compiled and reused by every set sharing this set's engine (the same limits).
+    pub fn module_stats(&self) -> ModuleStats {
+        let sh = &self.inner.shared;
+        ModuleStats { compiled: sh.compiled.load(Ordering::Relaxed), reused: sh.reused.load(Ordering::Relaxed) }
     }
 
     fn policy(&self, name: &str) -> Result<Arc<Policy>, PolicyError> {
         self.inner.policies.get(name).cloned().ok_or_else(|| PolicyError::Unknown(name.to_string()))
     }
 
-    /// Runs `entry` of `policy` on the set's runtime, within `timeout` (wall clock).
+    /// Runs `entry` of `policy` on the policy runtime (never the caller's, unless
+    /// [`PolicyLimits::workers`] is 0), within `timeout` (wall clock). Returns what the host
+    /// refused or dropped during the run too, even when the run was cut short.
     async fn run(
         &self,
         policy: &Arc<Policy>,
@@ -579,42 +759,114 @@ impl PolicySet {
         input: Vec<u8>,
         allowed: Arc<[PolicyTarget]>,
         timeout: Duration,
-    ) -> Result<Vec<u8>, PolicyError> {
-        let inner = &self.inner;
-        let (engine, limits, slots, policy) = (inner.engine.clone(), inner.limits.clone(), inner.slots.clone(), policy.clone());
-        let job = async move {
-            let spec = RunSpec { policy: &policy.name, allowed: Some(allowed), timeout };
-            let work = async {
-                let _slot = slots.acquire().await.map_err(|_| PolicyError::Engine("policy set closed".into()))?;
-                runtime::invoke(&engine, &policy.pre, &limits, &spec, entry, &input).await
-            };
-            match tokio::time::timeout(timeout, work).await {
-                Ok(r) => r,
-                Err(_) => Err(PolicyError::Timeout { policy: policy.name.to_string(), timeout }),
+    ) -> (Result<Vec<u8>, PolicyError>, RunReport) {
+        let shared = self.inner.shared.clone();
+        let report = Arc::new(Mutex::new(RunReport::default()));
+        let job = {
+            let (policy, report) = (policy.clone(), report.clone());
+            async move {
+                let spec = RunSpec { policy: &policy.name, allowed: Some(allowed), timeout, report, guest_log: shared.guest_log.clone() };
+                let work = async {
+                    let _slot = shared.slots.acquire().await.map_err(|_| PolicyError::Engine("policy set closed".into()))?;
+                    runtime::invoke(&shared.engine, &policy.compiled.pre, &shared.limits, &spec, entry, &input).await
+                };
+                match tokio::time::timeout(timeout, work).await {
+                    Ok(r) => r,
+                    Err(_) => Err(PolicyError::Timeout { policy: policy.name.to_string(), timeout }),
+                }
             }
         };
-        let Some(rt) = &inner.rt.0 else { return job.await };
-        // The first slice (at most an epoch tick) runs here: most policies finish within it
-        // and skip the thread hop. One still running (looping, or waiting for a host call) moves
-        // to the policy runtime; I/O and timers it registered keep working from there.
-        let mut job = Box::pin(job);
-        if tokio::runtime::Handle::try_current().is_ok() {
-            if let Poll::Ready(r) = std::future::poll_fn(|cx| Poll::Ready(job.as_mut().poll(cx))).await {
-                return r;
+        let r = match &self.inner.shared.rt.0 {
+            None => job.await,
+            Some(rt) => {
+                // The whole call, instantiation included, runs there; I/O and timers too.
+                let mut task = AbortOnDrop(rt.spawn(job));
+                match (&mut task.0).await {
+                    Ok(r) => r,
+                    Err(e) => Err(PolicyError::Engine(format!("policy task failed: {e}"))),
+                }
+            }
+        };
+        let report = lock(&report).clone();
+        (r, report)
+    }
+
+    /// Logs one run: a debug line when it went well, else one line saying why (the error, what
+    /// the host refused or dropped), rate-limited per policy and caller.
+    fn log_run<V: std::fmt::Debug>(
+        &self,
+        policy: &str,
+        caller: Caller<'_>,
+        r: &Result<Outcome<V>, PolicyError>,
+        report: &RunReport,
+        start: Instant,
+    ) {
+        let elapsed = start.elapsed();
+        if let (Ok(o), true) = (r, report.is_empty()) {
+            match caller {
+                Caller::Check(target) => tracing::debug!(policy, %target, verdict = ?o.verdict, message = %runtime::escape_guest(&o.message), ?elapsed, "policy check"),
+                Caller::Script { script, instance } => tracing::debug!(policy, script, instance, verdict = ?o.verdict, message = %runtime::escape_guest(&o.message), ?elapsed, "policy priority"),
+            }
+            return;
+        }
+        let key = format!("{policy}\0{caller}");
+        let Some(held_back) = lock(&self.inner.shared.run_log).check(&key, Instant::now()) else { return };
+        let what = match r {
+            Err(e) if report.is_empty() => e.to_string(),
+            Err(e) => format!("{e}; {report}"),
+            Ok(o) => format!("verdict {:?}, but {report}", o.verdict),
+        };
+        let failed = if r.is_err() { "failed" } else { "ran" };
+        match caller {
+            Caller::Check(target) => tracing::warn!(policy, %target, held_back, ?elapsed, "policy check {failed}: {what}"),
+            Caller::Script { script, instance } => {
+                tracing::warn!(policy, script, instance, held_back, ?elapsed, "priority policy {failed}: {what}")
             }
         }
-        let mut task = AbortOnDrop(rt.spawn(job));
-        match (&mut task.0).await {
-            Ok(r) => r,
-            Err(e) => Err(PolicyError::Engine(format!("policy task failed: {e}"))),
+    }
+
+    async fn call_check(
+        &self,
+        policy: &str,
+        target: CheckTarget,
+        args: &str,
+        extra: &[PolicyTarget],
+        history: History,
+        timeout: Duration,
+    ) -> (Result<Outcome<CheckVerdict>, PolicyError>, RunReport) {
+        let p = match self.policy(policy) {
+            Ok(p) => p,
+            Err(e) => return (Err(e), RunReport::default()),
+        };
+        if !p.compiled.entries.check {
+            return (Err(PolicyError::NoSuchEntry { policy: policy.to_string(), entry: EXPORT_CHECK }), RunReport::default());
         }
+        let req = CheckRequest {
+            target: Target { addr: target.addr.ip(), port: target.addr.port(), proto: target.proto() },
+            name: policy,
+            args,
+            history,
+            now_ms: runtime::mono_ms(),
+        };
+        let input = match postcard::to_allocvec(&req) {
+            Ok(i) => i,
+            Err(e) => return (Err(PolicyError::Engine(format!("encode request: {e}"))), RunReport::default()),
+        };
+        let allowed: Vec<PolicyTarget> = target.allowed().into_iter().chain(extra.iter().copied()).collect();
+        let (out, report) = self.run(&p, EXPORT_CHECK, input, allowed.into(), timeout).await;
+        let r = out.and_then(|out| {
+            let resp: CheckResponse<'_> = postcard::from_bytes(&out)
+                .map_err(|e| PolicyError::BadOutput { policy: policy.to_string(), message: format!("not a CheckResponse: {e}") })?;
+            Ok(Outcome { verdict: resp.verdict, message: resp.message.to_string() })
+        });
+        (r, report)
     }
 
     /// Runs the check entry of `policy` (a name as [`PolicySet::names`] lists) against
     /// `target` (a `SocketAddr` is a real server of a TCP virtual server), within `timeout`
     /// (wall clock, host calls included). Host calls may reach `target` by the kinds its
     /// protocol implies, and `extra` by the kinds each entry lists; nothing else. `history` is
-    /// what the caller remembers of earlier checks.
+    /// what the caller remembers of earlier checks. A failed run is logged here, once.
     pub async fn run_check(
         &self,
         policy: &str,
@@ -625,29 +877,16 @@ impl PolicySet {
         timeout: Duration,
     ) -> Result<Outcome<CheckVerdict>, PolicyError> {
         let target: CheckTarget = target.into();
-        let p = self.policy(policy)?;
-        if !p.entries.check {
-            return Err(PolicyError::NoSuchEntry { policy: policy.to_string(), entry: EXPORT_CHECK });
-        }
-        let req = CheckRequest {
-            target: Target { addr: target.addr.ip(), port: target.addr.port(), proto: target.proto() },
-            name: policy,
-            args,
-            history,
-            now_ms: runtime::mono_ms(),
-        };
-        let input = postcard::to_allocvec(&req).map_err(|e| PolicyError::Engine(format!("encode request: {e}")))?;
-        let allowed: Vec<PolicyTarget> = target.allowed().into_iter().chain(extra.iter().copied()).collect();
-        let out = self.run(&p, EXPORT_CHECK, input, allowed.into(), timeout).await?;
-        let resp: CheckResponse<'_> = postcard::from_bytes(&out)
-            .map_err(|e| PolicyError::BadOutput { policy: policy.to_string(), message: format!("not a CheckResponse: {e}") })?;
-        Ok(Outcome { verdict: resp.verdict, message: resp.message.to_string() })
+        let start = Instant::now();
+        let (r, report) = self.call_check(policy, target, args, extra, history, timeout).await;
+        self.log_run(policy, Caller::Check(target.addr), &r, &report, start);
+        r
     }
 
     /// Runs a WASM_CHECK against real server `target`: its policy, `args`, `targets` and
     /// `protocol` apply, and the set keeps the history of earlier results per (policy, args, target). A `Down`
-    /// verdict is `Ok(Health::Down)`; a failed policy is `Err(reason)` (logged here), which
-    /// counts as a failed check.
+    /// verdict is `Ok(Health::Down)`; a failed policy is `Err(reason)` (logged here, once),
+    /// which counts as a failed check.
     pub async fn check(
         &self,
         check: &crate::config::check::WasmCheck,
@@ -655,22 +894,13 @@ impl PolicySet {
         timeout: Duration,
     ) -> Result<Health, String> {
         let key = (check.policy.clone(), check.args.clone().unwrap_or_default(), target);
-        let history = self.inner.history.lock().map(|h| h.get(&key).copied().unwrap_or_default()).unwrap_or_default();
+        let history = lock(&self.inner.history).get(&key).copied().unwrap_or_default();
         let timeout = check.timeout.unwrap_or(timeout);
-        let start = Instant::now();
         let server = CheckTarget { addr: target, protocol: check.protocol };
         let r = self.run_check(&check.policy, server, &key.1, &check.targets, history, timeout).await;
-        let verdict = match &r {
-            Ok(o) => {
-                tracing::debug!(policy = %check.policy, %target, verdict = ?o.verdict, message = %o.message, elapsed = ?start.elapsed(), "policy check");
-                Some(o.verdict)
-            }
-            Err(e) => {
-                tracing::warn!(policy = %check.policy, %target, "policy check failed: {e}");
-                None
-            }
-        };
-        if let Ok(mut h) = self.inner.history.lock() {
+        let verdict = r.as_ref().ok().map(|o| o.verdict);
+        {
+            let mut h = lock(&self.inner.history);
             let e = h.entry(key).or_default();
             match verdict {
                 Some(CheckVerdict::Up) | Some(CheckVerdict::Weight(_)) => {
@@ -697,29 +927,29 @@ impl PolicySet {
     /// Runs the priority entry for `vrrp_script` `script` (its policy, `args`, `targets` and
     /// timeout apply; `req.args` is replaced by the script's). When no vrrp_script has that name,
     /// `script` names a policy directly, with no host calls allowed and the default timeout.
+    ///
+    /// The policy runs on the policy runtime, not the caller's. A failed run is logged here,
+    /// once (rate-limited); the caller need not log it again.
     pub async fn priority(&self, script: &str, req: PriorityRequest<'_>) -> Result<Outcome<PriorityVerdict>, PolicyError> {
+        let start = Instant::now();
         let (policy, args, allowed, timeout) = match self.inner.scripts.get(script) {
             Some(s) => (s.policy.clone(), s.args.as_str(), s.allowed.clone(), s.timeout),
-            None => (self.policy(script)?, req.args, Arc::from(Vec::new()), self.inner.limits.timeout),
+            None => (self.policy(script)?, req.args, Arc::from(Vec::new()), self.inner.shared.limits.timeout),
         };
-        if !policy.entries.priority {
+        if !policy.compiled.entries.priority {
             return Err(PolicyError::NoSuchEntry { policy: policy.name.to_string(), entry: EXPORT_PRIORITY });
         }
         let req = PriorityRequest { args, now_ms: runtime::mono_ms(), ..req };
         let input = postcard::to_allocvec(&req).map_err(|e| PolicyError::Engine(format!("encode request: {e}")))?;
-        let r = async {
-            let out = self.run(&policy, EXPORT_PRIORITY, input, allowed, timeout).await?;
+        let (out, report) = self.run(&policy, EXPORT_PRIORITY, input, allowed, timeout).await;
+        let r = out.and_then(|out| {
             let resp: PriorityResponse<'_> = postcard::from_bytes(&out).map_err(|e| PolicyError::BadOutput {
                 policy: policy.name.to_string(),
                 message: format!("not a PriorityResponse: {e}"),
             })?;
             Ok(Outcome { verdict: resp.verdict, message: resp.message.to_string() })
-        }
-        .await;
-        match &r {
-            Ok(o) => tracing::debug!(script, instance = req.instance, verdict = ?o.verdict, message = %o.message, "policy priority"),
-            Err(e) => tracing::warn!(script, instance = req.instance, "policy priority failed: {e}"),
-        }
+        });
+        self.log_run(&policy.name, Caller::Script { script, instance: req.instance }, &r, &report, start);
         r
     }
 }

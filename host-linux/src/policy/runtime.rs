@@ -1,10 +1,11 @@
-//! The wasmtime side: engine, epoch ticker, limits, the `hav` imports and one entry call.
+//! The wasmtime side: engine, epoch ticker, limits, the `hav` imports, one entry call, and the
+//! load-time checks of a module (its shape before compiling, its imports and exports after).
 
 use std::future::Future;
 use std::path::Path;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,12 +26,18 @@ use super::{PolicyError, PolicyLimits, PolicyTarget};
 const PAGE: u64 = 64 * 1024;
 /// Most bytes of a host-call request read from the guest.
 const MAX_HOST_REQUEST: usize = 64 * 1024;
-/// Most bytes of one log line.
+/// Most bytes of one guest log line; the rest is cut.
 const MAX_LOG_LINE: usize = 1024;
-/// Most log lines one run may emit; the rest are dropped.
-const MAX_LOG_LINES: u32 = 64;
-/// Most bytes of a module file.
-const MAX_MODULE_FILE: u64 = 64 * 1024 * 1024;
+/// Most guest log lines one run may emit; the rest are dropped (and counted).
+const MAX_LOG_LINES: u32 = 16;
+/// Guest log lines let through per policy and window, across runs: a policy logging at every
+/// run of a 10 ms script does not fill the log.
+pub(crate) const GUEST_LOG_BURST: u32 = 20;
+/// The window of [`GUEST_LOG_BURST`].
+pub(crate) const GUEST_LOG_PERIOD: Duration = Duration::from_secs(10);
+/// Compiles of modules that ran past their deadline and still occupy a thread; past this many,
+/// no new compile starts until one of them ends.
+const MAX_ABANDONED_COMPILES: usize = 2;
 
 /// Monotonic milliseconds, counted from the first use in this process.
 pub(crate) fn mono_ms() -> u64 {
@@ -71,25 +78,33 @@ pub(crate) fn engine(limits: &PolicyLimits) -> Result<Engine, PolicyError> {
 }
 
 /// Advances the engine's epoch every tick on its own thread until dropped.
+///
+/// Without it no guest is ever interrupted: a loop would hold its thread for good. So a set
+/// whose ticker cannot start does not load ([`EpochTicker::start`] fails).
 pub(crate) struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl EpochTicker {
-    pub(crate) fn start(engine: Engine, tick: Duration) -> EpochTicker {
+    /// Starts the ticker thread.
+    pub(crate) fn start(engine: Engine, tick: Duration) -> Result<EpochTicker, PolicyError> {
+        Self::start_on(thread::Builder::new().name("hav-policy-epoch".into()), engine, tick)
+    }
+
+    /// [`EpochTicker::start`] with the thread built by `builder` (tests make it fail).
+    fn start_on(builder: thread::Builder, engine: Engine, tick: Duration) -> Result<EpochTicker, PolicyError> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = thread::Builder::new()
-            .name("hav-policy-epoch".into())
+        let thread = builder
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     thread::sleep(tick);
                     engine.increment_epoch();
                 }
             })
-            .ok();
-        EpochTicker { stop, thread }
+            .map_err(|e| PolicyError::Engine(format!("cannot start the epoch ticker thread, so no policy could be interrupted: {e}")))?;
+        Ok(EpochTicker { stop, thread: Some(thread) })
     }
 }
 
@@ -196,6 +211,11 @@ pub(crate) struct RunState {
     host_calls: u32,
     max_host_calls: u32,
     logs: u32,
+    /// What the host refused or dropped during the run (shared with the caller, which reads it
+    /// even when the run is cut short).
+    report: Arc<Mutex<RunReport>>,
+    /// Guest log lines let through per policy, across runs.
+    guest_log: Arc<GuestLog>,
     cpu_budget: Duration,
     cpu: Arc<CpuMeter>,
     /// End of the run's wall-clock budget.
@@ -203,11 +223,84 @@ pub(crate) struct RunState {
     fuel: bool,
 }
 
-/// What one run is allowed.
+/// What one run is allowed, and where it reports.
 pub(crate) struct RunSpec<'a> {
     pub(crate) policy: &'a Arc<str>,
     pub(crate) allowed: Option<Arc<[PolicyTarget]>>,
     pub(crate) timeout: Duration,
+    pub(crate) report: Arc<Mutex<RunReport>>,
+    pub(crate) guest_log: Arc<GuestLog>,
+}
+
+/// What the host refused or dropped during one run. The run's caller puts it in the run's one
+/// summary line: a guest calling the host in a loop gets one line, not one per call.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct RunReport {
+    /// Host calls refused: endpoint or kind not allowed, or made while loading.
+    pub(crate) denied: u32,
+    /// The first refusal, with its reason.
+    pub(crate) first_denied: Option<String>,
+    /// Host calls past the per-run budget.
+    pub(crate) over_budget: u32,
+    /// Host calls whose request did not decode, or was too large.
+    pub(crate) bad_requests: u32,
+    /// Guest log lines dropped: past the per-run cap, or the policy's rate.
+    pub(crate) logs_dropped: u32,
+}
+
+impl RunReport {
+    /// Whether anything is worth a line.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.denied == 0 && self.over_budget == 0 && self.bad_requests == 0 && self.logs_dropped == 0
+    }
+}
+
+impl std::fmt::Display for RunReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if self.denied > 0 {
+            let first = self.first_denied.as_deref().unwrap_or("");
+            parts.push(format!("host calls refused: {} (first: {first})", self.denied));
+        }
+        if self.over_budget > 0 {
+            parts.push(format!("host calls past the per-run budget: {}", self.over_budget));
+        }
+        if self.bad_requests > 0 {
+            parts.push(format!("malformed host calls: {}", self.bad_requests));
+        }
+        if self.logs_dropped > 0 {
+            parts.push(format!("guest log lines dropped: {}", self.logs_dropped));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// Guest log lines let through per policy: [`GUEST_LOG_BURST`] per [`GUEST_LOG_PERIOD`].
+pub(crate) type GuestLog = Mutex<crate::ratelimit::KeyedRateLimit<Arc<str>>>;
+
+fn report(st: &RunState) -> std::sync::MutexGuard<'_, RunReport> {
+    st.report.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A guest's log text as one line: control characters (newlines, carriage returns, escape
+/// sequences, Unicode line separators) are escaped, so a guest cannot start a line of its own
+/// nor move the cursor over ours.
+pub(crate) fn escape_guest(text: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !text.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if bad(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn guest_ptr(v: i32) -> usize {
@@ -229,17 +322,21 @@ pub(crate) fn linker(engine: &Engine) -> Result<Linker<RunState>, PolicyError> {
         mem.read(&caller, guest_ptr(ptr), &mut buf).map_err(|_| wasmtime::format_err!("log: buffer out of bounds"))?;
         let st = caller.data_mut();
         st.logs += 1;
-        if st.logs > MAX_LOG_LINES {
+        let admitted = st.logs <= MAX_LOG_LINES
+            && st.guest_log.lock().unwrap_or_else(|p| p.into_inner()).check(&st.policy, Instant::now()).is_some();
+        if !admitted {
+            report(st).logs_dropped += 1;
             return Ok(());
         }
         let text = String::from_utf8_lossy(&buf);
+        let text = escape_guest(&text);
         let policy = &*st.policy;
         match level {
-            0 => tracing::error!(policy, "{text}"),
-            1 => tracing::warn!(policy, "{text}"),
-            2 => tracing::info!(policy, "{text}"),
-            3 => tracing::debug!(policy, "{text}"),
-            _ => tracing::trace!(policy, "{text}"),
+            0 => tracing::error!(policy, guest = true, "{text}"),
+            1 => tracing::warn!(policy, guest = true, "{text}"),
+            2 => tracing::info!(policy, guest = true, "{text}"),
+            3 => tracing::debug!(policy, guest = true, "{text}"),
+            _ => tracing::trace!(policy, guest = true, "{text}"),
         }
         wasmtime::Result::<()>::Ok(())
     })
@@ -266,36 +363,42 @@ async fn host_call(caller: &mut Caller<'_, RunState>, rp: i32, rl: i32, op: i32,
         .ok_or_else(|| wasmtime::format_err!("host_call: the policy exports no memory"))?;
     let rl = guest_ptr(rl);
     if rl > MAX_HOST_REQUEST {
+        report(caller.data()).bad_requests += 1;
         return Ok(code(HostError::BadRequest));
     }
     let mut raw = vec![0u8; rl];
     mem.read(&*caller, guest_ptr(rp), &mut raw).map_err(|_| wasmtime::format_err!("host_call: request out of bounds"))?;
     let st = caller.data_mut();
-    let policy = st.policy.clone();
+    // Refusals are counted, not logged: the run's one summary line says how many and why.
     let Some(allowed) = st.allowed.clone() else {
-        tracing::warn!(policy = &*policy, "host call refused: no host calls while loading");
+        let mut r = report(st);
+        r.denied += 1;
+        r.first_denied.get_or_insert_with(|| "no host calls while loading".into());
         return Ok(code(HostError::Denied));
     };
     st.host_calls += 1;
     if st.host_calls > st.max_host_calls {
-        tracing::warn!(policy = &*policy, max = st.max_host_calls, "host call refused: call budget used up");
+        report(st).over_budget += 1;
         return Ok(code(HostError::Budget));
     }
     let Ok(req) = postcard::from_bytes::<HostRequest<'_>>(&raw) else {
-        tracing::warn!(policy = &*policy, "host call refused: request does not decode");
+        report(st).bad_requests += 1;
         return Ok(code(HostError::BadRequest));
     };
     let (call, to) = (hostcall::kind(&req), hostcall::destination(&req));
     if let Err(why) = hostcall::permit(&allowed, call, to) {
-        tracing::warn!(policy = &*policy, call = call.name(), target = %to, "host call refused: {why}");
+        let mut r = report(st);
+        r.denied += 1;
+        r.first_denied.get_or_insert(why);
         return Ok(code(HostError::Denied));
     }
+    let policy = st.policy.clone();
     let left = st.deadline.saturating_duration_since(Instant::now());
     let answer = hostcall::perform(&req, left).await;
     let answer = match answer {
         Ok(a) => a,
         Err(e) => {
-            tracing::debug!(policy = &*policy, call = call.name(), target = %to, error = ?e, "host call failed");
+            tracing::trace!(policy = &*policy, call = call.name(), target = %to, error = ?e, "host call failed");
             return Ok(code(e));
         }
     };
@@ -331,6 +434,8 @@ fn new_store(
         host_calls: 0,
         max_host_calls: limits.max_host_calls,
         logs: 0,
+        report: spec.report.clone(),
+        guest_log: spec.guest_log.clone(),
         cpu_budget: limits.cpu,
         cpu,
         deadline: now + spec.timeout,
@@ -464,8 +569,8 @@ fn kind(t: &ExternType) -> String {
 }
 
 /// Checks a compiled module's imports and exports against the ABI (everything but the
-/// version, which needs a call).
-pub(crate) fn validate(module: &Module, path: &Path, limits: &PolicyLimits) -> Result<Entries, PolicyError> {
+/// version, which needs a call). Its shape was checked before compiling ([`inspect`]).
+pub(crate) fn validate(module: &Module, path: &Path) -> Result<Entries, PolicyError> {
     let p = || path.to_path_buf();
     for imp in module.imports() {
         let ty = imp.ty();
@@ -506,12 +611,7 @@ pub(crate) fn validate(module: &Module, path: &Path, limits: &PolicyLimits) -> R
         return Err(PolicyError::NoEntry { path: p() });
     }
     match module.get_export("memory") {
-        Some(ExternType::Memory(m)) => {
-            let declared = m.minimum().saturating_mul(PAGE);
-            if declared > limits.memory as u64 {
-                return Err(PolicyError::MemoryTooLarge { path: p(), declared, cap: limits.memory });
-            }
-        }
+        Some(ExternType::Memory(_)) => {}
         Some(other) => {
             return Err(PolicyError::ExportType { path: p(), name: "memory", found: kind(&other), expected: "memory".into() })
         }
@@ -520,15 +620,164 @@ pub(crate) fn validate(module: &Module, path: &Path, limits: &PolicyLimits) -> R
     Ok(entries)
 }
 
-/// Reads and compiles the module at `path` (binary or text format).
-pub(crate) fn compile(engine: &Engine, path: &Path) -> Result<Module, PolicyError> {
+/// Reads the module file at `path`, refusing one over [`PolicyLimits::max_module`] before
+/// reading it.
+pub(crate) fn read_module(path: &Path, limits: &PolicyLimits) -> Result<Vec<u8>, PolicyError> {
     let read_err = |source| PolicyError::Read { path: path.to_path_buf(), source };
     let meta = std::fs::metadata(path).map_err(read_err)?;
-    if meta.len() > MAX_MODULE_FILE {
-        return Err(PolicyError::Compile { path: path.to_path_buf(), message: format!("{} bytes is too big", meta.len()) });
+    let cap = limits.max_module as u64;
+    if meta.len() > cap {
+        return Err(PolicyError::Compile { path: path.to_path_buf(), message: format!("{} bytes, more than the cap of {cap}", meta.len()) });
     }
-    let bytes = std::fs::read(path).map_err(read_err)?;
-    Module::new(engine, &bytes).map_err(|e| PolicyError::Compile { path: path.to_path_buf(), message: format!("{e:#}") })
+    // Read at most the cap, in case the file grew since.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(std::fs::File::open(path).map_err(read_err)?, cap + 1), &mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > cap {
+        return Err(PolicyError::Compile { path: path.to_path_buf(), message: format!("more than the cap of {cap} bytes") });
+    }
+    Ok(bytes)
+}
+
+/// The binary form of a module file: as is, or the text format translated.
+pub(crate) fn binary(bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>, PolicyError> {
+    if bytes.starts_with(b"\0asm") {
+        return Ok(bytes);
+    }
+    wat::parse_bytes(&bytes)
+        .map(|b| b.into_owned())
+        .map_err(|e| PolicyError::Compile { path: path.to_path_buf(), message: format!("{e}") })
+}
+
+/// Checks the shape of a module before it is compiled, against the limits: its code (number of
+/// functions, size and locals of each: what makes compiling slow), its memories (initial size)
+/// and its active data segments (what every instantiation copies into memory). A module past
+/// one of them is refused here, with the policy's name, instead of costing a compile or failing
+/// at every run.
+pub(crate) fn inspect(binary: &[u8], name: &str, path: &Path, limits: &PolicyLimits) -> Result<(), PolicyError> {
+    use wasmparser::{DataKind, Parser, Payload};
+    let policy = || name.to_string();
+    let malformed = |e: wasmparser::BinaryReaderError| PolicyError::Compile { path: path.to_path_buf(), message: e.to_string() };
+    let too_complex = |message: String| PolicyError::TooComplex { policy: policy(), path: path.to_path_buf(), message };
+    let mut active: u64 = 0;
+    let mut function = 0u32;
+    for payload in Parser::new(0).parse_all(binary) {
+        match payload.map_err(malformed)? {
+            Payload::MemorySection(r) => {
+                for m in r {
+                    let declared = m.map_err(malformed)?.initial.saturating_mul(PAGE);
+                    if declared > limits.memory as u64 {
+                        return Err(PolicyError::MemoryTooLarge { policy: policy(), path: path.to_path_buf(), declared, cap: limits.memory });
+                    }
+                }
+            }
+            Payload::DataSection(r) => {
+                for d in r {
+                    let d = d.map_err(malformed)?;
+                    if let DataKind::Active { .. } = d.kind {
+                        active = active.saturating_add(d.data.len() as u64);
+                    }
+                }
+                if active > limits.memory as u64 {
+                    return Err(PolicyError::DataTooLarge { policy: policy(), path: path.to_path_buf(), active, cap: limits.memory });
+                }
+            }
+            Payload::CodeSectionStart { count, .. } if count > limits.max_functions => {
+                return Err(too_complex(format!("{count} functions, more than the cap of {}", limits.max_functions)));
+            }
+            Payload::CodeSectionEntry(body) => {
+                let size = body.range().len();
+                if size > limits.max_function_size {
+                    return Err(too_complex(format!(
+                        "function {function} has {size} bytes of code, more than the cap of {}",
+                        limits.max_function_size
+                    )));
+                }
+                let mut locals: u64 = 0;
+                for l in body.get_locals_reader().map_err(malformed)? {
+                    locals = locals.saturating_add(u64::from(l.map_err(malformed)?.0));
+                }
+                if locals > u64::from(limits.max_locals) {
+                    return Err(too_complex(format!("function {function} declares {locals} locals, more than the cap of {}", limits.max_locals)));
+                }
+                function += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Compiles that outlived their deadline and still run, in the whole process; see [`compile`].
+static ABANDONED: AtomicUsize = AtomicUsize::new(0);
+
+/// The state of one compile, between its thread and the loader waiting for it.
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const ABANDONED_STATE: u8 = 2;
+
+/// Ends a compile's thread: takes its count back when the loader abandoned it.
+struct Abandon {
+    state: Arc<std::sync::atomic::AtomicU8>,
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if self.state.compare_exchange(RUNNING, DONE, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            ABANDONED.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Compiles `binary` on a thread of its own, waiting at most [`PolicyLimits::compile_timeout`].
+///
+/// Cranelift cannot be interrupted; a compile past its deadline is abandoned (the load fails,
+/// naming the policy) and its thread ends on its own. While [`MAX_ABANDONED_COMPILES`] of those
+/// still run, no new compile starts: a module reloaded over and over cannot pile up threads.
+pub(crate) fn compile(
+    engine: &Engine,
+    binary: Vec<u8>,
+    name: &str,
+    path: &Path,
+    limits: &PolicyLimits,
+) -> Result<Module, PolicyError> {
+    let running = ABANDONED.load(Ordering::Acquire);
+    if running >= MAX_ABANDONED_COMPILES {
+        return Err(PolicyError::CompileTimeout {
+            policy: name.to_string(),
+            path: path.to_path_buf(),
+            timeout: limits.compile_timeout,
+            message: format!("{running} earlier compiles past their deadline still run; try again later"),
+        });
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let state = Arc::new(std::sync::atomic::AtomicU8::new(RUNNING));
+    let guard = Abandon { state: state.clone() };
+    let engine = engine.clone();
+    thread::Builder::new()
+        .name("hav-policy-compile".into())
+        .spawn(move || {
+            let _guard = guard;
+            let _ = tx.send(Module::from_binary(&engine, &binary));
+        })
+        .map_err(|e| PolicyError::Engine(format!("cannot start a compile thread: {e}")))?;
+    match rx.recv_timeout(limits.compile_timeout) {
+        Ok(r) => r.map_err(|e| PolicyError::Compile { path: path.to_path_buf(), message: format!("{e:#}") }),
+        Err(_) => {
+            // Counted before the state changes, so the thread's guard never takes back more
+            // than was added; a thread that ended in between is not counted.
+            ABANDONED.fetch_add(1, Ordering::AcqRel);
+            if state.compare_exchange(RUNNING, ABANDONED_STATE, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                ABANDONED.fetch_sub(1, Ordering::AcqRel);
+            }
+            Err(PolicyError::CompileTimeout {
+                policy: name.to_string(),
+                path: path.to_path_buf(),
+                timeout: limits.compile_timeout,
+                message: "compiling took longer".into(),
+            })
+        }
+    }
 }
 
 /// Calls `hav_abi_version` (on this thread, host calls refused) and compares it with ours.
@@ -538,8 +787,10 @@ pub(crate) fn check_abi(
     limits: &PolicyLimits,
     name: &Arc<str>,
     path: &Path,
+    guest_log: &Arc<GuestLog>,
 ) -> Result<(), PolicyError> {
-    let spec = RunSpec { policy: name, allowed: None, timeout: limits.timeout };
+    let report = Arc::new(Mutex::new(RunReport::default()));
+    let spec = RunSpec { policy: name, allowed: None, timeout: limits.timeout, report, guest_log: guest_log.clone() };
     let cpu = Arc::new(CpuMeter::default());
     let fut = metered(&cpu, async {
         let mut store = new_store(engine, limits, &spec, cpu.clone())?;
@@ -586,5 +837,42 @@ fn block_on<F: Future>(fut: F, deadline: Instant) -> Option<F::Output> {
             return None;
         }
         thread::park_timeout(deadline - now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_escape_guest() {
+        assert_eq!(escape_guest("plain text: 100% fine"), "plain text: 100% fine");
+        assert_eq!(escape_guest("a\nINFO b\r\tc"), r"a\nINFO b\r\tc");
+        assert_eq!(escape_guest("\x1b[2Kx\u{2028}y\u{85}"), r"\u{1b}[2Kx\u{2028}y\u{85}");
+    }
+
+    /// A ticker that cannot start fails the load: without it no guest would ever be interrupted.
+    #[test]
+    fn test_ticker_that_cannot_start_is_an_error() {
+        let engine = engine(&PolicyLimits::default()).expect("engine");
+        // A petabyte of stack: more address space than a process has.
+        let builder = thread::Builder::new().stack_size(1 << 50);
+        let e = EpochTicker::start_on(builder, engine.clone(), Duration::from_millis(1)).err().expect("no thread");
+        assert!(e.to_string().contains("cannot start the epoch ticker thread"), "{e}");
+        assert!(EpochTicker::start(engine, Duration::from_millis(1)).is_ok());
+    }
+
+    #[test]
+    fn test_run_report_line() {
+        let mut r = RunReport::default();
+        assert!(r.is_empty());
+        r.denied = 2;
+        r.first_denied = Some("tcp_connect to 127.0.0.1:80: no".into());
+        r.over_budget = 5;
+        r.logs_dropped = 1;
+        assert_eq!(
+            r.to_string(),
+            "host calls refused: 2 (first: tcp_connect to 127.0.0.1:80: no); host calls past the per-run budget: 5; guest log lines dropped: 1"
+        );
     }
 }
