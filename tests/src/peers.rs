@@ -34,6 +34,8 @@ pub struct Node<'a> {
     pub pid: Option<u32>,
     /// Extra command-line arguments.
     pub args: Vec<String>,
+    /// Extra environment variables (`TMPDIR` for where the state dumps go...).
+    pub env: Vec<(String, String)>,
 }
 
 /// A fresh work directory under the system temp dir.
@@ -52,9 +54,15 @@ impl<'a> Node<'a> {
 
     /// [`Node::start`] with extra command-line arguments.
     pub fn start_with(ns: &'a Netns, daemon: Daemon, config: &str, args: &[&str]) -> Node<'a> {
+        Self::start_env(ns, daemon, config, args, &[])
+    }
+
+    /// [`Node::start_with`] with extra environment variables.
+    pub fn start_env(ns: &'a Netns, daemon: Daemon, config: &str, args: &[&str], env: &[(&str, &str)]) -> Node<'a> {
         let dir = workdir("nd");
         let args = args.iter().map(|a| (*a).to_owned()).collect();
-        let mut n = Node { ns, daemon, dir, pid: None, args };
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let mut n = Node { ns, daemon, dir, pid: None, args, env };
         n.write_config(config);
         n.launch();
         n
@@ -92,16 +100,29 @@ impl<'a> Node<'a> {
                 let pidf = format!("{d}/hav.pid");
                 let mut args = vec!["--dont-fork", "-f", conf, "--control", &sock, "--pid", &pidf, "--log-level", "debug"];
                 args.extend(self.args.iter().map(String::as_str));
-                self.ns.spawn(bin.to_str().expect("utf-8 path"), &args, &log)
+                self.spawn(bin.to_str().expect("utf-8 path"), &args, &log)
             }
             Daemon::Keepalived => {
                 let (p, v, c) = (format!("{d}/k.pid"), format!("{d}/v.pid"), format!("{d}/c.pid"));
                 let mut args = vec!["-n", "-l", "-D", "-P", "-f", conf, "-p", &p, "-r", &v, "-c", &c];
                 args.extend(self.args.iter().map(String::as_str));
-                self.ns.spawn("keepalived", &args, &log)
+                self.spawn("keepalived", &args, &log)
             }
         };
         self.pid = Some(pid.expect("starting the daemon"));
+    }
+
+    /// Starts `prog ARGS` in the namespace, through env(1) when there are variables to set
+    /// (env execs the program, so the pid is still the daemon's).
+    fn spawn(&self, prog: &str, args: &[&str], log: &Path) -> std::io::Result<u32> {
+        if self.env.is_empty() {
+            return self.ns.spawn(prog, args, log);
+        }
+        let vars: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut all: Vec<&str> = vars.iter().map(String::as_str).collect();
+        all.push(prog);
+        all.extend_from_slice(args);
+        self.ns.spawn("env", &all, log)
     }
 
     /// SIGKILL, then the link down: a dead node (its VIP may stay on its interface, but

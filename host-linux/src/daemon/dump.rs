@@ -35,7 +35,8 @@
 //!   are not written (hav has no nftables).
 //! - Interfaces: only those the instances run on or track, with the lines hav knows (name,
 //!   index, addresses, MAC, running or not, the instances tracking it); keepalived lists every
-//!   interface with its MTU, hardware type and debounce timers.
+//!   interface with its MTU, hardware type, debounce timers, ARP settings and whether IPv6 is
+//!   forwarded there.
 //! - `VRRP Scripts`: `Result` is `rise` when the script is up and 0 when down; `Init state` is
 //!   `unknown` (keepalived's value once started).
 //!
@@ -1298,6 +1299,8 @@ mod tests {
         "Original arp_filter",
         "Original promote_secondaries",
         "Reset promote_secondaries counter",
+        "Not IPv6 forwarding",
+        "IPv6 forwarding",
     ];
 
     /// Compares hav's dumps of `snap` with keepalived's, instance by instance; `ignore` names
