@@ -220,38 +220,79 @@ pub(crate) fn script_args(node: &Node, from: usize) -> Result<Script, ConfigErro
     Ok(Script { command, argv })
 }
 
-/// Splits a command line with shell-like quoting. `None` on an unbalanced quote.
+/// Splits a script's command line into program and arguments, as keepalived
+/// does (keepalived.conf(5), "Quoted strings"): blanks separate words; `"..."`
+/// and `'...'` keep blanks and are removed, and may be glued to the rest of a
+/// word; `\` escapes, inside quotes too: `\a \b \E \f \n \r \t \v`, `\nnn`
+/// (up to three octal digits), `\xXX` (up to two hex digits), `\cC` (control-C),
+/// and `\C` for any other `C` is `C` itself (so `\"` is a `"` that neither
+/// opens nor closes a quote). Byte values above 0x7f become the characters
+/// U+0080 to U+00FF. `None` on an unbalanced quote or a final `\`.
 pub fn split_command(s: &str) -> Option<Vec<String>> {
+    let chars: Vec<char> = s.chars().collect();
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
+    let mut quote: Option<char> = None;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
         match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next()? {
-                        '\'' => break,
-                        x => cur.push(x),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next()? {
-                        '"' => break,
-                        '\\' => cur.push(chars.next()?),
-                        x => cur.push(x),
-                    }
-                }
-            }
             '\\' => {
                 in_word = true;
-                cur.push(chars.next()?);
+                let e = *chars.get(i)?;
+                i += 1;
+                let byte = |v: u32| char::from(u8::try_from(v & 0xff).unwrap_or(0));
+                let decoded = match e {
+                    'x' if chars.get(i).is_some_and(char::is_ascii_hexdigit) => {
+                        let mut v = 0;
+                        for _ in 0..2 {
+                            match chars.get(i).and_then(|d| d.to_digit(16)) {
+                                Some(d) => {
+                                    v = v * 16 + d;
+                                    i += 1;
+                                }
+                                None => break,
+                            }
+                        }
+                        byte(v)
+                    }
+                    'c' if i < chars.len() => {
+                        i += 1;
+                        byte(u32::from(chars[i - 1]) & 0x1f)
+                    }
+                    '0'..='7' => {
+                        let mut v = e.to_digit(8).unwrap_or(0);
+                        for _ in 0..2 {
+                            match chars.get(i).and_then(|d| d.to_digit(8)) {
+                                Some(d) => {
+                                    v = v * 8 + d;
+                                    i += 1;
+                                }
+                                None => break,
+                            }
+                        }
+                        byte(v)
+                    }
+                    'a' => '\u{7}',
+                    'b' => '\u{8}',
+                    'E' => '\u{1b}',
+                    'f' => '\u{c}',
+                    'n' => '\n',
+                    'r' => '\r',
+                    't' => '\t',
+                    'v' => '\u{b}',
+                    other => other,
+                };
+                cur.push(decoded);
             }
-            c if c.is_whitespace() => {
+            '"' | '\'' if quote.is_none() => {
+                in_word = true;
+                quote = Some(c);
+            }
+            q if quote == Some(q) => quote = None,
+            c if quote.is_none() && c.is_whitespace() => {
                 if in_word {
                     out.push(std::mem::take(&mut cur));
                     in_word = false;
@@ -262,6 +303,9 @@ pub fn split_command(s: &str) -> Option<Vec<String>> {
                 cur.push(c);
             }
         }
+    }
+    if quote.is_some() {
+        return None;
     }
     if in_word {
         out.push(cur);
@@ -307,6 +351,13 @@ mod tests {
             vec!["/etc/notify.sh", "a b", "c\"d", "e f"]
         );
         assert_eq!(split_command("x 'y"), None);
+        assert_eq!(split_command("x \\"), None);
+        // keepalived.conf(5): '\"' is a '"' that does not quote; escapes work inside quotes.
+        assert_eq!(split_command("a \\\"b c\\\""), Some(vec!["a".into(), "\"b".into(), "c\"".into()]));
+        assert_eq!(
+            split_command("\\x41\\101\\cA\\t'\\n' \"\\E\"").expect("balanced"),
+            vec!["AA\u{1}\t\n", "\u{1b}"]
+        );
         assert_eq!(split_command("  ").expect("balanced"), Vec::<String>::new());
     }
 
