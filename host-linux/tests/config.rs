@@ -405,19 +405,32 @@ fn error_inside_include_names_the_included_file() {
     let e = load(&main).expect_err("typo");
     assert_eq!(
         e.to_string(),
-        format!("{}:3:3: unknown keyword 'priorty' in vrrp_instance (did you mean 'priority'?)", inc.display())
+        format!(
+            "{}:3:3: unknown keyword 'priorty' in vrrp_instance (did you mean 'priority'?) (in a file included from {}:1:9)",
+            inc.display(),
+            main.display()
+        )
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn missing_include_is_located() {
+    // keepalived only warns about a missing file named by 'include';
+    // 'includem' (or include_check match) makes it an error.
     let dir = temp_dir("missing");
     let main = write(&dir, "keepalived.conf", "global_defs {\n  router_id x\n}\n  include /nonexistent/hav-xyz.conf\n");
-    let e = load(&main).expect_err("missing include");
+    let l = load(&main).expect("a missing plain include is a warning");
+    let w: Vec<String> = l.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        w.iter().any(|w| w.starts_with(&format!("{}:4:11: include: '/nonexistent/hav-xyz.conf' does not exist", main.display()))),
+        "{w:?}"
+    );
+    let main = write(&dir, "keepalived.conf", "global_defs {\n  router_id x\n}\n  includem /nonexistent/hav-xyz.conf\n");
+    let e = load(&main).expect_err("missing includem");
     assert!(matches!(e, ConfigError::Io { .. }));
     let s = e.to_string();
-    assert!(s.starts_with(&format!("{}:4:11: cannot read '/nonexistent/hav-xyz.conf'", main.display())), "{s}");
+    assert!(s.starts_with(&format!("{}:4:12: cannot read '/nonexistent/hav-xyz.conf'", main.display())), "{s}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -430,7 +443,7 @@ fn include_cycle_is_detected() {
     assert!(matches!(e, ConfigError::IncludeCycle { .. }), "{e}");
     let s = e.to_string();
     assert!(s.starts_with(&format!("{}:2:9: include cycle: ", b.display())), "{s}");
-    assert!(s.contains("a.conf -> ") && s.ends_with("a.conf"), "{s}");
+    assert!(s.contains("a.conf -> ") && s.ends_with(&format!("a.conf (in a file included from {}:1:9)", a.display())), "{s}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,22 +1,35 @@
-//! Splits keepalived.conf text into tokens.
+//! Splits the logical lines that [`preprocess`](super::preprocess) produces
+//! into words and braces.
 //!
-//! The rules, from keepalived.conf(5) and from configs seen in the wild:
-//! - `#` and `!` start a comment that runs to the end of the line, anywhere
-//!   outside a double-quoted string;
-//! - `{` and `}` are tokens of their own even when glued to a word (`80{`,
-//!   `1.2.3.4}`);
-//! - a double-quoted string is one token; `\"` and `\\` escape inside it;
-//! - any Unicode whitespace separates tokens. Non-ASCII whitespace (U+00A0
-//!   from web pages, U+3000, a BOM) is recorded so the loader can warn.
-//! - line ends matter to the parser (a statement ends at the end of its line),
-//!   so the lexer emits [`TokenKind::Newline`].
+//! The rules are those keepalived applies to a line of a script keyword
+//! (keepalived.conf(5), "Quoted strings"), for every keyword:
+//! - blanks separate words (any Unicode space does; the preprocessor warns
+//!   about the non-ASCII ones);
+//! - `{` and `}` outside quotes are tokens of their own even when glued to a
+//!   word (`80{`, `1.2.3.4}`), and end the statement before them;
+//! - `"..."` and `'...'` quote: the quotes go, what is between them stays,
+//!   blanks, braces and `#` included, and a quoted part may be glued to the
+//!   rest of a word (`abc"d e"` is the one word `abcd e`); a `'` that no
+//!   later `'` closes is an ordinary character (`it's`), an unclosed `"` is
+//!   an error;
+//! - `\` and the character after it are kept as written, inside quotes and
+//!   out, and that character neither quotes nor separates (`\"`, `a\ b`): a
+//!   script's command is split and its escapes decoded later, by
+//!   [`split_command`](super::value::split_command), exactly once;
+//! - comments are already gone (`\#` and `\!` were the characters `#` and `!`).
+//!
+//! Each token keeps the [`Location`] of its first character, which the
+//! preprocessor traced through includes and substitutions.
+
+use super::error::{ConfigError, Location};
+use super::preprocess::{is_space, Text};
 
 /// What a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
-    /// A bare word: a keyword or a value.
+    /// A word without quotes: a keyword or a value.
     Word,
-    /// A double-quoted string; the token text has the quotes removed.
+    /// A word that had quotes in it; the text has them removed.
     Quoted,
     /// `{`.
     Open,
@@ -26,141 +39,129 @@ pub enum TokenKind {
     Newline,
 }
 
-/// One token with its 1-based position (columns count characters).
+/// One token and where it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
     /// The kind of token.
     pub kind: TokenKind,
-    /// The text (unquoted for [`TokenKind::Quoted`]; empty for newlines).
+    /// The text (quotes removed, escapes kept; empty for newlines).
     pub text: String,
-    /// 1-based line.
-    pub line: u32,
-    /// 1-based column of the first character (the opening quote for quoted strings).
-    pub col: u32,
+    /// Where its first character (the opening quote of a quoted word) was
+    /// written.
+    pub loc: Location,
 }
 
-/// A non-ASCII whitespace character that was treated as a space.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OddSpace {
-    /// 1-based line.
-    pub line: u32,
-    /// 1-based column.
-    pub col: u32,
-    /// The character.
-    pub ch: char,
-}
-
-/// The result of lexing one file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Lexed {
-    /// The tokens, in order.
-    pub tokens: Vec<Token>,
-    /// Every non-ASCII whitespace character met outside quotes.
-    pub odd_spaces: Vec<OddSpace>,
-}
-
-/// A lexing error: where and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LexError {
-    /// 1-based line.
-    pub line: u32,
-    /// 1-based column.
-    pub col: u32,
-    /// What went wrong.
-    pub message: String,
-}
-
-fn is_space(c: char) -> bool {
-    c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}'
-}
-
-fn ends_word(c: char) -> bool {
-    is_space(c) || matches!(c, '{' | '}' | '"' | '#' | '!')
-}
-
-/// Lexes a whole file.
-///
-/// Fails only on an unterminated quoted string.
-pub fn lex(src: &str) -> Result<Lexed, LexError> {
-    let mut out = Lexed::default();
-    for (idx, raw_line) in src.lines().enumerate() {
-        let line = u32::try_from(idx + 1).unwrap_or(u32::MAX);
-        let chars: Vec<char> = raw_line.chars().collect();
-        let before = out.tokens.len();
-        let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
-            let col = u32::try_from(i + 1).unwrap_or(u32::MAX);
-            if is_space(c) {
-                if !c.is_ascii() {
-                    out.odd_spaces.push(OddSpace { line, col, ch: c });
-                }
-                i += 1;
-            } else if c == '#' || c == '!' {
-                break;
-            } else if c == '{' || c == '}' {
-                let kind = if c == '{' { TokenKind::Open } else { TokenKind::Close };
-                out.tokens.push(Token { kind, text: c.to_string(), line, col });
-                i += 1;
-            } else if c == '"' {
-                let mut text = String::new();
-                let mut j = i + 1;
-                let mut closed = false;
-                while j < chars.len() {
-                    match chars[j] {
-                        '"' => {
-                            closed = true;
-                            break;
-                        }
-                        '\\' if j + 1 < chars.len() && matches!(chars[j + 1], '"' | '\\') => {
-                            text.push(chars[j + 1]);
-                            j += 2;
-                        }
-                        other => {
-                            text.push(other);
-                            j += 1;
-                        }
-                    }
-                }
-                if !closed {
-                    return Err(LexError { line, col, message: "unterminated quoted string".into() });
-                }
-                out.tokens.push(Token { kind: TokenKind::Quoted, text, line, col });
-                i = j + 1;
-            } else {
-                let start = i;
-                while i < chars.len() && !ends_word(chars[i]) {
-                    i += 1;
-                }
-                let text: String = chars[start..i].iter().collect();
-                out.tokens.push(Token { kind: TokenKind::Word, text, line, col });
-            }
-        }
-        if out.tokens.len() > before {
-            out.tokens.push(Token { kind: TokenKind::Newline, text: String::new(), line, col: 0 });
+/// Whether a `q` at `from` or later closes a quote (a `\` hides the
+/// character after it).
+fn closes(chars: &[char], from: usize, q: char) -> bool {
+    let mut i = from;
+    while i < chars.len() {
+        if chars[i] == '\\' {
+            i += 2;
+        } else if chars[i] == q {
+            return true;
+        } else {
+            i += 1;
         }
     }
-    Ok(out)
+    false
+}
+
+/// Appends the tokens of one logical line, and a [`TokenKind::Newline`]
+/// when it had any, to `out`.
+///
+/// Fails only on a `"` that nothing closes.
+pub fn lex_line(line: &Text, out: &mut Vec<Token>) -> Result<(), ConfigError> {
+    let chars = &line.chars;
+    let before = out.len();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if is_space(c) {
+            i += 1;
+            continue;
+        }
+        if c == '{' || c == '}' {
+            let kind = if c == '{' { TokenKind::Open } else { TokenKind::Close };
+            out.push(Token { kind, text: c.to_string(), loc: line.locs[i].clone() });
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut text = String::new();
+        let mut quoted = false;
+        while i < chars.len() {
+            let c = chars[i];
+            if is_space(c) || c == '{' || c == '}' {
+                break;
+            }
+            if c == '\\' {
+                text.push(c);
+                if let Some(&n) = chars.get(i + 1) {
+                    text.push(n);
+                }
+                i += 2;
+                continue;
+            }
+            if c == '"' || (c == '\'' && closes(chars, i + 1, '\'')) {
+                quoted = true;
+                let open = i;
+                i += 1;
+                loop {
+                    let Some(&q) = chars.get(i) else {
+                        return Err(ConfigError::invalid(&line.locs[open], "unterminated quoted string"));
+                    };
+                    if q == '\\' {
+                        text.push(q);
+                        if let Some(&n) = chars.get(i + 1) {
+                            text.push(n);
+                        }
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    if q == c {
+                        break;
+                    }
+                    text.push(q);
+                }
+                continue;
+            }
+            text.push(c);
+            i += 1;
+        }
+        let kind = if quoted { TokenKind::Quoted } else { TokenKind::Word };
+        out.push(Token { kind, text, loc: line.locs[start].clone() });
+    }
+    if out.len() > before {
+        let loc = line.locs.last().cloned().unwrap_or_else(|| out[before].loc.clone());
+        out.push(Token { kind: TokenKind::Newline, text: String::new(), loc });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+    use std::sync::Arc;
 
-    fn kinds_texts(src: &str) -> Vec<(TokenKind, String)> {
-        lex(src).expect("lexes").tokens.into_iter().map(|t| (t.kind, t.text)).collect()
+    fn line(s: &str) -> Text {
+        let file: Arc<Path> = Arc::from(Path::new("t.conf"));
+        Text {
+            chars: s.chars().collect(),
+            locs: (1..=s.chars().count()).map(|c| Location::new(file.clone(), 1, u32::try_from(c).unwrap_or(0))).collect(),
+        }
     }
 
-    #[test]
-    fn test_comments_after_values() {
-        let toks = kinds_texts("priority 100 #BACKUP上改成90\n! whole line\nstate MASTER ! bang");
-        let words: Vec<&str> = toks
-            .iter()
-            .filter(|(k, _)| *k == TokenKind::Word)
-            .map(|(_, t)| t.as_str())
-            .collect();
-        assert_eq!(words, ["priority", "100", "state", "MASTER"]);
-        assert_eq!(toks.iter().filter(|(k, _)| *k == TokenKind::Newline).count(), 2);
+    fn lex(s: &str) -> Result<Vec<Token>, ConfigError> {
+        let mut out = Vec::new();
+        lex_line(&line(s), &mut out)?;
+        Ok(out)
+    }
+
+    fn kinds_texts(s: &str) -> Vec<(TokenKind, String)> {
+        lex(s).expect("lexes").into_iter().map(|t| (t.kind, t.text)).collect()
     }
 
     #[test]
@@ -181,34 +182,45 @@ mod tests {
     }
 
     #[test]
-    fn test_quoted_string_keeps_hash_and_spaces() {
-        let l = lex("notify \"/bin/x.sh a#b \\\"q\\\"\" # c").expect("lexes");
-        assert_eq!(l.tokens[1].kind, TokenKind::Quoted);
-        assert_eq!(l.tokens[1].text, "/bin/x.sh a#b \"q\"");
-        assert_eq!(l.tokens[1].col, 8);
-        assert_eq!(l.tokens.len(), 3);
+    fn test_quoted_word_keeps_hash_spaces_and_escapes() {
+        let t = lex("notify \"/bin/x.sh a#b \\\"q\\\" {}\" root").expect("lexes");
+        assert_eq!(t[1].kind, TokenKind::Quoted);
+        assert_eq!(t[1].text, "/bin/x.sh a#b \\\"q\\\" {}");
+        assert_eq!(t[1].loc.col, 8);
+        assert_eq!(t[2].text, "root");
+        assert_eq!(t.len(), 4);
+    }
+
+    #[test]
+    fn test_single_quotes_and_glued_quotes() {
+        assert_eq!(kinds_texts("a 'b c' d")[1], (TokenKind::Quoted, "b c".into()));
+        assert_eq!(kinds_texts("abc\"d e\"f")[0], (TokenKind::Quoted, "abcd ef".into()));
+        assert_eq!(kinds_texts("it's")[0], (TokenKind::Word, "it's".into()));
+        assert_eq!(kinds_texts("\"\"")[0], (TokenKind::Quoted, String::new()));
+        assert_eq!(kinds_texts("'a\"b'")[0], (TokenKind::Quoted, "a\"b".into()));
+    }
+
+    #[test]
+    fn test_backslash_keeps_the_next_character() {
+        assert_eq!(kinds_texts("a\\ b \\\"c")[..2], [(TokenKind::Word, "a\\ b".into()), (TokenKind::Word, "\\\"c".into())]);
     }
 
     #[test]
     fn test_unterminated_quote() {
-        let e = lex("a\n  script \"/bin/x").expect_err("must fail");
-        assert_eq!((e.line, e.col), (2, 10));
+        let e = lex("  script \"/bin/x").expect_err("must fail");
+        assert_eq!((e.location().line, e.location().col), (1, 10));
     }
 
     #[test]
-    fn test_nbsp_is_whitespace_and_recorded() {
-        let l = lex("\u{a0}\u{a0} state\u{a0}MASTER\r\n").expect("lexes");
-        assert_eq!(l.tokens[0].text, "state");
-        assert_eq!(l.tokens[0].col, 4);
-        assert_eq!(l.tokens[1].text, "MASTER");
-        assert_eq!(l.odd_spaces.len(), 3);
-        assert_eq!((l.odd_spaces[0].line, l.odd_spaces[0].col), (1, 1));
+    fn test_nbsp_separates() {
+        let t = kinds_texts("state\u{a0}MASTER");
+        assert_eq!(t[0].1, "state");
+        assert_eq!(t[1].1, "MASTER");
     }
 
     #[test]
     fn test_columns_count_characters() {
-        let l = lex("# 中文\n中 x").expect("lexes");
-        assert_eq!(l.tokens[1].text, "x");
-        assert_eq!((l.tokens[1].line, l.tokens[1].col), (2, 3));
+        let t = lex("中 x").expect("lexes");
+        assert_eq!(t[1].loc.col, 3);
     }
 }

@@ -8,13 +8,20 @@
 //! Valid keepalived keywords that hav does not act on are accepted with a
 //! warning; anything else unknown is an error with a "did you mean" hint.
 //! `WASM_CHECK` (see [`check`]) is a hav extension.
+//!
+//! keepalived's configuration language (conditional `@id` lines, `$NAME`
+//! definitions, `~SEQ`/`~LST`, `include` with globs and brace globs) is
+//! handled by [`preprocess`] before the sections are read; [`expand`] shows
+//! its result.
 
 pub mod check;
 pub mod error;
+pub mod glob;
 pub mod global;
 pub mod lexer;
 pub mod lvs;
 pub mod parser;
+pub mod preprocess;
 pub mod value;
 pub mod vrrp;
 
@@ -23,10 +30,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use check::{CheckCommon, CheckKind, Checker};
-pub use error::{ConfigError, Location, Warning};
+pub use error::{ConfigError, Location, Via, Warning};
 pub use global::GlobalDefs;
 pub use lvs::{LbKind, Protocol, RealServer, VirtualServer, VirtualServerGroup, VirtualServerKey};
 pub use parser::{Node, MAX_INCLUDE_DEPTH};
+pub use preprocess::{default_config_id, IncludeCheck, Options};
 pub use value::Script;
 pub use vrrp::{Family, SyncGroup, TrackFileDef, VrrpInstance, VrrpScript, VrrpState, VrrpVersion};
 
@@ -72,12 +80,20 @@ pub struct Loaded {
     pub warnings: Vec<Warning>,
 }
 
-/// Loads the keepalived.conf at `path` and everything it includes.
+/// Loads the keepalived.conf at `path` and everything it includes, with
+/// keepalived's default [`Options`] (the config id is the host name up to
+/// its first dot).
 ///
 /// Relative includes resolve against the including file's directory. Errors
 /// and warnings name files as `path` names them.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let mut loader = parser::Loader::new();
+    load_with(path, &Options::default())
+}
+
+/// [`load`] with a config id and include checks of the caller's choosing
+/// (keepalived's `-i ID` and `-e`).
+pub fn load_with(path: &Path, options: &Options) -> Result<Loaded, ConfigError> {
+    let mut loader = parser::Loader::with_options(options.clone());
     let nodes = loader.load_file(path, None)?;
     build(nodes, loader.warnings)
 }
@@ -85,9 +101,23 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 /// Loads configuration text as if read from `file` (which need not exist;
 /// relative includes resolve against its directory).
 pub fn load_str(file: &Path, text: &str) -> Result<Loaded, ConfigError> {
-    let mut loader = parser::Loader::new();
+    load_str_with(file, text, &Options::default())
+}
+
+/// [`load_str`] with [`Options`].
+pub fn load_str_with(file: &Path, text: &str, options: &Options) -> Result<Loaded, ConfigError> {
+    let mut loader = parser::Loader::with_options(options.clone());
     let nodes = loader.load_str(Arc::from(file), text)?;
     build(nodes, loader.warnings)
+}
+
+/// The configuration at `path` as the sections see it, for `--check -d`:
+/// conditional lines resolved against `config_id`, definitions substituted,
+/// `~SEQ`/`~LST` lines replicated and includes inlined, each run of lines
+/// preceded by a `# from FILE:LINE` comment naming where it came from. The
+/// text reads back as the same configuration.
+pub fn expand(path: &Path, config_id: &str) -> Result<String, ConfigError> {
+    preprocess::expand(path, Options::with_config_id(config_id))
 }
 
 const TOP_KNOWN: &[&str] = &[

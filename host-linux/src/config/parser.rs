@@ -1,26 +1,28 @@
 //! Builds the syntax tree of a keepalived.conf: statements with arguments and
-//! optional `{ ... }` blocks, with `include` directives expanded in place.
+//! optional `{ ... }` blocks.
 //!
-//! A statement is a keyword followed by its arguments up to the end of the
-//! line, a `{` or a `}`. A block's `{` may also start the next line. An
-//! included file must be balanced on its own; its statements are spliced
-//! where the `include` stood, at the same nesting level.
+//! The text comes from [`preprocess`](super::preprocess) (includes inlined,
+//! conditional lines resolved, definitions substituted, sequences
+//! replicated) through the [`lexer`](super::lexer). A statement is a keyword
+//! followed by its arguments up to the end of the line, a `{` or a `}`. A
+//! block's `{` may also start the next line. As in keepalived, an included
+//! file's lines are read in place of the `include`, so a block may open in
+//! one file and close in another.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::error::{ConfigError, Location, Warning};
 use super::lexer::{self, Token, TokenKind};
-
-/// How deep `include` may nest before the loader gives up.
-pub const MAX_INCLUDE_DEPTH: usize = 32;
+pub use super::preprocess::MAX_INCLUDE_DEPTH;
+use super::preprocess::{Home, Options, Preprocessor, Text};
 
 /// One argument of a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Arg {
-    /// The text, without quotes.
+    /// The text, without quotes (backslash escapes kept as written).
     pub text: String,
-    /// Whether it was written as a double-quoted string.
+    /// Whether it had quotes (`"..."` or `'...'`) in it.
     pub quoted: bool,
     /// Where it starts.
     pub loc: Location,
@@ -42,69 +44,44 @@ pub struct Node {
 /// Reads files, follows includes and keeps the warnings met on the way.
 #[derive(Debug, Default)]
 pub struct Loader {
-    /// Canonical paths of the files being read, outermost first.
-    stack: Vec<PathBuf>,
+    /// How the language is read (config id, include checks).
+    pub options: Options,
     /// Warnings met while reading.
     pub warnings: Vec<Warning>,
 }
 
 impl Loader {
-    /// A loader with no files open.
+    /// A loader with keepalived's default options.
     pub fn new() -> Self {
         Loader::default()
+    }
+
+    /// A loader with `options`.
+    pub fn with_options(options: Options) -> Self {
+        Loader { options, warnings: Vec::new() }
     }
 
     /// Reads, lexes and parses `path` (and whatever it includes).
     /// `from` is the include directive that named it, `None` for the root file.
     pub fn load_file(&mut self, path: &Path, from: Option<&Location>) -> Result<Vec<Node>, ConfigError> {
-        let file: Arc<Path> = Arc::from(path);
-        let at = from.cloned().unwrap_or_else(|| Location::file(file.clone()));
-        if self.stack.len() >= MAX_INCLUDE_DEPTH {
-            return Err(ConfigError::IncludeDepth { at, limit: MAX_INCLUDE_DEPTH });
-        }
-        let io_err = |source| ConfigError::Io { at: at.clone(), path: path.to_path_buf(), source };
-        let canonical = std::fs::canonicalize(path).map_err(io_err)?;
-        if let Some(pos) = self.stack.iter().position(|p| *p == canonical) {
-            let mut chain: Vec<String> = self.stack[pos..].iter().map(|p| p.display().to_string()).collect();
-            chain.push(canonical.display().to_string());
-            return Err(ConfigError::IncludeCycle { at, chain: chain.join(" -> ") });
-        }
-        let bytes = std::fs::read(path).map_err(io_err)?;
-        let text = match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(e) => {
-                self.warnings.push(Warning {
-                    location: Location::file(file.clone()),
-                    message: "file is not valid UTF-8; invalid bytes were replaced".into(),
-                });
-                String::from_utf8_lossy(e.as_bytes()).into_owned()
-            }
-        };
-        self.stack.push(canonical);
-        let result = self.load_str(file, &text);
-        self.stack.pop();
-        result
+        self.load(|pre| pre.read_file(path, from))
     }
 
     /// Lexes and parses `text` as the contents of `file`. Relative includes
     /// resolve against the directory of `file`.
     pub fn load_str(&mut self, file: Arc<Path>, text: &str) -> Result<Vec<Node>, ConfigError> {
-        let lexed = lexer::lex(text).map_err(|e| {
-            ConfigError::Invalid { at: Location::new(file.clone(), e.line, e.col), message: e.message }
-        })?;
-        if let Some(first) = lexed.odd_spaces.first() {
-            let mut lines: Vec<u32> = lexed.odd_spaces.iter().map(|s| s.line).collect();
-            lines.dedup();
-            let name = if first.ch == '\u{a0}' { "non-breaking space (U+00A0)".to_string() } else { format!("non-ASCII space (U+{:04X})", first.ch as u32) };
-            self.warnings.push(Warning {
-                location: Location::new(file.clone(), first.line, first.col),
-                message: format!(
-                    "{name} treated as a plain space on {} line(s) of this file, first here (text copied from a web page?)",
-                    lines.len()
-                ),
-            });
-        }
-        let mut parser = Parser { tokens: &lexed.tokens, pos: 0, file, loader: self };
+        self.load(|pre| pre.read_str(file, text))
+    }
+
+    fn load(&mut self, read: impl FnOnce(&mut Preprocessor<'_>) -> Result<(), ConfigError>) -> Result<Vec<Node>, ConfigError> {
+        let mut tokens = Vec::new();
+        let mut sink = |line: Text, _: &Home| lexer::lex_line(&line, &mut tokens);
+        let mut pre = Preprocessor::new(self.options.clone(), &mut sink);
+        let read = read(&mut pre);
+        self.warnings.append(&mut pre.warnings);
+        drop(pre);
+        read?;
+        let mut parser = Parser { tokens: &tokens, pos: 0 };
         parser.block(None)
     }
 }
@@ -112,17 +89,11 @@ impl Loader {
 struct Parser<'a> {
     tokens: &'a [Token],
     pos: usize,
-    file: Arc<Path>,
-    loader: &'a mut Loader,
-}
-
-fn is_include(keyword: &str) -> bool {
-    matches!(keyword, "include" | "includer" | "includem" | "includew" | "includeb" | "includea")
 }
 
 impl Parser<'_> {
     fn loc(&self, t: &Token) -> Location {
-        Location::new(self.file.clone(), t.line, t.col)
+        t.loc.clone()
     }
 
     /// Parses statements until the `}` matching `open` (or the end of the
@@ -156,15 +127,9 @@ impl Parser<'_> {
                     }
                 }
                 TokenKind::Word | TokenKind::Quoted => {
-                    let node = self.statement(open)?;
-                    if is_include(&node.keyword) && !node.args.is_empty() && node.block.is_none() {
-                        let included = self.include(&node)?;
-                        nodes.extend(included);
-                        last_open_to_block = false;
-                    } else {
-                        last_open_to_block = node.block.is_none();
-                        nodes.push(node);
-                    }
+                    let node = self.statement()?;
+                    last_open_to_block = node.block.is_none();
+                    nodes.push(node);
                 }
             }
         }
@@ -174,7 +139,7 @@ impl Parser<'_> {
         }
     }
 
-    fn statement(&mut self, _open: Option<&Location>) -> Result<Node, ConfigError> {
+    fn statement(&mut self) -> Result<Node, ConfigError> {
         let first = &self.tokens[self.pos];
         let mut node = Node { keyword: first.text.clone(), loc: self.loc(first), args: Vec::new(), block: None };
         self.pos += 1;
@@ -195,118 +160,6 @@ impl Parser<'_> {
         }
         Ok(node)
     }
-
-    fn include(&mut self, node: &Node) -> Result<Vec<Node>, ConfigError> {
-        let pattern = node.args.iter().map(|a| a.text.as_str()).collect::<Vec<_>>().join(" ");
-        let base = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
-        let target = if Path::new(&pattern).is_absolute() { PathBuf::from(&pattern) } else { base.join(&pattern) };
-        let at = node.args.first().map(|a| a.loc.clone()).unwrap_or_else(|| node.loc.clone());
-        if !has_glob_meta(&pattern) {
-            if !target.exists() {
-                return Err(ConfigError::Io {
-                    at,
-                    path: target,
-                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "included file not found"),
-                });
-            }
-            return self.loader.load_file(&target, Some(&at));
-        }
-        let matches = expand_glob(&target);
-        if matches.is_empty() {
-            self.loader.warnings.push(Warning {
-                location: at,
-                message: format!("include pattern '{}' matched no files", target.display()),
-            });
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::new();
-        for path in matches {
-            out.extend(self.loader.load_file(&path, Some(&at))?);
-        }
-        Ok(out)
-    }
-}
-
-fn has_glob_meta(s: &str) -> bool {
-    s.contains(['*', '?', '['])
-}
-
-/// Expands a path whose components may hold `*`, `?` and `[...]` patterns,
-/// into the matching existing paths, sorted. Hidden files match only when the
-/// pattern component itself starts with a dot, as with the shell.
-pub fn expand_glob(pattern: &Path) -> Vec<PathBuf> {
-    let mut current: Vec<PathBuf> = vec![PathBuf::new()];
-    for comp in pattern.components() {
-        let text = comp.as_os_str().to_string_lossy();
-        let mut next = Vec::new();
-        if !has_glob_meta(&text) {
-            for p in &current {
-                next.push(p.join(comp.as_os_str()));
-            }
-        } else {
-            let pat: Vec<char> = text.chars().collect();
-            for dir in &current {
-                let read_from = if dir.as_os_str().is_empty() { Path::new(".") } else { dir.as_path() };
-                let Ok(entries) = std::fs::read_dir(read_from) else { continue };
-                let mut names: Vec<String> =
-                    entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-                names.sort();
-                for name in names {
-                    if name.starts_with('.') && !text.starts_with('.') {
-                        continue;
-                    }
-                    let chars: Vec<char> = name.chars().collect();
-                    if glob_match(&pat, &chars) {
-                        next.push(dir.join(&name));
-                    }
-                }
-            }
-        }
-        current = next;
-    }
-    current.retain(|p| p.is_file());
-    current.sort();
-    current
-}
-
-/// Matches one path component against a shell pattern (`*`, `?`, `[abc]`,
-/// `[a-z]`, `[!x]`).
-fn glob_match(pat: &[char], name: &[char]) -> bool {
-    match pat.first() {
-        None => name.is_empty(),
-        Some('*') => (0..=name.len()).any(|i| glob_match(&pat[1..], &name[i..])),
-        Some('?') => !name.is_empty() && glob_match(&pat[1..], &name[1..]),
-        Some('[') => {
-            let Some(&c) = name.first() else { return false };
-            let mut i = 1;
-            let negate = matches!(pat.get(1), Some('!') | Some('^'));
-            if negate {
-                i += 1;
-            }
-            let mut matched = false;
-            let mut first = true;
-            while i < pat.len() && (first || pat[i] != ']') {
-                first = false;
-                if i + 2 < pat.len() && pat[i + 1] == '-' && pat[i + 2] != ']' {
-                    if pat[i] <= c && c <= pat[i + 2] {
-                        matched = true;
-                    }
-                    i += 3;
-                } else {
-                    if pat[i] == c {
-                        matched = true;
-                    }
-                    i += 1;
-                }
-            }
-            if i >= pat.len() {
-                // No closing bracket: treat '[' literally.
-                return c == '[' && glob_match(&pat[1..], &name[1..]);
-            }
-            matched != negate && glob_match(&pat[i + 1..], &name[1..])
-        }
-        Some(&p) => name.first() == Some(&p) && glob_match(&pat[1..], &name[1..]),
-    }
 }
 
 #[cfg(test)]
@@ -314,7 +167,7 @@ mod tests {
     use super::*;
 
     fn parse(src: &str) -> Result<Vec<Node>, ConfigError> {
-        Loader::new().load_str(Arc::from(Path::new("t.conf")), src)
+        Loader::with_options(Options::with_config_id("t")).load_str(Arc::from(Path::new("t.conf")), src)
     }
 
     #[test]
@@ -355,16 +208,5 @@ mod tests {
     fn test_brace_on_next_line_needs_statement_ending_at_line_end() {
         // `a { }` already has its block; a second `{` is an error.
         assert!(parse("a { }\n{ }").is_err());
-    }
-
-    #[test]
-    fn test_glob_match() {
-        let m = |p: &str, n: &str| glob_match(&p.chars().collect::<Vec<_>>(), &n.chars().collect::<Vec<_>>());
-        assert!(m("*.conf", "a.conf"));
-        assert!(!m("*.conf", "a.conf~"));
-        assert!(m("vi_?.conf", "vi_1.conf"));
-        assert!(m("[a-c]x", "bx"));
-        assert!(!m("[!a-c]x", "bx"));
-        assert!(m("*", ""));
     }
 }
