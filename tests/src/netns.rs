@@ -52,6 +52,8 @@ pub enum Need {
     Tcpdump,
     /// A kernel without IPVS (`/proc/net/ip_vs` absent), for tests of how hav runs without it.
     NoIpvs,
+    /// Debian's prometheus and promtool on the PATH (scrapes hav's metrics).
+    Prometheus,
 }
 
 impl Need {
@@ -65,12 +67,14 @@ impl Need {
             Need::Keepalived => runs("keepalived", "--version"),
             Need::Tcpdump => runs("tcpdump", "--version"),
             Need::NoIpvs => !Path::new("/proc/net/ip_vs").exists(),
+            Need::Prometheus => runs("prometheus", "--version") && runs("promtool", "--version"),
         };
         (!met).then_some(match self {
             Need::Root => "needs root (euid 0)",
             Need::Keepalived => "needs keepalived on the PATH",
             Need::Tcpdump => "needs tcpdump on the PATH",
             Need::NoIpvs => "needs a kernel without IPVS (/proc/net/ip_vs exists)",
+            Need::Prometheus => "needs prometheus and promtool on the PATH",
         })
     }
 }

@@ -287,6 +287,25 @@ mod tests {
         .expect("join")
     }
 
+    /// An instance name with a quote, a backslash and a newline (the config allows the first
+    /// two, in a quoted name) stays one label value: the text format's escapes, no raw newline.
+    #[test]
+    fn test_label_values_are_escaped() {
+        let snap = Snapshot {
+            at: std::time::SystemTime::UNIX_EPOCH,
+            started: std::time::SystemTime::UNIX_EPOCH,
+            instances: vec![super::super::snapshot::InstanceView::for_test("VI \"q\" \\ b\nc")],
+            stray: hav_core::vrrp::Stray::default(),
+            vip_errors: 0,
+            send_errors: 0,
+            groups: Vec::new(),
+        };
+        let text = render(&snap);
+        assert!(text.contains("hav_vrrp_state{instance=\"VI \\\"q\\\" \\\\ b\\nc\"} 2\n"), "{text}");
+        assert!(text.lines().all(|l| l.starts_with("# ") || l.starts_with("hav_")), "a raw newline split a sample:\n{text}");
+        assert_eq!(label("plain"), "plain");
+    }
+
     #[test]
     fn test_parse_head() {
         assert_eq!(parse_head(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Head::Metrics { head_only: false });

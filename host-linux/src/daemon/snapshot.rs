@@ -92,6 +92,61 @@ pub struct InstanceView {
     pub check_unicast_src: bool,
 }
 
+#[cfg(test)]
+impl InstanceView {
+    /// A master of VRID 51 on eth0 with one VIP, named `name`, for renderer tests.
+    pub(crate) fn for_test(name: &str) -> InstanceView {
+        let a = |s: &str| s.parse::<IpAddr>().expect("address");
+        InstanceView {
+            name: name.to_owned(),
+            ifname: "eth0".into(),
+            ifindex: 2,
+            xmit_ifname: "eth0".into(),
+            vmac: None,
+            vrid: 51,
+            ipv6: false,
+            version: VrrpVersion::V2,
+            state: State::Master,
+            want_master: false,
+            priority: 150,
+            effective_priority: 150,
+            primary_addr: a("10.0.0.1"),
+            master_addr: Some(a("10.0.0.1")),
+            vips: vec![a("10.0.0.200")],
+            vip_specs: vec![(a("10.0.0.200"), 24, "eth0".into())],
+            peers: Vec::new(),
+            adver_int_cs: 100,
+            master_adver_int_cs: 100,
+            preempt: true,
+            preempt_delay_ms: 0,
+            accept: true,
+            admin: AdminMode::Auto,
+            hold: VipHold::Held,
+            counters: Counters { adverts_tx: 3, became_master: 1, ..Counters::default() },
+            since: None,
+            tracks: Vec::new(),
+            link_up: true,
+            deadline: None,
+            master_down_us: 3_414_062,
+            mac: [2, 0, 0, 0, 0, 1],
+            addrs: vec![a("10.0.0.1")],
+            auth: VrrpAuth::None,
+            mcast_group: a("224.0.0.18"),
+            garp: GarpConfig {
+                master_delay: hav_core::Duration::ZERO,
+                master_repeat: 5,
+                master_refresh: hav_core::Duration::ZERO,
+                master_refresh_repeat: 1,
+                lower_prio_delay: hav_core::Duration::ZERO,
+                lower_prio_repeat: 5,
+                interval: hav_core::Duration::ZERO,
+            },
+            check_adv_addr: true,
+            check_unicast_src: false,
+        }
+    }
+}
+
 /// The daemon's VRRP state at one instant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
