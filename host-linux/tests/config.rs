@@ -257,7 +257,10 @@ fn quoted_notify_scripts_keep_string_and_argv() {
     assert_eq!(m.command, "/etc/keepalived/notify.sh master #1");
     assert_eq!(m.argv, vec!["/etc/keepalived/notify.sh", "master", "#1"]);
     let b = n.backup.as_ref().expect("backup");
-    assert_eq!(b.argv, vec!["/etc/keepalived/notify.sh", "backup"]);
+    // keepalived's form: COMMAND [USER [GROUP]]; an unquoted second word is the user.
+    assert_eq!(b.argv, vec!["/etc/keepalived/notify.sh"]);
+    assert_eq!(b.user.as_ref().map(|u| (u.user.as_str(), u.group.as_deref())), Some(("backup", None)));
+    assert_eq!(m.user, None);
 }
 
 #[test]

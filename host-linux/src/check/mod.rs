@@ -64,17 +64,6 @@ impl ProbeError {
         }
     }
 
-    /// [`ProbeError::io`] for a program that could not be started (EAGAIN is then the process
-    /// limit, hav's).
-    fn spawn(what: &str, e: std::io::Error) -> ProbeError {
-        let msg = format!("{what}: {e}");
-        if crate::resource::is_spawn_exhaustion(&e) {
-            ProbeError::NoResources(msg)
-        } else {
-            ProbeError::Failed(msg)
-        }
-    }
-
     /// The same error, its message prefixed with `ctx: `.
     fn context(self, ctx: impl std::fmt::Display) -> ProbeError {
         match self {
@@ -517,8 +506,6 @@ mod tests {
         assert!(matches!(ProbeError::io("", e(libc::ECONNREFUSED)), ProbeError::Failed(_)));
         assert!(matches!(ProbeError::io("", e(libc::EHOSTUNREACH)), ProbeError::Failed(_)));
         assert!(matches!(ProbeError::io("x", e(libc::ENOENT)), ProbeError::Failed(ref m) if m.starts_with("x: ")));
-        assert!(matches!(ProbeError::spawn("run", e(libc::EAGAIN)), ProbeError::NoResources(_)));
-        assert!(matches!(ProbeError::spawn("run", e(libc::ENOENT)), ProbeError::Failed(_)));
         assert_eq!(
             ProbeError::io("", e(libc::EMFILE)).context("GET /"),
             ProbeError::NoResources(format!("GET /: {}", e(libc::EMFILE)))

@@ -324,8 +324,8 @@ impl VirtualServer {
                 "omega" => vs.omega = ctx.flag(e)?,
                 "no_omega" => vs.omega = false,
                 "quorum" => vs.quorum = ctx.u32(e, 1, u32::MAX)?,
-                "quorum_up" => vs.quorum_up = Some(ctx.script(e)?),
-                "quorum_down" => vs.quorum_down = Some(ctx.script(e)?),
+                "quorum_up" => vs.quorum_up = Some(ctx.notify_script(e)?),
+                "quorum_down" => vs.quorum_down = Some(ctx.notify_script(e)?),
                 "hysteresis" => vs.hysteresis = ctx.u32(e, 0, u32::MAX)?,
                 "sorry_server" => {
                     let ip = ctx.string_first(e).map(|_| &e.args[0])?;
@@ -406,8 +406,8 @@ impl RealServer {
                 k if CHECKER_KEYWORDS.contains(&k) || k == "ICMP_CHECK" => {}
                 "weight" => rs.weight = i32::try_from(ctx.int(e, 0, 65535)?).unwrap_or(1),
                 "inhibit_on_failure" => rs.inhibit_on_failure = ctx.flag(e)?,
-                "notify_up" => rs.notify_up = Some(ctx.script(e)?),
-                "notify_down" => rs.notify_down = Some(ctx.script(e)?),
+                "notify_up" => rs.notify_up = Some(ctx.notify_script(e)?),
+                "notify_down" => rs.notify_down = Some(ctx.notify_script(e)?),
                 "uthreshold" => rs.uthreshold = Some(ctx.u32(e, 0, u32::MAX)?),
                 "lthreshold" => rs.lthreshold = Some(ctx.u32(e, 0, u32::MAX)?),
                 "lvs_method" | "lb_kind" => rs.lb_kind = Some(lb_kind(ctx, e)?),

@@ -15,6 +15,9 @@ pub struct Script {
     /// The command split into program and arguments (shell-like quoting with
     /// `'...'`, `"..."` and `\`; no expansion).
     pub argv: Vec<String>,
+    /// Who runs it, for the notify form `COMMAND [USER [GROUP]]`; `None` for the default
+    /// script user (and always for `script` and `misc_path`, which have a `user` keyword).
+    pub user: Option<RunAs>,
 }
 
 /// A user, and optionally a group, that a script runs as.
@@ -137,6 +140,25 @@ impl Ctx {
         script_args(node, 0)
     }
 
+    /// A notify script as keepalived writes it: `COMMAND [USER [GROUP]]`, the command quoted
+    /// when it has arguments (`notify_master "/x.sh master" root`). The group may be written
+    /// `:GROUP`.
+    pub(crate) fn notify_script(&mut self, node: &Node) -> Result<Script, ConfigError> {
+        let first = self.scalar(node)?;
+        if let Some(extra) = node.args.get(3) {
+            return Err(ConfigError::invalid(
+                &extra.loc,
+                format!("'{}' takes COMMAND [USER [GROUP]]; quote a command with arguments", node.keyword),
+            ));
+        }
+        let argv = split_command(&first.text).ok_or_else(|| ConfigError::invalid(&first.loc, "unbalanced quote in command"))?;
+        if argv.is_empty() {
+            return Err(ConfigError::invalid(&first.loc, format!("empty command for '{}'", node.keyword)));
+        }
+        let user = node.args.get(1).map(|u| RunAs { user: u.text.clone(), group: node.args.get(2).map(|g| g.text.clone()) });
+        Ok(Script { command: first.text.clone(), argv, user })
+    }
+
     /// The statements of the block of `node`, which must have one.
     pub(crate) fn children<'n>(&mut self, node: &'n Node) -> Result<&'n [Node], ConfigError> {
         match &node.block {
@@ -213,11 +235,11 @@ pub(crate) fn script_args(node: &Node, from: usize) -> Result<Script, ConfigErro
         if argv.is_empty() {
             return Err(ConfigError::invalid(&first.loc, format!("empty command for '{}'", node.keyword)));
         }
-        return Ok(Script { command: first.text.clone(), argv });
+        return Ok(Script { command: first.text.clone(), argv, user: None });
     }
     let command = args.iter().map(|a| a.text.as_str()).collect::<Vec<_>>().join(" ");
     let argv = args.iter().map(|a| a.text.clone()).collect();
-    Ok(Script { command, argv })
+    Ok(Script { command, argv, user: None })
 }
 
 /// Splits a script's command line into program and arguments, as keepalived

@@ -153,7 +153,7 @@ impl Notify {
             "notify_master_rx_lower_pri" => &mut self.master_rx_lower_pri,
             _ => return Ok(false),
         };
-        *slot = Some(ctx.script(n)?);
+        *slot = Some(ctx.notify_script(n)?);
         Ok(true)
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use crate::check::Checkers;
 use crate::config::check::WasmCheck;
 use crate::config::Config;
+use crate::daemon::proc::Runner;
 use crate::health::{Health, HealthEvent, PolicyRunner};
 use crate::lvs::Director;
 use crate::policy::PolicySet;
@@ -36,6 +37,10 @@ pub struct Lvs {
 struct CheckRuntime(Option<tokio::runtime::Runtime>);
 
 impl CheckRuntime {
+    fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.0.as_ref().map(|rt| rt.handle().clone())
+    }
+
     fn new() -> std::io::Result<Self> {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("hav-check").enable_all().build()?;
         Ok(CheckRuntime(Some(rt)))
@@ -72,10 +77,18 @@ impl std::fmt::Debug for Policies {
 }
 
 impl Policies {
-    /// Installs a new set.
+    /// Installs a new set. The one it replaces is dropped on a thread of its own: the last
+    /// reference to a set may hold modules (and their code mappings) that only it used, and
+    /// this is called from the VRRP loop.
     pub fn set(&self, p: Option<PolicySet>) {
-        if let Ok(mut g) = self.0.write() {
-            *g = p;
+        let old = match self.0.write() {
+            Ok(mut g) => std::mem::replace(&mut *g, p),
+            Err(_) => return,
+        };
+        if let Some(old) = old {
+            let dropper = std::thread::Builder::new().name("hav-policy-drop".into()).spawn(move || drop(old));
+            // Without a thread, the set is dropped here: slower, still correct.
+            drop(dropper);
         }
     }
 
@@ -112,9 +125,17 @@ impl Lvs {
             Err(e) => tracing::error!("IPVS: {e}"),
         }
         let (tx, rx) = std::sync::mpsc::channel::<Cmd>();
-        let thread = std::thread::Builder::new().name("hav-ipvs".into()).spawn(move || director_loop(director, rx))?;
-        let (htx, mut hrx) = mpsc::unbounded_channel::<HealthEvent>();
         let rt = CheckRuntime::new()?;
+        // Notify and quorum scripts run on the checkers' runtime; their settings (and those of
+        // MISC_CHECKs) are read on the director thread, off the caller's (user lookups may
+        // block).
+        let scripts = (Config { global: config.global.clone(), ..Config::default() }, rt.handle());
+        let thread = std::thread::Builder::new().name("hav-ipvs".into()).spawn(move || {
+            let (global, handle) = scripts;
+            set_scripts(&mut director, &global, handle);
+            director_loop(director, rx)
+        })?;
+        let (htx, mut hrx) = mpsc::unbounded_channel::<HealthEvent>();
         let _in_rt = rt.enter();
         let checkers = Checkers::start(config, htx, Some(Arc::new(policies)));
         let fwd = tx.clone();
@@ -155,10 +176,22 @@ impl Lvs {
     }
 }
 
+/// The script settings of `config`'s `global_defs` for the director's scripts and the
+/// MISC_CHECKs.
+fn set_scripts(d: &mut Director, config: &Config, rt: Option<tokio::runtime::Handle>) {
+    let runner = Runner::from_config(config);
+    runner.clone().install_for_checks();
+    d.set_scripts(runner, rt);
+}
+
 fn director_loop(mut d: Director, rx: std::sync::mpsc::Receiver<Cmd>) {
+    let rt = d.script_runtime();
     while let Ok(cmd) = rx.recv() {
         let r = match cmd {
-            Cmd::Apply(c) => d.apply_owned(*c).map(|r| ("reload", r)),
+            Cmd::Apply(c) => {
+                set_scripts(&mut d, &c, rt.clone());
+                d.apply_owned(*c).map(|r| ("reload", r))
+            }
             Cmd::Health(ev) => {
                 tracing::info!(vs = ?ev.rs.vs, rs = %ev.rs.rs, checker = ev.checker, health = ?ev.health, "checker verdict");
                 d.health(&ev).map(|r| ("health", r))

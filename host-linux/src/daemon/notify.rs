@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::proc::{self, Creds};
+use super::proc::{self, Creds, Runner};
 use crate::config::global::SmtpServer;
 use crate::config::vrrp::Notify;
 use crate::config::{Config, Script};
@@ -97,8 +97,9 @@ struct Key {
 /// The notification of one transition, on one channel.
 #[derive(Debug)]
 enum Job {
-    /// Scripts to run one after the other, with their extra arguments.
-    Scripts { state: String, scripts: Vec<(Script, Vec<String>)> },
+    /// Scripts to run one after the other, with their extra arguments and their name in the
+    /// log (`notify_master VI_1`).
+    Scripts { state: String, scripts: Vec<(Script, Vec<String>, String)> },
     /// A mail.
     Mail { state: String, subject: String, body: String },
 }
@@ -146,16 +147,19 @@ struct Fifo {
 struct Inner {
     /// Where lanes and the FIFO writer run: the runtime `Notifier::new` was called in.
     handle: tokio::runtime::Handle,
-    creds: Option<Creds>,
-    secure: bool,
+    /// How scripts run: as whom, with which checks (enable_script_security).
+    runner: Runner,
     fifo: Option<Arc<Fifo>>,
     smtp: Option<Smtp>,
     lanes: Mutex<HashMap<Key, Lane>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     skipped: AtomicU64,
-    /// Scripts refused by `enable_script_security`, logged once a minute per script.
-    refused: Mutex<KeyedRateLimit<String>>,
+    /// Failed runs, logged at most [`FAILED_LOG_BURST`] a minute per script.
+    failed_log: Mutex<KeyedRateLimit<String>>,
 }
+
+/// Failed notify script runs logged per script and minute.
+const FAILED_LOG_BURST: u32 = 3;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Nothing in these locks is left half-updated by a panic worth refusing service over.
@@ -169,12 +173,21 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// From the global settings. Notifications run on the tokio runtime this is called in,
-    /// wherever [`Notifier::changed`] is called from.
+    /// From the global settings, scripts that name no user running as `creds` (`None`: hav's
+    /// own user, which `enable_script_security` refuses). Notifications run on the tokio
+    /// runtime this is called in, wherever [`Notifier::changed`] is called from.
     ///
     /// # Panics
     /// When called outside a tokio runtime.
     pub fn new(config: &Config, creds: Option<Creds>) -> Self {
+        Self::with_runner(config, Runner::new(config.global.enable_script_security, creds))
+    }
+
+    /// [`Notifier::new`] with the script settings given whole.
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime.
+    pub fn with_runner(config: &Config, runner: Runner) -> Self {
         let handle = tokio::runtime::Handle::current();
         let mut paths: Vec<PathBuf> = Vec::new();
         for f in [&config.global.notify_fifo, &config.global.vrrp_notify_fifo].into_iter().flatten() {
@@ -211,14 +224,13 @@ impl Notifier {
         Notifier {
             inner: Arc::new(Inner {
                 handle,
-                creds,
-                secure: config.global.enable_script_security,
+                runner,
                 fifo,
                 smtp,
                 lanes: Mutex::new(HashMap::new()),
                 workers: Mutex::new(Vec::new()),
                 skipped: AtomicU64::new(0),
-                refused: Mutex::new(KeyedRateLimit::new(1, Duration::from_secs(60), 256)),
+                failed_log: Mutex::new(KeyedRateLimit::new(FAILED_LOG_BURST, Duration::from_secs(60), 1024)),
             }),
         }
     }
@@ -239,11 +251,11 @@ impl Notifier {
         };
         let mut scripts = Vec::new();
         if let Some(s) = specific {
-            scripts.push((s.clone(), Vec::new()));
+            scripts.push((s.clone(), Vec::new(), format!("notify_{} {name}", state.to_ascii_lowercase())));
         }
         if let Some(s) = &notify.notify {
             let args = vec![kind.as_str().to_owned(), name.to_owned(), state.to_owned(), priority.to_string()];
-            scripts.push((s.clone(), args));
+            scripts.push((s.clone(), args, format!("notify {name}")));
         }
         if !scripts.is_empty() {
             self.submit(Key { kind, name: name.to_owned(), channel: Channel::Scripts }, Job::Scripts { state: state.to_owned(), scripts });
@@ -358,14 +370,18 @@ impl Inner {
     async fn run(&self, job: Job) {
         match job {
             Job::Scripts { scripts, .. } => {
-                for (s, args) in scripts {
-                    if let Some(why) = self.secure.then(|| proc::insecure(&s, self.creds)).flatten() {
-                        if lock(&self.refused).check(&s.command, std::time::Instant::now()).is_some() {
-                            tracing::error!(script = %s.command, reason = %why, "notify script not run (enable_script_security)");
-                        }
-                        continue;
+                for (s, args, what) in scripts {
+                    // Refusals, timeouts and failed starts are logged by the runner.
+                    let outcome = self.runner.run(&s, None, &args, NOTIFY_TIMEOUT, &what).await;
+                    if let proc::Outcome::NoResources(e) = &outcome {
+                        crate::resource::report_exhaustion(&what, e);
                     }
-                    report(&s, proc::run(&s, &args, self.creds, NOTIFY_TIMEOUT).await);
+                    if matches!(outcome, proc::Outcome::Exited(c) if c != 0) || matches!(outcome, proc::Outcome::Signaled(_)) {
+                        let held = lock(&self.failed_log).check(&what, std::time::Instant::now());
+                        if let Some(held_back) = held {
+                            tracing::warn!(script = %s.command, ?outcome, held_back, "{what}: notify script failed");
+                        }
+                    }
                 }
             }
             Job::Mail { subject, body, .. } => {
@@ -383,14 +399,6 @@ fn kind_word(kind: Kind) -> &'static str {
     match kind {
         Kind::Instance => "Instance",
         Kind::Group => "Group",
-    }
-}
-
-fn report(script: &Script, outcome: proc::Outcome) {
-    match outcome {
-        proc::Outcome::NoResources(e) => crate::resource::report_exhaustion(&format!("notify script {}", script.command), &e),
-        o if !o.success() => tracing::warn!(script = %script.command, outcome = ?o, "notify script failed"),
-        _ => {}
     }
 }
 
@@ -551,7 +559,7 @@ mod tests {
         let sh = dir.join("notify.sh");
         std::fs::write(&sh, format!("#!/bin/sh\necho \"$@\" >> {}\nsleep {secs}\n", out.display())).expect("script");
         let sh = sh.to_str().expect("utf-8").to_owned();
-        Script { command: format!("/bin/sh {sh}"), argv: vec!["/bin/sh".into(), sh] }
+        Script { command: format!("/bin/sh {sh}"), argv: vec!["/bin/sh".into(), sh], user: None }
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use hav_core::vrrp::TrackStatus;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::proc::{self, Creds};
+use super::proc::{self, Creds, Runner};
 use crate::config::{TrackFileDef, VrrpScript};
 
 /// A tracked object's new status.
@@ -39,6 +39,13 @@ impl RiseFall {
         self.up
     }
 
+    /// A result that counts at once, whatever `fall` says (a script that may not run at all);
+    /// returns `Some(false)` when the state flips.
+    pub fn fail_now(&mut self) -> Option<bool> {
+        self.run = 0;
+        std::mem::replace(&mut self.up, false).then_some(false)
+    }
+
     /// Feeds one result; returns the new state when it flips.
     pub fn feed(&mut self, ok: bool) -> Option<bool> {
         if ok == self.up {
@@ -59,38 +66,28 @@ impl RiseFall {
 
 /// Starts the task running `script` every interval. Sends a [`TrackEvent`] on every flip.
 ///
-/// With `secure` (`enable_script_security`), a script that would run as root from a path others
-/// can write is never run and stays down.
+/// The script runs through [`Runner::run`]: as its `user`, else `creds` (the default script
+/// user), with script security when `secure` (`enable_script_security`). A run that is refused
+/// (no such program, not executable, unknown user, insecure path) puts the script down at once,
+/// whatever its `fall`; its timeout is `timeout`, else the interval.
 pub fn spawn_script(
     script: VrrpScript,
     creds: Option<Creds>,
     secure: bool,
     tx: mpsc::Sender<TrackEvent>,
 ) -> JoinHandle<()> {
+    spawn_script_with(script, Runner::new(secure, creds), tx)
+}
+
+/// [`spawn_script`] with the script settings given whole.
+pub fn spawn_script_with(script: VrrpScript, runner: Runner, tx: mpsc::Sender<TrackEvent>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let obj = super::plan::TrackObj::Script(script.name.clone());
-        let creds = match &script.user {
-            Some(u) => match proc::resolve(u) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    tracing::error!(script = %script.name, error = %e, "vrrp_script disabled");
-                    return;
-                }
-            },
-            None => creds,
-        };
         // vrrp_script with `policy` (no `script`): run by the policy host, not here.
         let Some(command) = script.script.clone() else {
             tracing::warn!(script = %script.name, "vrrp_script has a policy, not a script; not run by the script task");
             return;
         };
-        if secure {
-            if let Some(why) = proc::insecure(&command, creds) {
-                tracing::error!(script = %script.name, reason = %why, "vrrp_script disabled by enable_script_security");
-                let _ = tx.send(TrackEvent { obj, status: TrackStatus::Down }).await;
-                return;
-            }
-        }
         let timeout = script.timeout.unwrap_or(script.interval);
         let mut rf = RiseFall::new(script.rise, script.fall, !script.init_fail);
         let mut tick = tokio::time::interval(script.interval.max(Duration::from_millis(10)));
@@ -98,17 +95,22 @@ pub fn spawn_script(
         let what = format!("vrrp_script {}", script.name);
         loop {
             tick.tick().await;
-            let outcome = proc::run(&command, &[], creds, timeout).await;
-            if let proc::Outcome::NoResources(e) = &outcome {
-                // hav could not fork: the script did not fail, its status stands.
-                crate::resource::report_exhaustion(&what, e);
-                continue;
-            }
-            let ok = outcome.success();
-            if !ok {
-                tracing::debug!(script = %script.name, ?outcome, "vrrp_script failed");
-            }
-            if let Some(up) = rf.feed(ok) {
+            let outcome = runner.run(&command, script.user.as_ref(), &[], timeout, &what).await;
+            let flip = match &outcome {
+                proc::Outcome::NoResources(e) => {
+                    // hav could not fork: the script did not fail, its status stands.
+                    crate::resource::report_exhaustion(&what, e);
+                    continue;
+                }
+                proc::Outcome::Refused(_) => rf.fail_now(),
+                o => {
+                    if !o.success() {
+                        tracing::debug!(script = %script.name, outcome = ?o, "vrrp_script failed");
+                    }
+                    rf.feed(o.success())
+                }
+            };
+            if let Some(up) = flip {
                 tracing::info!(script = %script.name, state = if up { "up" } else { "down" }, "vrrp_script changed");
                 let status = if up { TrackStatus::Up } else { TrackStatus::Down };
                 if tx.send(TrackEvent { obj: obj.clone(), status }).await.is_err() {
@@ -183,7 +185,8 @@ mod tests {
             let (tx, mut rx) = mpsc::channel(16);
             // A first run sets up what tokio keeps for child processes (its SIGCHLD pipe).
             let t = Duration::from_secs(5);
-            assert!(proc::run(script.script.as_ref().expect("script"), &[], None, t).await.success());
+            let first = Runner::new(false, None).run(script.script.as_ref().expect("script"), None, &[], t, "first").await;
+            assert!(first.success());
             let task = spawn_script(script, None, false, tx);
             tokio::time::sleep(Duration::from_millis(120)).await;
             let hold = crate::resource::testing::exhaust_descriptors();
@@ -234,7 +237,11 @@ pub struct InstanceSnapshot {
 /// priority entry runs for the first instance tracking it. `Delta(d)` becomes the value `d`
 /// (times the track weight, 1 by default), `Fault` faults the instance. A policy that fails
 /// (trap, budget, bad output, forbidden call) counts as a failed run: after `fall` of them the
-/// script is down and contributes nothing, and the log says why.
+/// script is down and contributes nothing. The policy set logs why, once per failed run
+/// (rate-limited); this task logs only changes of state.
+///
+/// The policy runs on the policy runtime ([`crate::policy::PolicySet::priority`]), never on
+/// the runtime of this task.
 pub fn spawn_policy_script(
     script: VrrpScript,
     policies: super::director::Policies,
@@ -266,14 +273,12 @@ pub fn spawn_policy_script(
             let status = match set.priority(&script.name, req).await {
                 Ok(o) => {
                     rf.feed(true);
-                    tracing::debug!(script = %script.name, verdict = ?o.verdict, message = %o.message, "priority policy");
                     match o.verdict {
                         hav_core::policy::PriorityVerdict::Delta(d) => TrackStatus::Value(i32::from(d)),
                         hav_core::policy::PriorityVerdict::Fault => TrackStatus::Fault,
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(script = %script.name, "priority policy failed: {e}");
+                Err(_) => {
                     match rf.feed(false) {
                         Some(false) => TrackStatus::Down,
                         _ if !rf.up() => TrackStatus::Down,
@@ -285,6 +290,7 @@ pub fn spawn_policy_script(
                 }
             };
             if last != Some(status) {
+                tracing::info!(script = %script.name, status = ?status, "vrrp_script (policy) changed");
                 last = Some(status);
                 if tx.send(TrackEvent { obj: obj.clone(), status }).await.is_err() {
                     return;

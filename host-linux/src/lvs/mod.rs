@@ -38,6 +38,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, Script};
+use crate::daemon::proc::{Outcome, Runner};
 use crate::health::HealthEvent;
 use crate::ipvs::{self, IpvsError, Op, ServiceKey, SyncDaemon, SyncState};
 
@@ -131,19 +132,18 @@ pub struct Director {
     prune: bool,
     full_dump: bool,
     run_scripts: bool,
+    /// How notify and quorum scripts run (user, script security).
+    scripts: Runner,
+    /// Where they run; `None` runs each to its end before going on (one-shot commands).
+    script_rt: Option<tokio::runtime::Handle>,
 }
 
-/// Runs a notify/quorum script without waiting for it (a thread reaps it).
-fn run_script(s: &Script, what: &str) {
-    let Some((prog, args)) = s.argv.split_first() else { return };
-    tracing::info!(script = %s.command, "running {what} script");
-    match std::process::Command::new(prog).args(args).stdin(std::process::Stdio::null()).spawn() {
-        Ok(mut child) => {
-            std::thread::spawn(move || child.wait());
-        }
-        Err(e) => tracing::warn!(script = %s.command, error = %e, "cannot run {what} script"),
-    }
-}
+/// How long a `notify_up`/`notify_down`/`quorum_up`/`quorum_down` script may run before its
+/// process group is killed.
+pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long [`Director::shutdown`] waits for its `omega` scripts.
+const OMEGA_WAIT: Duration = Duration::from_secs(5);
 
 impl Director {
     /// A director that programs the kernel through `client`.
@@ -160,6 +160,50 @@ impl Director {
             prune: false,
             full_dump: false,
             run_scripts: true,
+            scripts: Runner::new(false, None),
+            script_rt: None,
+        }
+    }
+
+    /// Runs notify and quorum scripts with `runner`'s settings (`script_user`,
+    /// `enable_script_security`) on `rt`, without waiting for them. Without a runtime (the
+    /// default), each runs to its end, or its timeout, before the director goes on.
+    pub fn set_scripts(&mut self, runner: Runner, rt: Option<tokio::runtime::Handle>) {
+        self.scripts = runner;
+        self.script_rt = rt;
+    }
+
+    /// The runtime scripts run on, if any.
+    pub fn script_runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.script_rt.clone()
+    }
+
+    /// Runs a notify/quorum script through the one script path ([`Runner::run`]): its user,
+    /// script security, a clean environment, its process group killed after [`SCRIPT_TIMEOUT`].
+    /// Returns the task when it runs on the script runtime.
+    fn run_script(&self, s: &Script, what: &'static str) -> Option<tokio::task::JoinHandle<()>> {
+        tracing::info!(script = %s.command, "running {what} script");
+        let (runner, script) = (self.scripts.clone(), s.clone());
+        let job = async move {
+            let label = format!("{what} {}", script.command);
+            match runner.run(&script, None, &[], SCRIPT_TIMEOUT, &label).await {
+                Outcome::NoResources(e) => crate::resource::report_exhaustion(&label, &e),
+                o @ (Outcome::Exited(_) | Outcome::Signaled(_)) if !o.success() => {
+                    tracing::warn!(script = %script.command, outcome = ?o, "{what} script failed")
+                }
+                // Refusals and timeouts were logged by the runner.
+                _ => {}
+            }
+        };
+        match &self.script_rt {
+            Some(rt) => Some(rt.spawn(job)),
+            None => {
+                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(job),
+                    Err(e) => tracing::warn!(script = %s.command, error = %e, "cannot run {what} script"),
+                }
+                None
+            }
         }
     }
 
@@ -445,14 +489,14 @@ impl Director {
             tracing::info!(rs = %rs.addr, vs = ?vs.key, alive, "real server state changed");
             let s = if alive { &rs.notify_up } else { &rs.notify_down };
             if let (Some(s), true) = (s, self.run_scripts) {
-                run_script(s, if alive { "notify_up" } else { "notify_down" });
+                let _ = self.run_script(s, if alive { "notify_up" } else { "notify_down" });
             }
         }
         if let Some(q) = ch.quorum {
             tracing::info!(vs = ?vs.key, quorum = q, "virtual server quorum changed");
             let s = if q { &vs.quorum_up } else { &vs.quorum_down };
             if let (Some(s), true) = (s, self.run_scripts) {
-                run_script(s, if q { "quorum_up" } else { "quorum_down" });
+                let _ = self.run_script(s, if q { "quorum_up" } else { "quorum_down" });
             }
         }
         self.reconcile_some(&[ch.vs])
@@ -529,19 +573,28 @@ impl Director {
     /// sync daemon.
     pub fn shutdown(&mut self, remove: bool) -> Result<ApplyReport, LvsError> {
         if let (Some(config), true) = (self.config.as_ref(), self.run_scripts) {
+            let mut running = Vec::new();
             for vs in config.virtual_servers.iter().filter(|v| v.omega) {
                 if self.rt.quorum_up(vs) {
                     if let Some(s) = &vs.quorum_down {
-                        run_script(s, "quorum_down");
+                        running.extend(self.run_script(s, "quorum_down"));
                     }
                 }
                 for (rs, view) in vs.real_servers.iter().zip(self.rt.views(vs)) {
                     if view.alive {
                         if let Some(s) = &rs.notify_down {
-                            run_script(s, "notify_down");
+                            running.extend(self.run_script(s, "notify_down"));
                         }
                     }
                 }
+            }
+            // The runtime they run on stops with the director: wait for them (a while).
+            if let (Some(rt), false) = (&self.script_rt, running.is_empty()) {
+                let _ = rt.block_on(tokio::time::timeout(OMEGA_WAIT, async {
+                    for t in running {
+                        let _ = t.await;
+                    }
+                }));
             }
         }
         if !remove {
