@@ -348,11 +348,6 @@ pub struct Checker {
 pub const CHECKER_KEYWORDS: &[&str] =
     &["TCP_CHECK", "HTTP_GET", "SSL_GET", "SMTP_CHECK", "DNS_CHECK", "PING_CHECK", "UDP_CHECK", "MISC_CHECK", "FILE_CHECK", "WASM_CHECK"];
 
-const COMMON: &[&str] = &[
-    "connect_ip", "connect_port", "bindto", "bind_port", "bind_if", "fwmark", "connect_timeout", "retry", "nb_get_retry",
-    "delay_before_retry", "delay_loop", "warmup", "alpha", "no_alpha",
-];
-
 fn hex_bytes(arg: &super::parser::Arg) -> Result<Vec<u8>, ConfigError> {
     let s = arg.text.trim_start_matches("0x");
     if s.len() % 2 != 0 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -388,7 +383,7 @@ fn status_codes(ctx: &mut Ctx, n: &Node) -> Result<Vec<RangeInclusive<u16>>, Con
     Ok(out)
 }
 
-fn url(ctx: &mut Ctx, n: &Node) -> Result<Url, ConfigError> {
+fn url(ctx: &mut Ctx, n: &Node, block: &str) -> Result<Url, ConfigError> {
     let mut u = Url {
         path: String::new(),
         digest: None,
@@ -413,12 +408,7 @@ fn url(ctx: &mut Ctx, n: &Node) -> Result<Url, ConfigError> {
             "regex" => u.regex = Some(ctx.string(e)?),
             "regex_no_match" => u.regex_no_match = ctx.flag(e)?,
             "virtualhost" => u.virtualhost = Some(ctx.string(e)?),
-            _ => ctx.unknown(
-                e,
-                "url",
-                &["path", "digest", "status_code", "regex", "regex_no_match", "virtualhost"],
-                &["regex_options", "regex_stack", "regex_min_offset", "regex_max_offset"],
-            )?,
+            _ => ctx.unknown(e, block)?,
         }
     }
     u.path = path.ok_or_else(|| ConfigError::invalid(&n.loc, "url block without 'path'"))?;
@@ -460,9 +450,21 @@ impl Checker {
         let mut file = (None, None, false);
         let mut wasm = (None, Vec::new(), None, None);
 
+        let path = format!("virtual_server/real_server/{block}");
         for e in ctx.children(n)? {
             let kw = e.keyword.as_str();
+            // The table decides what this checker takes: a keyword keepalived
+            // does not know here is an error even where a shared arm below
+            // would read it.
+            match super::keywords::block(&path).and_then(|b| b.get(kw)).map(|k| k.support) {
+                None | Some(super::keywords::Support::Ignored(_)) => {
+                    ctx.unknown(e, &path)?;
+                    continue;
+                }
+                _ => {}
+            }
             match kw {
+                "sni_name" => http.sni_server_name = Some(ctx.string(e)?),
                 "connect_ip" => common.connect_ip = Some(ctx.ip(e)?),
                 "connect_port" => common.connect_port = Some(ctx.port(e)?),
                 "bindto" => common.bindto = Some(ctx.ip(e)?),
@@ -480,7 +482,7 @@ impl Checker {
                     let handled = match block {
                         "HTTP_GET" | "SSL_GET" => match kw {
                             "url" => {
-                                http.urls.push(url(ctx, e)?);
+                                http.urls.push(url(ctx, e, &format!("{path}/url"))?);
                                 true
                             }
                             "virtualhost" => {
@@ -603,23 +605,7 @@ impl Checker {
                         _ => false,
                     };
                     if !handled {
-                        let mut known: Vec<&str> = COMMON.to_vec();
-                        known.extend(match block {
-                            "HTTP_GET" | "SSL_GET" => &["url", "virtualhost", "sni_server_name", "enable_sni", "http_protocol"][..],
-                            "SMTP_CHECK" => &["helo_name"][..],
-                            "DNS_CHECK" => &["type", "name"][..],
-                            "UDP_CHECK" => &["payload", "require_reply", "min_reply_length", "max_reply_length"][..],
-                            "MISC_CHECK" => &["misc_path", "misc_timeout", "misc_dynamic", "user"][..],
-                            "FILE_CHECK" => &["track_file", "weight"][..],
-                            "WASM_CHECK" => &["policy", "targets", "timeout", "args"][..],
-                            _ => &[][..],
-                        });
-                        let ignored: &[&str] = match block {
-                            "HTTP_GET" | "SSL_GET" => &["fast_recovery", "tls_compliant", "protocol"],
-                            "SMTP_CHECK" => &["host"],
-                            _ => &[],
-                        };
-                        ctx.unknown(e, block, &known, ignored)?;
+                        ctx.unknown(e, &path)?;
                     }
                 }
             }

@@ -95,6 +95,28 @@ pub struct GlobalDefs {
     pub max_auto_priority: Option<i32>,
     /// `dynamic_interfaces`: configured interfaces may be absent at start-up.
     pub dynamic_interfaces: bool,
+    /// `default_interface`: where a unicast instance without `interface`
+    /// runs and where addresses without `dev` go when the instance has no
+    /// interface; keepalived's default is `eth0`.
+    pub default_interface: Option<String>,
+    /// `startup_script`: run once when the daemon starts (not run yet).
+    pub startup_script: Option<super::value::Script>,
+    /// `startup_script_timeout`, default 10 s.
+    pub startup_script_timeout: Duration,
+    /// `shutdown_script`: run once when the daemon stops (not run yet).
+    pub shutdown_script: Option<super::value::Script>,
+    /// `shutdown_script_timeout`, default 10 s.
+    pub shutdown_script_timeout: Duration,
+    /// `notify_fifo_script`: the reader of `notify_fifo`, started by the daemon (not yet).
+    pub notify_fifo_script: Option<super::value::Script>,
+    /// `vrrp_notify_fifo_script`: the reader of `vrrp_notify_fifo` (not started yet).
+    pub vrrp_notify_fifo_script: Option<super::value::Script>,
+    /// `lvs_notify_fifo_script`: the reader of `lvs_notify_fifo` (not started yet).
+    pub lvs_notify_fifo_script: Option<super::value::Script>,
+    /// `vrrp_startup_delay`: wait this long before starting instances (not acted on yet).
+    pub vrrp_startup_delay: Option<Duration>,
+    /// `vrrp_delay_after_boot` (keepalived 2.4): like `vrrp_startup_delay`, counted from boot.
+    pub vrrp_delay_after_boot: Option<Duration>,
 }
 
 impl Default for GlobalDefs {
@@ -127,44 +149,21 @@ impl Default for GlobalDefs {
             lvs_sync_daemon: None,
             max_auto_priority: None,
             dynamic_interfaces: false,
+            default_interface: None,
+            startup_script: None,
+            startup_script_timeout: Duration::from_secs(10),
+            shutdown_script: None,
+            shutdown_script_timeout: Duration::from_secs(10),
+            notify_fifo_script: None,
+            vrrp_notify_fifo_script: None,
+            lvs_notify_fifo_script: None,
+            vrrp_startup_delay: None,
+            vrrp_delay_after_boot: None,
         }
     }
 }
 
 const BLOCK: &str = "global_defs";
-
-const KNOWN: &[&str] = &[
-    "router_id", "lvs_id", "notification_email", "notification_email_from", "smtp_server", "smtp_connect_timeout",
-    "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_garp_master_delay", "vrrp_garp_master_repeat",
-    "vrrp_garp_master_refresh", "vrrp_garp_master_refresh_repeat", "vrrp_garp_lower_prio_delay",
-    "vrrp_garp_lower_prio_repeat", "vrrp_garp_interval", "vrrp_gna_interval", "vrrp_strict", "vrrp_version",
-    "vrrp_check_unicast_src", "vrrp_skip_check_adv_addr", "script_user", "enable_script_security", "notify_fifo",
-    "vrrp_notify_fifo", "lvs_notify_fifo", "lvs_sync_daemon", "max_auto_priority", "dynamic_interfaces",
-];
-
-/// Valid keepalived global keywords hav accepts without acting on them.
-const IGNORED: &[&str] = &[
-    "lvs_flush", "lvs_flush_onstop", "enable_traps", "enable_snmp_vrrp", "enable_snmp_checker", "enable_snmp_rfc",
-    "enable_snmp_rfcv2", "enable_snmp_rfcv3", "enable_snmp_keepalived", "snmp_socket", "enable_dbus",
-    "enable_dbus_read_only", "smtp_helo_name", "smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker",
-    "checker_log_all_failures", "default_interface", "vrrp_garp_lower_prio_delay_restart", "vrrp_higher_prio_send_advert",
-    "vrrp_lower_prio_no_advert", "vrrp_iptables", "vrrp_ipsets", "vrrp_nftables", "nftables", "nftables_priority",
-    "nftables_ifindex", "nftables_counters", "vrrp_priority", "checker_priority", "bfd_priority", "vrrp_no_swap",
-    "checker_no_swap", "bfd_no_swap", "vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority",
-    "vrrp_cpu_affinity", "checker_cpu_affinity", "bfd_cpu_affinity", "vrrp_netlink_cmd_rcv_bufs",
-    "vrrp_netlink_cmd_rcv_bufs_force", "vrrp_netlink_monitor_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs_force",
-    "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs",
-    "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs", "process_monitor_rcv_bufs_force",
-    "lvs_timeouts", "lvs_sync_daemon_interface", "net_namespace", "net_namespace_ipvs", "namespace_with_ipvs",
-    "instance", "use_pid_dir", "linkbeat_use_polling", "vrrp_dont_check_adv_addr", "vrrp_min_garp",
-    "vrrp_startup_delay", "vrrp_log_unknown_vrids", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier",
-    "vrrp_notify_priority_changes", "vrrp_track_process_event", "vrrp_no_swap", "umask", "vrrp_symlinks",
-    "reload_check_config", "reload_time_file", "reload_repeat", "reload_file", "data_use_instance",
-    "random_seed", "startup_script", "startup_script_timeout", "shutdown_script", "shutdown_script_timeout",
-    "fifo_write_vrrp_states_on_reload", "notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script",
-    "script_security", "vrrp_version_3_checksum", "tmp_config_directory", "config_save_dir", "child_wait_time",
-    "vrrp_garp_extra_if", "vrrp_gna_extra_if",
-];
 
 impl GlobalDefs {
     /// Applies the statements of one `global_defs` block (several blocks merge).
@@ -222,7 +221,10 @@ impl GlobalDefs {
                 "vrrp_garp_lower_prio_repeat" => self.vrrp_garp_lower_prio_repeat = Some(ctx.u32(n, 0, 65535)?),
                 "vrrp_garp_interval" => self.vrrp_garp_interval = ctx.timer(n)?,
                 "vrrp_gna_interval" => self.vrrp_gna_interval = ctx.timer(n)?,
-                "vrrp_strict" => self.vrrp_strict = ctx.flag(n)?,
+                "vrrp_strict" => {
+                    self.vrrp_strict = ctx.flag(n)?;
+                    ctx.not_acted(n, BLOCK);
+                }
                 "vrrp_version" => self.vrrp_version = VrrpVersion::from_node(ctx, n)?,
                 "vrrp_check_unicast_src" => self.vrrp_check_unicast_src = ctx.flag(n)?,
                 "vrrp_skip_check_adv_addr" => self.vrrp_skip_check_adv_addr = ctx.flag(n)?,
@@ -232,19 +234,82 @@ impl GlobalDefs {
                     ctx.no_more(n, 2);
                     self.script_user = Some(RunAs { user, group });
                 }
-                "enable_script_security" => self.enable_script_security = ctx.flag(n)?,
+                "enable_script_security" => {
+                    // keepalived's handler takes no value and ignores any given.
+                    if let Some(extra) = n.args.first() {
+                        ctx.warn(&extra.loc, format!("enable_script_security takes no value; '{}' ignored and script security is on, as keepalived does", extra.text));
+                    }
+                    self.enable_script_security = true;
+                }
+                "default_interface" => self.default_interface = Some(ctx.string(n)?),
+                "vrrp_min_garp" => {
+                    if ctx.flag(n)? {
+                        // As keepalived: one message, no repeat or refresh, no delay, for every
+                        // value still at its default (later keywords override).
+                        let d = GlobalDefs::default();
+                        if self.vrrp_garp_master_repeat == d.vrrp_garp_master_repeat {
+                            self.vrrp_garp_master_repeat = 1;
+                        }
+                        if self.vrrp_garp_master_refresh == d.vrrp_garp_master_refresh {
+                            self.vrrp_garp_master_refresh = None;
+                        }
+                        if self.vrrp_garp_master_refresh_repeat == d.vrrp_garp_master_refresh_repeat {
+                            self.vrrp_garp_master_refresh_repeat = 1;
+                        }
+                        if self.vrrp_garp_master_delay == d.vrrp_garp_master_delay {
+                            self.vrrp_garp_master_delay = Duration::ZERO;
+                        }
+                    }
+                }
+                "startup_script" | "shutdown_script" => {
+                    let script = ctx.script(n)?;
+                    let slot = if n.keyword == "startup_script" { &mut self.startup_script } else { &mut self.shutdown_script };
+                    *slot = Some(script);
+                    ctx.not_acted(n, BLOCK);
+                }
+                "startup_script_timeout" | "shutdown_script_timeout" => {
+                    let t = Duration::from_secs(u64::from(ctx.u32(n, 1, 1000)?));
+                    let slot = if n.keyword == "startup_script_timeout" { &mut self.startup_script_timeout } else { &mut self.shutdown_script_timeout };
+                    *slot = t;
+                    ctx.not_acted(n, BLOCK);
+                }
+                "notify_fifo_script" | "vrrp_notify_fifo_script" | "lvs_notify_fifo_script" => {
+                    let script = ctx.script(n)?;
+                    match n.keyword.as_str() {
+                        "notify_fifo_script" => self.notify_fifo_script = Some(script),
+                        "vrrp_notify_fifo_script" => self.vrrp_notify_fifo_script = Some(script),
+                        _ => self.lvs_notify_fifo_script = Some(script),
+                    }
+                    ctx.not_acted(n, BLOCK);
+                }
+                "vrrp_startup_delay" | "vrrp_delay_after_boot" => {
+                    let t = ctx.timer(n)?;
+                    if n.keyword == "vrrp_startup_delay" {
+                        self.vrrp_startup_delay = Some(t);
+                    } else {
+                        self.vrrp_delay_after_boot = Some(t);
+                    }
+                    ctx.not_acted(n, BLOCK);
+                }
                 "notify_fifo" => self.notify_fifo = Some(ctx.string_first(n)?),
                 "vrrp_notify_fifo" => self.vrrp_notify_fifo = Some(ctx.string_first(n)?),
-                "lvs_notify_fifo" => self.lvs_notify_fifo = Some(ctx.string_first(n)?),
+                "lvs_notify_fifo" => {
+                    self.lvs_notify_fifo = Some(ctx.string_first(n)?);
+                    ctx.not_acted(n, BLOCK);
+                }
                 "lvs_sync_daemon" => self.lvs_sync_daemon = Some(sync_daemon(ctx, n)?),
                 "max_auto_priority" => {
                     self.max_auto_priority = Some(match n.args.first() {
                         None => 99,
                         Some(_) => i32::try_from(ctx.int(n, -1, 99)?).unwrap_or(-1),
-                    })
+                    });
+                    ctx.not_acted(n, BLOCK);
                 }
-                "dynamic_interfaces" => self.dynamic_interfaces = true,
-                _ => ctx.unknown(n, BLOCK, KNOWN, IGNORED)?,
+                "dynamic_interfaces" => {
+                    self.dynamic_interfaces = true;
+                    ctx.not_acted(n, BLOCK);
+                }
+                _ => ctx.unknown(n, BLOCK)?,
             }
         }
         Ok(())

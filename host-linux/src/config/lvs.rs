@@ -168,6 +168,8 @@ pub struct VirtualServer {
     pub ip_family: Option<IpFamily>,
     /// `real_server` entries.
     pub real_servers: Vec<RealServer>,
+    /// `weight` (1..=65535): keepalived hands it to IPVS; hav does not yet.
+    pub weight: Option<u32>,
 }
 
 fn socket_addr(ip: &Arg, port: Option<&Arg>) -> Result<SocketAddr, ConfigError> {
@@ -223,15 +225,8 @@ fn lb_kind(ctx: &mut Ctx, n: &Node) -> Result<LbKind, ConfigError> {
 
 const SCHEDULERS: &[&str] = &["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"];
 
-const VS_KNOWN: &[&str] = &[
-    "delay_loop", "lb_algo", "lvs_sched", "lb_kind", "lvs_method", "persistence_timeout", "persistence_granularity",
-    "persistence_engine", "protocol", "ha_suspend", "virtualhost", "alpha", "no_alpha", "omega", "no_omega", "quorum",
-    "quorum_up", "quorum_down", "hysteresis", "sorry_server", "sorry_server_inhibit", "sorry_server_lvs_method",
-    "inhibit_on_failure", "retry", "delay_before_retry", "warmup", "connect_timeout", "sh-port", "sh-fallback",
-    "mh-port", "mh-fallback", "flag-1", "flag-2", "flag-3", "ops", "ip_family", "real_server",
-];
-
-const VS_IGNORED: &[&str] = &["nat_mask", "smtp_alert", "lvs_sync_daemon_interface", "quorum_up_down_on_start", "real_server_group", "laddr_group_name", "syn_proxy"];
+const VS: &str = "virtual_server";
+const RS: &str = "virtual_server/real_server";
 
 impl VirtualServer {
     pub(crate) fn from_node(ctx: &mut Ctx, n: &Node) -> Result<Self, ConfigError> {
@@ -277,6 +272,7 @@ impl VirtualServer {
             sched_flags: SchedFlags::default(),
             ip_family: None,
             real_servers: Vec::new(),
+            weight: None,
         };
         let mut sorry_method = None;
         let mut sorry_inhibit = false;
@@ -301,10 +297,15 @@ impl VirtualServer {
                 }
                 "lb_kind" | "lvs_method" => vs.lb_kind = lb_kind(ctx, e)?,
                 "persistence_timeout" => {
-                    vs.persistence_timeout = Some(match e.args.first() {
-                        None => 360,
-                        Some(_) => ctx.u32(e, 1, u32::MAX)?,
-                    })
+                    vs.persistence_timeout = match e.args.first() {
+                        None => Some(360),
+                        Some(a) if a.text == "0" => {
+                            // keepalived refuses 0 and runs the service without persistence.
+                            ctx.warn(&a.loc, "persistence_timeout 0 is out of range (1..=2678400); the virtual server runs without persistence, as keepalived does");
+                            None
+                        }
+                        Some(_) => Some(ctx.u32(e, 1, 2_678_400)?),
+                    }
                 }
                 "persistence_granularity" => vs.persistence_granularity = Some(ctx.string(e)?),
                 "persistence_engine" => vs.persistence_engine = Some(ctx.string(e)?),
@@ -323,7 +324,19 @@ impl VirtualServer {
                 "no_alpha" => vs.alpha = false,
                 "omega" => vs.omega = ctx.flag(e)?,
                 "no_omega" => vs.omega = false,
-                "quorum" => vs.quorum = ctx.u32(e, 1, u32::MAX)?,
+                "quorum" => {
+                    vs.quorum = match e.args.first() {
+                        Some(a) if a.text == "0" => {
+                            ctx.warn(&a.loc, "quorum 0 is out of range (1..); quorum 1 is used, as keepalived does");
+                            1
+                        }
+                        _ => ctx.u32(e, 1, u32::MAX)?,
+                    }
+                }
+                "weight" => {
+                    vs.weight = Some(ctx.u32(e, 1, 65535)?);
+                    ctx.not_acted(e, VS);
+                }
                 "quorum_up" => vs.quorum_up = Some(ctx.notify_script(e)?),
                 "quorum_down" => vs.quorum_down = Some(ctx.notify_script(e)?),
                 "hysteresis" => vs.hysteresis = ctx.u32(e, 0, u32::MAX)?,
@@ -352,7 +365,7 @@ impl VirtualServer {
                         _ => return Err(ConfigError::invalid(&a.loc, format!("ip_family must be inet or inet6, got '{}'", a.text))),
                     });
                 }
-                _ => ctx.unknown(e, "virtual_server", VS_KNOWN, VS_IGNORED)?,
+                _ => ctx.unknown(e, VS)?,
             }
         }
         if let Some(s) = vs.sorry_server.as_mut() {
@@ -374,11 +387,6 @@ impl VirtualServer {
         Ok(vs)
     }
 }
-
-const RS_KNOWN: &[&str] = &[
-    "weight", "inhibit_on_failure", "notify_up", "notify_down", "uthreshold", "lthreshold", "lvs_method", "lb_kind",
-    "connect_timeout", "retry", "delay_before_retry", "delay_loop", "warmup", "alpha", "no_alpha",
-];
 
 impl RealServer {
     fn from_node(ctx: &mut Ctx, n: &Node, vs: &VirtualServer, vs_defaults: &CheckDefaults) -> Result<Self, ConfigError> {
@@ -418,10 +426,7 @@ impl RealServer {
                 "warmup" => defaults.warmup = Some(ctx.timer(e)?),
                 "alpha" => defaults.alpha = Some(ctx.flag(e)?),
                 "no_alpha" => defaults.alpha = Some(false),
-                _ => {
-                    let known: Vec<&str> = RS_KNOWN.iter().chain(CHECKER_KEYWORDS.iter()).copied().collect();
-                    ctx.unknown(e, "real_server", &known, &["smtp_alert", "virtualhost", "BFD_CHECK", "rise", "fall"])?
-                }
+                _ => ctx.unknown(e, RS)?,
             }
         }
         if let (Some(l), Some(u)) = (rs.lthreshold, rs.uthreshold) {

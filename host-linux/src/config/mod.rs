@@ -18,6 +18,7 @@ pub mod check;
 pub mod error;
 pub mod glob;
 pub mod global;
+pub mod keywords;
 pub mod lexer;
 pub mod lvs;
 pub mod parser;
@@ -120,17 +121,6 @@ pub fn expand(path: &Path, config_id: &str) -> Result<String, ConfigError> {
     preprocess::expand(path, Options::with_config_id(config_id))
 }
 
-const TOP_KNOWN: &[&str] = &[
-    "global_defs", "vrrp_instance", "vrrp_script", "vrrp_track_file", "vrrp_sync_group", "virtual_server",
-    "virtual_server_group",
-];
-
-const TOP_IGNORED: &[&str] = &[
-    "static_ipaddress", "static_routes", "static_rules", "linkbeat_interfaces", "vrrp_track_process",
-    "track_process", "bfd_instance", "garp_group", "net_namespace", "instance", "use_pid_dir", "local_address_group",
-    "include_check",
-];
-
 fn build(nodes: Vec<Node>, warnings: Vec<Warning>) -> Result<Loaded, ConfigError> {
     let mut ctx = Ctx { warnings };
     let mut config = Config::default();
@@ -144,18 +134,50 @@ fn build(nodes: Vec<Node>, warnings: Vec<Warning>) -> Result<Loaded, ConfigError
             "global_defs" => {}
             "vrrp_instance" => config.vrrp_instances.push(VrrpInstance::from_node(&mut ctx, n, &config.global)?),
             "vrrp_script" => config.vrrp_scripts.push(VrrpScript::from_node(&mut ctx, n)?),
-            "vrrp_track_file" => config.vrrp_track_files.push(TrackFileDef::from_node(&mut ctx, n)?),
+            "vrrp_track_file" | "track_file" => config.vrrp_track_files.push(TrackFileDef::from_node(&mut ctx, n)?),
             "vrrp_sync_group" => config.vrrp_sync_groups.push(SyncGroup::from_node(&mut ctx, n)?),
             "virtual_server" => config.virtual_servers.push(VirtualServer::from_node(&mut ctx, n)?),
             "virtual_server_group" => config.virtual_server_groups.push(VirtualServerGroup::from_node(&mut ctx, n)?),
             "include" | "includer" | "includem" | "includew" | "includeb" | "includea" => {
                 return Err(ConfigError::invalid(&n.loc, format!("'{}' needs a file name", n.keyword)));
             }
-            _ => ctx.unknown(n, "top level", TOP_KNOWN, TOP_IGNORED)?,
+            _ => ctx.unknown(n, keywords::TOP)?,
         }
     }
+    settle(&mut config, &mut ctx)?;
     validate(&config, &mut ctx)?;
     Ok(Loaded { config, warnings: ctx.warnings })
+}
+
+/// Where keepalived runs a configuration by dropping or defaulting a value
+/// that only the whole configuration shows to be wrong, hav does the same and
+/// says so.
+fn settle(c: &mut Config, ctx: &mut Ctx) -> Result<(), ConfigError> {
+    let scripts: HashSet<String> = c.vrrp_scripts.iter().map(|s| s.name.clone()).collect();
+    let files: HashSet<String> = c.vrrp_track_files.iter().map(|s| s.name.clone()).collect();
+    let drop_missing = |refs: &mut Vec<vrrp::TrackRef>, known: &HashSet<String>, kind: &str, owner: &str, ctx: &mut Ctx| {
+        refs.retain(|r| {
+            if known.contains(&r.name) {
+                return true;
+            }
+            let hint = value::closest(&r.name, known.iter().map(String::as_str))
+                .map(|s| format!(" (did you mean '{s}'?)"))
+                .unwrap_or_default();
+            ctx.warn(&r.location, format!("{owner}: {kind} '{}' is not defined{hint}; not tracked, as keepalived does", r.name));
+            false
+        });
+    };
+    for i in &mut c.vrrp_instances {
+        let owner = format!("vrrp_instance {}", i.name);
+        drop_missing(&mut i.track_scripts, &scripts, "vrrp_script", &owner, ctx);
+        drop_missing(&mut i.track_files, &files, "vrrp_track_file", &owner, ctx);
+    }
+    for g in &mut c.vrrp_sync_groups {
+        let owner = format!("vrrp_sync_group {}", g.name);
+        drop_missing(&mut g.track_scripts, &scripts, "vrrp_script", &owner, ctx);
+        drop_missing(&mut g.track_files, &files, "vrrp_track_file", &owner, ctx);
+    }
+    Ok(())
 }
 
 fn no_duplicates<'a>(kind: &str, items: impl Iterator<Item = (&'a str, &'a Location)>) -> Result<(), ConfigError> {
@@ -215,36 +237,6 @@ fn validate(c: &Config, ctx: &mut Ctx) -> Result<(), ConfigError> {
 
     let mut vrids: HashMap<(Option<&str>, Option<Family>, u8), &VrrpInstance> = HashMap::new();
     for i in &c.vrrp_instances {
-        if i.version == VrrpVersion::V2 {
-            if let Some(v6) = i.virtual_ipaddresses.iter().find(|v| v.address.is_ipv6()) {
-                return Err(ConfigError::invalid(
-                    &v6.location,
-                    format!("vrrp_instance {}: VRRP version 2 cannot carry IPv6 address {} (use 'version 3')", i.name, v6.address),
-                ));
-            }
-        }
-        if let Some(fam) = i.family() {
-            if let Some(mixed) = i.virtual_ipaddresses.iter().find(|v| Family::of(&v.address) != fam) {
-                return Err(ConfigError::invalid(
-                    &mixed.location,
-                    format!("vrrp_instance {}: IPv4 and IPv6 addresses mixed in virtual_ipaddress (use virtual_ipaddress_excluded)", i.name),
-                ));
-            }
-        }
-        let peer_family = i
-            .unicast_src_ip
-            .as_ref()
-            .map(Family::of)
-            .or_else(|| i.family())
-            .or_else(|| i.unicast_peers.first().map(Family::of));
-        if let Some(fam) = peer_family {
-            if let Some(bad) = i.unicast_peers.iter().find(|p| Family::of(p) != fam) {
-                return Err(ConfigError::invalid(
-                    &i.location,
-                    format!("vrrp_instance {}: unicast_peer {bad} is not of the instance's address family ({fam:?})", i.name),
-                ));
-            }
-        }
         let key = (i.interface.as_deref(), i.family(), i.virtual_router_id);
         if let Some(first) = vrids.insert(key, i) {
             return Err(ConfigError::invalid(
@@ -305,16 +297,16 @@ mod tests {
 
     #[test]
     fn test_global_after_instance_still_applies() {
-        let l = load_text("vrrp_instance A {\nvirtual_router_id 1\n}\nglobal_defs {\nvrrp_version 3\n}\n").expect("valid");
+        let l = load_text("vrrp_instance A {\ninterface eth0\nvirtual_router_id 1\n}\nglobal_defs {\nvrrp_version 3\n}\n").expect("valid");
         assert_eq!(l.config.vrrp_instances[0].version, VrrpVersion::V3);
     }
 
     #[test]
     fn test_sync_group_member_once() {
         let e = load_text(
-            "vrrp_instance A {\nvirtual_router_id 1\n}\nvrrp_sync_group G {\ngroup {\nA\n}\n}\nvrrp_sync_group H {\ngroup {\nA\n}\n}\n",
+            "vrrp_instance A {\ninterface eth0\nvirtual_router_id 1\n}\nvrrp_sync_group G {\ngroup {\nA\n}\n}\nvrrp_sync_group H {\ngroup {\nA\n}\n}\n",
         )
         .expect_err("twice");
-        assert_eq!(e.location().line, 11);
+        assert_eq!(e.location().line, 12);
     }
 }

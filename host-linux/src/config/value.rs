@@ -40,25 +40,66 @@ impl Ctx {
         self.warnings.push(Warning { location: at.clone(), message: message.into() });
     }
 
-    /// Warns that a valid keepalived keyword is accepted but not acted on.
-    pub(crate) fn ignored(&mut self, node: &Node, block: &str) {
-        self.warn(&node.loc, format!("'{}' in {block} is a keepalived keyword hav does not act on; ignored", node.keyword));
+    /// Warns that a keyword the match arm has read is not acted on yet, with
+    /// the keyword table's text for it (see [`super::keywords`]).
+    pub(crate) fn not_acted(&mut self, node: &Node, path: &str) {
+        if let Some(super::keywords::Support::Parsed(text)) = super::keywords::block(path).and_then(|b| b.get(&node.keyword)).map(|k| k.support) {
+            let block = super::keywords::block_name(path);
+            self.warn(&node.loc, format!("'{}' in {block}: read, but {text}", node.keyword));
+        }
     }
 
-    /// Handles a keyword that no match arm took: a known-but-ignored keyword
-    /// warns, anything else is an error with a suggestion.
-    pub(crate) fn unknown(&mut self, node: &Node, block: &str, known: &[&str], ignored: &[&str]) -> Result<(), ConfigError> {
-        if ignored.contains(&node.keyword.as_str()) {
-            self.ignored(node, block);
-            return Ok(());
+    /// Handles a keyword that no match arm took, by the keyword table of the
+    /// block at `path`: a keyword hav ignores warns once with the table's
+    /// text (its block, if it has one, is checked for typos and skipped); a
+    /// keyword the table does not list is an error with a suggestion.
+    pub(crate) fn unknown(&mut self, node: &Node, path: &str) -> Result<(), ConfigError> {
+        use super::keywords::{block, block_name, Support};
+        let table = block(path);
+        let block_label = block_name(path);
+        match table.and_then(|b| b.get(&node.keyword)).map(|k| k.support) {
+            Some(Support::Ignored(text)) | Some(Support::Parsed(text)) => {
+                self.warn(&node.loc, format!("'{}' in {block_label}: {text}", node.keyword));
+                let inner = if path == super::keywords::TOP { node.keyword.clone() } else { format!("{path}/{}", node.keyword) };
+                if let (Some(children), Some(_)) = (&node.block, block(&inner)) {
+                    for c in children {
+                        self.check_known(c, &inner)?;
+                    }
+                }
+                Ok(())
+            }
+            Some(Support::Acted) | Some(Support::Extension(_)) => Err(ConfigError::invalid(
+                &node.loc,
+                format!("'{}' in {block_label} is in hav's keyword table but its parser did not take it (a hav bug)", node.keyword),
+            )),
+            None => Err(self.unknown_error(node, path)),
         }
-        let suggestion = closest(&node.keyword, known.iter().chain(ignored.iter()).copied());
-        Err(ConfigError::UnknownKeyword {
+    }
+
+    /// Checks, without warning, that every keyword in an ignored block is one
+    /// keepalived knows there.
+    fn check_known(&mut self, node: &Node, path: &str) -> Result<(), ConfigError> {
+        let Some(table) = super::keywords::block(path) else { return Ok(()) };
+        if table.get(&node.keyword).is_none() {
+            return Err(self.unknown_error(node, path));
+        }
+        let inner = format!("{path}/{}", node.keyword);
+        if let (Some(children), Some(_)) = (&node.block, super::keywords::block(&inner)) {
+            for c in children {
+                self.check_known(c, &inner)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn unknown_error(&self, node: &Node, path: &str) -> ConfigError {
+        let names = super::keywords::block(path).into_iter().flat_map(|b| b.keywords()).map(|k| k.name);
+        ConfigError::UnknownKeyword {
             at: node.loc.clone(),
             keyword: node.keyword.clone(),
-            block: block.to_string(),
-            suggestion,
-        })
+            block: super::keywords::block_name(path).to_string(),
+            suggestion: closest(&node.keyword, names),
+        }
     }
 
     fn scalar<'n>(&mut self, node: &'n Node) -> Result<&'n Arg, ConfigError> {

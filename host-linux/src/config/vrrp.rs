@@ -101,6 +101,19 @@ pub struct VirtualIp {
     pub location: Location,
 }
 
+/// One `unicast_peer` entry: `ADDR [min_ttl N] [max_ttl N]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnicastPeer {
+    /// The peer's address.
+    pub address: IpAddr,
+    /// Adverts from this peer with a lower TTL are dropped (default 0).
+    pub min_ttl: u8,
+    /// Adverts from this peer with a higher TTL are dropped (default 255).
+    pub max_ttl: u8,
+    /// Where the entry is.
+    pub location: Location,
+}
+
 /// `track_interface` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackInterface {
@@ -138,8 +151,10 @@ pub struct Notify {
     pub fault: Option<Script>,
     /// `notify_stop`.
     pub stop: Option<Script>,
-    /// `notify_master_rx_lower_pri`.
+    /// `notify_master_rx_lower_pri` (not run by the daemon yet).
     pub master_rx_lower_pri: Option<Script>,
+    /// `notify_deleted`: run when a reload removes the instance (not run yet).
+    pub deleted: Option<Script>,
 }
 
 impl Notify {
@@ -151,9 +166,11 @@ impl Notify {
             "notify_fault" => &mut self.fault,
             "notify_stop" => &mut self.stop,
             "notify_master_rx_lower_pri" => &mut self.master_rx_lower_pri,
+            "notify_deleted" => &mut self.deleted,
             _ => return Ok(false),
         };
         *slot = Some(ctx.notify_script(n)?);
+        ctx.not_acted(n, INSTANCE);
         Ok(true)
     }
 }
@@ -220,7 +237,32 @@ pub struct VrrpInstance {
     /// `unicast_src_ip`.
     pub unicast_src_ip: Option<IpAddr>,
     /// `unicast_peer { ... }`; empty means multicast.
-    pub unicast_peers: Vec<IpAddr>,
+    pub unicast_peers: Vec<UnicastPeer>,
+    /// Adverts must come from one of `unicast_peers` (`check_unicast_src`,
+    /// the global `vrrp_check_unicast_src`, or a peer's `min_ttl`/`max_ttl`).
+    pub check_unicast_src: bool,
+    /// `no_virtual_ipaddress`: the instance has no addresses on purpose.
+    pub no_virtual_ipaddress: bool,
+    /// `promote_secondaries` (not acted on yet).
+    pub promote_secondaries: bool,
+    /// `mcast_dst_ip`: the multicast group of this instance (not acted on yet).
+    pub mcast_dst_ip: Option<IpAddr>,
+    /// `use_vmac_addr` (not acted on yet).
+    pub use_vmac_addr: bool,
+    /// `vrf NAME` (not acted on yet).
+    pub vrf: Option<String>,
+    /// `timer_expired_backup` (not acted on yet).
+    pub timer_expired_backup: bool,
+    /// `track_src_ip` (not acted on yet).
+    pub track_src_ip: bool,
+    /// `unicast_ttl` (not acted on yet).
+    pub unicast_ttl: Option<u8>,
+    /// `unicast_fault_no_peer` (not acted on yet).
+    pub unicast_fault_no_peer: bool,
+    /// `strict_mode`; the global `vrrp_strict` when absent.
+    pub strict_mode: bool,
+    /// `virtual_rules { ... }`, kept as written; hav does not install them yet.
+    pub virtual_rules: Vec<String>,
     /// `use_vmac`.
     pub vmac: Option<Vmac>,
     /// `track_interface { ... }`.
@@ -246,31 +288,107 @@ pub struct VrrpInstance {
 }
 
 impl VrrpInstance {
-    /// The address family of the instance: that of its first virtual address.
+    /// The address family of the instance: that of its first virtual
+    /// address, else of its first unicast peer.
     pub fn family(&self) -> Option<Family> {
-        self.virtual_ipaddresses.first().map(|v| Family::of(&v.address))
+        self.virtual_ipaddresses
+            .first()
+            .map(|v| Family::of(&v.address))
+            .or_else(|| self.unicast_peers.first().map(|p| Family::of(&p.address)))
+    }
+
+    /// What keepalived decides at the end of an instance block, where it
+    /// drops or defaults a value and runs the instance: the same here, with a
+    /// warning each; an error only where keepalived refuses the instance.
+    fn settle(&mut self, ctx: &mut Ctx, set: &Explicit) -> Result<(), ConfigError> {
+        let name = self.name.clone();
+        let family = self.family().unwrap_or(Family::V4);
+        self.virtual_ipaddresses.retain(|v| {
+            if Family::of(&v.address) == family {
+                return true;
+            }
+            ctx.warn(
+                &v.location,
+                format!("vrrp_instance {name}: {} is not of the instance's address family; ignored, as keepalived does (use virtual_ipaddress_excluded)", v.address),
+            );
+            false
+        });
+        self.unicast_peers.retain(|p| {
+            if Family::of(&p.address) == family {
+                return true;
+            }
+            ctx.warn(&p.location, format!("vrrp_instance {name}: unicast_peer {} is not of the instance's address family; ignored, as keepalived does", p.address));
+            false
+        });
+        if family == Family::V6 && self.version == VrrpVersion::V2 {
+            ctx.warn(&self.location, format!("vrrp_instance {name}: VRRP version 2 cannot carry IPv6; the instance runs version 3"));
+            self.version = VrrpVersion::V3;
+        }
+        if self.virtual_ipaddresses.is_empty() && !self.no_virtual_ipaddress {
+            ctx.warn(&self.location, format!("vrrp_instance {name} has no virtual_ipaddress; it runs without addresses, as keepalived does (say no_virtual_ipaddress to mean it)"));
+        }
+        if self.interface.is_none() {
+            if self.unicast_peers.is_empty() {
+                return Err(ConfigError::invalid(
+                    &self.location,
+                    format!("vrrp_instance {name} has no 'interface'; keepalived refuses a multicast instance without one (give 'interface', or unicast_src_ip and unicast_peer)"),
+                ));
+            }
+            if self.unicast_src_ip.is_none() {
+                return Err(ConfigError::invalid(
+                    &self.location,
+                    format!("vrrp_instance {name} has neither 'interface' nor 'unicast_src_ip'; keepalived refuses a unicast instance without one of them"),
+                ));
+            }
+        }
+        if self.strict_mode {
+            if self.authentication.take().is_some() {
+                ctx.warn(&self.location, format!("vrrp_instance {name}: strict mode allows no authentication; the instance runs without, as keepalived does"));
+            }
+            if !self.unicast_peers.is_empty() {
+                return Err(ConfigError::invalid(
+                    &self.location,
+                    format!("vrrp_instance {name}: strict mode (vrrp_strict/strict_mode) does not allow unicast peers; keepalived refuses the instance"),
+                ));
+            }
+            let owner = self.priority == 255;
+            if (self.state == VrrpState::Master) != owner {
+                ctx.warn(
+                    &self.location,
+                    format!("vrrp_instance {name}: in strict mode the initial state follows priority 255 (address owner); it starts as {}", if owner { "MASTER" } else { "BACKUP" }),
+                );
+                self.state = if owner { VrrpState::Master } else { VrrpState::Backup };
+            }
+            if !set.accept {
+                self.accept = owner;
+            } else if self.accept && !owner && self.version == VrrpVersion::V2 {
+                ctx.warn(&self.location, format!("vrrp_instance {name}: accept mode breaks RFC 3768 in strict mode; it is turned off, as keepalived does"));
+                self.accept = false;
+            }
+            if set.lower_prio && (self.garp.lower_prio_repeat != 0 || !self.garp.lower_prio_delay.is_zero()) {
+                ctx.warn(&self.location, format!("vrrp_instance {name}: strict mode sends no lower-priority GARP burst; garp_lower_prio_* set to 0, as keepalived does"));
+            }
+            self.garp.lower_prio_repeat = 0;
+            self.garp.lower_prio_delay = Duration::ZERO;
+        } else if !set.accept {
+            self.accept = true;
+        }
+        if self.version == VrrpVersion::V3 && self.authentication.take().is_some() {
+            ctx.warn(&self.location, format!("vrrp_instance {name}: VRRP version 3 has no authentication; ignored, as keepalived does"));
+        }
+        Ok(())
     }
 }
 
+/// Which values an instance block set itself (the rest follow defaults that
+/// strict mode changes).
+struct Explicit {
+    accept: bool,
+    lower_prio: bool,
+}
+
 const INSTANCE: &str = "vrrp_instance";
-
-const INSTANCE_KNOWN: &[&str] = &[
-    "state", "interface", "virtual_router_id", "priority", "advert_int", "version", "nopreempt", "preempt",
-    "preempt_delay", "accept", "no_accept", "authentication", "virtual_ipaddress", "virtual_ipaddress_excluded",
-    "virtual_routes", "unicast_src_ip", "unicast_peer", "use_vmac", "vmac_xmit_base", "track_interface",
-    "track_script", "track_file", "notify", "notify_master", "notify_backup", "notify_fault", "notify_stop",
-    "notify_master_rx_lower_pri", "garp_master_delay", "garp_master_repeat", "garp_master_refresh",
-    "garp_master_refresh_repeat", "garp_lower_prio_delay", "garp_lower_prio_repeat", "smtp_alert", "debug",
-    "dont_track_primary", "mcast_src_ip", "lvs_sync_daemon_interface",
-];
-
-const INSTANCE_IGNORED: &[&str] = &[
-    "virtual_rules", "native_ipv6", "check_unicast_src", "garp_extra_if", "linkbeat_use_polling", "strict_mode",
-    "kernel_rx_buf_size", "notify_deleted", "unicast_fault_no_peer", "skip_check_adv_addr", "track_process",
-    "track_bfd", "down_timer_adverts", "higher_prio_send_advert", "lower_prio_no_advert", "use_ipvlan",
-    "notify_priority_changes", "unicast_ttl", "old_unicast_checksum", "sync_group_tracking_weight",
-    "track_src_ip", "vrrp_version_3_checksum", "no_track",
-];
+const AUTH: &str = "vrrp_instance/authentication";
 
 fn u8_of(v: i64) -> u8 {
     u8::try_from(v).unwrap_or(u8::MAX)
@@ -339,7 +457,10 @@ fn parse_prefix_addr(arg_text: &str, loc: &Location) -> Result<(IpAddr, u8), Con
     Ok((ip, len))
 }
 
-fn virtual_ip(n: &Node) -> Result<VirtualIp, ConfigError> {
+/// Options of an address that the daemon does not pass to the kernel yet.
+const VIP_NOT_ACTED: &str = "the daemon does not pass it to the kernel yet";
+
+fn virtual_ip(ctx: &mut Ctx, n: &Node) -> Result<Option<VirtualIp>, ConfigError> {
     if n.block.is_some() {
         return Err(ConfigError::invalid(&n.loc, "a virtual address does not take a block"));
     }
@@ -364,11 +485,27 @@ fn virtual_ip(n: &Node) -> Result<VirtualIp, ConfigError> {
         match opt.text.as_str() {
             "brd" | "broadcast" => {
                 let v = value(i, opt)?;
-                let ip: Ipv4Addr = v
-                    .text
-                    .parse()
-                    .map_err(|_| ConfigError::invalid(&v.loc, format!("invalid broadcast address '{}'", v.text)))?;
-                vip.broadcast = Some(ip);
+                if address.is_ipv6() {
+                    ctx.warn(&opt.loc, format!("{address}: an IPv6 address has no broadcast; the address is skipped, as keepalived does"));
+                    return Ok(None);
+                }
+                vip.broadcast = Some(match v.text.as_str() {
+                    // '+' all host bits set, '-' none, as ip(8) and keepalived take them.
+                    "+" | "-" if prefix_len <= 30 => {
+                        let mask = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+                        let base = u32::from(match address {
+                            IpAddr::V4(a) => a,
+                            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+                        });
+                        Ipv4Addr::from(if v.text == "+" { base | mask } else { base & !mask })
+                    }
+                    "+" | "-" => {
+                        ctx.warn(&v.loc, format!("{address}/{prefix_len}: prefix too long for a broadcast address; none is set"));
+                        i += 2;
+                        continue;
+                    }
+                    text => text.parse().map_err(|_| ConfigError::invalid(&v.loc, format!("invalid broadcast address '{text}'")))?,
+                });
                 i += 2;
             }
             "dev" => {
@@ -387,34 +524,72 @@ fn virtual_ip(n: &Node) -> Result<VirtualIp, ConfigError> {
                 let v = value(i, opt)?;
                 parse_prefix_addr(&v.text, &v.loc)?;
                 vip.peer = Some(v.text.clone());
+                ctx.warn(&opt.loc, format!("address option 'peer': read, but {VIP_NOT_ACTED}"));
                 i += 2;
             }
-            "preferred_lft" | "valid_lft" => {
+            "preferred_lft" | "valid_lft" | "track_group" => {
                 vip.flags.push(format!("{} {}", opt.text, value(i, opt)?.text));
+                ctx.warn(&opt.loc, format!("address option '{}': read, but {VIP_NOT_ACTED}", opt.text));
                 i += 2;
             }
             "no_track" => {
                 vip.no_track = true;
+                ctx.warn(&opt.loc, "address option 'no_track': read, but the daemon does not watch its addresses yet");
                 i += 1;
             }
             "track" => {
                 vip.no_track = false;
                 i += 1;
             }
-            "home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin" => {
+            "-nodad" | "nodad" => {
                 vip.flags.push(opt.text.clone());
                 i += 1;
             }
+            "home" | "noprefixroute" | "autojoin" | "mngtmpaddr" | "use_vmac" => {
+                vip.flags.push(opt.text.clone());
+                ctx.warn(&opt.loc, format!("address option '{}': read, but {VIP_NOT_ACTED}", opt.text));
+                i += 1;
+            }
             other => {
-                return Err(ConfigError::invalid(&opt.loc, format!("unknown virtual_ipaddress option '{other}'")));
+                ctx.warn(&opt.loc, format!("unknown address option '{other}'; ignored, as keepalived does"));
+                i += 1;
             }
         }
     }
-    Ok(vip)
+    Ok(Some(vip))
 }
 
 fn virtual_ips(ctx: &mut Ctx, n: &Node) -> Result<Vec<VirtualIp>, ConfigError> {
-    ctx.children(n)?.iter().map(virtual_ip).collect()
+    let mut out = Vec::new();
+    for c in ctx.children(n)? {
+        if let Some(v) = virtual_ip(ctx, c)? {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+fn unicast_peer(ctx: &mut Ctx, p: &Node) -> Result<UnicastPeer, ConfigError> {
+    let head = Arg { text: p.keyword.clone(), quoted: false, loc: p.loc.clone() };
+    let mut peer = UnicastPeer { address: ip_arg(&head)?, min_ttl: 0, max_ttl: 255, location: p.loc.clone() };
+    let mut i = 0;
+    while let Some(opt) = p.args.get(i) {
+        match (opt.text.as_str(), p.args.get(i + 1)) {
+            ("min_ttl", Some(v)) => peer.min_ttl = u8_of(int_arg(v, "min_ttl", 0, 255)?),
+            ("max_ttl", Some(v)) => peer.max_ttl = u8_of(int_arg(v, "max_ttl", 0, 255)?),
+            _ => {
+                // keepalived reads one peer per line and stops at what it does not know.
+                let what = if ip_arg(opt).is_ok() { "a second address on one unicast_peer line" } else { "an unknown unicast_peer option" };
+                ctx.warn(&opt.loc, format!("'{}' is {what}; the rest of the line is ignored, as keepalived does (one peer per line)", opt.text));
+                break;
+            }
+        }
+        i += 2;
+    }
+    if peer.min_ttl > peer.max_ttl {
+        ctx.warn(&p.loc, format!("unicast_peer {}: min_ttl {} > max_ttl {}; every advert from it is dropped", peer.address, peer.min_ttl, peer.max_ttl));
+    }
+    Ok(peer)
 }
 
 fn state_of(ctx: &mut Ctx, n: &Node) -> Result<VrrpState, ConfigError> {
@@ -422,22 +597,34 @@ fn state_of(ctx: &mut Ctx, n: &Node) -> Result<VrrpState, ConfigError> {
     match arg.text.to_ascii_uppercase().as_str() {
         "MASTER" => Ok(VrrpState::Master),
         "BACKUP" => Ok(VrrpState::Backup),
-        _ => Err(ConfigError::invalid(&arg.loc, format!("state must be MASTER or BACKUP, got '{}'", arg.text))),
+        _ => {
+            ctx.warn(&arg.loc, format!("unknown state '{}' (MASTER or BACKUP); BACKUP is used, as keepalived does", arg.text));
+            Ok(VrrpState::Backup)
+        }
     }
 }
 
-fn authentication(ctx: &mut Ctx, n: &Node) -> Result<Authentication, ConfigError> {
+fn authentication(ctx: &mut Ctx, n: &Node) -> Result<Option<Authentication>, ConfigError> {
     let mut auth_type = None;
     let mut pass = None;
     for e in ctx.children(n)? {
         match e.keyword.as_str() {
             "auth_type" => {
                 let a = ctx.value(e)?;
-                auth_type = Some(match a.text.to_ascii_uppercase().as_str() {
-                    "PASS" => AuthType::Pass,
-                    "AH" => AuthType::Ah,
-                    _ => return Err(ConfigError::invalid(&a.loc, format!("auth_type must be PASS or AH, got '{}'", a.text))),
-                });
+                auth_type = match a.text.to_ascii_uppercase().as_str() {
+                    "PASS" => Some(AuthType::Pass),
+                    "AH" => {
+                        ctx.warn(&a.loc, "auth_type AH: read, but the daemon does not implement IPsec AH yet and refuses the instance");
+                        Some(AuthType::Ah)
+                    }
+                    _ => {
+                        ctx.warn(
+                            &a.loc,
+                            format!("unknown auth_type '{}' (PASS or AH); the instance runs without authentication, as keepalived does", a.text),
+                        );
+                        None
+                    }
+                };
             }
             "auth_pass" => {
                 let a = ctx.value(e)?;
@@ -452,13 +639,22 @@ fn authentication(ctx: &mut Ctx, n: &Node) -> Result<Authentication, ConfigError
                 }
                 pass = Some(p);
             }
-            _ => ctx.unknown(e, "authentication", &["auth_type", "auth_pass"], &[])?,
+            _ => ctx.unknown(e, AUTH)?,
         }
     }
     let Some(auth_type) = auth_type else {
-        return Err(ConfigError::invalid(&n.loc, "authentication block without auth_type"));
+        if !ctx.warnings.last().is_some_and(|w| w.message.contains("auth_type")) {
+            ctx.warn(&n.loc, "authentication block without auth_type; the instance runs without authentication, as keepalived does");
+        }
+        return Ok(None);
     };
-    Ok(Authentication { auth_type, auth_pass: pass.unwrap_or_default() })
+    match pass {
+        Some(p) if !p.is_empty() => Ok(Some(Authentication { auth_type, auth_pass: p })),
+        _ => {
+            ctx.warn(&n.loc, "authentication without auth_pass; the instance runs without authentication, as keepalived does");
+            Ok(None)
+        }
+    }
 }
 
 /// Applies the protocol version's resolution and range to a raw `advert_int`.
@@ -520,6 +716,18 @@ impl VrrpInstance {
             virtual_routes: Vec::new(),
             unicast_src_ip: None,
             unicast_peers: Vec::new(),
+            check_unicast_src: global.vrrp_check_unicast_src,
+            no_virtual_ipaddress: false,
+            promote_secondaries: false,
+            mcast_dst_ip: None,
+            use_vmac_addr: false,
+            vrf: None,
+            timer_expired_backup: false,
+            track_src_ip: false,
+            unicast_ttl: None,
+            unicast_fault_no_peer: false,
+            strict_mode: global.vrrp_strict,
+            virtual_rules: Vec::new(),
             vmac: None,
             track_interfaces: Vec::new(),
             track_scripts: Vec::new(),
@@ -540,6 +748,8 @@ impl VrrpInstance {
             lvs_sync_daemon_interface: None,
         };
         let mut vrid_seen = false;
+        let mut priority_seen = false;
+        let mut accept_set = false;
         let mut advert: Option<(f64, Location)> = None;
         let mut lower_delay_set = false;
         let mut lower_repeat_set = false;
@@ -555,7 +765,10 @@ impl VrrpInstance {
                     vi.virtual_router_id = u8_of(ctx.int(e, 1, 255)?);
                     vrid_seen = true;
                 }
-                "priority" => vi.priority = u8_of(ctx.int(e, 1, 255)?),
+                "priority" => {
+                    vi.priority = u8_of(ctx.int(e, 1, 255)?);
+                    priority_seen = true;
+                }
                 "advert_int" => {
                     let a = ctx.value(e)?;
                     let v: f64 = a.text.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
@@ -573,29 +786,85 @@ impl VrrpInstance {
                     }
                     vi.preempt_delay = d;
                 }
-                "accept" => vi.accept = ctx.flag(e)?,
-                "no_accept" => vi.accept = false,
-                "authentication" => vi.authentication = Some(authentication(ctx, e)?),
+                "accept" => {
+                    vi.accept = ctx.flag(e)?;
+                    accept_set = true;
+                }
+                "no_accept" => {
+                    vi.accept = false;
+                    accept_set = true;
+                }
+                "authentication" => vi.authentication = authentication(ctx, e)?,
                 "virtual_ipaddress" => vi.virtual_ipaddresses.extend(virtual_ips(ctx, e)?),
                 "virtual_ipaddress_excluded" => vi.virtual_ipaddresses_excluded.extend(virtual_ips(ctx, e)?),
-                "virtual_routes" => {
-                    ctx.ignored(e, INSTANCE);
+                "virtual_routes" | "virtual_rules" => {
+                    let mut lines = Vec::new();
                     for r in ctx.children(e)? {
-                        let mut s = r.keyword.clone();
+                        let mut line = r.keyword.clone();
                         for a in &r.args {
-                            s.push(' ');
-                            s.push_str(&a.text);
+                            line.push(' ');
+                            line.push_str(&a.text);
                         }
-                        vi.virtual_routes.push(s);
+                        lines.push(line);
                     }
+                    if e.keyword == "virtual_routes" {
+                        vi.virtual_routes.extend(lines);
+                    } else {
+                        vi.virtual_rules.extend(lines);
+                    }
+                    ctx.not_acted(e, INSTANCE);
                 }
                 "unicast_src_ip" => vi.unicast_src_ip = Some(ctx.ip(e)?),
                 "unicast_peer" => {
                     for p in ctx.children(e)? {
-                        let loc = p.loc.clone();
-                        let arg = Arg { text: p.keyword.clone(), quoted: false, loc };
-                        vi.unicast_peers.push(ip_arg(&arg)?);
+                        let peer = unicast_peer(ctx, p)?;
+                        if peer.min_ttl != 0 || peer.max_ttl != 255 {
+                            vi.check_unicast_src = true;
+                        }
+                        if vi.unicast_peers.iter().any(|q| q.address == peer.address) {
+                            ctx.warn(&p.loc, format!("unicast_peer {} is given twice; the second is ignored", peer.address));
+                            continue;
+                        }
+                        vi.unicast_peers.push(peer);
                     }
+                }
+                "check_unicast_src" => vi.check_unicast_src = ctx.flag(e)?,
+                "no_virtual_ipaddress" => vi.no_virtual_ipaddress = ctx.flag(e)?,
+                "promote_secondaries" => {
+                    vi.promote_secondaries = ctx.flag(e)?;
+                    ctx.not_acted(e, INSTANCE);
+                }
+                "mcast_dst_ip" => {
+                    vi.mcast_dst_ip = Some(ctx.ip(e)?);
+                    ctx.not_acted(e, INSTANCE);
+                }
+                "use_vmac_addr" => {
+                    vi.use_vmac_addr = ctx.flag(e)?;
+                    ctx.not_acted(e, INSTANCE);
+                }
+                "vrf" => {
+                    vi.vrf = Some(ctx.string(e)?);
+                    ctx.not_acted(e, INSTANCE);
+                }
+                "timer_expired_backup" => {
+                    vi.timer_expired_backup = ctx.flag(e)?;
+                    ctx.not_acted(e, INSTANCE);
+                }
+                "track_src_ip" => {
+                    vi.track_src_ip = ctx.flag(e)?;
+                    ctx.not_acted(e, INSTANCE);
+                }
+                "unicast_ttl" => {
+                    vi.unicast_ttl = Some(u8_of(ctx.int(e, 1, 255)?));
+                    ctx.not_acted(e, INSTANCE);
+                }
+                "unicast_fault_no_peer" => {
+                    vi.unicast_fault_no_peer = ctx.flag(e)?;
+                    ctx.not_acted(e, INSTANCE);
+                }
+                "strict_mode" => {
+                    vi.strict_mode = ctx.flag(e)?;
+                    ctx.not_acted(e, INSTANCE);
                 }
                 "use_vmac" => {
                     vi.vmac = Some(Vmac { name: e.args.first().map(|a| a.text.clone()), xmit_base: false });
@@ -624,13 +893,24 @@ impl VrrpInstance {
                     vi.debug = Some(match e.args.first() {
                         None => 1,
                         Some(_) => u8_of(ctx.int(e, 0, 4)?),
-                    })
+                    });
+                    ctx.not_acted(e, INSTANCE);
                 }
-                "dont_track_primary" => vi.dont_track_primary = ctx.flag(e)?,
+                "dont_track_primary" => {
+                    vi.dont_track_primary = ctx.flag(e)?;
+                    ctx.not_acted(e, INSTANCE);
+                }
                 "mcast_src_ip" => vi.mcast_src_ip = Some(ctx.ip(e)?),
-                "lvs_sync_daemon_interface" => vi.lvs_sync_daemon_interface = Some(ctx.string(e)?),
-                _ => ctx.unknown(e, INSTANCE, INSTANCE_KNOWN, INSTANCE_IGNORED)?,
+                "lvs_sync_daemon_interface" => {
+                    vi.lvs_sync_daemon_interface = Some(ctx.string(e)?);
+                    ctx.not_acted(e, INSTANCE);
+                }
+                _ => ctx.unknown(e, INSTANCE)?,
             }
+        }
+        // keepalived: an instance that starts as MASTER without a priority owns its addresses.
+        if !priority_seen && vi.state == VrrpState::Master {
+            vi.priority = 255;
         }
         if !vrid_seen {
             return Err(ConfigError::invalid(&n.loc, format!("vrrp_instance {} has no virtual_router_id", vi.name)));
@@ -646,6 +926,7 @@ impl VrrpInstance {
         if let Some(v) = vi.vmac.as_mut() {
             v.xmit_base = xmit_base;
         }
+        vi.settle(ctx, &Explicit { accept: accept_set, lower_prio: lower_delay_set || lower_repeat_set })?;
         if let Some((raw, at)) = advert {
             vi.advert_int = fix_advert_int(ctx, raw, vi.version, &at)?;
         }
@@ -739,12 +1020,7 @@ impl VrrpScript {
                     s.user = Some(RunAs { user, group: e.args.get(1).map(|a| a.text.clone()) });
                 }
                 "init_fail" => s.init_fail = ctx.flag(e)?,
-                _ => ctx.unknown(
-                    e,
-                    "vrrp_script",
-                    &["script", "policy", "args", "targets", "interval", "timeout", "weight", "rise", "fall", "user", "init_fail"],
-                    &[],
-                )?,
+                _ => ctx.unknown(e, "vrrp_script")?,
             }
         }
         match (script, policy) {
@@ -830,7 +1106,7 @@ impl TrackFileDef {
                     }
                     t.init_file = Some(init);
                 }
-                _ => ctx.unknown(e, "vrrp_track_file", &["file", "weight", "init_file"], &[])?,
+                _ => ctx.unknown(e, "vrrp_track_file")?,
             }
         }
         t.file = file.ok_or_else(|| ConfigError::invalid(&n.loc, format!("vrrp_track_file {} has no 'file'", t.name)))?;
@@ -891,15 +1167,7 @@ impl SyncGroup {
                 "track_file" => g.track_files.extend(track_refs(ctx, e)?),
                 "smtp_alert" => g.smtp_alert = ctx.flag(e)?,
                 "nopreempt" => g.nopreempt = true,
-                _ => ctx.unknown(
-                    e,
-                    "vrrp_sync_group",
-                    &[
-                        "group", "notify", "notify_master", "notify_backup", "notify_fault", "notify_stop",
-                        "track_interface", "track_script", "track_file", "smtp_alert", "nopreempt",
-                    ],
-                    &["global_tracking", "sync_group_tracking_weight", "track_bfd", "track_process", "notify_priority_changes"],
-                )?,
+                _ => ctx.unknown(e, "vrrp_sync_group")?,
             }
         }
         if g.group.is_empty() {
@@ -917,7 +1185,7 @@ mod tests {
     use std::sync::Arc;
 
     fn instance(body: &str) -> Result<(VrrpInstance, Ctx), ConfigError> {
-        let src = format!("vrrp_instance V {{\n{body}\n}}\n");
+        let src = format!("vrrp_instance V {{\n{body}\ninterface eth0\nno_virtual_ipaddress\n}}\n");
         let nodes = Loader::new().load_str(Arc::from(Path::new("v.conf")), &src)?;
         let mut ctx = Ctx::default();
         let vi = VrrpInstance::from_node(&mut ctx, &nodes[0], &GlobalDefs::default())?;
@@ -939,7 +1207,7 @@ mod tests {
 
     #[test]
     fn test_vip_options() {
-        let (vi, _) = instance("virtual_router_id 7\nvirtual_ipaddress {\n10.0.0.1/24 brd 10.0.0.255 dev eth1 scope global label eth1:1\nfe80::1/64 no_track\n}")
+        let (vi, _) = instance("virtual_router_id 7\nvirtual_ipaddress {\n10.0.0.1/24 brd 10.0.0.255 dev eth1 scope global label eth1:1\n10.0.0.2/24 no_track\n}")
             .expect("valid");
         let v = &vi.virtual_ipaddresses[0];
         assert_eq!(v.prefix_len, 24);
@@ -947,7 +1215,7 @@ mod tests {
         assert_eq!(v.dev.as_deref(), Some("eth1"));
         assert_eq!(v.label.as_deref(), Some("eth1:1"));
         assert!(vi.virtual_ipaddresses[1].no_track);
-        assert_eq!(vi.virtual_ipaddresses[1].prefix_len, 64);
+        assert_eq!(vi.virtual_ipaddresses[1].prefix_len, 24);
     }
 
     #[test]

@@ -199,15 +199,12 @@ fn plan_one(
     lookup: &mut dyn FnMut(&str) -> Option<IfaceInfo>,
     warnings: &mut Vec<Warning>,
 ) -> Result<Planned, PlanError> {
-    let ifname = inst
-        .interface
-        .as_deref()
-        .ok_or_else(|| err(inst, "no interface given".into()))?;
+    // The config refuses an instance without interface unless it is unicast;
+    // keepalived puts that one's addresses on default_interface (eth0 unless set).
+    let ifname = inst.interface.as_deref().or(config.global.default_interface.as_deref()).unwrap_or("eth0");
     let iface = lookup(ifname).ok_or_else(|| err(inst, format!("interface '{ifname}' not found")))?;
-    let Some(first) = inst.virtual_ipaddresses.first() else {
-        return Err(err(inst, "no virtual_ipaddress".into()));
-    };
-    let ipv6 = first.address.is_ipv6();
+    // An instance without addresses (no_virtual_ipaddress) is IPv4 unless its peers say otherwise.
+    let ipv6 = inst.family() == Some(crate::config::Family::V6);
     let version = match inst.version {
         VrrpVersion::V2 if ipv6 => {
             warnings.push(Warning {
@@ -273,9 +270,9 @@ fn plan_one(
     } else {
         config.global.vrrp_mcast_group4.into()
     };
-    core.check_unicast_src = config.global.vrrp_check_unicast_src || !inst.unicast_peers.is_empty();
+    core.check_unicast_src = inst.check_unicast_src;
     core.check_adv_addr = !config.global.vrrp_skip_check_adv_addr;
-    for peer in &inst.unicast_peers {
+    for peer in inst.unicast_peers.iter().map(|p| &p.address) {
         if peer.is_ipv6() != ipv6 {
             return Err(err(inst, format!("unicast_peer {peer} is not of the instance's address family")));
         }
