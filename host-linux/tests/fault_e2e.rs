@@ -422,7 +422,7 @@ fn hostile_adverts_are_counted_and_do_not_flap_notifications() {
     assert!(h.alive(), "hav died on malformed adverts:\n{}", h.log());
     // The CLI's own status --json, as an operator reads it.
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_hav-linux"))
-        .args(["status", "--json", "-s"])
+        .args(["status", "--json", "--control"])
         .arg(h.control_path())
         .output()
         .expect("hav-linux status --json");

@@ -38,8 +38,12 @@ fn a_panic_in_the_vrrp_thread_releases_the_vip_and_hands_over_at_once() {
     assert!(wait_until(SETTLE, || h.holds(vip) && !k.holds(vip)).is_some(), "hav never the only master:\n{}", h.log());
     std::thread::sleep(Duration::from_millis(300));
     let t0 = Instant::now();
+    // The control socket is served off the VRRP thread: the panic shows as a connection that
+    // closes, or as "daemon stopping", never as an answer from the loop.
     let r = control::request(&h.control_path(), &Request { cmd: "panic".into(), instance: None });
-    assert!(r.is_err(), "the daemon answered instead of panicking: {r:?}");
+    if let Ok(v) = &r {
+        assert_eq!(v["ok"], serde_json::Value::Bool(false), "the daemon answered instead of panicking: {v}");
+    }
     // The VIP leaves the panicking node before it exits.
     let gone = wait_until(Duration::from_secs(2), || !h.holds(vip));
     assert!(gone.is_some(), "the VIP stayed on the node whose VRRP thread panicked:\n{}", h.log());

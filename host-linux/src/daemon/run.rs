@@ -327,6 +327,13 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
                 Ok(WatchEvent::Addr(ev)) => d.on_addr(&ev),
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                     tracing::warn!("netlink events were lost (ENOBUFS): reading links and addresses again");
+                    // A fresh subscription first (what the old socket still holds is stale, and
+                    // its reader's state after the overflow is not to be trusted), then read
+                    // everything: nothing that changes after this is missed.
+                    match LinkWatcher::with_addresses() {
+                        Ok(w) => watcher = w,
+                        Err(e) => tracing::error!(error = %e, "link watcher not renewed"),
+                    }
                     d.resync();
                 }
                 Err(e) => tracing::warn!(error = %e, "link watcher"),
@@ -744,6 +751,7 @@ impl Daemon {
     }
 
     fn on_link(&mut self, ev: LinkEvent) {
+        tracing::debug!(ifname = %ev.name, index = ev.index, up = ev.up, deleted = ev.deleted, "link event");
         if !ev.deleted {
             self.rebind(&ev);
         }
@@ -772,6 +780,7 @@ impl Daemon {
         let r = &self.engine.records()[idx];
         let ok = link_ok(up, &r.meta, r.instance());
         if ok == r.instance().link_up() {
+            tracing::trace!(instance = %r.meta.name, up, ok, addrs = ?r.meta.addrs, "link unchanged");
             return;
         }
         let why = if up && !ok { "its advert source address is gone" } else if ok { "up" } else { "down" };
