@@ -13,3 +13,4 @@ pub mod net;
 pub mod policy;
 pub mod ratelimit;
 pub mod resource;
+pub mod snmp;
