@@ -2,3 +2,4 @@
 //! SNMP agent, as keepalived's `enable_snmp_vrrp` (`-x`) does with net-snmp's snmpd.
 
 pub mod agentx;
+pub mod mib;
