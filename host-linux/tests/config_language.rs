@@ -124,13 +124,15 @@ fn conditional_lines_follow_the_config_id() {
     assert_eq!(l.config.global.router_id.as_deref(), Some("main_router"));
     let vi = &l.config.vrrp_instances[0];
     assert_eq!(vi.unicast_src_ip, Some(ip("192.0.2.4")));
-    assert_eq!(vi.unicast_peers, [ip("192.0.2.5"), ip("192.0.2.6")]);
+    let peers: Vec<_> = vi.unicast_peers.iter().map(|p| p.address).collect();
+    assert_eq!(peers, [ip("192.0.2.5"), ip("192.0.2.6")]);
 
     let l = load(&main, "elsewhere");
     assert_eq!(l.config.global.router_id, None);
     let vi = &l.config.vrrp_instances[0];
     assert_eq!(vi.unicast_src_ip, None);
-    assert_eq!(vi.unicast_peers, [ip("192.0.2.4"), ip("192.0.2.5"), ip("192.0.2.6")]);
+    let peers: Vec<_> = vi.unicast_peers.iter().map(|p| p.address).collect();
+    assert_eq!(peers, [ip("192.0.2.4"), ip("192.0.2.5"), ip("192.0.2.6")]);
 
     keepalived_agrees("conditional_lines_follow_the_config_id", &main, "main", true);
     keepalived_agrees("conditional_lines_follow_the_config_id", &main, "elsewhere", true);
