@@ -88,6 +88,16 @@ pub enum SessionError {
     Timeout(&'static str),
 }
 
+/// The master agent's socket from a net-snmp transport address as keepalived takes it (`-A`,
+/// `snmp_socket`): a path, or `unix:` and a path. `None` for the other transports (`tcp:HOST:PORT`,
+/// `udp:...`, a bare `HOST:PORT`), which this subagent does not speak, and for an empty path.
+pub fn socket_path(spec: &str) -> Option<PathBuf> {
+    let spec = spec.trim();
+    let path = spec.strip_prefix("unix:").unwrap_or(spec);
+    let other = path.is_empty() || (spec == path && !path.starts_with('/') && path.contains(':'));
+    (!other).then(|| PathBuf::from(path))
+}
+
 /// Runs the subagent for good: connects to the master agent at `socket`, serves VRRPv3-MIB
 /// from snapshots asked of the daemon's loop on `control`, sends the notifications `events`
 /// announce, and connects again whenever the session ends. Call on the daemon's auxiliary
@@ -607,6 +617,18 @@ mod tests {
         drop(s);
         agent.abort();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn socket_paths_as_keepalived_takes_them() {
+        assert_eq!(socket_path("/var/agentx/master"), Some(PathBuf::from("/var/agentx/master")));
+        assert_eq!(socket_path("unix:/run/agentx"), Some(PathBuf::from("/run/agentx")));
+        assert_eq!(socket_path("agentx.sock"), Some(PathBuf::from("agentx.sock")));
+        assert_eq!(socket_path("tcp:localhost:705"), None);
+        assert_eq!(socket_path("udp:127.0.0.1:705"), None);
+        assert_eq!(socket_path("localhost:705"), None);
+        assert_eq!(socket_path("unix:"), None);
+        assert_eq!(socket_path(""), None);
     }
 
     #[test]
