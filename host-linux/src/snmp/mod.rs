@@ -1,5 +1,6 @@
 //! An AgentX subagent (RFC 2741) serving VRRPv3-MIB (RFC 6527) read-only through the host's
-//! SNMP agent, as keepalived's `enable_snmp_vrrp` (`-x`) does with net-snmp's snmpd.
+//! SNMP agent, as keepalived's `-x` with `enable_snmp_rfcv3` does with net-snmp's snmpd.
+//! KEEPALIVED-MIB (keepalived's `enable_snmp_vrrp`) and VRRP-MIB (RFC 2787) are not served.
 //!
 //! [`run`] connects to the master agent's socket (`agentXSocket`, `/var/agentx/master` by
 //! default), opens a session, registers `vrrpv3MIB` (1.3.6.1.2.1.207) and answers GET, GETNEXT
