@@ -3,7 +3,7 @@
 //!
 //! The text comes from [`preprocess`](super::preprocess) (includes inlined,
 //! conditional lines resolved, definitions substituted, sequences
-//! replicated) through the [`lexer`](super::lexer). A statement is a keyword
+//! replicated) through the [`lexer`]. A statement is a keyword
 //! followed by its arguments up to the end of the line, a `{` or a `}`. A
 //! block's `{` may also start the next line. As in keepalived, an included
 //! file's lines are read in place of the `include`, so a block may open in

@@ -27,11 +27,41 @@
 //! substituted ([`Via::Definition`]), and replicated lines which round they
 //! are ([`Via::Sequence`]).
 //!
-//! Where hav differs from keepalived, it is on purpose and said at the spot:
-//! a reference that keepalived would leave in place only to break the line
-//! (an undefined `${NAME}` outside quotes, whose braces keepalived then reads
-//! as a block) is an error, as are include loops and lines kept inside a
-//! block that a conditional line dropped.
+//! # Where hav differs from keepalived, on purpose
+//!
+//! Errors where keepalived reads on and its own errors follow (or, worse,
+//! none do):
+//! - an undefined `${NAME}` outside double quotes: keepalived leaves it in
+//!   place and then reads its braces as a block; `$NAME` without braces is
+//!   left in place as keepalived leaves it (scripts use `$1`, `$HOME`);
+//! - `${NAME params}` for a definition that takes none, and `$NAME(a,b)=`:
+//!   keepalived has no parameterised definitions of its own (only `_RANDOM`
+//!   and `_ENV` take parameters);
+//! - a line kept inside a block whose conditional opening line was dropped:
+//!   keepalived drops that one line and reads the block's contents at the
+//!   outer level;
+//! - include loops (keepalived opens files until it runs out), definitions
+//!   that use themselves (keepalived loops), more than [`MAX_ROUNDS`] values
+//!   in one `~SEQ`, more than [`MAX_LINES`] lines in all;
+//! - a `~SEQ` number that is empty (`~SEQ(N,,3)`, keepalived reads 0) and a
+//!   `~SEQ`/`~LST` variable that no reference could name (`1N`).
+//!
+//! Readings keepalived does not have:
+//! - quotes around a whole include pattern are removed, with a warning
+//!   (keepalived looks for a file name with quotes in it);
+//! - `include_check` is taken wherever it stands (keepalived: in
+//!   `global_defs`) and is not passed on to the sections;
+//! - the files that a `~SEQ` of includes names are read in order (keepalived
+//!   opens them all first and reads the last one first), as are the lines of a
+//!   multi-line value that includes a file (keepalived reads the rest of the
+//!   value first);
+//! - a multi-line definition ends at the end of its file;
+//! - lines may be longer than keepalived's 1024 bytes;
+//! - after a `{` or `}` in mid-line, the rest of the line is not a new line:
+//!   `@ID`, `$NAME=` and `~SEQ` count only at the start of a line (keepalived
+//!   splits the line at the brace and reads the rest as a line of its own);
+//! - the blanks are those of Unicode, not only space and tab (with a warning
+//!   for the others; web pages bring U+00A0).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -738,19 +768,21 @@ impl<'s> Preprocessor<'s> {
         let from = if negate { 2 } else { 1 };
         // keepalived needs a blank after the id; a line without one is dropped.
         let Some(end) = (from..text.len()).find(|&i| is_space(text.chars[i])) else {
-            self.note_dropped(text, from, text.len());
+            self.note_dropped(text, text.len());
             return None;
         };
         let id = text.string(from, end);
         if (id == self.opts.config_id) == negate {
-            self.note_dropped(text, from, end);
+            self.note_dropped(text, end);
             return None;
         }
         let rest = text.skip_blanks(end);
         Some(text.slice(rest, text.len()))
     }
 
-    fn note_dropped(&mut self, text: &Text, _from: usize, end: usize) {
+    /// Remembers a dropped conditional line (`end` is where its condition
+    /// ends) for the errors of [`Preprocessor::emit`].
+    fn note_dropped(&mut self, text: &Text, end: usize) {
         let open = brace_balance(text);
         let line = text.to_string();
         match self.dropped.as_mut() {
@@ -1032,10 +1064,14 @@ impl<'s> Preprocessor<'s> {
             }
             let name = text.string(dollar + 1, p);
             if self.defs.contains_key(&name) || BUILTINS.contains(&name.as_str()) {
-                self.warn(
-                    &text.loc(dollar),
-                    format!("${name} is not substituted here: keepalived substitutes $NAME only before a blank, ',', ')' or the line end; write ${{{name}}}"),
+                let at = text.loc(dollar);
+                let message = format!(
+                    "${name} is not substituted here: keepalived substitutes $NAME only before a blank, ',', ')' or the line end; write ${{{name}}}"
                 );
+                // A line is scanned again after each substitution: say it once.
+                if !self.warnings.iter().any(|w| w.location == at && w.message == message) {
+                    self.warn(&at, message);
+                }
             }
         }
     }
@@ -1538,6 +1574,46 @@ mod tests {
     fn test_conditional_from_a_definition() {
         assert_eq!(run("main", "$IF=@main\n$IF a\n").expect("expands"), ["a"]);
         assert!(run("other", "$IF=@main\n$IF a\n").expect("expands").is_empty());
+    }
+
+    #[test]
+    fn test_builtins() {
+        let path = std::env::var("PATH").unwrap_or_default();
+        assert_eq!(run("n1", "x ${_ENV PATH}\n").expect("expands"), [format!("x {path}")]);
+        assert_eq!(run("n1", "${_INSTANCE} \"${_HASH}${_BANG}\" ${_HASH}\n").expect("expands"), ["n1 \"#!\""]);
+        let r: u32 = run("n1", "${_RANDOM}\n").expect("expands")[0].parse().expect("a number");
+        assert!(r <= 32767);
+        // A definition of the same name replaces a built-in.
+        assert_eq!(run("n1", "$_INSTANCE=mine\n${_INSTANCE}\n").expect("expands"), ["mine"]);
+    }
+
+    #[test]
+    fn test_value_starting_with_tilde_is_a_sequence() {
+        // The sequence variable is not substituted before the ~SEQ runs.
+        assert_eq!(run("x", "$S=~SEQ(N, 2)\n$S a$N\n").expect("expands"), ["a1", "a2"]);
+    }
+
+    #[test]
+    fn test_multi_line_value_ends_its_line_only() {
+        let src = "$M= \\\na \\\nb\n\n$M x\n";
+        let e = run("x", src).expect_err("mid-line");
+        assert!(e.to_string().contains("$M is a multi-line definition"), "{e}");
+        assert_eq!(run("x", "$M= \\\na \\\nb\n\npre $M\n").expect("expands"), ["pre a", "b"]);
+    }
+
+    #[test]
+    fn test_odd_input_never_panics() {
+        let samples = [
+            "$", "$ ", "${", "${}", "${A", "$A=", "$A=\\", "$A(=", "$A()", "$A)=", "~", "~SEQ", "~SEQ(", "~SEQ()", "~SEQ(N",
+            "~SEQ(N,", "~SEQ(N,)", "~SEQx(N,0x)", "~SEQ(N, 9223372036854775807) x", "~SEQ(N, -9223372036854775808, 1)",
+            "~SEQ(N, 1, -9223372036854775807, -9223372036854775807)", "~LST", "~LST(", "~LST({", "~LST({A", "~LST({A}",
+            "~LST({A},", "~LST({A},{", "~LST(A,)", "~LST(A,{})", "@", "@^", "@ ", "@^ x", "\\", "\"", "'", "include",
+            "include ", "include {", "include {a,{b}", "include_check", "include_check +", "include_check -match x",
+            "$A=$B\n$B=$A\n$A", "$M= \\\n$M\n\n$M", "\u{a0}$A\u{a0}=1",
+        ];
+        for s in samples {
+            let _ = run("x", s);
+        }
     }
 
     #[test]
