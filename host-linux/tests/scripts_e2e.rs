@@ -1,0 +1,95 @@
+//! Scripts in the running daemon go through one path: with `enable_script_security` and
+//! `script_user`, a notify script runs as the script user with `PATH` as its whole
+//! environment, and a root `vrrp_script` reached through a symlink in a directory a user owns
+//! is refused (the log says why, the script counts as down).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hav_tests::netns::{skip_unless, Lab, Need};
+use hav_tests::peers::{instance_conf, wait_until, Daemon, Node};
+
+fn hav() -> Daemon {
+    Daemon::Hav(PathBuf::from(env!("CARGO_BIN_EXE_hav-linux")))
+}
+
+/// A root-owned 0755 directory outside any world-writable one, so that script security can
+/// pass through it.
+fn secure_dir(tag: &str) -> PathBuf {
+    let d = PathBuf::from(format!("/run/hav-scripts-e2e-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("dir");
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    d
+}
+
+fn script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn scripts_run_as_the_script_user_with_a_clean_environment_and_insecure_ones_are_refused() {
+    if skip_unless("scripts_run_as_the_script_user_with_a_clean_environment_and_insecure_ones_are_refused", &[Need::Root]) {
+        return;
+    }
+    let lab = Lab::new(1).expect("lab");
+    let dir = secure_dir("daemon");
+    // Where the notify script (run as nobody) writes.
+    let out = dir.join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let notify = dir.join("notify.sh");
+    script(
+        &notify,
+        &format!("id -u > {o}/uid.$3\ntr '\\0' '\\n' < /proc/$$/environ > {o}/env.$3", o = out.display()),
+    );
+    let good = dir.join("good.sh");
+    script(&good, "exit 0");
+    // root -> /run/...: a safe link to a link in a directory nobody owns, to the good script.
+    let user_dir = dir.join("user");
+    std::fs::create_dir(&user_dir).expect("mkdir");
+    nix::unistd::chown(&user_dir, Some(nix::unistd::Uid::from_raw(65534)), Some(nix::unistd::Gid::from_raw(65534))).expect("chown");
+    std::os::unix::fs::symlink(&good, user_dir.join("inner")).expect("symlink");
+    let bad = dir.join("bad");
+    std::os::unix::fs::symlink(user_dir.join("inner"), &bad).expect("symlink");
+    let conf = format!(
+        "global_defs {{\n  enable_script_security\n  script_user nobody\n}}\n\
+         vrrp_script good {{\n  script {good}\n  interval 0.2\n}}\n\
+         vrrp_script bad {{\n  script {bad}\n  user root\n  interval 0.2\n  weight -50\n}}\n{inst}",
+        good = good.display(),
+        bad = bad.display(),
+        inst = instance_conf(
+            "VI_S",
+            68,
+            200,
+            3,
+            "0.1",
+            &["10.0.0.224/24"],
+            &format!("  notify {}\n  track_script {{\n    good\n    bad\n  }}", notify.display())
+        ),
+    );
+    let h = Node::start(&lab.routers[0], hav(), &conf);
+    let master = wait_until(Duration::from_secs(8), || out.join("env.MASTER").exists() && out.join("uid.MASTER").exists());
+    let log = h.log();
+    assert!(master.is_some(), "no notify for MASTER:\n{log}");
+    let uid = std::fs::read_to_string(out.join("uid.MASTER")).expect("uid");
+    assert_eq!(uid.trim(), "65534", "the notify script ran as script_user nobody");
+    let env = std::fs::read_to_string(out.join("env.MASTER")).expect("env");
+    assert_eq!(env.lines().collect::<Vec<_>>(), vec![format!("PATH={}", hav_linux::daemon::proc::SCRIPT_PATH)], "the whole environment");
+    // The root script through the user's directory is refused, so it is down: 200 - 50.
+    let prio = wait_until(Duration::from_secs(5), || {
+        let req = hav_linux::daemon::control::Request { cmd: "status".into(), instance: None };
+        hav_linux::daemon::control::request(&h.control_path(), &req).is_ok_and(|st| st["instances"][0]["effective_priority"] == 150)
+    });
+    let log = h.log();
+    assert!(prio.is_some(), "the refused script did not count as down:\n{log}");
+    let why = format!("vrrp_script bad: not run: enable_script_security: {} is owned by uid 65534, not root", user_dir.display());
+    assert!(log.contains(&why), "no line saying why:\n{log}");
+    // Refused every 200 ms, logged a couple of times.
+    assert!(log.matches(&why).count() <= hav_linux::daemon::proc::LOG_BURST as usize, "{log}");
+    assert!(!log.contains("vrrp_script good: not run"), "{log}");
+    drop(h);
+    let _ = std::fs::remove_dir_all(&dir);
+}
