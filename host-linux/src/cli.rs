@@ -145,7 +145,6 @@ pub fn unhonoured(a: &args::Args, daemon: bool) -> Vec<String> {
         // Until the daemon (RunOptions) takes these.
         say(a.release_vips, "-X: hav always releases the VIPs of an instance that leaves MASTER; accepted");
         say(a.dont_release_ipvs, "-I: not honoured yet: the IPVS table is handled at stop as without it");
-        say(a.snmp || a.snmp_socket.is_some(), "-x/-A: not honoured yet: no SNMP subagent runs");
     }
     say(a.config_id.is_some(), "-i: not honoured yet: conditional '@' config lines are not supported");
     say(a.all_config, "-e: not honoured yet: an include pattern matching nothing is a warning");
@@ -384,8 +383,22 @@ pub fn run_daemon(opts: Options) -> anyhow::Result<()> {
         dont_release_vrrp: opts.dont_release_vrrp,
         address_monitoring: opts.address_monitoring,
         ignore_sigint: opts.ignore_sigint,
+        snmp: snmp_socket(&opts)?,
     };
     rt.block_on(run::run(ropts, loaded))
+}
+
+/// `-x` (with `-A`): the AgentX socket the SNMP subagent connects to, when it runs. As in
+/// keepalived, `-A` alone only names the socket.
+fn snmp_socket(opts: &Options) -> anyhow::Result<Option<PathBuf>> {
+    if !opts.snmp {
+        return Ok(None);
+    }
+    let spec = opts.snmp_socket.as_deref().unwrap_or(crate::snmp::DEFAULT_SOCKET);
+    match crate::snmp::socket_path(spec) {
+        Some(p) => Ok(Some(p)),
+        None => anyhow::bail!("-A {spec}: only a Unix AgentX socket (a path or unix:PATH) is supported"),
+    }
 }
 
 /// `-d`: the configuration as hav understood it, to the log, one line per line of the dump.

@@ -56,6 +56,8 @@ pub struct RunOptions {
     pub address_monitoring: bool,
     /// `--ignore-sigint`: SIGINT does not stop the daemon.
     pub ignore_sigint: bool,
+    /// `-x`: run the SNMP AgentX subagent, connecting to snmpd at this socket.
+    pub snmp: Option<PathBuf>,
 }
 
 /// Whether the config refers to WASM policies (WASM_CHECK, vrrp_script policy).
@@ -276,6 +278,12 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     d.policies.set(load_policies(&opts.policies, &loaded.config)?);
     let mut watcher = LinkWatcher::with_addresses().context("watching links and addresses")?;
     let scrapes = ctl_tx.clone();
+    if let Some(socket) = opts.snmp.clone() {
+        // The subagent waits on the loop's snapshots and events: auxiliary runtime, never the
+        // VRRP thread.
+        tracing::info!(socket = %socket.display(), "SNMP subagent (VRRPv3-MIB)");
+        d.aux.spawn(crate::snmp::run(socket, ctl_tx.clone(), d.events.subscribe()));
+    }
     // The control socket and the metrics listener run on the auxiliary runtime: their clients,
     // and rendering the metrics, never take the VRRP thread's time.
     let _ctl = {
