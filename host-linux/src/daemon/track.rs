@@ -93,6 +93,8 @@ pub fn spawn_script_with(script: VrrpScript, runner: Runner, tx: mpsc::Sender<Tr
         let mut tick = tokio::time::interval(script.interval.max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let what = format!("vrrp_script {}", script.name);
+        // A failing script is a verdict, not news: a few debug lines of it per 10 s.
+        let mut failed_log = crate::ratelimit::RateLimit::new(3, Duration::from_secs(10));
         loop {
             tick.tick().await;
             let outcome = runner.run(&command, script.user.as_ref(), &[], timeout, &what).await;
@@ -105,7 +107,9 @@ pub fn spawn_script_with(script: VrrpScript, runner: Runner, tx: mpsc::Sender<Tr
                 proc::Outcome::Refused(_) => rf.fail_now(),
                 o => {
                     if !o.success() {
-                        tracing::debug!(script = %script.name, outcome = ?o, "vrrp_script failed");
+                        if let Some(held_back) = failed_log.check_now() {
+                            tracing::debug!(script = %script.name, outcome = ?o, held_back, "vrrp_script failed");
+                        }
                     }
                     rf.feed(o.success())
                 }

@@ -68,8 +68,11 @@ use runtime::{EpochTicker, GuestLog, RunReport, RunSpec, RunState};
 /// [`RUN_LOG_PERIOD`]: a failing policy on a 10 ms script logs a few lines, with the count of
 /// those held back.
 pub const RUN_LOG_BURST: u32 = 3;
-/// The window of [`RUN_LOG_BURST`].
+/// The window of [`RUN_LOG_BURST`] and [`OK_LOG_BURST`].
 pub const RUN_LOG_PERIOD: Duration = Duration::from_secs(10);
+/// Debug lines about runs that went well let through per [`RUN_LOG_PERIOD`], per policy and
+/// caller.
+pub const OK_LOG_BURST: u32 = 10;
 
 pub use crate::config::check::{HostCall, HostCalls, PolicyTarget};
 
@@ -475,8 +478,10 @@ struct Shared {
     compiled: AtomicU64,
     reused: AtomicU64,
     guest_log: Arc<GuestLog>,
-    /// Per (policy, caller): the lines about runs.
+    /// Per (policy, caller): the lines about runs that failed or had the host refuse something.
     run_log: Mutex<KeyedRateLimit<String>>,
+    /// Per (policy, caller): the debug lines about runs that went well.
+    ok_log: Mutex<KeyedRateLimit<String>>,
     // Dropped last: stops the epoch thread.
     _ticker: EpochTicker,
 }
@@ -510,6 +515,7 @@ impl Shared {
             reused: AtomicU64::new(0),
             guest_log: Arc::new(Mutex::new(KeyedRateLimit::new(runtime::GUEST_LOG_BURST, runtime::GUEST_LOG_PERIOD, 4096))),
             run_log: Mutex::new(KeyedRateLimit::new(RUN_LOG_BURST, RUN_LOG_PERIOD, 4096)),
+            ok_log: Mutex::new(KeyedRateLimit::new(OK_LOG_BURST, RUN_LOG_PERIOD, 4096)),
             _ticker: ticker,
         })
     }
@@ -792,7 +798,7 @@ impl PolicySet {
     }
 
     /// Logs one run: a debug line when it went well, else one line saying why (the error, what
-    /// the host refused or dropped), rate-limited per policy and caller.
+    /// the host refused or dropped); both rate-limited per policy and caller.
     fn log_run<V: std::fmt::Debug>(
         &self,
         policy: &str,
@@ -802,14 +808,17 @@ impl PolicySet {
         start: Instant,
     ) {
         let elapsed = start.elapsed();
+        let key = format!("{policy}\0{caller}");
         if let (Ok(o), true) = (r, report.is_empty()) {
+            if !tracing::enabled!(tracing::Level::DEBUG) || lock(&self.inner.shared.ok_log).check(&key, Instant::now()).is_none() {
+                return;
+            }
             match caller {
                 Caller::Check(target) => tracing::debug!(policy, %target, verdict = ?o.verdict, message = %runtime::escape_guest(&o.message), ?elapsed, "policy check"),
                 Caller::Script { script, instance } => tracing::debug!(policy, script, instance, verdict = ?o.verdict, message = %runtime::escape_guest(&o.message), ?elapsed, "policy priority"),
             }
             return;
         }
-        let key = format!("{policy}\0{caller}");
         let Some(held_back) = lock(&self.inner.shared.run_log).check(&key, Instant::now()) else { return };
         let what = match r {
             Err(e) if report.is_empty() => e.to_string(),
