@@ -262,7 +262,7 @@ const GLOBAL: &[Keyword] = &[
     i("reload_time_file", RELOAD),
     i("reload_repeat", RELOAD),
     i("reload_file", RELOAD),
-    i("include_check", "hav reads every include it is given; ignored"),
+    a("include_check"),
     i("config_save_dir", RELOAD),
     i("tmp_config_directory", RELOAD),
     i("data_use_instance", "hav names its files with --pid and --control; ignored"),
