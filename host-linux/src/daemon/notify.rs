@@ -147,8 +147,9 @@ struct Fifo {
 struct Inner {
     /// Where lanes and the FIFO writer run: the runtime `Notifier::new` was called in.
     handle: tokio::runtime::Handle,
-    /// How scripts run: as whom, with which checks (enable_script_security).
-    runner: Runner,
+    /// How scripts run: as whom, with which checks (enable_script_security); replaced on
+    /// reload ([`Notifier::set_runner`]).
+    runner: std::sync::RwLock<Runner>,
     fifo: Option<Arc<Fifo>>,
     smtp: Option<Smtp>,
     lanes: Mutex<HashMap<Key, Lane>>,
@@ -224,7 +225,7 @@ impl Notifier {
         Notifier {
             inner: Arc::new(Inner {
                 handle,
-                runner,
+                runner: std::sync::RwLock::new(runner),
                 fifo,
                 smtp,
                 lanes: Mutex::new(HashMap::new()),
@@ -270,6 +271,12 @@ impl Notifier {
                 self.submit(Key { kind, name: name.to_owned(), channel: Channel::Mail }, Job::Mail { state: state.to_owned(), subject, body });
             }
         }
+    }
+
+    /// Runs the scripts of later notifications with `runner`'s settings (a reload changed
+    /// `script_user` or `enable_script_security`). Cheap; callable from any thread.
+    pub fn set_runner(&self, runner: Runner) {
+        *self.inner.runner.write().unwrap_or_else(|p| p.into_inner()) = runner;
     }
 
     /// Transitions whose notification was skipped because a later one replaced it, since
@@ -372,7 +379,8 @@ impl Inner {
             Job::Scripts { scripts, .. } => {
                 for (s, args, what) in scripts {
                     // Refusals, timeouts and failed starts are logged by the runner.
-                    let outcome = self.runner.run(&s, None, &args, NOTIFY_TIMEOUT, &what).await;
+                    let runner = self.runner.read().unwrap_or_else(|p| p.into_inner()).clone();
+                    let outcome = runner.run(&s, None, &args, NOTIFY_TIMEOUT, &what).await;
                     if let proc::Outcome::NoResources(e) = &outcome {
                         crate::resource::report_exhaustion(&what, e);
                     }
@@ -615,6 +623,24 @@ mod tests {
         let (n2, notify2) = (n.clone(), notify.clone());
         // The VRRP loop runs on a runtime of its own; the notifier's work stays on its own.
         std::thread::spawn(move || n2.changed(Kind::Instance, "VI_1", &notify2, "MASTER", 100, false)).join().expect("thread");
+        n.drain(Duration::from_secs(5)).await;
+        assert_eq!(std::fs::read_to_string(&out).expect("ran"), "INSTANCE VI_1 MASTER 100\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A reload's script settings apply to the next notifications: with script security and no
+    /// script user, the same script is refused.
+    #[tokio::test]
+    async fn test_set_runner_applies_to_later_notifications() {
+        let dir = temp("runner");
+        let out = dir.join("calls");
+        let notify = Notify { notify: Some(logging_script(&dir, &out, "0")), ..Notify::default() };
+        let n = Notifier::new(&Config::default(), None);
+        n.changed(Kind::Instance, "VI_1", &notify, "MASTER", 100, false);
+        n.drain(Duration::from_secs(5)).await;
+        n.set_runner(Runner::new(true, None));
+        tokio::time::sleep(MIN_GAP).await;
+        n.changed(Kind::Instance, "VI_1", &notify, "BACKUP", 100, false);
         n.drain(Duration::from_secs(5)).await;
         assert_eq!(std::fs::read_to_string(&out).expect("ran"), "INSTANCE VI_1 MASTER 100\n");
         let _ = std::fs::remove_dir_all(&dir);
