@@ -174,7 +174,8 @@ type Prepared = Result<(config::Loaded, Option<crate::policy::PolicySet>), Strin
 
 struct Daemon {
     opts: RunOptions,
-    config: Config,
+    // Shared with the renderers that run off the loop (state dumps).
+    config: std::sync::Arc<Config>,
     engine: VrrpEngine,
     netlink: Netlink,
     start: std::time::Instant,
@@ -245,7 +246,7 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     };
     let mut d = Daemon {
         opts: opts.clone(),
-        config: Config::default(),
+        config: std::sync::Arc::new(Config::default()),
         engine: VrrpEngine::new(),
         netlink,
         start: std::time::Instant::now(),
@@ -354,9 +355,9 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
             }
             Some(prepared) = reload_rx.recv() => d.finish_reload(prepared),
             _ = hup.recv() => d.start_reload(&reload_tx),
-            _ = usr1.recv() => tracing::info!(signal = "SIGUSR1", "data dump requested; not written yet, continuing"),
-            _ = usr2.recv() => tracing::info!(signal = "SIGUSR2", "stats dump requested; not written yet, continuing"),
-            _ = json_dump.recv() => tracing::info!(signal = "SIGRTMIN+2", "JSON dump requested; not written yet, continuing"),
+            _ = usr1.recv() => d.dump(super::dump::Kind::Data),
+            _ = usr2.recv() => d.dump(super::dump::Kind::Stats),
+            _ = json_dump.recv() => d.dump(super::dump::Kind::Json),
             () = watchdog.tick() => watchdog.kick(),
             _ = term.recv() => break,
             _ = int.recv() => {
@@ -462,7 +463,7 @@ impl Daemon {
         }
         self.flush_adverts();
 
-        self.config = new;
+        self.config = std::sync::Arc::new(new);
         self.sync_tracks();
         for p in &plans {
             self.ensure_vmac(&p.meta, p.key);
@@ -939,6 +940,17 @@ impl Daemon {
             (self.vip_errors, self.send_errors),
             (self.started_wall, self.start),
         )
+    }
+
+    /// keepalived's state dumps (SIGUSR1 data, SIGUSR2 stats, SIGRTMIN+2 JSON): the loop takes a
+    /// snapshot, and the text is rendered and written on the auxiliary runtime.
+    fn dump(&self, kind: super::dump::Kind) {
+        let snap = self.snapshot();
+        let config = self.config.clone();
+        self.aux.spawn_blocking(move || match super::dump::dump(kind, &snap, &config) {
+            Ok(path) => tracing::info!(path = %path.display(), "state dump written"),
+            Err(e) => tracing::warn!(error = %e, ?kind, "state dump not written"),
+        });
     }
 
     /// One line for `systemctl status`: how many instances are in each state.
