@@ -93,3 +93,28 @@ fn scripts_run_as_the_script_user_with_a_clean_environment_and_insecure_ones_are
     drop(h);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// keepalived's notify form, `COMMAND [USER [GROUP]]`, for VRRP notify scripts and the LVS
+/// `notify_up`/`notify_down`/`quorum_up`/`quorum_down`; a fourth word is an error.
+#[test]
+fn notify_scripts_take_keepalived_user_and_group() {
+    let inst = instance_conf("VI_1", 1, 100, 2, "1", &["10.0.0.1/24"], "  notify_master \"/etc/hav/m.sh a b\" nobody :nogroup\n  notify /etc/hav/n.sh");
+    let lvs = "virtual_server 10.0.0.9 80 {\n quorum_up \"/bin/q up\" root\n real_server 10.0.0.2 80 {\n  notify_down /bin/d nobody nogroup\n }\n}\n";
+    let c = hav_linux::config::load_str(Path::new("k.conf"), &format!("{inst}{lvs}")).expect("config").config;
+    let n = &c.vrrp_instances[0].notify;
+    let m = n.master.as_ref().expect("notify_master");
+    assert_eq!(m.argv, vec!["/etc/hav/m.sh", "a", "b"]);
+    let u = m.user.as_ref().expect("user");
+    assert_eq!((u.user.as_str(), u.group.as_deref()), ("nobody", Some(":nogroup")));
+    assert_eq!(n.notify.as_ref().expect("notify").user, None);
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.quorum_up.as_ref().and_then(|s| s.user.as_ref()).map(|u| u.user.as_str()), Some("root"));
+    let d = vs.real_servers[0].notify_down.as_ref().expect("notify_down");
+    assert_eq!((d.argv.clone(), d.user.as_ref().and_then(|u| u.group.clone())), (vec!["/bin/d".to_string()], Some("nogroup".to_string())));
+    // As root, `:nogroup` is the group nogroup.
+    let creds = hav_linux::daemon::proc::resolve(u).expect("resolves");
+    assert_eq!((creds.uid.as_raw(), creds.gid.as_raw()), (65534, 65534));
+    let bad = instance_conf("VI_1", 1, 100, 2, "1", &["10.0.0.1/24"], "  notify_master /x.sh one two three");
+    let e = hav_linux::config::load_str(Path::new("k.conf"), &bad).expect_err("four words");
+    assert!(e.to_string().contains("'notify_master' takes COMMAND [USER [GROUP]]; quote a command with arguments"), "{e}");
+}
