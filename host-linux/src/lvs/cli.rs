@@ -159,6 +159,9 @@ pub fn run(args: IpvsArgs, config_path: &Path) -> anyhow::Result<()> {
                 d.vrrp_state(m, true)?;
             }
             let mut config = load(config_path)?;
+            // Scripts run as the daemon's would (script_user, enable_script_security), each to
+            // its end before the command goes on.
+            d.set_scripts(crate::daemon::proc::Runner::from_config(&config), None);
             out!("open+parse: {:.3} ms", ms(t.elapsed()));
             let t = Instant::now();
             print_result(&format!("apply {}", config_path.display()), d.apply(&config), t)?;
