@@ -78,6 +78,8 @@ pub struct Options {
     pub all_config: bool,
     /// `--ignore-sigint`: SIGINT does not stop the daemon.
     pub ignore_sigint: bool,
+    /// `--strict`: with `-t`, warnings fail the check.
+    pub strict: bool,
 }
 
 impl Options {
@@ -107,7 +109,21 @@ impl Options {
             config_id: a.config_id.clone(),
             all_config: a.all_config,
             ignore_sigint: a.ignore_sigint,
+            strict: a.strict,
         }
+    }
+
+    /// How the config is read: the config id of `@ID` lines (`-i`, else the host name) and
+    /// whether a missing include is an error (`-e`).
+    pub fn load_options(&self) -> config::Options {
+        let mut o = config::Options::default();
+        if let Some(id) = &self.config_id {
+            o.config_id.clone_from(id);
+        }
+        if self.all_config {
+            o.include_check = config::IncludeCheck::ALL;
+        }
+        o
     }
 }
 
@@ -146,8 +162,6 @@ pub fn unhonoured(a: &args::Args, daemon: bool) -> Vec<String> {
         say(a.release_vips, "-X: hav always releases the VIPs of an instance that leaves MASTER; accepted");
         say(a.dont_release_ipvs, "-I: not honoured yet: the IPVS table is handled at stop as without it");
     }
-    say(a.config_id.is_some(), "-i: not honoured yet: conditional '@' config lines are not supported");
-    say(a.all_config, "-e: not honoured yet: an include pattern matching nothing is a warning");
     w
 }
 
@@ -297,7 +311,7 @@ fn placeholder_iface(name: &str) -> Option<IfaceInfo> {
 /// Loads and fully validates the config (everything but the existence of interfaces), printing
 /// warnings and errors with their locations. `Err` when invalid.
 pub fn validate(opts: &Options) -> Result<config::Loaded, String> {
-    let loaded = config::load(&opts.config).map_err(|e| e.to_string())?;
+    let loaded = config::load_with(&opts.config, &opts.load_options()).map_err(|e| e.to_string())?;
     let mut warnings = Vec::new();
     let plans = plan::plan(&loaded.config, &mut placeholder_iface, &mut warnings).map_err(|e| e.to_string())?;
     for g in &loaded.config.vrrp_sync_groups {
@@ -320,6 +334,19 @@ pub fn check(opts: &Options) -> bool {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
+            }
+            if opts.dump_conf {
+                // -t -d: the configuration as the sections read it, after conditionals,
+                // definitions, sequences and includes.
+                let id = opts.load_options().config_id;
+                match config::expand(&opts.config, &id) {
+                    Ok(text) => print!("{text}"),
+                    Err(e) => eprintln!("error: {e}"),
+                }
+            }
+            if opts.strict && !loaded.warnings.is_empty() {
+                eprintln!("error: {} warning(s), and --strict makes them fail the check", loaded.warnings.len());
+                return false;
             }
             let c = &loaded.config;
             println!(
@@ -356,7 +383,7 @@ pub fn run_daemon(opts: Options) -> anyhow::Result<()> {
             crate::daemon::sdnotify::Notify::disabled()
         }
     };
-    let loaded = config::load(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let loaded = config::load_with(&opts.config, &opts.load_options()).map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
@@ -384,6 +411,7 @@ pub fn run_daemon(opts: Options) -> anyhow::Result<()> {
         address_monitoring: opts.address_monitoring,
         ignore_sigint: opts.ignore_sigint,
         snmp: snmp_socket(&opts)?,
+        load: opts.load_options(),
     };
     rt.block_on(run::run(ropts, loaded))
 }

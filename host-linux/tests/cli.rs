@@ -245,3 +245,59 @@ fn hav_options_moved_to_long_names() {
         assert!(help.contains(opt), "{opt} missing from --help");
     }
 }
+
+/// A config in a temp dir of its own; the caller removes the dir.
+fn config_file(tag: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hav-cli-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let f = dir.join("keepalived.conf");
+    std::fs::write(&f, text).expect("write");
+    f
+}
+
+#[test]
+fn config_id_selects_conditional_lines_and_dump_shows_the_expansion() {
+    let text = "@lb1 $PRIO=150\n@^lb1 $PRIO=100\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  \
+                priority $PRIO\n  virtual_ipaddress {\n~SEQ(n, 10, 11)    192.0.2.${n}/24\n  }\n}\n";
+    let f = config_file("id", text);
+    let path = f.to_str().expect("utf-8");
+    for (id, prio) in [("lb1", "150"), ("lb2", "100")] {
+        let out = hav(&["-t", "-d", "-i", id, "-f", path]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "-i {id}: {}", String::from_utf8_lossy(&out.stderr));
+        // -t -d prints the configuration as the sections read it: the definition chosen by the
+        // config id substituted, the sequence replicated.
+        assert!(stdout.contains(&format!("priority {prio}")), "-i {id}:\n{stdout}");
+        assert!(stdout.contains("192.0.2.10/24") && stdout.contains("192.0.2.11/24"), "-i {id}:\n{stdout}");
+        assert!(!stdout.contains("~SEQ") && !stdout.contains("$PRIO"), "-i {id}:\n{stdout}");
+    }
+    let _ = std::fs::remove_dir_all(f.parent().expect("dir"));
+}
+
+#[test]
+fn strict_turns_warnings_into_a_failing_check() {
+    // keepalived runs this (state SLAVE is taken as BACKUP), so hav does, with a warning.
+    let text = "vrrp_instance VI_1 {\n  state SLAVE\n  interface eth0\n  virtual_router_id 51\n  priority 100\n  \
+                virtual_ipaddress {\n    192.0.2.10/24\n  }\n}\n";
+    let f = config_file("strict", text);
+    let path = f.to_str().expect("utf-8");
+    let lax = hav(&["-t", "-f", path]);
+    assert!(lax.status.success(), "{}", String::from_utf8_lossy(&lax.stderr));
+    assert!(String::from_utf8_lossy(&lax.stderr).contains("warning:"), "no warning for state SLAVE");
+    let strict = hav(&["-t", "--strict", "-f", path]);
+    assert_eq!(strict.status.code(), Some(1), "{}", String::from_utf8_lossy(&strict.stderr));
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("--strict"));
+    let _ = std::fs::remove_dir_all(f.parent().expect("dir"));
+}
+
+#[test]
+fn all_config_makes_a_missing_include_an_error() {
+    let text = "include /nonexistent/hav-missing-*.conf\ninclude /nonexistent/hav-missing.conf\n";
+    let f = config_file("all", text);
+    let path = f.to_str().expect("utf-8");
+    let lax = hav(&["-t", "-f", path]);
+    assert!(lax.status.success(), "a missing plain include is a warning: {}", String::from_utf8_lossy(&lax.stderr));
+    let all = hav(&["-t", "-e", "-f", path]);
+    assert_eq!(all.status.code(), Some(1), "with -e it is an error: {}", String::from_utf8_lossy(&all.stderr));
+    let _ = std::fs::remove_dir_all(f.parent().expect("dir"));
+}

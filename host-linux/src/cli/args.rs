@@ -163,6 +163,10 @@ pub struct Args {
     #[arg(short = 'i', long = "config-id", value_name = "ID")]
     pub config_id: Option<String>,
 
+    /// With -t: a warning fails the check too (exit 1), for CI pipelines (a hav extension).
+    #[arg(long = "strict")]
+    pub strict: bool,
+
     /// Print the signal number for STOP, RELOAD, DATA, STATS, STATS_CLEAR or JSON, and exit.
     #[arg(long = "signum", value_name = "SIGFUNC")]
     pub signum: Option<String>,

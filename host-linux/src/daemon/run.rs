@@ -58,6 +58,8 @@ pub struct RunOptions {
     pub ignore_sigint: bool,
     /// `-x`: run the SNMP AgentX subagent, connecting to snmpd at this socket.
     pub snmp: Option<PathBuf>,
+    /// How the config is read on reload too (`-i` config id, `-e` include checks).
+    pub load: config::Options,
 }
 
 /// Whether the config refers to WASM policies (WASM_CHECK, vrrp_script policy).
@@ -1043,10 +1045,11 @@ impl Daemon {
         self.reloading = true;
         self.opts.notify.reloading();
         let path = self.opts.config.clone();
+        let load = self.opts.load.clone();
         let policies = self.opts.policies.clone();
         let done = done.clone();
         self.aux.spawn_blocking(move || {
-            let prepared = config::load(&path).map_err(|e| e.to_string()).and_then(|loaded| {
+            let prepared = config::load_with(&path, &load).map_err(|e| e.to_string()).and_then(|loaded| {
                 let set = load_policies(&policies, &loaded.config).map_err(|e| format!("{e:#}"))?;
                 Ok((loaded, set))
             });
