@@ -61,6 +61,8 @@ async fn quiet(rx: &mut UnboundedReceiver<HealthEvent>, d: Duration, why: &str) 
 }
 
 const FAST: &str = "delay_loop 0.1\n warmup 0\n connect_timeout 1\n retry 2\n delay_before_retry 0.05\n alpha";
+/// The same for MISC_CHECK, which has no connect_timeout in keepalived (misc_timeout instead).
+const FAST_MISC: &str = "delay_loop 0.1\n warmup 0\n retry 2\n delay_before_retry 0.05\n alpha";
 
 #[tokio::test]
 async fn test_tcp_check_refused_and_back() {
@@ -251,7 +253,7 @@ async fn test_misc_check_codes_dynamic_timeout() {
     std::fs::write(&code, "0").unwrap();
     let script = dir.script("check.sh", &format!("#!/bin/sh\nexit $(cat {})\n", code.display()));
     let rs: SocketAddr = "127.0.0.1:80".parse().unwrap();
-    let cfg = one(rs, &format!("MISC_CHECK {{\n misc_path \"{}\"\n misc_dynamic\n misc_timeout 2\n {FAST}\n}}", script.display()));
+    let cfg = one(rs, &format!("MISC_CHECK {{\n misc_path \"{}\"\n misc_dynamic\n misc_timeout 2\n {FAST_MISC}\n}}", script.display()));
     let (tx, mut rx) = unbounded_channel();
     let _c = Checkers::start(&cfg, tx, None);
     expect(&mut rx, Health::Down, "alpha").await;
@@ -311,7 +313,7 @@ async fn test_misc_check_runs_as_user() {
     let dir = TempDir::new("user");
     let script = dir.script("whoami.sh", "#!/bin/sh\n[ \"$(id -u)\" = 65534 ]\n");
     let rs: SocketAddr = "127.0.0.1:80".parse().unwrap();
-    let cfg = one(rs, &format!("MISC_CHECK {{\n misc_path {}\n user nobody\n misc_timeout 5\n {FAST}\n}}", script.display()));
+    let cfg = one(rs, &format!("MISC_CHECK {{\n misc_path {}\n user nobody\n misc_timeout 5\n {FAST_MISC}\n}}", script.display()));
     let (tx, mut rx) = unbounded_channel();
     let _c = Checkers::start(&cfg, tx, None);
     expect(&mut rx, Health::Down, "alpha").await;

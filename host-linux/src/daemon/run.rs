@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use super::control::{self, Envelope, Reply};
 use super::notify::{Kind, Notifier};
 use super::plan::{self, IfaceInfo, InstancePlan, Planned, TrackObj};
-use super::proc::{self, Creds};
+use super::proc;
 use super::track::{self, TrackEvent};
 use crate::config::{self, Config};
 use crate::ratelimit::{KeyedRateLimit, RateLimit};
@@ -172,7 +172,7 @@ impl TrackDef {
 type VrrpEngine = Engine<InstancePlan, Growable>;
 
 /// A config read and its policies compiled on a worker thread, ready to swap in.
-type Prepared = Result<(config::Loaded, Option<crate::policy::PolicySet>), String>;
+type Prepared = Result<(config::Loaded, Option<crate::policy::PolicySet>, proc::Runner), String>;
 
 struct Daemon {
     opts: RunOptions,
@@ -190,7 +190,8 @@ struct Daemon {
     track_ids: HashMap<TrackObj, TrackId>,
     track_status: HashMap<TrackObj, TrackStatus>,
     track_tasks: HashMap<TrackObj, (JoinHandle<()>, TrackDef)>,
-    creds: Option<Creds>,
+    /// How scripts run: script_user, enable_script_security (replaced on reload).
+    scripts: proc::Runner,
     notifier: Notifier,
     vmacs: Vec<String>,
     sysctl: SysctlGuard,
@@ -240,11 +241,13 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     let (track_tx, mut track_rx) = mpsc::channel::<TrackEvent>(256);
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<Envelope>(16);
     let (reload_tx, mut reload_rx) = mpsc::channel::<Prepared>(1);
-    let creds = proc::default_creds(&loaded.config).map_err(anyhow::Error::msg)?;
+    // An unknown script_user refuses the scripts that would run as it, as keepalived does; it
+    // does not stop the daemon.
+    let scripts = proc::Runner::from_config(&loaded.config);
     let aux = aux_runtime()?;
     let notifier = {
         let _in_aux = aux.enter();
-        Notifier::new(&loaded.config, creds)
+        Notifier::with_runner(&loaded.config, scripts.clone())
     };
     let mut d = Daemon {
         opts: opts.clone(),
@@ -259,7 +262,7 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         track_ids: HashMap::new(),
         track_status: HashMap::new(),
         track_tasks: HashMap::new(),
-        creds,
+        scripts,
         notifier,
         vmacs: Vec::new(),
         sysctl: SysctlGuard::new(),
@@ -610,7 +613,7 @@ impl Daemon {
             let task = if s.policy.is_some() {
                 track::spawn_policy_script(s, self.policies.clone(), self.snapshot.subscribe(), self.track_tx.clone())
             } else {
-                track::spawn_script(s, self.creds, self.config.global.enable_script_security, self.track_tx.clone())
+                track::spawn_script_with(s, self.scripts.clone(), self.track_tx.clone())
             };
             self.track_tasks.insert(obj, (task, def));
         }
@@ -1051,7 +1054,9 @@ impl Daemon {
         self.aux.spawn_blocking(move || {
             let prepared = config::load_with(&path, &load).map_err(|e| e.to_string()).and_then(|loaded| {
                 let set = load_policies(&policies, &loaded.config).map_err(|e| format!("{e:#}"))?;
-                Ok((loaded, set))
+                // Looking users up may block: here, not on the loop.
+                let runner = proc::Runner::from_config(&loaded.config);
+                Ok((loaded, set, runner))
             });
             let _ = done.blocking_send(prepared);
         });
@@ -1066,7 +1071,7 @@ impl Daemon {
     }
 
     fn apply_reload(&mut self, prepared: Prepared) {
-        let (loaded, policies) = match prepared {
+        let (loaded, policies, runner) = match prepared {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("reload failed, keeping the running config: {e}");
@@ -1088,6 +1093,19 @@ impl Daemon {
             }
         };
         self.policies.set(policies);
+        if runner != self.scripts {
+            // New script settings: later notifications use them, and the command vrrp_scripts
+            // start again under them (sync_tracks restarts the tasks removed here).
+            self.scripts = runner.clone();
+            self.notifier.set_runner(runner);
+            self.track_tasks.retain(|_, (task, def)| {
+                let keep = !matches!(def, TrackDef::Script(s) if s.script.is_some());
+                if !keep {
+                    task.abort();
+                }
+                keep
+            });
+        }
         if self.opts.lvs {
             match &mut self.lvs {
                 Some(l) => l.reload(&loaded.config),
