@@ -3,9 +3,10 @@
 //! its link), master at priority 200 and backup at 100, hav on both and then keepalived on
 //! both with the same config. Measured on the master, for each daemon:
 //!
-//! - how long a dump takes to appear after its signal (the data dump of SIGUSR1, the stats of
-//!   SIGUSR2, the JSON of SIGRTMIN+2): the file is removed, the signal sent, and the file
-//!   polled every millisecond; the median and the worst of several;
+//! - how long a dump takes to be complete after its signal (the data dump of SIGUSR1, the stats
+//!   of SIGUSR2, the JSON of SIGRTMIN+2): the file is removed, the signal sent, and the file
+//!   polled every millisecond until it is there and no process holds it open (keepalived
+//!   renames its file into place before writing it); the median and the worst of several;
 //! - the largest gap between two adverts of one VRID on the wire (tcpdump on the first link),
 //!   over a quiet window and over a window in which SIGUSR1 is sent every `HAV_BENCH_EVERY_MS`
 //!   milliseconds: a daemon that renders its dump on the thread that sends the adverts shows the
@@ -63,16 +64,33 @@ fn transitions(node: &Node<'_>) -> usize {
     }
 }
 
-/// Removes `file` from `dir`, sends `sig` and waits for the file: how long it took, and its
-/// size; `None` when it did not appear within `limit`.
+/// Whether a process of `pids` has `path` open.
+fn open_by(pids: &[String], path: &Path) -> bool {
+    pids.iter().any(|p| {
+        std::fs::read_dir(format!("/proc/{p}/fd"))
+            .map(|fds| fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == path)))
+            .unwrap_or(false)
+    })
+}
+
+/// Removes `file` from `dir`, sends `sig` and waits for the file to be complete: how long it
+/// took, and its size; `None` when it was not complete within `limit`. keepalived renames its
+/// new file into place when it opens it and writes it afterwards, so the file is complete once
+/// no process of the namespace holds it open; hav renames a file already written and closed.
 fn appear(node: &Node<'_>, dir: &Path, file: &str, sig: i32, limit: Duration) -> Option<(Duration, u64)> {
     let p = dir.join(file);
     let _ = std::fs::remove_file(&p);
+    let pids: Vec<String> = hav_tests::netns::ip(&["netns", "pids", node.ns.name()])
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
     let t0 = Instant::now();
     node.signal_raw(sig);
     loop {
-        if let Ok(m) = std::fs::metadata(&p) {
-            return Some((t0.elapsed(), m.len()));
+        if p.exists() && !open_by(&pids, &p) {
+            let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            return Some((t0.elapsed(), size));
         }
         if t0.elapsed() > limit {
             return None;

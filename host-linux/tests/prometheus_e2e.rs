@@ -2,14 +2,16 @@
 //! with `--metrics` on the namespace's loopback; `promtool check metrics` accepts a scrape, and
 //! Debian's Prometheus, started in the same namespace and scraping every second, answers its
 //! HTTP API (`/api/v1/query`) with the instance's state and advert counters. The instance's
-//! name has a double quote, a backslash and a space (a quoted name in the config), so the
-//! label value goes through the text format's escapes and must come back whole.
+//! name has double quotes, backslashes and spaces (a quoted name in the config), so the label
+//! value goes through the text format's escapes and must come back from Prometheus as the name
+//! hav reports on its control socket.
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use hav_linux::daemon::control::{self, Request};
 use hav_tests::netns::{skip_unless, Lab, Need, Netns};
 use hav_tests::peers::{wait_until, workdir, Daemon, Node};
 use serde_json::Value;
@@ -18,8 +20,6 @@ fn hav() -> Daemon {
     Daemon::Hav(PathBuf::from(env!("CARGO_BIN_EXE_hav-linux")))
 }
 
-/// The instance's name as hav reads it: `VI "q" \ b`.
-const NAME: &str = "VI \"q\" \\ b";
 const METRICS: &str = "127.0.0.1:9650";
 const PROMETHEUS: &str = "127.0.0.1:9090";
 
@@ -56,11 +56,16 @@ fn query(ns: &Netns, promql: &str) -> Vec<(serde_json::Map<String, Value>, f64)>
         .collect()
 }
 
-/// The value of the series of `metric` that belongs to our instance. Prometheus renames the
+/// The value of the series of `metric` that belongs to instance `name`. Prometheus renames the
 /// scraped `instance` label to `exported_instance` (its own `instance` is the target), so the
 /// series is found by the value, under whichever label carries it.
-fn ours(ns: &Netns, metric: &str) -> Option<f64> {
-    query(ns, metric).into_iter().find(|(labels, _)| labels.values().any(|v| v == NAME)).map(|(_, v)| v)
+fn ours(ns: &Netns, metric: &str, name: &str) -> Option<f64> {
+    query(ns, metric).into_iter().find(|(labels, _)| labels.values().any(|v| v == name)).map(|(_, v)| v)
+}
+
+/// The text format's escaping of a label value.
+fn escaped(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn promtool_check(text: &str) -> (bool, String) {
@@ -100,11 +105,15 @@ fn prometheus_reads_hav_metrics() {
     );
     let hav = Node::start_with(ns, hav(), &conf, &["--metrics", METRICS]);
     assert!(wait_until(Duration::from_secs(10), || hav.holds("10.0.0.200")).is_some(), "hav did not become master");
+    let status = control::request(&hav.control_path(), &Request { cmd: "status".into(), instance: None }).expect("status");
+    let name = status["instances"][0]["name"].as_str().expect("the instance's name").to_owned();
+    assert!(name.contains('"') && name.contains('\\') && name.contains(' '), "{name:?}");
 
     // promtool accepts a scrape as it is served.
     let (code, text) = get(ns, METRICS, "/metrics").expect("scraping hav");
     assert_eq!(code, 200, "{text}");
-    assert!(text.contains("hav_vrrp_state{instance=\"VI \\\"q\\\" \\\\ b\"} 2\n"), "the escaped name:\n{text}");
+    let line = format!("hav_vrrp_state{{instance=\"{}\"}} 2\n", escaped(&name));
+    assert!(text.contains(&line), "no {line:?} in:\n{text}");
     let (ok, said) = promtool_check(&text);
     assert!(ok, "promtool check metrics refused hav's metrics:\n{said}\n--- metrics:\n{text}");
 
@@ -122,16 +131,17 @@ fn prometheus_reads_hav_metrics() {
     let log = || std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
     let up = wait_until(Duration::from_secs(30), || query(ns, "up{job=\"hav\"}").iter().any(|(_, v)| *v == 1.0));
     assert!(up.is_some(), "Prometheus never scraped hav successfully; its log:\n{}", log());
-    let state = wait_until(Duration::from_secs(10), || ours(ns, "hav_vrrp_state").is_some());
-    assert!(state.is_some(), "no hav_vrrp_state for {NAME:?}: {:?}", query(ns, "hav_vrrp_state"));
-    assert_eq!(ours(ns, "hav_vrrp_state"), Some(2.0), "state: master");
-    assert_eq!(ours(ns, "hav_vrrp_priority"), Some(150.0));
-    assert_eq!(ours(ns, "hav_vrrp_became_master_total"), Some(1.0));
-    assert_eq!(ours(ns, "hav_vrrp_adverts_rx_total"), Some(0.0), "nobody else advertises");
+    let ours = |metric: &str| ours(ns, metric, &name);
+    let state = wait_until(Duration::from_secs(10), || ours("hav_vrrp_state").is_some());
+    assert!(state.is_some(), "no hav_vrrp_state for {name:?}: {:?}", query(ns, "hav_vrrp_state"));
+    assert_eq!(ours("hav_vrrp_state"), Some(2.0), "state: master");
+    assert_eq!(ours("hav_vrrp_priority"), Some(150.0));
+    assert_eq!(ours("hav_vrrp_became_master_total"), Some(1.0));
+    assert_eq!(ours("hav_vrrp_adverts_rx_total"), Some(0.0), "nobody else advertises");
     // The advert counter moves with the adverts (one a second).
-    let first = ours(ns, "hav_vrrp_adverts_tx_total").expect("adverts sent");
+    let first = ours("hav_vrrp_adverts_tx_total").expect("adverts sent");
     assert!(first >= 1.0, "{first}");
-    let grew = wait_until(Duration::from_secs(10), || ours(ns, "hav_vrrp_adverts_tx_total").is_some_and(|n| n >= first + 2.0));
+    let grew = wait_until(Duration::from_secs(10), || ours("hav_vrrp_adverts_tx_total").is_some_and(|n| n >= first + 2.0));
     assert!(grew.is_some(), "hav_vrrp_adverts_tx_total stayed at {first}");
     let dropped = query(ns, "sum(hav_vrrp_dropped_total)");
     assert_eq!(dropped.first().map(|(_, v)| *v), Some(0.0), "{dropped:?}");
