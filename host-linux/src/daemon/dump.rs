@@ -11,9 +11,11 @@
 //! `/tmp` ([`dir`]). keepalived's `tmp_config_directory` is not it (that option places copies
 //! of the config); keepalived's `data_use_instance` renames the data dump after the `-i`
 //! instance and network namespace, which hav does not have, so the names are always
-//! `keepalived.data`, `keepalived.stats` and `keepalived.json`. Each file is written to a new
-//! temporary file beside it (mode 0600, refused if the name exists, links not followed) and
-//! renamed over the old one, as keepalived does, so a reader never sees half a dump.
+//! `keepalived.data`, `keepalived.stats` and `keepalived.json`, mode 0600 as keepalived's
+//! (its default umask is 0177). Each file is written whole into a new temporary file beside it
+//! (refused if the name exists, links not followed) and then renamed over the old one, so a
+//! reader never sees half a dump; keepalived renames its temporary file into place when it
+//! opens it, before writing, so a reader of its file can.
 //!
 //! # Fields
 //! Every VRRP field keepalived prints is printed, and with keepalived's wording. What hav has
@@ -48,6 +50,9 @@
 //!   it resolved (`'/usr/bin/echo' 'x'`).
 //! - `Check unicast src : yes` for every unicast instance: hav always checks that a unicast
 //!   advert comes from a configured peer.
+//! - `Wantstate` / `wantstate` is the state itself (before start: the configured `state`):
+//!   hav changes state in one step; keepalived may show where a sync group is about to take a
+//!   member.
 //! - `Flags: none` or `Flags:` with `Using unicast` only (keepalived also has flags it prints no
 //!   line for, and then writes `Flags:` alone).
 //! - Statistics (SIGUSR2 and the JSON `stats`) from hav's counters: `advert_rcvd` counts the
