@@ -74,6 +74,15 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        // A daemon a failed test left running (it was started with -s, not by the Netns, so
+        // deleting the namespace would not stop it): found by its pid files, killed.
+        let pid_files = [PathBuf::from(format!("/run/hav-linux-{}.pid", self.ns.name())), self.dir.join("keepalived.pid")];
+        for f in pid_files {
+            if let Some(pid) = std::fs::read_to_string(&f).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = std::fs::remove_file(&f);
+            }
+        }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {
@@ -228,14 +237,50 @@ fn notify_socket_keeps_the_daemon_in_the_foreground() {
         return;
     }
     let node = Node::new("ntfy");
-    let listener = hav_linux::daemon::sdnotify::Listener::bind_abstract(&format!("hav-dropin-{}", node.ns.name())).expect("listener");
+    // A socket file: abstract names belong to a network namespace, and the daemon runs in its own.
+    let sock_path = std::env::temp_dir().join(format!("hav-dropin-{}.notify", node.ns.name()));
+    let _ = std::fs::remove_file(&sock_path);
+    let listener = hav_linux::daemon::sdnotify::Listener::bind_path(&sock_path).expect("listener");
     let mut child =
         node.command(&["-D".to_owned()]).env("NOTIFY_SOCKET", listener.address()).stdout(Stdio::null()).stderr(node.log_file()).spawn().expect("spawn");
     let pid_file = PathBuf::from(format!("/run/hav-linux-{}.pid", node.ns.name()));
     let named = wait_until(Duration::from_secs(10), || std::fs::read_to_string(&pid_file).is_ok_and(|s| s.trim() == child.id().to_string()));
     assert!(named, "the started process is not the daemon\n{}", node.log());
     assert!(wait_until(Duration::from_secs(10), || node.holds_vip()), "VIP never came\n{}", node.log());
+    // What systemd hears: READY=1 with a status once the config is applied...
+    let mut heard: Vec<Vec<(String, String)>> = Vec::new();
+    let mut listen_until = |want: &str, heard: &mut Vec<Vec<(String, String)>>| {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if let Some(m) = listener.recv_timeout(Duration::from_millis(200)).expect("recv") {
+                let done = m.iter().any(|(k, v)| format!("{k}={v}") == want);
+                heard.push(m);
+                if done {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    assert!(listen_until("READY=1", &mut heard), "no READY=1: {heard:?}\n{}", node.log());
+    let ready = heard.iter().find(|m| m.iter().any(|(k, _)| k == "READY")).expect("ready");
+    assert!(ready.iter().any(|(k, v)| k == "STATUS" && v.starts_with("1 instances:")), "READY=1 without the state summary: {ready:?}");
+    // The summary follows the election (the VIP is held, so the instance is master by now).
+    let mastered = heard.iter().any(|m| m.iter().any(|(k, v)| k == "STATUS" && v.contains("1 master")))
+        || listen_until("STATUS=1 instances: 1 master, 0 backup, 0 fault", &mut heard);
+    assert!(mastered, "no STATUS with the instance as master: {heard:?}");
+    // ...RELOADING=1 (with MONOTONIC_USEC) and READY=1 again around a reload...
+    kill(child.id(), nix::sys::signal::Signal::SIGHUP);
+    heard.clear();
+    assert!(listen_until("READY=1", &mut heard), "no READY=1 after the reload: {heard:?}\n{}", node.log());
+    let reloading = heard.iter().position(|m| m.iter().any(|(k, v)| k == "RELOADING" && v == "1"));
+    let reloading = reloading.unwrap_or_else(|| panic!("no RELOADING=1 before READY=1: {heard:?}"));
+    assert!(heard[reloading].iter().any(|(k, _)| k == "MONOTONIC_USEC"), "RELOADING=1 without MONOTONIC_USEC: {heard:?}");
+    // ...and STOPPING=1 on SIGTERM.
     kill(child.id(), nix::sys::signal::Signal::SIGTERM);
+    heard.clear();
+    assert!(listen_until("STOPPING=1", &mut heard), "no STOPPING=1: {heard:?}\n{}", node.log());
     assert!(wait_until(Duration::from_secs(10), || child.try_wait().expect("wait").is_some()));
     assert!(node.log().contains("staying in the foreground"), "{}", node.log());
+    let _ = std::fs::remove_file(&sock_path);
 }
