@@ -99,11 +99,9 @@ fn prometheus_reads_hav_metrics() {
     }
     let lab = Lab::new(1).expect("lab");
     let ns = &lab.routers[0];
-    let conf = format!(
-        "vrrp_instance 'VI \"q\" \\ b' {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
-         priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    10.0.0.200/24\n  }}\n}}\n"
-    );
-    let hav = Node::start_with(ns, hav(), &conf, &["--metrics", METRICS]);
+    let conf = "vrrp_instance 'VI \"q\" \\ b' {\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
+                priority 150\n  advert_int 1\n  virtual_ipaddress {\n    10.0.0.200/24\n  }\n}\n";
+    let hav = Node::start_with(ns, hav(), conf, &["--metrics", METRICS]);
     assert!(wait_until(Duration::from_secs(10), || hav.holds("10.0.0.200")).is_some(), "hav did not become master");
     let status = control::request(&hav.control_path(), &Request { cmd: "status".into(), instance: None }).expect("status");
     let name = status["instances"][0]["name"].as_str().expect("the instance's name").to_owned();
