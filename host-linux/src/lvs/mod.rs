@@ -588,13 +588,19 @@ impl Director {
                     }
                 }
             }
-            // The runtime they run on stops with the director: wait for them (a while).
+            // The runtime they run on stops with the director: wait for them (a while). A task
+            // on that runtime reports when they are done and this thread waits on a plain
+            // channel: `Handle::block_on` here could panic (a thread that entered a runtime), and
+            // a panic would leave the services in the kernel.
             if let (Some(rt), false) = (&self.script_rt, running.is_empty()) {
-                let _ = rt.block_on(tokio::time::timeout(OMEGA_WAIT, async {
+                let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+                rt.spawn(async move {
                     for t in running {
                         let _ = t.await;
                     }
-                }));
+                    let _ = done_tx.send(());
+                });
+                let _ = done_rx.recv_timeout(OMEGA_WAIT);
             }
         }
         if !remove {
