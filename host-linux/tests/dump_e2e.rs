@@ -71,24 +71,6 @@ fn link_local(ns: &Netns) -> String {
         .expect("a link-local address")
 }
 
-/// Lines keepalived writes for every interface that hav does not know.
-const IF_ONLY_KEEPALIVED: &[&str] = &[
-    "Seen up",
-    "Delayed state change running",
-    "Up debounce timer",
-    "Down debounce timer",
-    "MTU",
-    "HW Type",
-    "NIC netlink status update",
-    "Reset ARP config counter",
-    "Original arp_ignore",
-    "Original arp_filter",
-    "Original promote_secondaries",
-    "Reset promote_secondaries counter",
-    // Interfaces with IPv6 addresses: whether the kernel forwards IPv6 there, and when it looked.
-    "Not IPv6 forwarding",
-    "IPv6 forwarding",
-];
 
 /// Counts that depend on when each daemon started and got the signal.
 const COUNTS: [&str; 2] = ["Advertisements/Received", "Advertisements/Sent"];
@@ -126,7 +108,7 @@ fn compare(role: &str, name: &str, k: &Dumps, h: &Dumps, ignore: &[&str], json_i
                 continue;
             };
             // Two nodes: their own MAC and link-local address, maybe another index.
-            let mut ign = IF_ONLY_KEEPALIVED.to_vec();
+            let mut ign = kadump::IF_ONLY_KEEPALIVED.to_vec();
             ign.extend(["MAC", "IPv6 address", "index", "IPv4 address"]);
             diff(kr, hr, ("keepalived", "hav"), &ign).into_iter().for_each(|p| say(format!("interface {}: {p}", hr.value)));
         }

@@ -56,6 +56,25 @@ pub struct Dump {
     pub sections: Vec<Section>,
 }
 
+/// Lines keepalived writes for every interface that hav does not know (interfaces with IPv6
+/// addresses add whether the kernel forwards IPv6 there).
+pub const IF_ONLY_KEEPALIVED: &[&str] = &[
+    "Seen up",
+    "Delayed state change running",
+    "Up debounce timer",
+    "Down debounce timer",
+    "MTU",
+    "HW Type",
+    "NIC netlink status update",
+    "Reset ARP config counter",
+    "Original arp_ignore",
+    "Original arp_filter",
+    "Original promote_secondaries",
+    "Reset promote_secondaries counter",
+    "Not IPv6 forwarding",
+    "IPv6 forwarding",
+];
+
 /// Splits one trimmed line into key and value.
 pub fn split_line(line: &str) -> (String, String) {
     let line = line.trim();

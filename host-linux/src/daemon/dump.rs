@@ -1290,23 +1290,6 @@ mod tests {
         i.counters.prio_zero_tx = n("Priority Zero/Sent");
     }
 
-    /// Lines keepalived writes for every interface that hav does not know.
-    const IF_ONLY_KEEPALIVED: &[&str] = &[
-        "Seen up",
-        "Delayed state change running",
-        "Up debounce timer",
-        "Down debounce timer",
-        "MTU",
-        "HW Type",
-        "NIC netlink status update",
-        "Reset ARP config counter",
-        "Original arp_ignore",
-        "Original arp_filter",
-        "Original promote_secondaries",
-        "Reset promote_secondaries counter",
-        "Not IPv6 forwarding",
-        "IPv6 forwarding",
-    ];
 
     /// Compares hav's dumps of `snap` with keepalived's, instance by instance; `ignore` names
     /// the instance lines known to differ (each with the reason in the module documentation).
@@ -1335,7 +1318,7 @@ mod tests {
         let hs = hav.section("Interfaces").expect("hav interfaces");
         for h in &hs.entries {
             let kr = ks.record("Name", &h.value).unwrap_or_else(|| panic!("keepalived has no interface {}", h.value));
-            let mut ign = IF_ONLY_KEEPALIVED.to_vec();
+            let mut ign = kadump::IF_ONLY_KEEPALIVED.to_vec();
             if !snap.instances.iter().any(|i| i.ifname == h.value) {
                 // Only tracked: hav knows whether it runs, not its flags or addresses.
                 ign.extend(["index", "IPv4 address", "IPv6 address", "MAC", "State"]);
