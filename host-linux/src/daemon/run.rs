@@ -825,7 +825,10 @@ impl Daemon {
                 self.feed_link(idx, up);
             }
         }
-        if !ev.deleted {
+        // Only an address some instance configures as a VIP is worth a link lookup: an address
+        // flood on other interfaces costs the loop no netlink round trip.
+        let configured = self.engine.records().iter().any(|r| r.meta.vips.iter().any(|v| v.spec.addr == ev.addr));
+        if !ev.deleted && configured {
             let dev = match self.netlink.link_by_index(ev.index) {
                 Ok(l) => l.name,
                 Err(_) => return,
