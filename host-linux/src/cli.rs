@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod detach;
+pub mod syslog;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -138,12 +139,8 @@ pub fn unhonoured(a: &args::Args, daemon: bool) -> Vec<String> {
             w.push(text.to_owned());
         }
     };
-    if let Some(f) = &a.log_facility {
-        if args::is_log_facility(f) {
-            say(true, &format!("-S {f}: hav logs to stderr (the journal under systemd), not to syslog; the facility is not used"));
-        } else {
-            say(true, &format!("-S {f}: invalid log facility (0-7, local0-local7, user, daemon); and hav does not log to syslog"));
-        }
+    if let Some(f) = a.log_facility.as_ref().filter(|f| !args::is_log_facility(f)) {
+        say(true, &format!("-S {f}: invalid log facility (0-7, local0-local7, user, daemon); using daemon"));
     }
     for (given, opt) in [(&a.vrrp_pid_file, "-r"), (&a.checkers_pid_file, "-c")] {
         if let Some(p) = given {
@@ -160,7 +157,6 @@ pub fn unhonoured(a: &args::Args, daemon: bool) -> Vec<String> {
     if daemon {
         // Until the daemon (RunOptions) takes these.
         say(a.release_vips, "-X: hav always releases the VIPs of an instance that leaves MASTER; accepted");
-        say(a.dont_release_ipvs, "-I: not honoured yet: the IPVS table is handled at stop as without it");
     }
     w
 }
@@ -238,6 +234,29 @@ pub struct LogSetup {
     pub detail: u8,
     /// `-g FILE`: lines are also appended there.
     pub file: Option<PathBuf>,
+    /// Lines go to syslog with this facility ([`syslog::facility_code`]).
+    pub syslog: Option<u8>,
+    /// With `syslog`, lines go to stderr too (`-l`, `--log-console`).
+    pub console_too: bool,
+}
+
+impl LogSetup {
+    /// Where the daemon logs, as keepalived decides it: syslog when `-S FACILITY` is given or
+    /// the daemon detached (keepalived's default, facility daemon), unless `-G`; stderr when
+    /// syslog is not used, or with `-l` as well. A foreground daemon without `-S` logs to
+    /// stderr only (the journal under systemd), where keepalived would use syslog: a deliberate
+    /// difference, so a unit's journal has each line once.
+    pub fn destinations(a: &args::Args, daemon: bool, detached: bool) -> (Option<u8>, bool) {
+        if !daemon || a.no_syslog {
+            return (None, true);
+        }
+        let facility = match &a.log_facility {
+            Some(f) => Some(syslog::facility_code(f).unwrap_or(syslog::DAEMON)),
+            None if detached => Some(syslog::DAEMON),
+            None => None,
+        };
+        (facility, a.log_console)
+    }
 }
 
 /// Sets up tracing: `filter` is an env-filter directive (`info`, `hav_linux=debug`...).
@@ -250,10 +269,17 @@ pub fn init_logging(filter: &str, json: bool) {
 pub fn init_logging_with(setup: &LogSetup) {
     use std::io::IsTerminal as _;
     use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt as _};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let filter = tracing_subscriber::EnvFilter::try_new(&setup.filter).unwrap_or_else(|e| {
         eprintln!("hav-linux: bad log filter '{}' ({e}); using info", setup.filter);
         tracing_subscriber::EnvFilter::new("info")
     });
+    let syslog = setup.syslog.and_then(|f| {
+        syslog::Syslog::connect(f).map_err(|e| eprintln!("hav-linux: syslog {e}; logging to stderr")).ok()
+    });
+    let stderr = syslog.is_none() || setup.console_too;
     let file = setup.file.as_ref().and_then(|p| {
         std::fs::OpenOptions::new()
             .create(true)
@@ -262,24 +288,39 @@ pub fn init_logging_with(setup: &LogSetup) {
             .map_err(|e| eprintln!("hav-linux: log file {}: {e}; logging to stderr only", p.display()))
             .ok()
     });
-    let ansi = file.is_none() && std::io::stderr().is_terminal();
-    let writer = match file {
-        // Each line is written whole to the file (no buffer), which is what --flush-log-file asks.
-        Some(f) => BoxMakeWriter::new(std::io::stderr.and(std::sync::Mutex::new(f))),
-        None => BoxMakeWriter::new(std::io::stderr),
+    let ansi = stderr && file.is_none() && std::io::stderr().is_terminal();
+    // Each line is written whole to the file (no buffer), which is what --flush-log-file asks.
+    let console = match (stderr, file) {
+        (true, Some(f)) => Some(BoxMakeWriter::new(std::io::stderr.and(std::sync::Mutex::new(f)))),
+        (false, Some(f)) => Some(BoxMakeWriter::new(std::sync::Mutex::new(f))),
+        (true, None) => Some(BoxMakeWriter::new(std::io::stderr)),
+        (false, None) => None,
     };
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(ansi)
-        .with_thread_names(setup.detail >= 1)
-        .with_file(setup.detail >= 2)
-        .with_line_number(setup.detail >= 2);
-    if setup.json {
-        b.json().init();
-    } else {
-        b.init();
-    }
+    let console = console.map(|w| {
+        let l = tracing_subscriber::fmt::layer()
+            .with_writer(w)
+            .with_ansi(ansi)
+            .with_thread_names(setup.detail >= 1)
+            .with_file(setup.detail >= 2)
+            .with_line_number(setup.detail >= 2);
+        if setup.json {
+            l.json().boxed()
+        } else {
+            l.boxed()
+        }
+    });
+    // The receiver stamps the time; the priority carries the level.
+    let syslog = syslog.map(|w| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(w)
+            .with_ansi(false)
+            .without_time()
+            .with_level(false)
+            .with_thread_names(setup.detail >= 1)
+            .with_file(setup.detail >= 2)
+            .with_line_number(setup.detail >= 2)
+    });
+    tracing_subscriber::registry().with(filter).with(console).with(syslog).init();
 }
 
 /// `-t LOG_FILE`: from now on stderr appends to `path` (what keepalived's config test does).
@@ -408,6 +449,7 @@ pub fn run_daemon(opts: Options) -> anyhow::Result<()> {
         notify: std::sync::Arc::new(notify),
         dump_conf: opts.dump_conf,
         dont_release_vrrp: opts.dont_release_vrrp,
+        dont_release_ipvs: opts.dont_release_ipvs,
         address_monitoring: opts.address_monitoring,
         ignore_sigint: opts.ignore_sigint,
         snmp: snmp_socket(&opts)?,

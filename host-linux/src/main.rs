@@ -79,11 +79,14 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     }
+    let (syslog, console_too) = cli::LogSetup::destinations(&args, daemon, detached);
     cli::init_logging_with(&cli::LogSetup {
         filter: args.log_level.clone(),
         json: args.log_format == LogFormat::Json,
         detail: args.log_detail,
         file: if test { None } else { args.log_file.clone() },
+        syslog,
+        console_too,
     });
     for w in cli::unhonoured(&args, daemon) {
         tracing::warn!("{w}");

@@ -249,7 +249,7 @@ fn notify_socket_keeps_the_daemon_in_the_foreground() {
     assert!(wait_until(Duration::from_secs(10), || node.holds_vip()), "VIP never came\n{}", node.log());
     // What systemd hears: READY=1 with a status once the config is applied...
     let mut heard: Vec<Vec<(String, String)>> = Vec::new();
-    let mut listen_until = |want: &str, heard: &mut Vec<Vec<(String, String)>>| {
+    let listen_until = |want: &str, heard: &mut Vec<Vec<(String, String)>>| {
         let t0 = std::time::Instant::now();
         while t0.elapsed() < Duration::from_secs(10) {
             if let Some(m) = listener.recv_timeout(Duration::from_millis(200)).expect("recv") {
@@ -283,4 +283,48 @@ fn notify_socket_keeps_the_daemon_in_the_foreground() {
     assert!(wait_until(Duration::from_secs(10), || child.try_wait().expect("wait").is_some()));
     assert!(node.log().contains("staying in the foreground"), "{}", node.log());
     let _ = std::fs::remove_file(&sock_path);
+}
+
+/// `-S FACILITY`: log lines go to syslog (one datagram each, `<PRI>hav-linux[PID]: ...`, the
+/// priority from the facility and the level) and not to stderr; with `-l` to both; with `-G`
+/// to stderr only. The syslog socket is one the test binds (HAV_SYSLOG_SOCKET), as rsyslog or
+/// journald binds /dev/log.
+#[test]
+fn log_facility_sends_to_syslog() {
+    if netns::skip_unless_root("log_facility_sends_to_syslog") {
+        return;
+    }
+    for (options, to_syslog, to_stderr) in
+        [(&["-S", "local3"][..], true, false), (&["-S", "local3", "-l"][..], true, true), (&["-G", "-S", "local3"][..], false, true)]
+    {
+        let node = Node::new("slog");
+        let sock = node.dir.join("log");
+        let rx = std::os::unix::net::UnixDatagram::bind(&sock).expect("bind the syslog socket");
+        rx.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        let mut args: Vec<String> = vec!["-n".into()];
+        args.extend(options.iter().map(|s| (*s).to_owned()));
+        let mut child = node.command(&args).env("HAV_SYSLOG_SOCKET", &sock).stdout(Stdio::null()).stderr(node.log_file()).spawn().expect("spawn");
+        assert!(wait_until(Duration::from_secs(10), || node.holds_vip()), "{options:?}: VIP never came\n{}", node.log());
+        std::thread::sleep(Duration::from_millis(200));
+        kill(child.id(), nix::sys::signal::Signal::SIGTERM);
+        assert!(wait_until(Duration::from_secs(10), || child.try_wait().expect("wait").is_some()), "{options:?}: SIGTERM");
+        let mut lines = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = rx.recv(&mut buf) {
+            lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        // local3 is facility 19: info is <158>, warnings <156>.
+        let head = format!("<158>hav-linux[{}]: ", child.id());
+        let master = lines.iter().find(|l| l.contains("state change") && l.contains("MASTER"));
+        if to_syslog {
+            let master = master.unwrap_or_else(|| panic!("{options:?}: no state change to MASTER on syslog: {lines:?}"));
+            assert!(master.starts_with(&head), "{options:?}: {master:?} does not start with {head:?}");
+            assert!(!master.contains('\n') && !master.contains("INFO"), "{options:?}: one line, the level in the priority: {master:?}");
+            assert!(lines.iter().any(|l| l.starts_with(&head) && l.contains("stopping")), "{options:?}: no stop line: {lines:?}");
+        } else {
+            assert!(lines.is_empty(), "{options:?}: -G, yet syslog got {lines:?}");
+        }
+        let on_stderr = node.log().lines().any(|l| l.contains("state change") && l.contains("MASTER"));
+        assert_eq!(on_stderr, to_stderr, "{options:?}: stderr:\n{}", node.log());
+    }
 }

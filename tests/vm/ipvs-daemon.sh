@@ -74,6 +74,20 @@ if wait_for 15 has_line '^-> 10\.99\.2\.2:80 Masq 1$'; then
   kill -TERM "$daemon"; wait "$daemon" 2>/dev/null
   check "daemon: SIGTERM removes its virtual server" lacks '192.0.2.150:80'
   check "daemon: omega: SIGTERM ran quorum_down" wait_for 3 test -e "$work/omega-quorum-down"
+  # -I (--dont-release-ipvs): the services outlive the daemon, as keepalived's -I leaves them.
+  "$HAV" -n -I -f "$work/daemon.conf" -C --log-level info -p "$work/hav.pid" --control "$work/hav.sock" >"$work/daemon-I.log" 2>&1 &
+  daemon=$!
+  if wait_for 15 has_line '^-> 10\.99\.2\.2:80 Masq 1$'; then
+    kill -TERM "$daemon"; wait "$daemon" 2>/dev/null
+    check "daemon: with -I, SIGTERM leaves its virtual server and real servers in place" \
+      bash -c "$(declare -f table has_line); has_line '^-> 10\.99\.2\.1:80 Masq 2$' && has_line '^-> 10\.99\.2\.2:80 Masq 1$'"
+    check "daemon: with -I, the log says the services were left" grep -q 'left in place (--dont-release-ipvs)' "$work/daemon-I.log"
+  else
+    bad "daemon: -I run did not program 192.0.2.150:80 within 15 s"
+    tail -20 "$work/daemon-I.log"
+    kill -TERM "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null
+  fi
+  ipvsadm -C
 else
   bad "daemon: did not program 192.0.2.150:80 within 15 s"
   table

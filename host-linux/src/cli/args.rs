@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long = "all")]
     pub all: bool,
 
-    /// Log messages to the console (hav always logs to stderr: accepted).
+    /// Log to the console (stderr) as well as to syslog.
     #[arg(short = 'l', long = "log-console")]
     pub log_console: bool,
 
@@ -67,7 +67,7 @@ pub struct Args {
     #[arg(short = 'D', long = "log-detail", action = ArgAction::Count)]
     pub log_detail: u8,
 
-    /// Syslog facility: 0-7, local0-local7, user or daemon (hav logs to stderr: accepted, with a warning).
+    /// Log to syslog with this facility: 0-7 (local0-local7), local0-local7, user or daemon.
     #[arg(short = 'S', long = "log-facility", value_name = "FACILITY")]
     pub log_facility: Option<String>,
 
@@ -79,7 +79,7 @@ pub struct Args {
     #[arg(long = "flush-log-file")]
     pub flush_log_file: bool,
 
-    /// Don't log via syslog (hav never does: accepted).
+    /// Don't log via syslog (not even when -S is given or the daemon detaches).
     #[arg(short = 'G', long = "no-syslog")]
     pub no_syslog: bool,
 
@@ -391,8 +391,7 @@ pub fn signum(sigfunc: &str) -> Option<i32> {
 
 /// Whether `-S` names a facility keepalived knows: 0-7, local0-local7, user or daemon.
 pub fn is_log_facility(s: &str) -> bool {
-    let n = s.strip_prefix("local").unwrap_or(s);
-    matches!(n, "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7") || s == "user" || s == "daemon"
+    super::syslog::facility_code(s).is_some()
 }
 
 /// Parses `-u`'s numeric mask as strtol with base 0 does (a leading `0` is octal, `0x` hex);

@@ -19,7 +19,8 @@ enum Cmd {
     Apply(Box<Config>),
     Health(HealthEvent),
     Vrrp { instance: String, master: bool },
-    Stop(std::sync::mpsc::Sender<()>),
+    /// Stop; with `true`, remove the services this director installed.
+    Stop(std::sync::mpsc::Sender<()>, bool),
 }
 
 /// The director thread and the checkers feeding it.
@@ -164,10 +165,16 @@ impl Lvs {
     }
 
     /// Stops the checkers, then the director (which removes its services).
-    pub fn stop(mut self) {
+    pub fn stop(self) {
+        self.stop_with(true);
+    }
+
+    /// Stops the checkers, then the director; with `remove` false (`-I`, keepalived's
+    /// `--dont-release-ipvs`) the services stay in the kernel as they are.
+    pub fn stop_with(mut self, remove: bool) {
         self.forward.abort();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
-        if self.tx.send(Cmd::Stop(done_tx)).is_ok() {
+        if self.tx.send(Cmd::Stop(done_tx, remove)).is_ok() {
             let _ = done_rx.recv_timeout(Duration::from_secs(10));
         }
         if let Some(t) = self.thread.take() {
@@ -197,8 +204,9 @@ fn director_loop(mut d: Director, rx: std::sync::mpsc::Receiver<Cmd>) {
                 d.health(&ev).map(|r| ("health", r))
             }
             Cmd::Vrrp { instance, master } => d.vrrp_state(&instance, master).map(|r| ("vrrp", r)),
-            Cmd::Stop(done) => {
-                match d.shutdown(true) {
+            Cmd::Stop(done, remove) => {
+                match d.shutdown(remove) {
+                    Ok(_) if !remove => tracing::info!("IPVS services left in place (--dont-release-ipvs)"),
                     Ok(r) => tracing::info!(report = %r, "IPVS services removed"),
                     Err(e) => tracing::error!("IPVS shutdown: {e}"),
                 }

@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub dump_conf: bool,
     /// `-V`: leave the VIPs and VMACs in place at stop (priority 0 is still sent).
     pub dont_release_vrrp: bool,
+    /// `-I`: leave the IPVS services in place at stop.
+    pub dont_release_ipvs: bool,
     /// `-a`: log every address added or removed, at info.
     pub address_monitoring: bool,
     /// `--ignore-sigint`: SIGINT does not stop the daemon.
@@ -1142,7 +1144,7 @@ impl Daemon {
                 tracing::warn!(error = %e, "restoring sysctls");
             }
             if let Some(l) = self.lvs.take() {
-                l.stop();
+                l.stop_with(!self.opts.dont_release_ipvs);
             }
             tracing::info!("VIPs and VMACs left in place (--dont-release-vrrp)");
             return;
@@ -1164,7 +1166,7 @@ impl Daemon {
             tracing::warn!(error = %e, "restoring sysctls");
         }
         if let Some(l) = self.lvs.take() {
-            l.stop();
+            l.stop_with(!self.opts.dont_release_ipvs);
         }
     }
 
