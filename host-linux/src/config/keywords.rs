@@ -485,6 +485,15 @@ const VIRTUAL_SERVER: &[Keyword] = &[
     a("real_server"),
     x("no_alpha", "hav: alpha off"),
     x("no_omega", "hav: omega off"),
+    x("announce", "hav: hold the VIP as a route for the host's routing daemon (BGP, ECMP) while the virtual server has quorum; a block of its own"),
+];
+
+const ANNOUNCE: &[Keyword] = &[
+    x("table", "hav: the route table of the announced route (default 254, main)"),
+    x("proto", "hav: the route protocol of hav's routes, 3-255 (default 250)"),
+    x("metric", "hav: the announced route's metric (default 0)"),
+    x("drain_time", "hav: seconds from the withdrawal to the IPVS removal at a clean stop (default 5)"),
+    x("dev", "hav: the link the VIP is delivered on (default lo)"),
 ];
 
 const REAL_SERVER: &[Keyword] = &[
@@ -601,6 +610,7 @@ pub static BLOCKS: &[Block] = &[
     Block { path: "vrrp_track_file", groups: &[TRACK_FILE] },
     Block { path: "bfd_instance", groups: &[BFD_INSTANCE] },
     Block { path: "virtual_server", groups: &[VIRTUAL_SERVER] },
+    Block { path: "virtual_server/announce", groups: &[ANNOUNCE] },
     Block { path: "virtual_server/real_server", groups: &[REAL_SERVER] },
     Block { path: "virtual_server/real_server/MISC_CHECK", groups: &[CHECK_COMMON, MISC, NB_GET_RETRY] },
     Block { path: "virtual_server/real_server/SMTP_CHECK", groups: &[CHECK_CONNECTION, CHECK_COMMON, SMTP, NB_GET_RETRY] },

@@ -170,6 +170,8 @@ pub struct VirtualServer {
     pub real_servers: Vec<RealServer>,
     /// `weight` (1..=65535): keepalived hands it to IPVS; hav does not yet.
     pub weight: Option<u32>,
+    /// `announce` (a hav extension): hold the VIP as a route while the virtual server has quorum.
+    pub announce: Option<super::announce::Announce>,
 }
 
 fn socket_addr(ip: &Arg, port: Option<&Arg>) -> Result<SocketAddr, ConfigError> {
@@ -273,6 +275,7 @@ impl VirtualServer {
             ip_family: None,
             real_servers: Vec::new(),
             weight: None,
+            announce: None,
         };
         let mut sorry_method = None;
         let mut sorry_inhibit = false;
@@ -357,6 +360,7 @@ impl VirtualServer {
                 "sh-fallback" | "mh-fallback" | "flag-1" => vs.sched_flags.fallback = ctx.flag(e)?,
                 "flag-3" => vs.sched_flags.flag3 = ctx.flag(e)?,
                 "ops" => vs.sched_flags.ops = ctx.flag(e)?,
+                "announce" => vs.announce = Some(super::announce::Announce::from_node(ctx, e)?),
                 "ip_family" => {
                     let a = ctx.value(e)?;
                     vs.ip_family = Some(match a.text.as_str() {
@@ -383,6 +387,9 @@ impl VirtualServer {
         for e in children.iter().filter(|e| e.keyword == "real_server") {
             let rs = RealServer::from_node(ctx, e, &vs, &defaults)?;
             vs.real_servers.push(rs);
+        }
+        if let Some(a) = &vs.announce {
+            super::announce::check_virtual_server(ctx, &vs, a)?;
         }
         Ok(vs)
     }

@@ -14,6 +14,7 @@
 //! handled by [`preprocess`] before the sections are read; [`expand`] shows
 //! its result.
 
+pub mod announce;
 pub mod check;
 pub mod error;
 pub mod glob;

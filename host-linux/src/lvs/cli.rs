@@ -151,6 +151,8 @@ pub fn run(args: IpvsArgs, config_path: &Path) -> anyhow::Result<()> {
             let t = Instant::now();
             let client = ipvs::Client::new()?;
             let mut d = Director::new(client);
+            // One shot: routes of announced virtual servers would outlive the command.
+            d.set_announce(false);
             d.set_assume_up(all_up);
             d.set_run_scripts(!no_scripts);
             d.set_prune(prune);

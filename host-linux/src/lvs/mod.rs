@@ -29,7 +29,12 @@
 //! verdict or VRRP change is diffed against the table as last applied, for
 //! the services it touches only (see [`Director::apply`]). Services the
 //! director never installed are left alone.
+//!
+//! A virtual server with `announce` (a hav extension) is held as a route for the host's
+//! routing daemon while it has quorum, and withdrawn before its services at a clean stop
+//! ([`announce`]).
 
+pub mod announce;
 pub mod cli;
 pub mod state;
 pub mod table;
@@ -136,6 +141,10 @@ pub struct Director {
     scripts: Runner,
     /// Where they run; `None` runs each to its end before going on (one-shot commands).
     script_rt: Option<tokio::runtime::Handle>,
+    /// Routes of announced virtual servers.
+    announcer: announce::Announcer,
+    /// Whether `announce` is acted on (off for one-shot commands, which would leave routes).
+    announce: bool,
 }
 
 /// How long a `notify_up`/`notify_down`/`quorum_up`/`quorum_down` script may run before its
@@ -162,7 +171,36 @@ impl Director {
             run_scripts: true,
             scripts: Runner::new(false, None),
             script_rt: None,
+            announcer: announce::Announcer::new(),
+            announce: true,
         }
+    }
+
+    /// Whether to hold the routes of announced virtual servers (default on). A one-shot
+    /// command turns it off: its routes would outlive it.
+    pub fn set_announce(&mut self, on: bool) {
+        self.announce = on;
+    }
+
+    /// The routes held for announced virtual servers.
+    pub fn announced(&self) -> &std::collections::BTreeSet<crate::net::route::HostRoute> {
+        self.announcer.held()
+    }
+
+    /// Holds the route of each announced virtual server that has quorum, is not suspended and
+    /// has all its services in the kernel; withdraws the others.
+    fn sync_routes(&mut self) {
+        if !self.announce {
+            return;
+        }
+        let Director { config, rt, kernel, announcer, .. } = self;
+        let Some(config) = config.as_ref() else { return };
+        announcer.reconcile(config, |vi| {
+            let vs = &config.virtual_servers[vi];
+            rt.active(config, vs)
+                && rt.quorum_up(vs)
+                && table::service_keys(vs, &config.virtual_server_groups).iter().all(|k| kernel.contains_key(k))
+        });
     }
 
     /// Runs notify and quorum scripts with `runner`'s settings (`script_user`,
@@ -253,6 +291,12 @@ impl Director {
     /// [`Director::apply`] without copying the configuration (the director
     /// keeps it until the next one).
     pub fn apply_owned(&mut self, config: Config) -> Result<ApplyReport, LvsError> {
+        let r = self.apply_table(config);
+        self.sync_routes();
+        r
+    }
+
+    fn apply_table(&mut self, config: Config) -> Result<ApplyReport, LvsError> {
         let t0 = Instant::now();
         let mut current = Table::new();
         for s in self.client.services()? {
@@ -499,7 +543,11 @@ impl Director {
                 let _ = self.run_script(s, if q { "quorum_up" } else { "quorum_down" });
             }
         }
-        self.reconcile_some(&[ch.vs])
+        let r = self.reconcile_some(&[ch.vs]);
+        if ch.quorum.is_some() {
+            self.sync_routes();
+        }
+        r
     }
 
     /// A VRRP instance became master (`true`) or left master. Installs or
@@ -512,7 +560,9 @@ impl Director {
         let Some(config) = self.config.as_ref() else { return Ok(ApplyReport::default()) };
         let which: Vec<usize> =
             config.virtual_servers.iter().enumerate().filter(|(_, vs)| vs.ha_suspend).map(|(i, _)| i).collect();
-        let mut report = if which.is_empty() { ApplyReport::default() } else { self.reconcile_some(&which)? };
+        let r = if which.is_empty() { Ok(ApplyReport::default()) } else { self.reconcile_some(&which) };
+        self.sync_routes();
+        let mut report = r?;
         report.sync = self.reconcile_sync()?;
         Ok(report)
     }
@@ -572,6 +622,15 @@ impl Director {
     /// `remove` deletes the services this director installed and stops the
     /// sync daemon.
     pub fn shutdown(&mut self, remove: bool) -> Result<ApplyReport, LvsError> {
+        // Announced virtual servers: the routing daemon withdraws them, then the connections
+        // still arriving here drain for a while before the services go.
+        if self.announce {
+            let drain = self.announcer.withdraw_all();
+            if !drain.is_zero() {
+                tracing::info!(drain_s = drain.as_secs_f64(), "announced routes withdrawn; draining before the IPVS services go");
+                std::thread::sleep(drain);
+            }
+        }
         if let (Some(config), true) = (self.config.as_ref(), self.run_scripts) {
             let mut running = Vec::new();
             for vs in config.virtual_servers.iter().filter(|v| v.omega) {
@@ -607,7 +666,10 @@ impl Director {
             return Ok(ApplyReport::default());
         }
         let ops: Vec<Op> = self.owned.iter().filter(|k| self.kernel.contains_key(k)).map(|k| Op::DelService(*k)).collect();
-        let report = self.run(ops, Duration::ZERO, Duration::ZERO)?;
+        let report = self.run(ops, Duration::ZERO, Duration::ZERO);
+        // The VIPs stop being local only once their services are gone.
+        self.announcer.release();
+        let report = report?;
         self.owned.clear();
         if let Some(s) = self.sync.take() {
             let _ = self.client.stop_daemon(s.state);

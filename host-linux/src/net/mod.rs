@@ -12,6 +12,7 @@
 pub mod error;
 pub mod netlink;
 pub mod packet;
+pub mod route;
 mod sys;
 pub mod sysctl;
 pub mod timer;

@@ -126,7 +126,7 @@ fn sock_err(op: &'static str) -> impl FnOnce(SocketError) -> NetError {
     }
 }
 
-fn nl_err(op: &'static str, e: impl std::fmt::Display) -> NetError {
+pub(super) fn nl_err(op: &'static str, e: impl std::fmt::Display) -> NetError {
     NetError::Netlink {
         op,
         detail: e.to_string(),
@@ -160,7 +160,7 @@ fn check_prefix(addr: IpAddr, prefix: u8) -> Result<()> {
     Ok(())
 }
 
-fn family_of(addr: IpAddr) -> RtAddrFamily {
+pub(super) fn family_of(addr: IpAddr) -> RtAddrFamily {
     match addr {
         IpAddr::V4(_) => RtAddrFamily::Inet,
         IpAddr::V6(_) => RtAddrFamily::Inet6,
@@ -233,14 +233,14 @@ fn addr_from_msg(msg: &Ifaddrmsg) -> Option<IfAddr> {
     })
 }
 
-fn ip_bytes(addr: IpAddr) -> Vec<u8> {
+pub(super) fn ip_bytes(addr: IpAddr) -> Vec<u8> {
     match addr {
         IpAddr::V4(a) => a.octets().to_vec(),
         IpAddr::V6(a) => a.octets().to_vec(),
     }
 }
 
-fn rtattr<T, P>(ty: T, payload: P) -> Result<neli::rtnl::Rtattr<T, Buffer>>
+pub(super) fn rtattr<T, P>(ty: T, payload: P) -> Result<neli::rtnl::Rtattr<T, Buffer>>
 where
     T: Size,
     P: Size + ToBytes,
@@ -254,7 +254,7 @@ where
 
 /// How a request failed: `Ok((errno, extended-ACK text))` when the kernel
 /// answered NLMSG_ERROR, `Err(_)` when the conversation itself failed.
-type Refused = std::result::Result<(i32, Option<String>), NetError>;
+pub(super) type Refused = std::result::Result<(i32, Option<String>), NetError>;
 
 /// Whether an errno means "this address/link is already gone".
 fn already_gone(errno: i32) -> bool {
@@ -277,7 +277,7 @@ impl Netlink {
     /// Returns the payloads; the errno (and extended-ACK text) of the
     /// kernel's NLMSG_ERROR as `Err(Ok(_))`; transport failures as
     /// `Err(Err(_))`.
-    fn request<P, R>(
+    pub(super) fn request<P, R>(
         &mut self,
         op: &'static str,
         ty: Rtm,
@@ -692,7 +692,7 @@ fn check_label(label: &str) -> Result<()> {
     Ok(())
 }
 
-fn kernel_err(op: &'static str, target: String, errno: i32, msg: Option<String>) -> NetError {
+pub(super) fn kernel_err(op: &'static str, target: String, errno: i32, msg: Option<String>) -> NetError {
     let target = match msg {
         Some(m) if !m.is_empty() => format!("{target} ({m})"),
         _ => target,
