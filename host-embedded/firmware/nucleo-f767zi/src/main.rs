@@ -4,21 +4,20 @@
 //! The node config is read from the last flash sector (sector 11,
 //! 0x081C_0000): a little-endian `u16` length, then a postcard
 //! `hav_embedded::NodeConfig` (`hav-embedded-tap encode` writes that file).
-//! With erased or invalid flash the firmware runs [`default_config`].
+//! With erased or invalid flash the firmware runs
+//! [`hav_firmware::default_config`]. The board-independent part (config
+//! fallback, router, event log) is `hav-firmware`, shared with the other boards.
 //! host-embedded/README.md has the flashing steps.
 #![no_std]
 #![no_main]
 
-use core::net::{IpAddr, Ipv4Addr};
-
-use defmt::{error, info, warn};
+use defmt::{info, warn};
 use embassy_executor::Spawner;
 use embassy_stm32::eth::{Ethernet, GenericPhy, PacketQueue, Sma};
 use embassy_stm32::flash::Flash;
 use embassy_stm32::peripherals::{ETH, ETH_SMA, FLASH};
 use embassy_stm32::time::Hertz;
 use embassy_stm32::{bind_interrupts, eth, Peri};
-use hav_core::vrrp::InstanceConfig;
 use hav_embedded::{NodeConfig, Resources, Router, MAX_STORED_LEN};
 use static_cell::StaticCell;
 use {defmt_rtt as _, panic_probe as _};
@@ -40,36 +39,14 @@ static ROUTER: StaticCell<Router<'static, Device>> = StaticCell::new();
 static NODE: StaticCell<NodeConfig> = StaticCell::new();
 static STORED: StaticCell<[u8; MAX_STORED_LEN]> = StaticCell::new();
 
-/// The config used when flash holds none: 192.168.1.2/24, VRID 51,
-/// priority 100, VIP 192.168.1.1, VRRPv2, 1 s adverts.
-fn default_config() -> NodeConfig {
-    let addr = Ipv4Addr::new(192, 168, 1, 2);
-    let mut node = NodeConfig::new(addr, 24);
-    let mut vr = InstanceConfig::new(51, IpAddr::V4(addr));
-    vr.accept = true;
-    // One VIP into an empty list of 32 cannot fail.
-    let _ = vr.vips.push(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1)));
-    let _ = node.instances.push(vr);
-    node
-}
-
 fn load_config(flash: Peri<'static, FLASH>) -> NodeConfig {
     let mut flash = Flash::new_blocking(flash);
     let buf = STORED.init([0; MAX_STORED_LEN]);
     if flash.blocking_read(CONFIG_OFFSET, buf).is_err() {
         warn!("config: flash read failed, using the default config");
-        return default_config();
+        return hav_firmware::default_config();
     }
-    match NodeConfig::from_stored(buf) {
-        Ok(node) => {
-            info!("config: {} instance(s) from flash", node.instances.len());
-            node
-        }
-        Err(e) => {
-            warn!("config: {}; using the default config", e);
-            default_config()
-        }
-    }
+    hav_firmware::load_config(buf)
 }
 
 fn clocks() -> embassy_stm32::Config {
@@ -129,12 +106,5 @@ async fn main(_spawner: Spawner) -> ! {
         p.PC1,
     );
 
-    let router = match Router::new(device, node, RESOURCES.init(Resources::new())) {
-        Ok(r) => ROUTER.init(r),
-        Err(e) => {
-            error!("cannot start: {}", e);
-            panic!("invalid node config");
-        }
-    };
-    router.run().await
+    hav_firmware::serve(device, node, RESOURCES.init(Resources::new()), &ROUTER).await
 }

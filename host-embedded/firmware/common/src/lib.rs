@@ -1,0 +1,114 @@
+//! The board-independent part of hav-embedded's firmware images.
+//!
+//! A board crate brings what is particular to its hardware: the Ethernet
+//! driver (an [`embassy_net_driver::Driver`]), an embassy time driver, a
+//! logger (`defmt` or `log`, the feature of the same name here) and where
+//! the stored config lives. Everything else is here, once:
+//!
+//! - [`default_config`]: what a board runs with no (or a corrupt) config;
+//! - [`load_config`]: the stored config read from the board's flash, or the
+//!   default, with the reason logged;
+//! - [`serve`]: the router on the board's driver, each state change logged
+//!   as an `EVENT` line (the lab tests and benchmarks read those).
+#![no_std]
+
+use core::net::{IpAddr, Ipv4Addr};
+
+use embassy_net_driver::Driver;
+use hav_core::vrrp::InstanceConfig;
+use hav_embedded::{Event, NodeConfig, Resources, Router};
+use static_cell::StaticCell;
+
+#[cfg(all(feature = "defmt", feature = "log"))]
+compile_error!("hav-firmware: enable at most one of the `defmt` and `log` features");
+
+macro_rules! say {
+    ($level:ident, $($arg:tt)*) => {{
+        #[cfg(feature = "defmt")]
+        ::defmt::$level!($($arg)*);
+        #[cfg(feature = "log")]
+        ::log::$level!($($arg)*);
+    }};
+}
+
+/// The config used when flash holds none: 192.168.1.2/24, VRID 51,
+/// priority 100, VIP 192.168.1.1, VRRPv2, 1 s adverts.
+pub fn default_config() -> NodeConfig {
+    let addr = Ipv4Addr::new(192, 168, 1, 2);
+    let mut node = NodeConfig::new(addr, 24);
+    let mut vr = InstanceConfig::new(51, IpAddr::V4(addr));
+    vr.accept = true;
+    // One VIP into an empty list of 32 cannot fail.
+    let _ = vr.vips.push(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1)));
+    let _ = node.instances.push(vr);
+    node
+}
+
+/// The node config in `stored` (a board's config sector: a little-endian
+/// `u16` length, then postcard), or [`default_config`] when it holds none
+/// or an invalid one. Says which in the log.
+pub fn load_config(stored: &[u8]) -> NodeConfig {
+    match NodeConfig::from_stored(stored) {
+        Ok(node) => {
+            say!(info, "config: {} instance(s) from flash", node.instances.len());
+            node
+        }
+        Err(e) => {
+            #[cfg(feature = "defmt")]
+            defmt::warn!("config: {}; using the default config", e);
+            #[cfg(feature = "log")]
+            log::warn!("config: {e}; using the default config");
+            #[cfg(not(any(feature = "defmt", feature = "log")))]
+            let _ = e;
+            default_config()
+        }
+    }
+}
+
+/// Logs one router event as an `EVENT` line:
+/// `EVENT vrid=<N> <FROM>-><TO> reason=<Reason>` (the std runner's format
+/// without its timestamp; a test stamps the line when it reads it).
+pub fn log_event(e: &Event) {
+    match *e {
+        Event::Transition { vrid, from, to, reason, .. } => {
+            #[cfg(feature = "defmt")]
+            defmt::info!("EVENT vrid={} {}->{} reason={:?}", vrid, from.as_str(), to.as_str(), reason);
+            #[cfg(feature = "log")]
+            log::info!("EVENT vrid={vrid} {}->{} reason={reason:?}", from.as_str(), to.as_str());
+            #[cfg(not(any(feature = "defmt", feature = "log")))]
+            let _ = (vrid, from, to, reason);
+        }
+        Event::Group { group, state } => {
+            say!(info, "EVENT group={} {}", group, state.as_str());
+        }
+    }
+}
+
+/// Runs the node forever on `device`: builds the router for `node` in
+/// `cell` (a `static`, so that its size counts as static RAM), logs its
+/// events with [`log_event`], and serves.
+///
+/// # Panics
+/// When `node` is invalid (a config from [`load_config`] has been
+/// validated, the default is valid) or `cell` was already used.
+pub async fn serve<D: Driver>(
+    device: D,
+    node: &'static NodeConfig,
+    res: &'static mut Resources<'static>,
+    cell: &'static StaticCell<Router<'static, D>>,
+) -> ! {
+    let router = match Router::new(device, node, res) {
+        Ok(r) => cell.init(r),
+        Err(e) => {
+            #[cfg(feature = "defmt")]
+            defmt::error!("cannot start: {}", e);
+            #[cfg(feature = "log")]
+            log::error!("cannot start: {e}");
+            #[cfg(not(any(feature = "defmt", feature = "log")))]
+            let _ = e;
+            panic!("invalid node config");
+        }
+    };
+    router.set_observer(log_event);
+    router.run().await
+}
