@@ -13,6 +13,11 @@
 //! definitions, `~SEQ`/`~LST`, `include` with globs and brace globs) is
 //! handled by [`preprocess`] before the sections are read; [`expand`] shows
 //! its result.
+//!
+//! An ldirectord.cf (heartbeat's Linux Director Daemon) loads too, by the same
+//! entry points: its first line (`name=value`, which no keepalived.conf line
+//! is) gives it away, and [`ldirectord`] reads it as the `virtual_server`
+//! blocks it means.
 
 pub mod announce;
 pub mod check;
@@ -20,6 +25,7 @@ pub mod error;
 pub mod glob;
 pub mod global;
 pub mod keywords;
+pub mod ldirectord;
 pub mod lexer;
 pub mod lvs;
 pub mod parser;
@@ -94,7 +100,12 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 
 /// [`load`] with a config id and include checks of the caller's choosing
 /// (keepalived's `-i ID` and `-e`).
+///
+/// An ldirectord.cf loads as the keepalived.conf it is equivalent to ([`ldirectord`]).
 pub fn load_with(path: &Path, options: &Options) -> Result<Loaded, ConfigError> {
+    if let Some(text) = ldirectord_text(path) {
+        return load_ldirectord(path, &text);
+    }
     let mut loader = parser::Loader::with_options(options.clone());
     let nodes = loader.load_file(path, None)?;
     build(nodes, loader.warnings)
@@ -108,6 +119,9 @@ pub fn load_str(file: &Path, text: &str) -> Result<Loaded, ConfigError> {
 
 /// [`load_str`] with [`Options`].
 pub fn load_str_with(file: &Path, text: &str, options: &Options) -> Result<Loaded, ConfigError> {
+    if ldirectord::is_ldirectord(text) {
+        return load_ldirectord(file, text);
+    }
     let mut loader = parser::Loader::with_options(options.clone());
     let nodes = loader.load_str(Arc::from(file), text)?;
     build(nodes, loader.warnings)
@@ -118,8 +132,41 @@ pub fn load_str_with(file: &Path, text: &str, options: &Options) -> Result<Loade
 /// `~SEQ`/`~LST` lines replicated and includes inlined, each run of lines
 /// preceded by a `# from FILE:LINE` comment naming where it came from. The
 /// text reads back as the same configuration.
+///
+/// For an ldirectord.cf, the keepalived.conf it loads as.
 pub fn expand(path: &Path, config_id: &str) -> Result<String, ConfigError> {
+    if let Some(text) = ldirectord_text(path) {
+        return Ok(ldirectord::print(&ldirectord::parse(path, &text)?.0));
+    }
     preprocess::expand(path, Options::with_config_id(config_id))
+}
+
+/// The text of the file at `path` when it is an ldirectord.cf. A file that cannot be read is
+/// left to the keepalived.conf loader, which reports it.
+fn ldirectord_text(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok().filter(|t| ldirectord::is_ldirectord(t))
+}
+
+/// Loads ldirectord.cf `text`, read from `file`.
+pub fn load_ldirectord(file: &Path, text: &str) -> Result<Loaded, ConfigError> {
+    let (nodes, warnings) = ldirectord::parse(file, text)?;
+    build(nodes, warnings)
+}
+
+/// An ldirectord.cf as keepalived.conf text, and the warnings of loading it: what
+/// `hav-linux convert` prints. The text loads to the same configuration as the file.
+pub fn convert_ldirectord(path: &Path) -> Result<(String, Vec<Warning>), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        at: Location::file(Arc::from(path)),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (nodes, warnings) = ldirectord::parse(path, &text)?;
+    let printed = ldirectord::print(&nodes);
+    // Whatever the loader has to say about the result (a scheduler it does not know...) is
+    // said now, at the ldirectord.cf's lines.
+    let loaded = build(nodes, warnings)?;
+    Ok((printed, loaded.warnings))
 }
 
 fn build(nodes: Vec<Node>, warnings: Vec<Warning>) -> Result<Loaded, ConfigError> {
