@@ -11,12 +11,16 @@
 //!   over a quiet window and over a window in which SIGUSR1 is sent every `HAV_BENCH_EVERY_MS`
 //!   milliseconds: a daemon that renders its dump on the thread that sends the adverts shows the
 //!   render time in the second number;
-//! - the state changes in both windows (there should be none).
+//! - the state changes in both windows (there should be none);
+//! - start-up: from spawning the master to READY=1 on the NOTIFY_SOCKET the bench listens on
+//!   (as systemd hears a Type=notify unit; for keepalived, which says READY=1 only under
+//!   systemd, to the last "Entering BACKUP STATE (init)" of its log) (the
+//!   `ready ms` column).
 //!
 //! Environment: `HAV_BENCH_N` instances (1000), `HAV_BENCH_ADVERT` advert_int in seconds (1),
 //! `HAV_BENCH_SECS` length of each window (10), `HAV_BENCH_EVERY_MS` (200), `HAV_BENCH_DAEMONS`
 //! (`hav,keepalived`), `HAV_BENCH_CHECK=1` fails the run when hav's dump does not appear
-//! within 5 s, hav's largest gap while dumping exceeds three advert intervals (a backup would
+//! within 5 s, hav never says READY=1, hav's largest gap while dumping exceeds three advert intervals (a backup would
 //! have taken over) or hav's master changes state while dumping. A backup's own changes are
 //! printed, not checked: on a loaded machine a backup that is not scheduled for longer than its
 //! Master_Down_Interval takes over whatever the master does. Daemon logs go to files; those of a
@@ -140,6 +144,8 @@ fn ms(d: Duration) -> String {
 
 struct Row {
     daemon: &'static str,
+    /// From the master's start to READY=1 on its NOTIFY_SOCKET (`None`: never said).
+    ready: Option<Duration>,
     appear: Vec<Option<(Duration, u64)>>,
     stats: Option<Duration>,
     json: Option<Duration>,
@@ -157,7 +163,30 @@ fn run(lab: &Lab, daemon: Daemon, n: usize, advert: &str, secs: u64, every: Dura
     };
     let dir = workdir(&format!("bd{name}"));
     let t = dir.to_str().expect("utf-8 path").to_owned();
-    let m = Node::start_env(&lab.routers[0], daemon.clone(), &config(n, 200, advert), &[], &[("TMPDIR", &t)]);
+    // The master as a Type=notify unit starts it: READY=1 on a socket the bench listens on.
+    let notify_path = dir.join("notify.sock");
+    let listener = hav_linux::daemon::sdnotify::Listener::bind_path(&notify_path).expect("notify socket");
+    let t0 = Instant::now();
+    let m = Node::start_env(&lab.routers[0], daemon.clone(), &config(n, 200, advert), &[], &[("TMPDIR", &t), ("NOTIFY_SOCKET", listener.address())]);
+    let mut ready = None;
+    let limit = Duration::from_secs(env("HAV_BENCH_CONVERGE", 180));
+    match daemon {
+        Daemon::Hav(_) => {
+            while ready.is_none() && t0.elapsed() < limit {
+                if let Some(msg) = listener.recv_timeout(Duration::from_millis(500)).expect("notify recv") {
+                    if msg.iter().any(|(k, v)| k == "READY" && v == "1") {
+                        ready = Some(t0.elapsed());
+                    }
+                }
+            }
+        }
+        // Debian's keepalived says READY=1 only when systemd is its parent: its ready point
+        // here is its log's last "Entering BACKUP STATE (init)", every instance started.
+        Daemon::Keepalived => {
+            let started = || m.log().matches("Entering BACKUP STATE (init)").count() >= n;
+            ready = wait_until(limit, started).map(|_| t0.elapsed());
+        }
+    }
     let b = Node::start(&lab.routers[1], daemon.clone(), &config(n, 100, advert));
     let converged = wait_until(Duration::from_secs(env("HAV_BENCH_CONVERGE", 180)), || {
         vip_count(&lab.routers[0]) == n && vip_count(&lab.routers[1]) == 0
@@ -197,7 +226,7 @@ fn run(lab: &Lab, daemon: Daemon, n: usize, advert: &str, secs: u64, every: Dura
     drop(b);
     std::thread::sleep(Duration::from_secs(1));
     let _ = std::fs::remove_dir_all(&dir);
-    Row { daemon: name, appear: appear_runs, stats, json, gap_quiet, gap_dumping, dumps_sent, changes }
+    Row { daemon: name, ready, appear: appear_runs, stats, json, gap_quiet, gap_dumping, dumps_sent, changes }
 }
 
 #[test]
@@ -231,8 +260,16 @@ fn dump_under_load() {
         every.as_millis()
     );
     println!(
-        "{:<11} {:>20} {:>9} {:>10} {:>10} {:>15} {:>17} {:>15}",
-        "daemon", "SIGUSR1 data ms", "size KB", "stats ms", "json ms", "max gap quiet", "max gap dumping", "changes q/d"
+        "{:<11} {:>10} {:>20} {:>9} {:>10} {:>10} {:>15} {:>17} {:>15}",
+        "daemon",
+        "ready ms",
+        "SIGUSR1 data ms",
+        "size KB",
+        "stats ms",
+        "json ms",
+        "max gap quiet",
+        "max gap dumping",
+        "changes q/d"
     );
     let mut rows = Vec::new();
     for d in &daemons {
@@ -251,8 +288,9 @@ fn dump_under_load() {
         let size = r.appear.iter().flatten().map(|x| x.1).max().map_or("-".into(), |b| format!("{:.0}", b as f64 / 1024.0));
         let opt = |d: Option<Duration>| d.map_or("none".into(), ms);
         println!(
-            "{:<11} {appear:>20} {size:>9} {:>10} {:>10} {:>12} ms {:>14} ms {:>15}   ({} SIGUSR1 sent)",
+            "{:<11} {:>10} {appear:>20} {size:>9} {:>10} {:>10} {:>12} ms {:>14} ms {:>15}   ({} SIGUSR1 sent)",
             r.daemon,
+            opt(r.ready),
             opt(r.stats),
             opt(r.json),
             ms(r.gap_quiet),
@@ -265,6 +303,7 @@ fn dump_under_load() {
     if check {
         let adv = Duration::from_secs_f64(advert.parse::<f64>().expect("HAV_BENCH_ADVERT"));
         for r in rows.iter().filter(|r| r.daemon == "hav") {
+            assert!(r.ready.is_some(), "hav never sent READY=1 with {n} instances");
             assert!(
                 r.appear.iter().all(|a| a.is_some_and(|(t, _)| t < Duration::from_secs(5))),
                 "hav's data dump did not appear within 5 s: {:?}",
