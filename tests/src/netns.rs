@@ -54,6 +54,8 @@ pub enum Need {
     NoIpvs,
     /// Debian's prometheus and promtool on the PATH (scrapes hav's metrics).
     Prometheus,
+    /// Debian's qemu-system-arm on the PATH (boots the MPS2-AN386 firmware).
+    Qemu,
 }
 
 impl Need {
@@ -68,6 +70,7 @@ impl Need {
             Need::Tcpdump => runs("tcpdump", "--version"),
             Need::NoIpvs => !Path::new("/proc/net/ip_vs").exists(),
             Need::Prometheus => runs("prometheus", "--version") && runs("promtool", "--version"),
+            Need::Qemu => runs("qemu-system-arm", "--version"),
         };
         (!met).then_some(match self {
             Need::Root => "needs root (euid 0)",
@@ -75,6 +78,7 @@ impl Need {
             Need::Tcpdump => "needs tcpdump on the PATH",
             Need::NoIpvs => "needs a kernel without IPVS (/proc/net/ip_vs exists)",
             Need::Prometheus => "needs prometheus and promtool on the PATH",
+            Need::Qemu => "needs qemu-system-arm on the PATH",
         })
     }
 }

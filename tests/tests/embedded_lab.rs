@@ -1,30 +1,37 @@
-//! hav-embedded's router (the std runner `hav-embedded-tap`, on a TAP
-//! device) elects against real peers in the namespace lab: keepalived from
-//! Debian's package, and hav-linux (`hav-linux -f keepalived.conf -P`, built
-//! when missing).
+//! hav-embedded's router elects against real peers in the namespace lab:
+//! keepalived from Debian's package, and hav-linux (`hav-linux -f
+//! keepalived.conf -P`, built when missing). The embedded node is either
+//! the std runner `hav-embedded-tap` on a TAP device, or the firmware image
+//! itself: the MPS2-AN386 build (host-embedded/firmware/mps2-an386) booted
+//! by `qemu-system-arm -M mps2-an386` with its LAN9118 on the same TAP device
+//! (the tests named `qemu_*`; the config goes into the image's config sector
+//! with QEMU's `-device loader`, its log comes from the emulated UART).
 //!
 //! Layout: the lab's switch; router 0 (10.0.0.1) runs the peer; a namespace
 //! `emb` holds the TAP device `tap0` and a bridge joining it to its `eth0`
 //! on the switch, and the runner there owns 10.0.0.2 on the TAP (the
-//! namespace's kernel has no address at all); the client (10.0.0.100)
+//! namespace's kernel has no address at all; QEMU's node has the same
+//! address and MAC); the client (10.0.0.100)
 //! pings the VIP 10.0.0.50.
 //!
 //! Elections: VRRPv2 (1 s, also with PASS authentication), VRRPv3 (0.5 s),
 //! and VRRPv3 with unicast peers.
 //!
-//! Death is SIGKILL plus link down, so no priority-0 advert helps the
-//! survivor. Each scenario checks: who becomes master and who stays backup;
+//! Death is SIGKILL (of the runner, or of QEMU: the emulated board stops
+//! dead) plus link down, so no priority-0 advert helps the survivor. Each scenario checks: who becomes master and who stays backup;
 //! that the master answers ARP and ping for the VIP from the client;
 //! failover when the master dies; preemption back when it returns.
 //!
 //! The runner binary comes from `cargo build -p hav-embedded --features
 //! std --bin hav-embedded-tap` (run once by the tests; `HAV_EMBEDDED_TAP`
-//! overrides the path). `bench_failover` (ignored; run by
-//! scripts/bench-embedded-failover) prints failover times.
+//! overrides the path); the firmware from `cargo build --release` in
+//! host-embedded/firmware/mps2-an386 (run once by the QEMU tests;
+//! `HAV_FIRMWARE_QEMU` overrides the path). `bench_failover` (ignored; run
+//! by scripts/bench-embedded-failover) prints failover times.
 
-use std::io;
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -61,6 +68,31 @@ fn runner_bin() -> PathBuf {
     });
     assert!(path.exists(), "{} missing: cargo build -p hav-embedded --features std", path.display());
     path
+}
+
+/// The MPS2-AN386 firmware ELF, (re)built once per test process with
+/// `cargo build --release` in its own workspace (own target directory).
+fn firmware_elf() -> PathBuf {
+    if let Some(p) = std::env::var_os("HAV_FIRMWARE_QEMU") {
+        return PathBuf::from(p);
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../host-embedded/firmware/mps2-an386");
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "--quiet"])
+            .current_dir(&dir)
+            // The outer cargo's settings are for the host workspace.
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the mps2-an386 firmware failed");
+    });
+    let elf = dir.join("target/thumbv7em-none-eabihf/release/hav-firmware-mps2-an386");
+    assert!(elf.exists(), "{} missing: scripts/build-firmware builds it", elf.display());
+    elf
 }
 
 /// hav-linux's daemon when it has been built (`cargo build -p hav-linux`;
@@ -173,14 +205,26 @@ impl Election {
 
 // ---------------------------------------------------------------- the embedded node
 
-/// The std runner on `tap0` in a namespace of its own, plugged into the
+/// What runs the embedded node's code.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Node {
+    /// The std runner `hav-embedded-tap`.
+    Runner,
+    /// The MPS2-AN386 firmware under qemu-system-arm.
+    Qemu,
+}
+
+/// The embedded node on `tap0` in a namespace of its own, plugged into the
 /// lab's switch through a bridge.
 struct Emb {
+    node: Node,
     ns: Netns,
     _link: Veth,
     cfg: PathBuf,
     log: PathBuf,
     pid: Option<u32>,
+    // QEMU, and the thread that stamps its serial output into the log.
+    qemu: Option<(Child, std::thread::JoinHandle<()>)>,
     // Byte offset of the log where the current run starts.
     start_at: usize,
     mac: [u8; 6],
@@ -203,7 +247,7 @@ struct Ev {
 }
 
 impl Emb {
-    fn new(lab: &Lab, dir: &Scratch, e: Election, priority: u8) -> io::Result<Emb> {
+    fn new(lab: &Lab, dir: &Scratch, e: Election, priority: u8, node: Node) -> io::Result<Emb> {
         let ns = Netns::new(&unique("emb"))?;
         let link = lab.bridge.attach(&ns, Lab::IFNAME)?;
         ns.ip(&["tuntap", "add", "dev", "tap0", "mode", "tap"])?;
@@ -233,9 +277,10 @@ impl Emb {
         args.extend(["-o", cfg_s]);
         let encode_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         encode(&encode_args);
-        // The runner derives its MAC from the address: 02:68:0a:00:00:02.
+        // The runner derives its MAC from the address: 02:68:0a:00:00:02;
+        // QEMU's LAN9118 gets the same one.
         let mac = [0x02, 0x68, 10, 0, 0, 2];
-        Ok(Emb { ns, _link: link, cfg, log, pid: None, start_at: 0, mac, encode_args })
+        Ok(Emb { node, ns, _link: link, cfg, log, pid: None, qemu: None, start_at: 0, mac, encode_args })
     }
 
     /// Re-encodes the config with more instance flags.
@@ -252,18 +297,66 @@ impl Emb {
     fn start(&mut self) {
         self.ns.link_up(Lab::IFNAME).expect("link up");
         self.start_at = std::fs::metadata(&self.log).map_or(0, |m| m.len() as usize);
+        if self.node == Node::Qemu {
+            self.start_qemu();
+            return;
+        }
         let bin = runner_bin();
         let args = ["run", "--tap", "tap0", "--config", self.cfg.to_str().expect("utf-8")];
         let pid = self.ns.spawn(bin.to_str().expect("utf-8"), &args, &self.log).expect("spawn");
         self.pid = Some(pid);
     }
 
-    /// SIGKILL, then the link goes down.
+    /// Boots the firmware: the LAN9118 on `tap0` with the node's MAC, the
+    /// stored config loaded into the config sector. Each line of the UART
+    /// goes to the log with the time it arrived (µs since the epoch), and
+    /// each `EVENT` line again in the runner's format, so that both kinds
+    /// of node read the same.
+    fn start_qemu(&mut self) {
+        let elf = firmware_elf();
+        let nic = format!("tap,ifname=tap0,script=no,downscript=no,mac={}", mac_str(self.mac));
+        let loader = format!("loader,file={},addr=0x3f0000,force-raw=on", self.cfg.display());
+        let mut log = std::fs::File::options().create(true).append(true).open(&self.log).expect("log");
+        let stderr = log.try_clone().expect("log");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", self.ns.name(), "qemu-system-arm", "-M", "mps2-an386"])
+            .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
+            .args(["-nic", &nic, "-device", &loader, "-kernel"])
+            .arg(&elf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn qemu-system-arm");
+        let out = child.stdout.take().expect("qemu stdout");
+        let stamper = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let us = now_us();
+                let line = line.trim_end();
+                let _ = writeln!(log, "{us} {line}");
+                if let Some((_, ev)) = line.split_once("EVENT vrid=") {
+                    let _ = writeln!(log, "EVENT {us} vrid={ev}");
+                }
+            }
+        });
+        self.qemu = Some((child, stamper));
+    }
+
+    /// SIGKILL (the runner, or QEMU), then the link goes down.
     fn kill(&mut self) {
         if let Some(pid) = self.pid.take() {
             self.ns.stop(pid).expect("stop runner");
         }
+        self.kill_qemu();
         self.ns.link_down(Lab::IFNAME).expect("link down");
+    }
+
+    fn kill_qemu(&mut self) {
+        if let Some((mut child, stamper)) = self.qemu.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = stamper.join();
+        }
     }
 
     /// The state-change events of the current run.
@@ -306,6 +399,7 @@ impl Drop for Emb {
         if let Some(pid) = self.pid.take() {
             let _ = self.ns.stop(pid);
         }
+        self.kill_qemu();
     }
 }
 
@@ -482,10 +576,15 @@ fn assert_vip_answers(lab: &Lab, mac: [u8; 6], who: &str) {
 /// backup; the winner is killed and the other takes over; the winner comes
 /// back and preempts. The VIP answers from whoever is master.
 fn scenario(kind: PeerKind, e: Election, emb_wins: bool) {
+    scenario_on(Node::Runner, kind, e, emb_wins);
+}
+
+/// [`scenario`] with the embedded node run by `node`.
+fn scenario_on(node: Node, kind: PeerKind, e: Election, emb_wins: bool) {
     let lab = Lab::new(1).expect("lab");
     let dir = Scratch::new("emblab");
     let (emb_prio, peer_prio) = if emb_wins { (150, 100) } else { (100, 150) };
-    let mut emb = Emb::new(&lab, &dir, e, emb_prio).expect("embedded node");
+    let mut emb = Emb::new(&lab, &dir, e, emb_prio, node).expect("embedded node");
     let mut peer = Peer::new(kind, &lab, &dir, e, peer_prio);
     let t = e.takeover_timeout();
     peer.start();
@@ -625,9 +724,22 @@ fn embedded_wire_igmp_adverts_garp() {
     if skip_unless_root("embedded_wire_igmp_adverts_garp") {
         return;
     }
+    wire_igmp_adverts_garp(Node::Runner);
+}
+
+/// [`embedded_wire_igmp_adverts_garp`] for the firmware under QEMU.
+#[test]
+fn qemu_wire_igmp_adverts_garp() {
+    if skip_unless("qemu_wire_igmp_adverts_garp", &[Need::Root, Need::Qemu, Need::Tcpdump]) {
+        return;
+    }
+    wire_igmp_adverts_garp(Node::Qemu);
+}
+
+fn wire_igmp_adverts_garp(node: Node) {
     let lab = Lab::new(0).expect("lab");
     let dir = Scratch::new("embwire");
-    let mut emb = Emb::new(&lab, &dir, V3, 150).expect("embedded node");
+    let mut emb = Emb::new(&lab, &dir, V3, 150, node).expect("embedded node");
     // One burst of 3 at takeover, no second burst.
     emb.extra_args(&["--garp-repeat", "3", "--garp-delay", "0"]);
     let cap = dir.path("tcpdump.log");
@@ -678,11 +790,80 @@ fn hav_linux_v3_unicast_hav_linux_master() {
     scenario(PeerKind::HavLinux, V3_UNICAST, false);
 }
 
+// ---------------------------------------------------------------- the firmware under QEMU
+
+// The same scenarios with the MPS2-AN386 firmware image as the embedded
+// node: the firmware master is killed by killing QEMU; the firmware backup
+// takes over when the peer is killed and its link taken down.
+
+const QEMU_NEEDS: &[Need] = &[Need::Root, Need::Qemu];
+const QEMU_KEEPALIVED_NEEDS: &[Need] = &[Need::Root, Need::Qemu, Need::Keepalived];
+
+#[test]
+fn qemu_keepalived_v2_firmware_master() {
+    if skip_unless("qemu_keepalived_v2_firmware_master", QEMU_KEEPALIVED_NEEDS) {
+        return;
+    }
+    scenario_on(Node::Qemu, PeerKind::Keepalived, V2, true);
+}
+
+#[test]
+fn qemu_keepalived_v2_auth_keepalived_master() {
+    if skip_unless("qemu_keepalived_v2_auth_keepalived_master", QEMU_KEEPALIVED_NEEDS) {
+        return;
+    }
+    scenario_on(Node::Qemu, PeerKind::Keepalived, V2_AUTH, false);
+}
+
+#[test]
+fn qemu_keepalived_v3_keepalived_master() {
+    if skip_unless("qemu_keepalived_v3_keepalived_master", QEMU_KEEPALIVED_NEEDS) {
+        return;
+    }
+    scenario_on(Node::Qemu, PeerKind::Keepalived, V3, false);
+}
+
+#[test]
+fn qemu_keepalived_v3_unicast_firmware_master() {
+    if skip_unless("qemu_keepalived_v3_unicast_firmware_master", QEMU_KEEPALIVED_NEEDS) {
+        return;
+    }
+    scenario_on(Node::Qemu, PeerKind::Keepalived, V3_UNICAST, true);
+}
+
+#[test]
+fn qemu_hav_linux_v3_firmware_master() {
+    if skip_unless("qemu_hav_linux_v3_firmware_master", QEMU_NEEDS) {
+        return;
+    }
+    scenario_on(Node::Qemu, PeerKind::HavLinux, V3, true);
+}
+
+#[test]
+fn qemu_hav_linux_v2_hav_linux_master() {
+    if skip_unless("qemu_hav_linux_v2_hav_linux_master", QEMU_NEEDS) {
+        return;
+    }
+    scenario_on(Node::Qemu, PeerKind::HavLinux, V2, false);
+}
+
+#[test]
+fn qemu_hav_linux_v3_unicast_hav_linux_master() {
+    if skip_unless("qemu_hav_linux_v3_unicast_hav_linux_master", QEMU_NEEDS) {
+        return;
+    }
+    scenario_on(Node::Qemu, PeerKind::HavLinux, V3_UNICAST, false);
+}
+
 // ---------------------------------------------------------------- benchmark
 
-/// Failover times with advert_int 1 s (VRRPv2) and priorities 150/100:
-/// from the SIGKILL of the master to the backup holding the VIP (the
-/// embedded node's EVENT time; the peer's VIP seen by polling every 2 ms).
+/// Failover times with priorities 150/100, VRRPv2 (1 s) and VRRPv3
+/// (0.5 s): from the SIGKILL of the master to the backup holding the VIP
+/// (the embedded node's EVENT time, as its log line arrives; the peer's VIP
+/// seen by polling every 2 ms). The embedded node is the std runner and the
+/// firmware under QEMU (`HAV_BENCH_NODES=runner,qemu`, the default when
+/// qemu-system-arm is installed); the firmware's clock is QEMU's emulated
+/// one, so its times are those of the emulation, not of a board.
 #[test]
 #[ignore = "benchmark: scripts/bench-embedded-failover"]
 fn bench_failover() {
@@ -690,42 +871,69 @@ fn bench_failover() {
         return;
     }
     let rounds: usize = std::env::var("HAV_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let nodes: Vec<Node> = match std::env::var("HAV_BENCH_NODES") {
+        Ok(v) => v
+            .split(',')
+            .map(|n| match n.trim() {
+                "runner" => Node::Runner,
+                "qemu" => Node::Qemu,
+                other => panic!("HAV_BENCH_NODES: unknown node {other:?} (runner, qemu)"),
+            })
+            .collect(),
+        Err(_) if Need::Qemu.unmet().is_none() => vec![Node::Runner, Node::Qemu],
+        Err(_) => vec![Node::Runner],
+    };
+    let versions = match std::env::var("HAV_BENCH_VERSIONS").as_deref() {
+        Ok("2") => vec![V2],
+        Ok("3") => vec![V3],
+        _ => vec![V2, V3],
+    };
     let mut kinds = vec![PeerKind::Keepalived];
     if hav_linux_bin().is_some() {
         kinds.push(PeerKind::HavLinux);
     }
-    for version in [V2, V3] {
-        for &kind in &kinds {
-            let mut emb_takes: Vec<f64> = Vec::new();
-            let mut peer_takes: Vec<f64> = Vec::new();
-            for _ in 0..rounds {
-                emb_takes.push(measure(kind, version, true));
-                peer_takes.push(measure(kind, version, false));
-            }
-            let stat = |v: &[f64]| {
-                let mean = v.iter().sum::<f64>() / v.len() as f64;
-                let min = v.iter().cloned().fold(f64::MAX, f64::min);
-                let max = v.iter().cloned().fold(f64::MIN, f64::max);
-                format!("mean {mean:7.3} s  min {min:6.3}  max {max:6.3}  (n={})", v.len())
+    let stat = |v: &[f64]| {
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let min = v.iter().cloned().fold(f64::MAX, f64::min);
+        let max = v.iter().cloned().fold(f64::MIN, f64::max);
+        format!("mean {mean:7.3} s  min {min:6.3}  max {max:6.3}  (n={})", v.len())
+    };
+    for version in versions {
+        let down = 3.0 * version.advert_int;
+        println!(
+            "VRRPv{} advert_int {} s, priorities 150/100 (Master_Down_Interval of the backup: {:.3} s):",
+            version.version,
+            version.advert_int,
+            down + (256.0 - 100.0) / 256.0 * version.advert_int
+        );
+        for &node in &nodes {
+            let name = match node {
+                Node::Runner => "std runner",
+                Node::Qemu => "firmware (QEMU mps2-an386, emulated clock)",
             };
-            let peer = format!("{kind:?}").to_lowercase();
-            println!(
-                "VRRPv{} advert_int {} s, priorities 150/100, peer {peer}:",
-                version.version, version.advert_int
-            );
-            println!("  embedded backup takes over after {peer} master is killed: {}", stat(&emb_takes));
-            println!("  {peer} backup takes over after embedded master is killed: {}", stat(&peer_takes));
+            for &kind in &kinds {
+                let mut emb_takes: Vec<f64> = Vec::new();
+                let mut peer_takes: Vec<f64> = Vec::new();
+                for _ in 0..rounds {
+                    emb_takes.push(measure(node, kind, version, true));
+                    peer_takes.push(measure(node, kind, version, false));
+                }
+                let peer = format!("{kind:?}").to_lowercase();
+                println!("  {name} vs {peer}:");
+                println!("    {name} backup takes over after {peer} master is killed: {}", stat(&emb_takes));
+                println!("    {peer} backup takes over after {name} master is killed: {}", stat(&peer_takes));
+            }
         }
     }
 }
 
 /// One failover; `emb_backup` says which side survives. Seconds from the
 /// kill to the survivor's takeover.
-fn measure(kind: PeerKind, e: Election, emb_backup: bool) -> f64 {
+fn measure(node: Node, kind: PeerKind, e: Election, emb_backup: bool) -> f64 {
     let lab = Lab::new(1).expect("lab");
     let dir = Scratch::new("embbench");
     let (emb_prio, peer_prio) = if emb_backup { (100, 150) } else { (150, 100) };
-    let mut emb = Emb::new(&lab, &dir, e, emb_prio).expect("embedded node");
+    let mut emb = Emb::new(&lab, &dir, e, emb_prio, node).expect("embedded node");
     let mut peer = Peer::new(kind, &lab, &dir, e, peer_prio);
     let t = e.takeover_timeout();
     peer.start();
