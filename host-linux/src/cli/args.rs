@@ -274,6 +274,15 @@ pub enum Cmd {
     Demo,
     /// Program the kernel's IPVS table from the config once, or inspect it.
     Ipvs(crate::lvs::cli::IpvsArgs),
+    /// Print the keepalived.conf equivalent of an ldirectord.cf (warnings go to stderr).
+    ///
+    /// hav also runs an ldirectord.cf as it is (-f /etc/ha.d/ldirectord.cf); what this prints
+    /// loads to the same virtual servers. docs/ldirectord.md has the mapping.
+    Convert {
+        /// The ldirectord.cf to convert.
+        #[arg(value_name = "LDIRECTORD_CF")]
+        file: PathBuf,
+    },
 }
 
 /// How a short option of keepalived takes its argument.
@@ -524,6 +533,7 @@ mod tests {
         let a = parse(&["standby", "VI_1", "--control", "/x"]);
         assert!(matches!(a.cmd, Some(Cmd::Standby { ref instance }) if instance == "VI_1"));
         assert!(matches!(parse(&["reload"]).cmd, Some(Cmd::Reload)));
+        assert!(matches!(parse(&["convert", "/etc/ha.d/ldirectord.cf"]).cmd, Some(Cmd::Convert { ref file }) if *file == PathBuf::from("/etc/ha.d/ldirectord.cf")));
     }
 
     #[test]
