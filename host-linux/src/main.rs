@@ -105,6 +105,7 @@ fn main() -> ExitCode {
         Some(Cmd::Reload) => cli::control(&opts, "reload", None),
         Some(Cmd::Demo) => cli::demo(&opts),
         Some(Cmd::Ipvs(a)) => hav_linux::lvs::cli::run(a, &opts.config),
+        Some(Cmd::MhLookup(a)) => hav_linux::lvs::mh::run(a, &opts.config),
         Some(Cmd::Convert { file }) => hav_linux::config::convert_ldirectord(&file)
             .map(|(text, warnings)| {
                 for w in &warnings {

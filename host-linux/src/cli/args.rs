@@ -274,6 +274,9 @@ pub enum Cmd {
     Demo,
     /// Program the kernel's IPVS table from the config once, or inspect it.
     Ipvs(crate::lvs::cli::IpvsArgs),
+    /// Which real server the kernel's mh (Maglev) scheduler picks for a flow, computed from the
+    /// config (-f); --compare other directors' configs: do their mh tables differ?
+    MhLookup(crate::lvs::mh::MhLookupArgs),
     /// Print the keepalived.conf equivalent of an ldirectord.cf (warnings go to stderr).
     ///
     /// hav also runs an ldirectord.cf as it is (-f /etc/ha.d/ldirectord.cf); what this prints

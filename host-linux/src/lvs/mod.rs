@@ -36,6 +36,7 @@
 
 pub mod announce;
 pub mod cli;
+pub mod mh;
 pub mod state;
 pub mod table;
 
