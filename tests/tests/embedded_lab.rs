@@ -898,6 +898,9 @@ fn bench_failover() {
         let max = v.iter().cloned().fold(f64::MIN, f64::max);
         format!("mean {mean:7.3} s  min {min:6.3}  max {max:6.3}  (n={})", v.len())
     };
+    if nodes.contains(&Node::Qemu) {
+        println!("firmware/QEMU: the MPS2-AN386 image under qemu-system-arm; its times are on QEMU's emulated clock");
+    }
     for version in versions {
         let down = 3.0 * version.advert_int;
         println!(
@@ -909,7 +912,7 @@ fn bench_failover() {
         for &node in &nodes {
             let name = match node {
                 Node::Runner => "std runner",
-                Node::Qemu => "firmware (QEMU mps2-an386, emulated clock)",
+                Node::Qemu => "firmware/QEMU",
             };
             for &kind in &kinds {
                 let mut emb_takes: Vec<f64> = Vec::new();
