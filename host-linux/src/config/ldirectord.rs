@@ -691,18 +691,14 @@ fn shared_option(r: &mut Reader, s: &mut Shared, line: &Line) -> Result<(), Conf
 
 fn global_option(r: &mut Reader, line: &Line) -> Result<(), ConfigError> {
     match line.key.as_str() {
-        "autoreload" => {
-            if yes_no(line)?.value {
-                r.warn(&line.key_loc, "autoreload=yes: hav does not watch its configuration file; it reloads on SIGHUP or 'hav-linux reload'");
-            }
+        "autoreload" if yes_no(line)?.value => {
+            r.warn(&line.key_loc, "autoreload=yes: hav does not watch its configuration file; it reloads on SIGHUP or 'hav-linux reload'");
         }
         "callback" => r.warn(&line.key_loc, "'callback': hav runs no command when its configuration file changes"),
         "logfile" => r.warn(&line.key_loc, "'logfile': hav logs to stderr (the journal under systemd), or to a file with -g"),
         "execute" => r.warn(&line.key_loc, "'execute': hav does not start other configurations; run one hav-linux per configuration"),
-        "supervised" => {
-            if yes_no(line)?.value {
-                r.warn(&line.key_loc, "supervised=yes: hav stays in the foreground with -n (--dont-fork)");
-            }
+        "supervised" if yes_no(line)?.value => {
+            r.warn(&line.key_loc, "supervised=yes: hav stays in the foreground with -n (--dont-fork)");
         }
         // hav checks every real server concurrently, what fork=yes is for.
         "fork" => {
@@ -1566,6 +1562,27 @@ virtual_server 192.168.6.240 80 {
         assert_eq!(err("virtual=10.0.0.1:80\n    real=[2001:db8::1]:80 gate\n"), "ld.cf:2:10: an IPv6 real server is written real6=[ADDRESS]:PORT");
         assert_eq!(err("garbage line\n"), "ld.cf:1:1: 'garbage line' is not an ldirectord.cf line: expected 'name=value'");
         assert_eq!(err("virtual=10.0.0.1:http\n    real=10.0.1.1:www gate\n    real=10.0.1.2:gopher gate\n"), "ld.cf:3:10: 'gopher' is not a port number or a service name hav knows (hav does not read /etc/services; write the number)");
+    }
+
+    #[test]
+    fn test_remaining_options() {
+        // connecttimeout is read as checktimeout; ops for UDP.
+        let (t, w) = nodes("connecttimeout=6\nvirtual=10.0.0.1:9000\n    real=10.0.1.1:9000 masq\n    protocol=udp\n    ops=yes\n    checktype=connect\n").expect("valid");
+        assert!(t.contains("    ops\n") && t.contains("PING_CHECK {\n            connect_timeout 6"), "{t}");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(err("virtual=10.0.0.1:9000\n    ops=yes\n"), "ld.cf:2:9: ops=yes is for UDP services only");
+        let (_, w) = nodes("callback=\"/x\"\nexecute=\"other.cf\"\nreaddquiescent=no\nreaddquiescent=yes\nemailalertfrom=a@b\nsmtp=192.0.2.25\nsupervised=no\nautoreload=no\n").expect("valid");
+        let at: Vec<&str> = w.iter().map(|w| w.split(' ').next().unwrap_or("")).collect();
+        // readdquiescent=yes is what hav does; set twice, it warns that it replaces the first.
+        assert_eq!(at, ["ld.cf:1:1:", "ld.cf:2:1:", "ld.cf:3:1:", "ld.cf:4:1:", "ld.cf:5:1:", "ld.cf:6:1:"], "{w:#?}");
+        assert!(w[3].contains("'readdquiescent' is set again"), "{w:?}");
+        assert_eq!(err("virtual6=10.0.0.1:80\n"), "ld.cf:1:10: virtual6 takes an IPv6 address: [2001:db8::1]:80");
+        assert_eq!(err("fallback6=127.0.0.1:80\n"), "ld.cf:1:11: 'fallback6' takes an IPv6 address in brackets");
+        assert_eq!(err("fallback=[::1]:80\n"), "ld.cf:1:10: 'fallback' takes an IPv4 address (fallback6 takes IPv6)");
+        assert_eq!(err("virtual=10.0.0.1:80\n    httpmethod=POST\n"), "ld.cf:2:16: httpmethod must be GET or HEAD, got 'POST'");
+        assert_eq!(err("virtual=10.0.0.1:80\n    virtual=10.0.0.2:80\n"), "ld.cf:2:5: 'virtual' starts a virtual section and is not indented");
+        // A global line between virtual sections ends the one before it.
+        assert_eq!(err("virtual=10.0.0.1:80\nquiescent=no\n    real=10.0.1.1:80 gate\n"), "ld.cf:3:5: an indented line belongs to a virtual section, and no virtual= line is before it");
     }
 
     #[test]
