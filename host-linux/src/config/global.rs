@@ -73,6 +73,9 @@ pub struct GlobalDefs {
     pub vrrp_gna_interval: Duration,
     /// `vrrp_strict`: RFC-strict mode.
     pub vrrp_strict: bool,
+    /// `nftables [NAME]`, `nftables_priority`, `nftables_counters`: the tables of accept mode
+    /// off ([`crate::net::nft`]); keepalived's defaults when none is given.
+    pub nftables: crate::net::nft::Settings,
     /// `vrrp_version`, default 2; instances may override.
     pub vrrp_version: VrrpVersion,
     /// `vrrp_check_unicast_src`.
@@ -138,6 +141,7 @@ impl Default for GlobalDefs {
             vrrp_garp_interval: Duration::ZERO,
             vrrp_gna_interval: Duration::ZERO,
             vrrp_strict: false,
+            nftables: crate::net::nft::Settings::default(),
             vrrp_version: VrrpVersion::V2,
             vrrp_check_unicast_src: false,
             vrrp_skip_check_adv_addr: false,
@@ -224,6 +228,27 @@ impl GlobalDefs {
                 "vrrp_strict" => {
                     self.vrrp_strict = ctx.flag(n)?;
                     ctx.not_acted(n, BLOCK);
+                }
+                "nftables" => {
+                    if let Some(a) = n.args.first() {
+                        // nft's identifiers: a letter, then letters, digits, '_', '.', '-'.
+                        let ok = a.text.len() < 64
+                            && a.text.starts_with(|c: char| c.is_ascii_alphabetic())
+                            && a.text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                        if !ok {
+                            return Err(ConfigError::invalid(&a.loc, format!("nftables: '{}' is not a table name", a.text)));
+                        }
+                        self.nftables.table.clone_from(&a.text);
+                    }
+                    ctx.no_more(n, 1);
+                }
+                "nftables_priority" => self.nftables.priority = i32::try_from(ctx.int(n, -1000, 1000)?).unwrap_or(-1),
+                "nftables_counters" => self.nftables.counters = true,
+                // keepalived 2.2 matches link-local VIPs by interface index with or without it,
+                // as hav does.
+                "nftables_ifindex" => {}
+                "vrrp_iptables" => {
+                    ctx.warn(&n.loc, "vrrp_iptables: hav drops traffic for accept mode off with nftables (table 'keepalived'), not iptables chains".to_owned());
                 }
                 "vrrp_version" => self.vrrp_version = VrrpVersion::from_node(ctx, n)?,
                 "vrrp_check_unicast_src" => self.vrrp_check_unicast_src = ctx.flag(n)?,

@@ -202,6 +202,9 @@ struct Daemon {
     vip_errors: u64,
     policies: super::director::Policies,
     lvs: Option<super::director::Lvs>,
+    /// Accept mode off: keepalived's nftables drop rules for the VIPs held (started when an
+    /// instance of the config needs it).
+    firewall: Option<crate::net::nft::Firewall>,
     snapshot: tokio::sync::watch::Sender<Vec<super::track::InstanceSnapshot>>,
     /// Scripts, notifications, policies and paced work run here, never on the VRRP thread.
     aux: tokio::runtime::Handle,
@@ -272,6 +275,7 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         vip_errors: 0,
         policies: super::director::Policies::default(),
         lvs: None,
+        firewall: None,
         snapshot: tokio::sync::watch::channel(Vec::new()).0,
         aux,
         reloading: false,
@@ -471,6 +475,7 @@ impl Daemon {
         self.flush_adverts();
 
         self.config = std::sync::Arc::new(new);
+        self.ensure_firewall(&plans);
         self.sync_tracks();
         for p in &plans {
             self.ensure_vmac(&p.meta, p.key);
@@ -1146,6 +1151,9 @@ impl Daemon {
             if let Some(l) = self.lvs.take() {
                 l.stop_with(!self.opts.dont_release_ipvs);
             }
+            if let Some(f) = self.firewall.take() {
+                f.stop();
+            }
             tracing::info!("VIPs and VMACs left in place (--dont-release-vrrp)");
             return;
         }
@@ -1168,6 +1176,9 @@ impl Daemon {
         if let Some(l) = self.lvs.take() {
             l.stop_with(!self.opts.dont_release_ipvs);
         }
+        if let Some(f) = self.firewall.take() {
+            f.stop();
+        }
     }
 
     /// Runs notify scripts, the FIFO and SMTP on the auxiliary runtime.
@@ -1181,7 +1192,9 @@ impl Daemon {
     /// rest, so that no gratuitous ARP follows a release.
     fn exec(&mut self, outs: Vec<Output>) {
         let mut queue: std::collections::VecDeque<Output> = outs.into();
+        let mut vips_moved = false;
         while let Some(o) = queue.pop_front() {
+            vips_moved |= matches!(o, Output::Act { action: Action::AddVips { .. } | Action::RemoveVips, .. });
             let (idx, a) = match o {
                 Output::Group { group, state } => {
                     self.group_changed(group, state);
@@ -1222,12 +1235,9 @@ impl Daemon {
                     let r = &self.engine.records()[idx];
                     send_advert(&mut self.socks, &r.meta, r.key(), r.instance(), priority);
                 }
-                Action::AddVips { accept } => {
+                Action::AddVips { .. } => {
                     // The advert announcing mastership leaves before the netlink work.
                     self.flush_adverts();
-                    if !accept {
-                        tracing::debug!(instance = %self.engine.records()[idx].meta.name, "accept mode off: hav does not install drop rules");
-                    }
                     let held = self.add_vips(idx);
                     let now = self.now();
                     let mut more = Vec::new();
@@ -1265,6 +1275,39 @@ impl Daemon {
                 }
             }
         }
+        if vips_moved {
+            self.sync_firewall();
+        }
+    }
+
+    /// Starts the nftables worker when an instance of the config runs with accept mode off
+    /// (a new one when the table settings changed), and stops it when none does.
+    fn ensure_firewall(&mut self, plans: &[Planned]) {
+        let wanted = plans.iter().any(|p| !p.core.accept);
+        let settings = &self.config.global.nftables;
+        let same = self.firewall.as_ref().is_some_and(|f| f.settings() == settings);
+        if !wanted || !same {
+            if let Some(f) = self.firewall.take() {
+                f.stop();
+            }
+        }
+        if wanted && self.firewall.is_none() {
+            tracing::info!(table = %settings.table, "accept mode off: VIPs held are dropped by nftables rules");
+            self.firewall = Some(crate::net::nft::Firewall::start(settings.clone()));
+        }
+        self.sync_firewall();
+    }
+
+    /// Hands the nftables worker the VIPs to drop: those held by instances with accept mode off.
+    fn sync_firewall(&mut self) {
+        let Some(f) = self.firewall.as_mut() else { return };
+        let mut drops = crate::net::nft::Drops::default();
+        for r in self.engine.records().iter().filter(|r| r.vips() == VipHold::Held && !r.instance().config().accept) {
+            for v in &r.meta.vips {
+                drops.add(v.spec.addr, &v.dev);
+            }
+        }
+        f.set(drops);
     }
 
     fn group_changed(&mut self, group: usize, state: State) {

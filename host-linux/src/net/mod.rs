@@ -11,6 +11,7 @@
 
 pub mod error;
 pub mod netlink;
+pub mod nft;
 pub mod packet;
 pub mod route;
 mod sys;
