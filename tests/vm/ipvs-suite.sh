@@ -7,7 +7,8 @@
 # 1. seeds: hav-linux programs the LVS seed configs (NAT from the shared
 #    fixtures with addresses adapted, DR, TUN) and `ipvsadm -Ln` shows
 #    exactly the expected table (tests/vm/ipvs/*.expected); a re-apply
-#    changes nothing
+#    changes nothing; an ldirectord.cf runs as it is (quiescent, fallback)
+#    and its `hav-linux convert` output gives the same table
 # 2. reload: with traffic through two services, a reload that changes one
 #    real server changes only that line of `ipvsadm -Ln`, keeps every other
 #    real server in place and keeps the services' connection counters (a
@@ -101,6 +102,33 @@ check "hav-linux ipvs set-timeouts 901 0 301: ipvsadm shows 901 120 301" \
 ipvsadm --set 900 120 300
 "$HAV" ipvs flush
 check "hav-linux ipvs flush empties the table" test -z "$(table)"
+
+# An ldirectord.cf as it is (docs/ldirectord.md): the table it means, quiescent=yes sets a failed
+# real server's weight to 0 where quiescent=no removes it, the fallback (at weight 0 while quiescent)
+# takes the traffic when all are down, and its `hav-linux convert` output programs the same table.
+ld=$here/ipvs/ldirectord.cf
+ipvsadm -C
+out=$(apply "$ld" 2>&1); rc=$?
+check "ldirectord.cf: hav-linux ipvs apply succeeds" test "$rc" = 0
+if diff -u "$here/ipvs/ldirectord.expected" <(ipvsadm -Ln) >"$work/diff"; then
+  ok "ldirectord.cf: ipvsadm -Ln is exactly tests/vm/ipvs/ldirectord.expected"
+else
+  bad "ldirectord.cf: ipvsadm -Ln differs from tests/vm/ipvs/ldirectord.expected"; cat "$work/diff"
+fi
+ipvsadm -C
+apply "$ld" --down 198.51.100.11:80 --down 198.51.100.21:80 >/dev/null 2>&1
+got=$(table)
+check "ldirectord.cf: quiescent=yes keeps a failed real server at weight 0" grep -q -- '-> 198.51.100.11:80 Route 0' <<<"$got"
+check "ldirectord.cf: quiescent=no removes a failed real server" bash -c "! grep -q 198.51.100.21 <<<'$got'"
+ipvsadm -C
+apply "$ld" --down 198.51.100.11:80 --down 198.51.100.12:80 >/dev/null 2>&1
+check "ldirectord.cf: with all real servers down the fallback gets weight 1" grep -q -- '-> 127.0.0.1:80 Route 1' <<<"$(table)"
+"$HAV" convert "$ld" >"$work/ldirectord-converted.conf" 2>/dev/null
+ipvsadm -C
+apply "$work/ldirectord-converted.conf" >/dev/null 2>&1
+check "ldirectord.cf: its hav-linux convert output programs the same table" \
+  diff "$here/ipvs/ldirectord.expected" <(ipvsadm -Ln)
+"$HAV" ipvs flush
 
 # ---------------------------------------------------------------- 2. reload
 section "reload: one real server changed, only that one changes"
