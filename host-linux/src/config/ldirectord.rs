@@ -1101,7 +1101,17 @@ fn checker(v: &Virtual, shared: &Shared, rs: &Real, rs_port: u16, probe: Probe, 
             let receive = rs.receive.clone().or_else(|| v.receive.as_ref().map(|q| q.value.clone()));
             let mut url = vec![stmt1("path", req_loc, text_arg(&target.path))];
             if let Some(re) = receive {
-                url.push(stmt1("regex", v.receive.as_ref().filter(|_| rs.receive.is_none()).map_or(loc, |q| &q.loc), text_arg(&re)));
+                let at = v.receive.as_ref().filter(|_| rs.receive.is_none()).map_or(loc, |q| &q.loc);
+                // ldirectord's receive is a Perl regexp; one hav's engine cannot read would fail
+                // every check, so it is an error now rather than a dead pool later.
+                if let Err(e) = regex::bytes::Regex::new(&re) {
+                    let why = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+                    return Err(ConfigError::invalid(
+                        at,
+                        format!("receive '{re}' is not a regex hav can use ({why}; look-around and backreferences are Perl's only)"),
+                    ));
+                }
+                url.push(stmt1("regex", at, text_arg(&re)));
             }
             body.push(block("url", req_loc, &[], url));
             let vhost = v.virtualhost.as_ref().map(|h| (h.value.clone(), h.loc.clone())).or_else(|| target.host.clone().map(|h| (h, req_loc.clone())));
@@ -1233,6 +1243,12 @@ fn virtual_server(r: &mut Reader, v: &Virtual, global: &Shared) -> Result<Node, 
             }
             body.push(flag("ops", &o.loc));
         }
+    }
+    // ldirectord takes fallback for IPv4 services and fallback6 for IPv6 ones.
+    let (misplaced, other) = if v6 { (v.shared.fallback.as_ref(), "fallback6") } else { (v.shared.fallback6.as_ref(), "fallback") };
+    if let Some(f) = misplaced {
+        let family = if v6 { "IPv6" } else { "IPv4" };
+        r.warn(&f.loc, format!("this fallback's address family is not the {family} service's; ignored (write {other}=)"));
     }
     let fallback = if v6 { shared.fallback6.as_ref() } else { shared.fallback.as_ref() };
     if let Some(f) = fallback.filter(|_| checktype != CheckType::Off) {
@@ -1583,6 +1599,15 @@ virtual_server 192.168.6.240 80 {
         assert_eq!(err("virtual=10.0.0.1:80\n    virtual=10.0.0.2:80\n"), "ld.cf:2:5: 'virtual' starts a virtual section and is not indented");
         // A global line between virtual sections ends the one before it.
         assert_eq!(err("virtual=10.0.0.1:80\nquiescent=no\n    real=10.0.1.1:80 gate\n"), "ld.cf:3:5: an indented line belongs to a virtual section, and no virtual= line is before it");
+    }
+
+    #[test]
+    fn test_receive_regex_and_fallback_family() {
+        let e = err("virtual=10.0.0.1:80\n    real=10.0.1.1:80 gate\n    receive=\"(?!down)\"\n");
+        assert!(e.starts_with("ld.cf:3:13: receive '(?!down)' is not a regex hav can use ("), "{e}");
+        let (t, w) = nodes("virtual6=[2001:db8::1]:80\n    real6=[2001:db8::2]:80 gate\n    fallback=127.0.0.1:80\n    checktype=on\n").expect("valid");
+        assert!(!t.contains("sorry_server"), "{t}");
+        assert_eq!(w, ["ld.cf:3:5: this fallback's address family is not the IPv6 service's; ignored (write fallback6=)"]);
     }
 
     #[test]
