@@ -219,8 +219,12 @@ fn accepts_with(text: &str, needle: &str) -> Loaded {
 
 #[test]
 fn keywords_keepalived_accepts_load_with_one_warning_each() {
+    // Acted on now: no warning at all.
+    for line in ["promote_secondaries"] {
+        let l = load(&one_instance(&format!(" virtual_ipaddress {{\n  10.0.0.9\n }}\n {line}"))).expect("loads");
+        assert!(l.warnings.is_empty(), "{line}: {:?}", warnings(&l));
+    }
     let cases: &[(&str, &str)] = &[
-        ("promote_secondaries", "'promote_secondaries'"),
         ("mcast_dst_ip 224.0.0.19", "'mcast_dst_ip'"),
         ("v3_checksum_as_v2", "'v3_checksum_as_v2'"),
         ("vrf red", "'vrf'"),

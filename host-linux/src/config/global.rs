@@ -116,10 +116,19 @@ pub struct GlobalDefs {
     pub vrrp_notify_fifo_script: Option<super::value::Script>,
     /// `lvs_notify_fifo_script`: the reader of `lvs_notify_fifo` (not started yet).
     pub lvs_notify_fifo_script: Option<super::value::Script>,
-    /// `vrrp_startup_delay`: wait this long before starting instances (not acted on yet).
+    /// `vrrp_startup_delay`: the daemon waits this long before it starts its instances.
     pub vrrp_startup_delay: Option<Duration>,
     /// `vrrp_delay_after_boot` (keepalived 2.4): like `vrrp_startup_delay`, counted from boot.
     pub vrrp_delay_after_boot: Option<Duration>,
+}
+
+impl GlobalDefs {
+    /// How long the daemon waits before it starts its instances: `vrrp_startup_delay`, or what
+    /// is left of `vrrp_delay_after_boot` after `uptime`, whichever is longer.
+    pub fn startup_delay(&self, uptime: Duration) -> Duration {
+        let after_boot = self.vrrp_delay_after_boot.map_or(Duration::ZERO, |d| d.saturating_sub(uptime));
+        self.vrrp_startup_delay.unwrap_or_default().max(after_boot)
+    }
 }
 
 impl Default for GlobalDefs {
@@ -314,7 +323,6 @@ impl GlobalDefs {
                     } else {
                         self.vrrp_delay_after_boot = Some(t);
                     }
-                    ctx.not_acted(n, BLOCK);
                 }
                 "notify_fifo" => self.notify_fifo = Some(ctx.string_first(n)?),
                 "vrrp_notify_fifo" => self.vrrp_notify_fifo = Some(ctx.string_first(n)?),

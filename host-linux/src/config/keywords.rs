@@ -251,7 +251,7 @@ const GLOBAL: &[Keyword] = &[
     i("no_checker_emails", MAIL_DEFAULTS),
     i("vrrp_rx_bufs_policy", RX_BUFS),
     i("vrrp_rx_bufs_multiplier", RX_BUFS),
-    p("vrrp_startup_delay", "the daemon starts its instances at once"),
+    a("vrrp_startup_delay"),
     i("log_unknown_vrids", "hav counts adverts for VRIDs it does not run (metrics) instead of logging each; ignored"),
     i("vrrp_owner_ignore_adverts", OWNER_ADVERTS),
     i("vmac_prefix", "hav names VMAC interfaces vrrp.VRID unless use_vmac names one; ignored"),
@@ -273,7 +273,7 @@ const GLOBAL: &[Keyword] = &[
     i("stats_dump_file", DUMP_FILES),
     i("json_dump_file", DUMP_FILES),
     i("set_supplementary_groups", "hav runs scripts with the script user's own groups; ignored (keepalived 2.4)"),
-    p("vrrp_delay_after_boot", "the daemon starts its instances at once (keepalived 2.4)"),
+    a("vrrp_delay_after_boot"),
     x("lvs_id", "keepalived 1.x name of router_id"),
 ];
 
@@ -338,7 +338,7 @@ const INSTANCE: &[Keyword] = &[
     a("virtual_ipaddress"),
     a("virtual_ipaddress_excluded"),
     a("no_virtual_ipaddress"),
-    p("promote_secondaries", "the daemon does not set promote_secondaries on the interface"),
+    a("promote_secondaries"),
     i("linkbeat_use_polling", LINKBEAT),
     i("v3_checksum_as_v2", "hav computes VRRPv3 checksums as RFC 5798 says (with the pseudo-header); ignored"),
     p("virtual_routes", "the daemon does not install routes yet"),

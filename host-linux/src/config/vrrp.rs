@@ -243,7 +243,7 @@ pub struct VrrpInstance {
     pub check_unicast_src: bool,
     /// `no_virtual_ipaddress`: the instance has no addresses on purpose.
     pub no_virtual_ipaddress: bool,
-    /// `promote_secondaries` (not acted on yet).
+    /// `promote_secondaries`: set the interface's sysctl of that name while the instance runs.
     pub promote_secondaries: bool,
     /// `mcast_dst_ip`: the multicast group of this instance (not acted on yet).
     pub mcast_dst_ip: Option<IpAddr>,
@@ -830,10 +830,7 @@ impl VrrpInstance {
                 }
                 "check_unicast_src" => vi.check_unicast_src = ctx.flag(e)?,
                 "no_virtual_ipaddress" => vi.no_virtual_ipaddress = ctx.flag(e)?,
-                "promote_secondaries" => {
-                    vi.promote_secondaries = ctx.flag(e)?;
-                    ctx.not_acted(e, INSTANCE);
-                }
+                "promote_secondaries" => vi.promote_secondaries = ctx.flag(e)?,
                 "mcast_dst_ip" => {
                     vi.mcast_dst_ip = Some(ctx.ip(e)?);
                     ctx.not_acted(e, INSTANCE);

@@ -109,6 +109,8 @@ pub struct InstancePlan {
     pub smtp_alert: bool,
     /// Instances named `state MASTER` (logged; the election decides).
     pub want_master: bool,
+    /// `promote_secondaries`: the sysctl of that name is set on the interface (and the VMAC).
+    pub promote_secondaries: bool,
 }
 
 impl InstancePlan {
@@ -384,6 +386,7 @@ fn plan_one(
         notify: inst.notify.clone(),
         smtp_alert: inst.smtp_alert || group_tracks.iter().any(|g| g.smtp_alert),
         want_master: inst.state == crate::config::vrrp::VrrpState::Master,
+        promote_secondaries: inst.promote_secondaries,
     };
     Ok(Planned { meta, key: VrKey { ifindex: iface.index, ipv6, vrid: inst.virtual_router_id }, core, up: iface.up })
 }

@@ -314,6 +314,20 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
             Err(e) => tracing::error!("LVS disabled, VRRP continues: {e:#}"),
         }
     }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let uptime = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).map_or(std::time::Duration::MAX, std::time::Duration::from);
+    let delay = loaded.config.global.startup_delay(uptime);
+    if !delay.is_zero() {
+        // keepalived's vrrp_startup_delay / vrrp_delay_after_boot: the instances start (and the
+        // daemon says READY=1) after it; a stop request meanwhile ends the daemon at once.
+        tracing::info!(delay_ms = delay.as_millis() as u64, "vrrp_startup_delay: the instances start after the delay");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = term.recv() => return Ok(()),
+            _ = int.recv(), if !opts.ignore_sigint => return Ok(()),
+        }
+    }
     d.apply(loaded.config)?;
     tracing::info!(instances = d.engine.len(), "hav-linux running");
     let notify = opts.notify.clone();
@@ -321,8 +335,6 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     notify.ready(&d.status_line);
     let mut watchdog = notify.watchdog();
 
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     // keepalived writes its data, stats and JSON dumps on these; monitoring sends them on every
     // scrape. hav logs them and goes on (the dumps come with the keepalived command-line issue).
@@ -482,6 +494,9 @@ impl Daemon {
             self.ensure_socket(&p.meta.ifname, p.key.ipv6, true);
             let x = p.meta.xmit_iface().to_owned();
             self.ensure_socket(&x, p.key.ipv6, false);
+            if p.meta.promote_secondaries {
+                self.promote_secondaries(&p.meta);
+            }
         }
 
         let mut old: HashMap<String, hav_core::vrrp::Record<InstancePlan>> =
@@ -677,6 +692,21 @@ impl Daemon {
             self.ensure_vmac(&p, key);
             self.ensure_socket(&p.ifname, key.ipv6, true);
             self.ensure_socket(p.xmit_iface(), key.ipv6, false);
+        }
+    }
+
+    /// `promote_secondaries`: when the interface's primary address goes, the kernel promotes a
+    /// secondary (a VIP in the same subnet) instead of deleting them all. Restored at stop.
+    fn promote_secondaries(&mut self, p: &InstancePlan) {
+        let mut ifaces = vec![p.ifname.as_str()];
+        if let Some(v) = &p.vmac {
+            ifaces.push(&v.name);
+        }
+        for ifname in ifaces {
+            let r = crate::net::sysctl::ipv4_conf(ifname, "promote_secondaries").and_then(|path| self.sysctl.set(&path, "1"));
+            if let Err(e) = r {
+                tracing::warn!(instance = %p.name, interface = ifname, error = %e, "promote_secondaries not set");
+            }
         }
     }
 

@@ -1,0 +1,56 @@
+//! keepalived options the daemon acts on, in the namespace lab: `promote_secondaries` (the
+//! interface's sysctl set while running, restored at stop) and `vrrp_startup_delay` (the
+//! instances start only after it).
+
+use std::time::{Duration, Instant};
+
+use hav_tests::netns::{skip_unless, Lab, Need, Netns};
+use hav_tests::peers::{wait_until, Daemon, Node};
+
+fn hav() -> Daemon {
+    Daemon::Hav(env!("CARGO_BIN_EXE_hav-linux").into())
+}
+
+fn promote(ns: &Netns) -> String {
+    ns.ok("cat", &["/proc/sys/net/ipv4/conf/eth0/promote_secondaries"]).expect("sysctl").trim().to_owned()
+}
+
+#[test]
+fn promote_secondaries_is_set_while_running() {
+    if skip_unless("promote_secondaries_is_set_while_running", &[Need::Root]) {
+        return;
+    }
+    let lab = Lab::new(1).expect("lab");
+    let r = &lab.routers[0];
+    assert_eq!(promote(r), "0", "a new namespace's default");
+    let conf = "vrrp_instance A {\n  interface eth0\n  virtual_router_id 61\n  priority 255\n  advert_int 1\n  promote_secondaries\n  \
+                virtual_ipaddress {\n    10.0.0.61/24\n  }\n}\n";
+    let mut node = Node::start(r, hav(), conf);
+    assert!(wait_until(Duration::from_secs(10), || node.holds("10.0.0.61")).is_some(), "{}", node.log());
+    assert_eq!(promote(r), "1", "promote_secondaries not set on eth0\n{}", node.log());
+    // The VIP is a secondary of 10.0.0.1/24, the address the sysctl is about.
+    let addrs = r.ip(&["-4", "addr", "show", "dev", "eth0"]).expect("ip");
+    assert!(addrs.contains("10.0.0.61/24") && addrs.contains("secondary"), "{addrs}");
+    assert!(node.terminate(), "SIGTERM");
+    assert_eq!(promote(r), "0", "promote_secondaries not restored at stop");
+}
+
+#[test]
+fn vrrp_startup_delay_holds_the_instances_back() {
+    if skip_unless("vrrp_startup_delay_holds_the_instances_back", &[Need::Root]) {
+        return;
+    }
+    let lab = Lab::new(1).expect("lab");
+    let r = &lab.routers[0];
+    // An address owner takes over at once: without the delay it holds the VIP within a second.
+    let conf = "global_defs {\n  vrrp_startup_delay 2.5\n}\nvrrp_instance A {\n  interface eth0\n  virtual_router_id 62\n  priority 255\n  \
+                advert_int 1\n  virtual_ipaddress {\n    10.0.0.62/32\n  }\n}\n";
+    let t0 = Instant::now();
+    let node = Node::start(r, hav(), conf);
+    let held = wait_until(Duration::from_secs(10), || node.holds("10.0.0.62"));
+    let after = t0.elapsed();
+    assert!(held.is_some(), "VIP never held\n{}", node.log());
+    assert!(after >= Duration::from_millis(2500), "VIP held {after:?} after start, before vrrp_startup_delay 2.5\n{}", node.log());
+    assert!(after < Duration::from_secs(6), "VIP held only {after:?} after start\n{}", node.log());
+    assert!(node.log().contains("vrrp_startup_delay"), "{}", node.log());
+}
