@@ -1610,6 +1610,62 @@ virtual_server 192.168.6.240 80 {
         assert_eq!(w, ["ld.cf:3:5: this fallback's address family is not the IPv6 service's; ignored (write fallback6=)"]);
     }
 
+    /// One-character edits of a fixture (a deletion, or one of the characters the syntax turns
+    /// on inserted) load or fails with a located error, never panics, and when it loads,
+    /// its printed form loads to the same virtual servers.
+    #[test]
+    fn test_edits_of_the_sample_never_panic_and_round_trip() {
+        use crate::config::{load_ldirectord, load_str};
+        let sample = include_str!("../../../tests/fixtures/ldirectord/mixed.cf");
+        let chars: Vec<char> = sample.chars().collect();
+        let strip = |mut vs: Vec<crate::config::VirtualServer>| {
+            let here = Location::file(Arc::from(Path::new("-")));
+            for v in &mut vs {
+                v.location = here.clone();
+                for r in &mut v.real_servers {
+                    r.location = here.clone();
+                    for c in &mut r.checkers {
+                        c.location = here.clone();
+                        if let crate::config::CheckKind::Http(h) = &mut c.kind {
+                            h.urls.iter_mut().for_each(|u| u.location = here.clone());
+                        }
+                    }
+                }
+            }
+            vs
+        };
+        let (mut loaded, mut failed) = (0, 0);
+        // Every third position keeps the test quick in debug builds; the edits cycle through the
+        // positions, so each edit meets every kind of place.
+        let edits = [None, Some('='), Some('"'), Some('\t'), Some(' '), Some('#'), Some(':'), Some('9'), Some('>')];
+        for i in (0..chars.len()).step_by(3) {
+            for edit in [edits[(i / 3) % edits.len()], edits[(i / 3 + 4) % edits.len()]] {
+                let mut c = chars.clone();
+                match edit {
+                    None => {
+                        c.remove(i);
+                    }
+                    Some(x) => c.insert(i, x),
+                }
+                let text: String = c.into_iter().collect();
+                match load_ldirectord(Path::new("ld.cf"), &text) {
+                    Ok(l) => {
+                        loaded += 1;
+                        let (nodes, _) = parse(Path::new("ld.cf"), &text).expect("parsed once");
+                        let printed = print(&nodes);
+                        let again = load_str(Path::new("k.conf"), &printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
+                        assert_eq!(strip(l.config.virtual_servers), strip(again.config.virtual_servers), "{text}");
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        assert!(e.location().line >= 1, "{e}");
+                    }
+                }
+            }
+        }
+        assert!(loaded > 0 && failed > 0, "{loaded} loaded, {failed} failed");
+    }
+
     #[test]
     fn test_comments_blanks_and_repeats() {
         let (t, w) = nodes("# c\n\nvirtual = 10.0.0.1:80   # the web\n    real = 10.0.1.1:80 gate\n    scheduler=wlc\n    scheduler=rr\n").expect("valid");
