@@ -1276,7 +1276,33 @@ fn virtual_server(r: &mut Reader, v: &Virtual, global: &Shared) -> Result<Node, 
     }
 
     if checktype != CheckType::Off {
+        let uses_request = plan.probes.iter().any(|(p, _)| p.uses_request());
+        let uses_receive = plan.probes.iter().any(|(p, _)| matches!(p, Probe::Http { .. }));
+        let dns = plan.probes.iter().any(|(p, _)| *p == Probe::Dns);
+        let mut told: Option<&Location> = None;
         for rs in &v.reals {
+            // One warning per real= line, also when a range makes it many real servers.
+            if told != Some(&rs.loc) {
+                let request = rs.request.as_deref().or(v.request.as_ref().map(|q| q.value.as_str()));
+                let what = if rs.request.is_some() && !uses_request {
+                    Some("its request string is not used".to_string())
+                } else if rs.receive.is_some() && !uses_receive {
+                    Some("its receive string is not used".to_string())
+                } else {
+                    None
+                };
+                if let Some(what) = what {
+                    let checker = plan.probes.last().map_or("no check", |(p, _)| p.keyword());
+                    r.warn(&rs.loc, format!("real server: {what}: hav checks this service with {checker}"));
+                }
+                if dns && request.is_some_and(|q| q.parse::<IpAddr>().is_ok()) && (rs.request.is_some() || told.is_none()) {
+                    r.warn(
+                        rs.request.as_ref().map_or_else(|| v.request.as_ref().map_or(&rs.loc, |q| &q.loc), |_| &rs.loc),
+                        "a PTR lookup: hav's DNS_CHECK asks no PTR record; it asks for the SOA of '.' instead",
+                    );
+                }
+                told = Some(&rs.loc);
+            }
             if rs.ip.is_ipv6() != v6 && !matches!(v.key, VirtualKey::Fwmark(_)) {
                 return Err(ConfigError::invalid(&rs.loc, "the real server's address family differs from its virtual service's"));
             }
@@ -1664,6 +1690,15 @@ virtual_server 192.168.6.240 80 {
             }
         }
         assert!(loaded > 0 && failed > 0, "{loaded} loaded, {failed} failed");
+    }
+
+    #[test]
+    fn test_unused_per_real_strings_and_ptr() {
+        let (_, w) = nodes("virtual=10.0.0.1:22\n    real=10.0.1.1->10.0.1.3:22 gate 1 \"/x\", \"y\"\n    checktype=connect\n").expect("valid");
+        assert_eq!(w, ["ld.cf:2:5: real server: its request string is not used: hav checks this service with TCP_CHECK"]);
+        let (t, w) = nodes("virtual=10.0.0.1:53\n    real=10.0.1.1:53 masq\n    real=10.0.1.2:53 masq\n    request=\"192.0.2.1\"\n").expect("valid");
+        assert!(t.contains("DNS_CHECK {") && !t.contains("name "), "{t}");
+        assert_eq!(w, ["ld.cf:4:13: a PTR lookup: hav's DNS_CHECK asks no PTR record; it asks for the SOA of '.' instead"]);
     }
 
     #[test]
