@@ -54,3 +54,74 @@ fn vrrp_startup_delay_holds_the_instances_back() {
     assert!(after < Duration::from_secs(6), "VIP held only {after:?} after start\n{}", node.log());
     assert!(node.log().contains("vrrp_startup_delay"), "{}", node.log());
 }
+
+const VIP_OPTIONS: &str = "vrrp_instance A {
+    interface eth0
+    virtual_router_id 63
+    priority 255
+    advert_int 1
+    virtual_ipaddress {
+        10.0.0.70/32 peer 10.0.0.200
+        10.0.0.71/24 noprefixroute
+    }
+}
+vrrp_instance B {
+    interface eth0
+    virtual_router_id 64
+    version 3
+    priority 255
+    advert_int 1
+    virtual_ipaddress {
+        fe80::70/64
+        fd00::70/64 home noprefixroute
+        fd00::71/64 preferred_lft 0
+        fd00::72/64 mngtmpaddr
+        ff05::1:3/128 autojoin
+    }
+}
+";
+
+const OPTION_VIPS: [&str; 7] = ["10.0.0.70 ", "10.0.0.71/", "fe80::70/", "fd00::70/", "fd00::71/", "fd00::72/", "ff05::1:3/"];
+
+/// The VIPs' lines of `ip -o addr show dev eth0`, from the family on (the interface index
+/// dropped), sorted.
+fn vip_lines(ns: &Netns) -> Vec<String> {
+    let out = ns.ip(&["-o", "addr", "show", "dev", "eth0"]).expect("ip addr");
+    let mut v: Vec<String> = out
+        .lines()
+        .filter(|l| OPTION_VIPS.iter().any(|a| l.contains(&format!("inet {a}")) || l.contains(&format!("inet6 {a}"))))
+        .map(|l| l.split_once("eth0").map_or(l, |x| x.1).split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    v.sort();
+    v
+}
+
+fn addresses_of(daemon: Daemon, name: &str) -> Vec<String> {
+    let lab = Lab::new(1).expect("lab");
+    let r = &lab.routers[0];
+    let mut node = Node::start(r, daemon, VIP_OPTIONS);
+    let all = wait_until(Duration::from_secs(10), || vip_lines(r).len() == OPTION_VIPS.len());
+    assert!(all.is_some(), "{name}: VIPs {:?}\n{}", vip_lines(r), node.log());
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = vip_lines(r);
+    assert!(node.terminate(), "{name}: SIGTERM");
+    if name == "hav" {
+        // keepalived 2.2 leaves the `peer` address behind at stop; hav removes every VIP.
+        assert_eq!(vip_lines(r), Vec::<String>::new(), "hav left VIPs at stop");
+    }
+    lines
+}
+
+/// Address options (peer, home, noprefixroute, mngtmpaddr, autojoin, preferred_lft) reach the
+/// kernel as they do from keepalived: `ip addr` shows the same VIPs with the same flags.
+#[test]
+fn vip_options_reach_the_kernel_as_from_keepalived() {
+    if skip_unless("vip_options_reach_the_kernel_as_from_keepalived", &[Need::Root, Need::Keepalived]) {
+        return;
+    }
+    let hav = addresses_of(hav(), "hav");
+    let keepalived = addresses_of(Daemon::Keepalived, "keepalived");
+    assert!(hav.iter().any(|l| l.contains("peer 10.0.0.200/32")), "{hav:?}");
+    assert!(hav.iter().any(|l| l.contains("fd00::70/64") && l.contains("home") && l.contains("noprefixroute")), "{hav:?}");
+    assert_eq!(hav, keepalived, "hav's VIPs differ from keepalived's");
+}

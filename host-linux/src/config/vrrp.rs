@@ -522,12 +522,33 @@ fn virtual_ip(ctx: &mut Ctx, n: &Node) -> Result<Option<VirtualIp>, ConfigError>
             }
             "peer" => {
                 let v = value(i, opt)?;
-                parse_prefix_addr(&v.text, &v.loc)?;
-                vip.peer = Some(v.text.clone());
-                ctx.warn(&opt.loc, format!("address option 'peer': read, but {VIP_NOT_ACTED}"));
+                let (peer, with_prefix) = match v.text.split_once('/') {
+                    Some((a, _)) => (a, true),
+                    None => (v.text.as_str(), false),
+                };
+                let peer: IpAddr = peer.parse().map_err(|_| ConfigError::invalid(&v.loc, format!("invalid peer address '{}'", v.text)))?;
+                if peer.is_ipv4() != address.is_ipv4() {
+                    return Err(ConfigError::invalid(&v.loc, format!("peer {peer} is not of the family of {address}")));
+                }
+                if with_prefix {
+                    ctx.warn(&v.loc, format!("peer {}: the prefix is the address's own ({address}/{prefix_len}); '/{}' ignored (keepalived 2.2 skips such an address)", v.text, v.text.split_once('/').map_or("", |x| x.1)));
+                }
+                vip.peer = Some(peer.to_string());
                 i += 2;
             }
-            "preferred_lft" | "valid_lft" | "track_group" => {
+            "preferred_lft" => {
+                let v = value(i, opt)?;
+                if v.text != "forever" && v.text.parse::<u32>().is_err() {
+                    return Err(ConfigError::invalid(&v.loc, format!("preferred_lft '{}': seconds or 'forever'", v.text)));
+                }
+                if address.is_ipv4() {
+                    ctx.warn(&opt.loc, format!("preferred_lft on IPv4 address {address}: ignored, as keepalived does (IPv6 only)"));
+                } else {
+                    vip.flags.push(format!("preferred_lft {}", v.text));
+                }
+                i += 2;
+            }
+            "valid_lft" | "track_group" => {
                 vip.flags.push(format!("{} {}", opt.text, value(i, opt)?.text));
                 ctx.warn(&opt.loc, format!("address option '{}': read, but {VIP_NOT_ACTED}", opt.text));
                 i += 2;
@@ -545,7 +566,15 @@ fn virtual_ip(ctx: &mut Ctx, n: &Node) -> Result<Option<VirtualIp>, ConfigError>
                 vip.flags.push(opt.text.clone());
                 i += 1;
             }
-            "home" | "noprefixroute" | "autojoin" | "mngtmpaddr" | "use_vmac" => {
+            "home" | "mngtmpaddr" if address.is_ipv4() => {
+                ctx.warn(&opt.loc, format!("address option '{}' is for IPv6 addresses; ignored on {address}", opt.text));
+                i += 1;
+            }
+            "home" | "noprefixroute" | "autojoin" | "mngtmpaddr" => {
+                vip.flags.push(opt.text.clone());
+                i += 1;
+            }
+            "use_vmac" => {
                 vip.flags.push(opt.text.clone());
                 ctx.warn(&opt.loc, format!("address option '{}': read, but {VIP_NOT_ACTED}", opt.text));
                 i += 1;

@@ -411,6 +411,24 @@ fn addr_spec(v: &crate::config::vrrp::VirtualIp) -> AddrSpec {
         Some(n) => n.parse().unwrap_or(libc::RT_SCOPE_UNIVERSE),
     };
     spec.nodad = v.address.is_ipv6();
+    spec.peer = v.peer.as_deref().and_then(|p| p.parse().ok());
+    for f in &v.flags {
+        use crate::net::netlink as nl;
+        match f.split_once(' ').map_or((f.as_str(), ""), |(k, v)| (k, v)) {
+            ("home", _) => spec.flags |= nl::IFA_F_HOMEADDRESS,
+            ("mngtmpaddr", _) => spec.flags |= nl::IFA_F_MANAGETEMPADDR,
+            ("noprefixroute", _) => spec.flags |= nl::IFA_F_NOPREFIXROUTE,
+            ("autojoin", _) => spec.flags |= nl::IFA_F_MCAUTOJOIN,
+            ("preferred_lft", "forever") => spec.preferred_lft = None,
+            ("preferred_lft", secs) => spec.preferred_lft = secs.parse().ok(),
+            _ => {}
+        }
+    }
+    // keepalived adds an IPv6 `autojoin` (multicast) address deprecated: it is never picked as a
+    // source address.
+    if v.address.is_ipv6() && spec.flags & crate::net::netlink::IFA_F_MCAUTOJOIN != 0 && !v.flags.iter().any(|f| f.starts_with("preferred_lft")) {
+        spec.preferred_lft = Some(0);
+    }
     spec
 }
 

@@ -88,7 +88,26 @@ pub struct AddrSpec {
     /// of staying tentative for a DAD round. VIPs want this: a backup that
     /// still holds the VIP on the wire would otherwise make DAD fail.
     pub nodad: bool,
+    /// The other end of a point-to-point address (`peer`): sent as
+    /// `IFA_ADDRESS`, with `addr` as `IFA_LOCAL`.
+    pub peer: Option<IpAddr>,
+    /// More `IFA_F_*` flags ([`IFA_F_HOMEADDRESS`], [`IFA_F_MANAGETEMPADDR`],
+    /// [`IFA_F_NOPREFIXROUTE`], [`IFA_F_MCAUTOJOIN`]), sent in `IFA_FLAGS`.
+    pub flags: u32,
+    /// Preferred lifetime in seconds (IPv6; 0 makes the address deprecated);
+    /// forever when `None`.
+    pub preferred_lft: Option<u32>,
 }
+
+/// `IFA_F_HOMEADDRESS` (`home`): a Mobile IPv6 home address.
+pub const IFA_F_HOMEADDRESS: u32 = 0x10;
+/// `IFA_F_MANAGETEMPADDR` (`mngtmpaddr`): privacy addresses are made from this prefix.
+pub const IFA_F_MANAGETEMPADDR: u32 = 0x100;
+/// `IFA_F_NOPREFIXROUTE` (`noprefixroute`): no prefix route for the address.
+pub const IFA_F_NOPREFIXROUTE: u32 = 0x200;
+/// `IFA_F_MCAUTOJOIN` (`autojoin`): join the multicast group of the address.
+pub const IFA_F_MCAUTOJOIN: u32 = 0x400;
+const IFA_F_NODAD: u32 = 0x02;
 
 impl AddrSpec {
     /// A global-scope address with no broadcast, label or flags.
@@ -100,6 +119,9 @@ impl AddrSpec {
             label: None,
             scope: libc::RT_SCOPE_UNIVERSE,
             nodad: false,
+            peer: None,
+            flags: 0,
+            preferred_lft: None,
         }
     }
 }
@@ -461,7 +483,26 @@ impl Netlink {
         let mut attrs = RtBuffer::new();
         let bytes = ip_bytes(spec.addr);
         attrs.push(rtattr(Ifa::Local, bytes.as_slice())?);
-        attrs.push(rtattr(Ifa::Address, bytes.as_slice())?);
+        match spec.peer {
+            Some(peer) if peer.is_ipv4() == spec.addr.is_ipv4() => attrs.push(rtattr(Ifa::Address, ip_bytes(peer).as_slice())?),
+            Some(peer) => {
+                return Err(NetError::Invalid { what: "peer address", detail: format!("{peer} is not of the family of {}", spec.addr) })
+            }
+            None => attrs.push(rtattr(Ifa::Address, bytes.as_slice())?),
+        }
+        let all_flags = spec.flags | if spec.nodad && spec.addr.is_ipv6() { IFA_F_NODAD } else { 0 };
+        if all_flags & !0xff != 0 || spec.flags != 0 {
+            // The flags that do not fit the header's byte (kernel 3.14 and later).
+            attrs.push(rtattr(Ifa::Flags, all_flags)?);
+        }
+        if let (Some(preferred), true) = (spec.preferred_lft, spec.addr.is_ipv6()) {
+            // struct ifa_cacheinfo: ifa_prefered, ifa_valid (forever), cstamp, tstamp.
+            let mut ci = Vec::with_capacity(16);
+            for v in [preferred, u32::MAX, 0, 0] {
+                ci.extend_from_slice(&v.to_ne_bytes());
+            }
+            attrs.push(rtattr(Ifa::Cacheinfo, ci.as_slice())?);
+        }
         let mut flags = IfaF::empty();
         if spec.addr.is_ipv4() {
             if let Some(brd) = spec.broadcast {
@@ -509,7 +550,11 @@ impl Netlink {
         let mut attrs = RtBuffer::new();
         let bytes = ip_bytes(addr);
         attrs.push(rtattr(Ifa::Local, bytes.as_slice())?);
-        attrs.push(rtattr(Ifa::Address, bytes.as_slice())?);
+        // IPv4: the kernel matches IFA_ADDRESS against the address's peer when it has one, so
+        // it is left out and the local address alone names it (a `peer` VIP is removed too).
+        if addr.is_ipv6() {
+            attrs.push(rtattr(Ifa::Address, bytes.as_slice())?);
+        }
         let msg = IfaddrmsgBuilder::default()
             .ifa_family(family_of(addr))
             .ifa_prefixlen(prefix)
