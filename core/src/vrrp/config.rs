@@ -76,6 +76,8 @@ pub enum ConfigError {
     NoVips,
     /// Authentication is a VRRPv2 feature.
     V3Auth,
+    /// `down_timer_adverts` is outside keepalived's 1..=100.
+    DownTimerAdverts,
 }
 
 impl core::fmt::Display for ConfigError {
@@ -90,6 +92,7 @@ impl core::fmt::Display for ConfigError {
             ConfigError::MixedFamilies => "addresses of one instance must be of one family",
             ConfigError::NoVips => "an instance needs at least one virtual address",
             ConfigError::V3Auth => "authentication is only defined for VRRPv2",
+            ConfigError::DownTimerAdverts => "down_timer_adverts must be 1..100",
         })
     }
 }
@@ -138,6 +141,20 @@ pub struct InstanceConfig {
     pub check_unicast_src: bool,
     /// Gratuitous ARP / NA schedule.
     pub garp: GarpConfig,
+    /// keepalived's `lower_prio_no_advert`: a master that receives a
+    /// lower-priority advert does not answer it with one of its own (as the
+    /// RFCs say). Off by default: keepalived's master answers at once, so a
+    /// node that wrongly took over hears the real master within one advert.
+    pub lower_prio_no_advert: bool,
+    /// keepalived's `higher_prio_send_advert`: a master that receives a
+    /// higher-priority advert sends one of its own before it becomes backup,
+    /// so the other master (with `garp_lower_prio_repeat`) re-sends its
+    /// gratuitous ARPs after a split brain. Off by default.
+    pub higher_prio_send_advert: bool,
+    /// keepalived's `down_timer_adverts`: the advert intervals in
+    /// Master_Down_Interval (`N * Master_Adver_Interval + Skew_Time`),
+    /// 1..=100; the RFCs' 3 by default.
+    pub down_timer_adverts: u8,
 }
 
 impl InstanceConfig {
@@ -161,6 +178,9 @@ impl InstanceConfig {
             check_adv_addr: true,
             check_unicast_src: true,
             garp: GarpConfig::default(),
+            lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
+            down_timer_adverts: 3,
         }
     }
 
@@ -191,6 +211,9 @@ impl InstanceConfig {
         }
         if self.version == VrrpVersion::V3 && self.auth != VrrpAuth::None {
             return Err(ConfigError::V3Auth);
+        }
+        if !(1..=100).contains(&self.down_timer_adverts) {
+            return Err(ConfigError::DownTimerAdverts);
         }
         if self.vips.is_empty() {
             return Err(ConfigError::NoVips);

@@ -299,12 +299,25 @@ fn release_backoff(attempts: u8) -> Duration {
     Duration::from_millis(100u64 << attempts.min(6))
 }
 
+/// A master accepted a lower-priority advert (keepalived's
+/// MASTER_RX_LOWER_PRI), from [`Engine::poll_rx_lower`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RxLower {
+    /// The record index of the master.
+    pub idx: usize,
+    /// The priority the advert carried.
+    pub priority: u8,
+}
+
 /// Every VRRP instance of a host. See the [module documentation](self).
 pub struct Engine<M, S: Storage<M>> {
     records: S::Records,
     index: S::Index,
     groups: S::Groups,
     stray: Stray,
+    // Set by the last `handle`/`receive` whose master accepted a lower-priority advert.
+    rx_lower: Option<RxLower>,
     // The earliest latest-delivery time of all records; `None` when it must be found again
     // (the record that held it moved later). Kept so that the host's per-wake-up question
     // costs nothing but after the earliest deadline fired.
@@ -318,6 +331,7 @@ impl<M, S: Storage<M>> Default for Engine<M, S> {
             index: Default::default(),
             groups: Default::default(),
             stray: Stray::default(),
+            rx_lower: None,
             next: core::cell::Cell::new(Some(None)),
         }
     }
@@ -459,7 +473,19 @@ impl<M, S: Storage<M>> Engine<M, S> {
     pub fn handle(&mut self, now: Instant, idx: usize, input: Input<'_>, out: &mut (impl FnMut(Output) + ?Sized)) {
         let Some(r) = self.records.get_mut(idx) else { return };
         let actions = r.inst.handle(now, input);
+        if let Some(priority) = r.inst.poll_rx_lower() {
+            self.rx_lower = Some(RxLower { idx, priority });
+        }
         self.after(now, idx, &actions, out);
+    }
+
+    /// The master that accepted a lower-priority advert in the last
+    /// [`Self::receive`] or [`Self::handle`] (and not taken yet): the host
+    /// runs its `notify_master_rx_lower_pri`. One message reaches one
+    /// instance, so a host that calls this after each message misses none;
+    /// otherwise only the latest is kept.
+    pub fn poll_rx_lower(&mut self) -> Option<RxLower> {
+        self.rx_lower.take()
     }
 
     /// Feeds `input` to every record, in index order.
@@ -959,6 +985,35 @@ mod tests {
         // Another interface is another key.
         collect(|o| e.receive(Instant::ZERO, &Received { ifindex: 3, ..rx }, &buf[..n], o));
         assert_eq!(e.stray().unknown_vrid, 2);
+    }
+
+    #[test]
+    fn test_poll_rx_lower_names_the_master() {
+        let mut e = started();
+        let a_down = e.records()[0].instance().poll_at().unwrap();
+        collect(|o| e.poll(a_down, o));
+        assert_eq!(e.records()[0].instance().state(), State::Master);
+        let src = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9));
+        let rx = Received { ifindex: 2, src, dst: IpAddr::V4(crate::vrrp::MCAST_V4), ttl: 255 };
+        let advert = |vrid: u8, priority: u8, buf: &mut [u8; 64]| {
+            let vips = [IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100 + vrid))];
+            let repr = VrrpRepr { version: VrrpVersion::V2, vrid, priority, max_adver_int: 100, auth: VrrpAuth::None, addresses: VrrpAddresses::List(&vips) };
+            let n = repr.buffer_len();
+            repr.emit(&mut VrrpPacket::new_unchecked(&mut buf[..n]), src, rx.dst, ChecksumMode::Rfc).unwrap();
+            n
+        };
+        let mut buf = [0u8; 64];
+        assert_eq!(e.poll_rx_lower(), None);
+        // A (master, 200) hears 150: it answers, and the host is told once.
+        let n = advert(1, 150, &mut buf);
+        let out = collect(|o| e.receive(a_down, &rx, &buf[..n], o));
+        assert_eq!(acts(&out, 0), [Action::SendAdvert { priority: 200 }]);
+        assert_eq!(e.poll_rx_lower(), Some(RxLower { idx: 0, priority: 150 }));
+        assert_eq!(e.poll_rx_lower(), None);
+        // B (backup, 100) hearing 50 is no master receiving a lower priority.
+        let n = advert(2, 50, &mut buf);
+        collect(|o| e.receive(a_down, &rx, &buf[..n], o));
+        assert_eq!(e.poll_rx_lower(), None);
     }
 
     #[test]

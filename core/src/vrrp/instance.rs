@@ -336,6 +336,9 @@ pub struct Instance {
     counters: Counters,
     // When the state last changed (the `now` of that input).
     since: Option<Instant>,
+    // The priority of the last lower-priority advert this master accepted,
+    // until the host takes it (`poll_rx_lower`).
+    rx_lower: Option<u8>,
 }
 
 impl Instance {
@@ -356,6 +359,7 @@ impl Instance {
             master_addr: None,
             counters: Counters::default(),
             since: None,
+            rx_lower: None,
         }
     }
 
@@ -447,13 +451,22 @@ impl Instance {
     }
 
     /// Master_Down_Interval: `3 * Master_Adver_Interval + Skew_Time` (VRRPv2
-    /// uses its own Advertisement_Interval).
+    /// uses its own Advertisement_Interval), with
+    /// [`InstanceConfig::down_timer_adverts`] in place of the 3.
     pub fn master_down_interval(&self, master_adver_int: Duration) -> Duration {
         let base = match self.config.version {
             VrrpVersion::V3 => master_adver_int,
             VrrpVersion::V2 => self.config.adver_int,
         };
-        base.saturating_mul(3) + self.skew_time(master_adver_int)
+        base.saturating_mul(u64::from(self.config.down_timer_adverts)) + self.skew_time(master_adver_int)
+    }
+
+    /// The priority of the lower-priority advert this instance, as master,
+    /// accepted since the last call (keepalived's MASTER_RX_LOWER_PRI: the
+    /// host runs `notify_master_rx_lower_pri`). Call it after each
+    /// [`Instance::handle`] with an advert; only the last one is kept.
+    pub fn poll_rx_lower(&mut self) -> Option<u8> {
+        self.rx_lower.take()
     }
 
     /// The advertisement to send for a `SendAdvert { priority }` action.
@@ -1015,6 +1028,12 @@ impl Instance {
                     || (prio == self.priority
                         && addr_key(adv.src) > addr_key(self.config.primary_addr))
                 {
+                    if self.config.higher_prio_send_advert {
+                        // keepalived's higher_prio_send_advert: one advert of
+                        // ours first, so the other master, hearing a lower
+                        // priority, re-sends its gratuitous ARPs.
+                        self.send_advert(self.priority, out);
+                    }
                     push(out, Action::RemoveVips);
                     let mai = match self.config.version {
                         VrrpVersion::V3 => adv_int,
@@ -1028,9 +1047,17 @@ impl Instance {
                         out,
                     );
                 } else {
-                    // RFC 9568: assert mastership to the lower-priority
-                    // sender at once, so a split brain heals within one advert.
-                    self.send_advert(self.priority, out);
+                    self.rx_lower = Some(prio);
+                    // keepalived asserts mastership to the lower-priority
+                    // sender at once (and restarts its advert timer), so a
+                    // split brain heals within one advert; lower_prio_no_advert
+                    // keeps to the RFCs, which only discard the advert.
+                    let adver_at = if self.config.lower_prio_no_advert {
+                        adver_at
+                    } else {
+                        self.send_advert(self.priority, out);
+                        now + self.config.adver_int
+                    };
                     let g = self.config.garp;
                     let garp_at = if g.lower_prio_repeat > 0 {
                         Some((now + g.lower_prio_delay, g.lower_prio_repeat))
@@ -1481,5 +1508,115 @@ mod test {
         let a = f.handle(t(0), Input::Startup);
         assert_eq!(a[0], Action::RemoveVips);
         assert_eq!(f.state(), State::Fault);
+    }
+
+    // A master with priority 200 at 10.0.0.5, 1 s adverts, started at t=0,
+    // and the instant 600 ms after it became master (its next advert is due
+    // 400 ms later).
+    fn master_200(c: impl FnOnce(&mut InstanceConfig)) -> (Instance, Instant) {
+        let mut cfg = config(VrrpVersion::V3, 200, 5);
+        c(&mut cfg);
+        let mut i = Instance::new(cfg);
+        i.handle(t(0), Input::Startup);
+        let at = i.poll_at().unwrap();
+        i.handle(at, Input::Timer);
+        assert_eq!(i.state(), State::Master);
+        (i, at + Duration::from_millis(600))
+    }
+
+    #[test]
+    fn test_lower_prio_no_advert() {
+        let v = vips();
+        let low = repr(VrrpVersion::V3, 100, 100, &v);
+        // keepalived's default: answer a lower priority at once and restart the advert timer.
+        let (mut i, now) = master_200(|_| {});
+        let a = i.handle(now, advert(9, &low));
+        assert_eq!(a.as_slice(), &[Action::SendAdvert { priority: 200 }]);
+        assert_eq!(i.poll_at(), Some(now + Duration::from_secs(1)));
+        assert_eq!(i.poll_rx_lower(), Some(100));
+        assert_eq!(i.poll_rx_lower(), None);
+        // lower_prio_no_advert: nothing on the wire, the advert timer as it was, the event still.
+        let (mut i, now) = master_200(|c| c.lower_prio_no_advert = true);
+        let due = i.poll_at().unwrap();
+        let tx = i.counters().adverts_tx;
+        let a = i.handle(now, advert(9, &low));
+        assert!(a.is_empty(), "{a:?}");
+        assert_eq!(i.poll_at(), Some(due));
+        assert_eq!(i.counters().adverts_tx, tx);
+        assert_eq!(i.state(), State::Master);
+        assert_eq!(i.poll_rx_lower(), Some(100));
+        // The garp_lower_prio burst does not depend on it.
+        let (mut i, now) = master_200(|c| {
+            c.lower_prio_no_advert = true;
+            c.garp.lower_prio_repeat = 2;
+            c.garp.lower_prio_delay = Duration::ZERO;
+        });
+        i.handle(now, advert(9, &low));
+        assert_eq!(i.poll_at(), Some(now));
+        assert!(i.handle(now, Input::Timer).contains(&Action::SendGarp { repeat: 2 }));
+        // A higher priority, a priority 0 and a backup's view are no MASTER_RX_LOWER_PRI.
+        let (mut i, _) = master_200(|_| {});
+        i.handle(t(5000), advert(9, &repr(VrrpVersion::V3, 0, 100, &v)));
+        assert_eq!(i.poll_rx_lower(), None);
+        i.handle(t(5100), advert(9, &repr(VrrpVersion::V3, 250, 100, &v)));
+        assert_eq!(i.state(), State::Backup);
+        i.handle(t(5200), advert(9, &low));
+        assert_eq!(i.poll_rx_lower(), None);
+    }
+
+    #[test]
+    fn test_higher_prio_send_advert() {
+        let v = vips();
+        let high = repr(VrrpVersion::V3, 250, 100, &v);
+        // Default: give way without a word.
+        let (mut i, _) = master_200(|_| {});
+        let a = i.handle(t(5000), advert(9, &high));
+        assert!(!a.iter().any(|a| matches!(a, Action::SendAdvert { .. })), "{a:?}");
+        assert_eq!(i.state(), State::Backup);
+        // higher_prio_send_advert: our own advert first, then release and backup.
+        let (mut i, _) = master_200(|c| c.higher_prio_send_advert = true);
+        let a = i.handle(t(5000), advert(9, &high));
+        assert_eq!(a[0], Action::SendAdvert { priority: 200 });
+        assert_eq!(a[1], Action::RemoveVips);
+        assert_eq!(transitions(&a).as_slice(), &[(State::Master, State::Backup, Reason::Preempted)]);
+        // Equal priority, larger address: the same.
+        let (mut i, _) = master_200(|c| c.higher_prio_send_advert = true);
+        let a = i.handle(t(5000), advert(9, &repr(VrrpVersion::V3, 200, 100, &v)));
+        assert_eq!(a[0], Action::SendAdvert { priority: 200 });
+        assert_eq!(i.state(), State::Backup);
+    }
+
+    #[test]
+    fn test_down_timer_adverts() {
+        let v = vips();
+        for (n, vers) in [(1u8, VrrpVersion::V3), (5, VrrpVersion::V3), (100, VrrpVersion::V2), (3, VrrpVersion::V2)] {
+            let mut c = config(vers, 150, 5);
+            c.down_timer_adverts = n;
+            assert_eq!(c.validate(), Ok(()));
+            let mut i = Instance::new(c);
+            let skew = i.skew_time(Duration::from_secs(1));
+            assert_eq!(i.master_down_interval(Duration::from_secs(1)), Duration::from_secs(u64::from(n)) + skew);
+            // A backup hearing a master at t=1 s takes over N intervals and the skew later.
+            i.handle(t(0), Input::Startup);
+            i.handle(t(1000), advert(9, &repr(vers, 200, 100, &v)));
+            let at = t(1000) + Duration::from_secs(u64::from(n)) + skew;
+            assert_eq!(i.poll_at(), Some(at), "down_timer_adverts {n}");
+            assert!(i.handle(t(1000) + Duration::from_secs(u64::from(n)), Input::Timer).is_empty());
+            let a = i.handle(at, Input::Timer);
+            assert_eq!(transitions(&a).as_slice(), &[(State::Backup, State::Master, Reason::MasterDown)]);
+        }
+        // VRRPv3 uses the interval learned from the master.
+        let mut c = config(VrrpVersion::V3, 150, 5);
+        c.down_timer_adverts = 2;
+        let mut i = Instance::new(c);
+        i.handle(t(0), Input::Startup);
+        i.handle(t(1000), advert(9, &repr(VrrpVersion::V3, 200, 50, &v)));
+        let mai = Duration::from_centis(50);
+        assert_eq!(i.poll_at(), Some(t(1000) + Duration::from_millis(1000) + i.skew_time(mai)));
+        for bad in [0u8, 101, 255] {
+            let mut c = config(VrrpVersion::V3, 150, 5);
+            c.down_timer_adverts = bad;
+            assert_eq!(c.validate(), Err(crate::vrrp::ConfigError::DownTimerAdverts));
+        }
     }
 }

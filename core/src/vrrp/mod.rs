@@ -35,7 +35,8 @@ pub use config::{
 #[cfg(feature = "alloc")]
 pub use engine::Growable;
 pub use engine::{
-    AddError, Engine, Fixed, Group, Output, Received, Record, Storage, Stray, Table, VipHold, VrKey,
+    AddError, Engine, Fixed, Group, Output, Received, Record, RxLower, Storage, Stray, Table, VipHold,
+    VrKey,
 };
 pub use group::{SyncGroup, MAX_GROUP};
 pub use instance::{
