@@ -24,6 +24,8 @@
 # 7. the daemon (`hav-linux -f CONF`) runs the checkers: killing a real
 #    server's service removes it / sets weight 0, the sorry server appears
 #    when all are down (skipped while the daemon does not run the director)
+# 8. the daemon runs an ldirectord.cf: its HTTP negotiate check sets a dead
+#    real server's weight to 0 (quiescent), SIGTERM removes the service
 # Closes with "N passed, N failed"; exits 1 if any check failed.
 set -uo pipefail
 
@@ -345,6 +347,36 @@ if [[ -x "$here/ipvs-daemon.sh" ]]; then
 else
   bad "daemon checks: tests/vm/ipvs-daemon.sh is missing from the repository"
 fi
+
+# ------------------------------------------------- 8. daemon, ldirectord.cf
+section "the daemon runs an ldirectord.cf: HTTP negotiate checks, quiescent"
+until_ok() { local end=$((SECONDS + $1)); shift; while ((SECONDS < end)); do "$@" && return 0; sleep 0.2; done; "$@"; }
+ld_pids=()
+for n in 1 2; do
+  ip addr add "10.99.3.$n/32" dev hav-d0
+  mkdir -p "$work/ld$n"; echo "alive ld$n" >"$work/ld$n/index.html"
+  busybox httpd -f -p "10.99.3.$n:80" -h "$work/ld$n" & ld_pids+=($!)
+done
+cat >"$work/ldirectord.cf" <<'EOF'
+checkinterval=1
+checktimeout=1
+virtual=192.0.2.160:80
+	real=10.99.3.1:80 masq 2
+	real=10.99.3.2:80 masq 1
+	service=http
+	request="index.html"
+	receive="^alive"
+	scheduler=rr
+EOF
+"$HAV" -f "$work/ldirectord.cf" -n --control "$work/ld.sock" --pid "$work/ld.pid" 2>"$work/ld.log" & ld_daemon=$!
+check "ldirectord.cf daemon: both real servers in the table" \
+  until_ok 10 bash -c "ipvsadm -Ln | grep -q '10.99.3.1:80 .*Masq *2' && ipvsadm -Ln | grep -q '10.99.3.2:80 .*Masq *1'"
+kill "${ld_pids[0]}"
+check "ldirectord.cf daemon: a failed HTTP check sets weight 0 (quiescent=yes, the default)" \
+  until_ok 10 bash -c "ipvsadm -Ln | grep -q '10.99.3.1:80 .*Masq *0 '"
+kill "$ld_daemon"; wait "$ld_daemon" 2>/dev/null
+check "ldirectord.cf daemon: SIGTERM removes its virtual service" bash -c "! ipvsadm -Ln | grep -q 192.0.2.160"
+kill "${ld_pids[@]}" 2>/dev/null; wait "${ld_pids[@]}" 2>/dev/null
 
 kill "${httpd_pids[@]}" 2>/dev/null; wait "${httpd_pids[@]}" 2>/dev/null
 ipvsadm -C
