@@ -125,3 +125,47 @@ fn vip_options_reach_the_kernel_as_from_keepalived() {
     assert!(hav.iter().any(|l| l.contains("fd00::70/64") && l.contains("home") && l.contains("noprefixroute")), "{hav:?}");
     assert_eq!(hav, keepalived, "hav's VIPs differ from keepalived's");
 }
+
+/// Routed unicast: keepalived and hav on two subnets with a router between them, so each
+/// advert arrives with TTL 254. hav accepts a peer's adverts within its `min_ttl`/`max_ttl`
+/// (keepalived's rule for unicast peers: routed peers work) and stays backup behind
+/// keepalived; with `min_ttl 255` the same adverts are dropped and hav takes over.
+#[test]
+fn routed_unicast_peers_within_their_ttl_bounds() {
+    if skip_unless("routed_unicast_peers_within_their_ttl_bounds", &[Need::Root, Need::Keepalived]) {
+        return;
+    }
+    let (a, r, b) = (
+        Netns::new(&hav_tests::netns::unique("ua")).expect("ns"),
+        Netns::new(&hav_tests::netns::unique("ur")).expect("ns"),
+        Netns::new(&hav_tests::netns::unique("ub")).expect("ns"),
+    );
+    let _l1 = hav_tests::netns::veth(&a, "eth0", &r, "ra").expect("veth");
+    let _l2 = hav_tests::netns::veth(&b, "eth0", &r, "rb").expect("veth");
+    a.add_addr("eth0", "10.61.1.1/24").expect("addr");
+    b.add_addr("eth0", "10.61.2.1/24").expect("addr");
+    r.add_addr("ra", "10.61.1.254/24").expect("addr");
+    r.add_addr("rb", "10.61.2.254/24").expect("addr");
+    r.sysctl("ipv4.ip_forward", "1").expect("forwarding");
+    a.ip(&["route", "add", "default", "via", "10.61.1.254"]).expect("route");
+    b.ip(&["route", "add", "default", "via", "10.61.2.254"]).expect("route");
+    let conf = |src: &str, peer: &str, prio: u8, ttl: &str| {
+        format!(
+            "vrrp_instance U {{\n  interface eth0\n  virtual_router_id 65\n  priority {prio}\n  advert_int 0.5\n  version 3\n  \
+             unicast_src_ip {src}\n  unicast_peer {{\n    {peer} {ttl}\n  }}\n  virtual_ipaddress {{\n    10.61.9.9/32\n  }}\n}}\n"
+        )
+    };
+    let k = Node::start(&a, Daemon::Keepalived, &conf("10.61.1.1", "10.61.2.1", 200, ""));
+    assert!(wait_until(Duration::from_secs(10), || k.holds("10.61.9.9")).is_some(), "keepalived never master\n{}", k.log());
+    // Within the bounds: hav hears keepalived (TTL 254) and stays backup.
+    let mut h = Node::start(&b, hav(), &conf("10.61.2.1", "10.61.1.1", 100, "min_ttl 250 max_ttl 255"));
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!h.holds("10.61.9.9"), "hav took over from a routed peer it hears\n{}", h.log());
+    assert!(k.holds("10.61.9.9"), "keepalived lost the VIP\n{}", k.log());
+    assert!(h.terminate(), "SIGTERM");
+    // Outside them: the same adverts are dropped, hav becomes master (two masters, as
+    // keepalived's own min_ttl makes them).
+    let h = Node::start(&b, hav(), &conf("10.61.2.1", "10.61.1.1", 100, "min_ttl 255"));
+    let took = wait_until(Duration::from_secs(10), || h.holds("10.61.9.9"));
+    assert!(took.is_some(), "hav did not drop adverts below its min_ttl\n{}", h.log());
+}

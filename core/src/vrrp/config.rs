@@ -130,6 +130,10 @@ pub struct InstanceConfig {
     pub vips: heapless::Vec<IpAddr, MAX_VIPS>,
     /// Unicast peers; empty means multicast to `mcast_group`.
     pub peers: heapless::Vec<IpAddr, MAX_PEERS>,
+    /// The TTLs accepted from each peer, `(min, max)` at the peer's index (`(0, 255)` when
+    /// absent: keepalived's `min_ttl` / `max_ttl`). Unicast adverts may be routed, so their
+    /// TTL is checked only against these; multicast adverts must arrive with TTL 255.
+    pub peer_ttl: heapless::Vec<(u8, u8), MAX_PEERS>,
     /// The multicast group adverts go to.
     pub mcast_group: IpAddr,
     /// How the VRRPv3 IPv4 checksum is computed.
@@ -173,6 +177,7 @@ impl InstanceConfig {
             primary_addr,
             vips: heapless::Vec::new(),
             peers: heapless::Vec::new(),
+            peer_ttl: heapless::Vec::new(),
             mcast_group: if primary_addr.is_ipv6() { MCAST_V6.into() } else { MCAST_V4.into() },
             checksum_mode: ChecksumMode::Rfc,
             check_adv_addr: true,
@@ -229,6 +234,20 @@ impl InstanceConfig {
     /// True when this router owns the addresses (priority 255).
     pub fn is_owner(&self) -> bool {
         self.priority == 255
+    }
+
+    /// Whether an advert from `src` may have arrived with `ttl`: multicast adverts only with
+    /// 255 (RFC 5798 section 7.1); unicast ones within the peer's `(min, max)` bounds, any TTL
+    /// from a source that is not a peer (the source check decides about those), as keepalived
+    /// accepts routed unicast peers.
+    pub fn ttl_ok(&self, src: IpAddr, ttl: u8) -> bool {
+        if !self.is_unicast() {
+            return ttl == crate::wire::VRRP_TTL;
+        }
+        match self.peers.iter().position(|p| *p == src) {
+            Some(i) => self.peer_ttl.get(i).is_none_or(|&(lo, hi)| (lo..=hi).contains(&ttl)),
+            None => true,
+        }
     }
 
     /// True when adverts go to unicast peers instead of the group.

@@ -929,7 +929,7 @@ impl Instance {
         if adv.src == c.primary_addr {
             return Err(DropReason::Own);
         }
-        if adv.ttl != VRRP_TTL {
+        if !c.ttl_ok(adv.src, adv.ttl) {
             return Err(DropReason::Ttl);
         }
         if r.version != c.version {
@@ -1324,11 +1324,27 @@ mod test {
     }
 
     #[test]
+    fn test_ttl_multicast_255_unicast_within_the_peer_bounds() {
+        let mut c = config(VrrpVersion::V2, 100, 2);
+        assert!(c.ttl_ok(ip(1), 255) && !c.ttl_ok(ip(1), 254), "multicast: 255 only");
+        c.peers.push(ip(1)).unwrap();
+        c.peers.push(ip(3)).unwrap();
+        c.peer_ttl.push((250, 254)).unwrap();
+        // A routed peer: its bounds decide.
+        assert!(c.ttl_ok(ip(1), 250) && c.ttl_ok(ip(1), 254));
+        assert!(!c.ttl_ok(ip(1), 249) && !c.ttl_ok(ip(1), 255));
+        // A peer without bounds, and a source that is no peer: any TTL (the source check
+        // decides about the latter).
+        assert!(c.ttl_ok(ip(3), 1) && c.ttl_ok(ip(9), 64));
+    }
+
+    #[test]
     fn test_receiver_checks() {
         let v = vips();
         let mut c = config(VrrpVersion::V2, 100, 2);
         c.auth = VrrpAuth::Simple(*b"secret\0\0");
         c.peers.push(ip(1)).unwrap();
+        c.peer_ttl.push((255, 255)).unwrap();
         let mut i = Instance::new(c);
         i.handle(t(0), Input::Startup);
         let mut r = repr(VrrpVersion::V2, 150, 100, &v);

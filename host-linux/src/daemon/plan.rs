@@ -274,11 +274,12 @@ fn plan_one(
     };
     core.check_unicast_src = inst.check_unicast_src;
     core.check_adv_addr = !config.global.vrrp_skip_check_adv_addr;
-    for peer in inst.unicast_peers.iter().map(|p| &p.address) {
+    for p in &inst.unicast_peers {
+        let peer = &p.address;
         if peer.is_ipv6() != ipv6 {
             return Err(err(inst, format!("unicast_peer {peer} is not of the instance's address family")));
         }
-        if core.peers.push(*peer).is_err() {
+        if core.peers.push(*peer).is_err() || core.peer_ttl.push((p.min_ttl, p.max_ttl)).is_err() {
             return Err(err(inst, format!("more than {MAX_PEERS} unicast peers")));
         }
     }
@@ -291,6 +292,9 @@ fn plan_one(
         lower_prio_repeat: clamp_u8(inst.garp.lower_prio_repeat),
         interval: to_core_duration(if ipv6 { config.global.vrrp_gna_interval } else { config.global.vrrp_garp_interval }),
     };
+    core.lower_prio_no_advert = inst.lower_prio_no_advert;
+    core.higher_prio_send_advert = inst.higher_prio_send_advert;
+    core.down_timer_adverts = inst.down_timer_adverts;
 
     let vmac = inst.vmac.as_ref().map(|v| VmacPlan {
         name: v.name.clone().unwrap_or_else(|| format!("vrrp.{}", inst.virtual_router_id)),
@@ -476,5 +480,22 @@ mod tests {
         assert_ne!(p[0].key, p[1].key);
         let p = planned(&(inst("A", "eth0", 7, "", "10.0.0.10/24") + &inst("B", "eth0", 7, "version 3", "fd00::10/64")));
         assert_eq!((p[0].key.ipv6, p[1].key.ipv6), (false, true));
+    }
+
+    #[test]
+    fn master_advert_options_reach_the_core() {
+        let opts = |p: &Planned| (p.core.lower_prio_no_advert, p.core.higher_prio_send_advert, p.core.down_timer_adverts);
+        let p = planned(&inst("A", "eth0", 7, "", "10.0.0.10/24"));
+        assert_eq!(opts(&p[0]), (false, false, 3));
+        // The global defaults, and an instance that overrides them.
+        let g = "global_defs {\n vrrp_lower_prio_no_advert\n vrrp_higher_prio_send_advert\n vrrp_down_timer_adverts 5\n}\n";
+        let own = "lower_prio_no_advert off\n higher_prio_send_advert no\n down_timer_adverts 1";
+        let p = planned(&(g.to_owned() + &inst("A", "eth0", 7, "", "10.0.0.10/24") + &inst("B", "eth0", 8, own, "10.0.0.11/24")));
+        assert_eq!(opts(&p[0]), (true, true, 5));
+        assert_eq!(opts(&p[1]), (false, false, 1));
+        assert_eq!(p[0].core.validate(), Ok(()));
+        // vrrp_strict implies lower_prio_no_advert and clears higher_prio_send_advert.
+        let p = planned(&("global_defs {\n vrrp_strict\n vrrp_higher_prio_send_advert\n}\n".to_owned() + &inst("A", "eth0", 7, "lower_prio_no_advert off", "10.0.0.10/24")));
+        assert_eq!(opts(&p[0]), (true, false, 3));
     }
 }
