@@ -115,3 +115,26 @@ fn an_address_already_local_is_announced_and_left_in_place() {
     let got = ns.ip(&["route", "get", "192.0.2.11"]).expect("route get");
     assert!(got.starts_with("local 192.0.2.11"), "the address's own local route stays: {got}");
 }
+
+#[test]
+fn an_ipv6_virtual_server_gets_slash_128_routes() {
+    if skip_unless_root("an_ipv6_virtual_server_gets_slash_128_routes") {
+        return;
+    }
+    let ns = Netns::new(&unique("an")).expect("netns");
+    ns.link_up("lo").expect("lo up");
+    let conf = "virtual_server 2001:db8::10 80 {\n  lb_algo mh\n  mh-fallback\n  inhibit_on_failure\n  announce {\n    proto 251\n  }\n  real_server 2001:db8:1::1 80 {\n  }\n}\n";
+    let c = config::load_str(Path::new("a.conf"), conf).expect("valid").config;
+    let mut a = Announcer::new();
+    ns.enter(|| a.reconcile(&c, |_| true));
+    let r = ns.ip(&["-6", "route", "show", "table", "all", "proto", "251"]).expect("ip route");
+    assert!(r.contains("blackhole 2001:db8::10 "), "{r}");
+    assert!(r.contains("local 2001:db8::10 dev lo table local"), "{r}");
+    let got = ns.ip(&["-6", "route", "get", "2001:db8::10"]).expect("route get");
+    assert!(got.starts_with("local 2001:db8::10"), "{got}");
+    ns.enter(|| {
+        a.withdraw_all();
+        a.release();
+    });
+    assert_eq!(ns.ip(&["-6", "route", "show", "table", "all", "proto", "251"]).expect("ip route").trim(), "");
+}
