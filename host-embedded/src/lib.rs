@@ -34,4 +34,4 @@ mod igmp;
 mod router;
 
 pub use config::{ConfigError, NodeConfig, MAX_GROUPS, MAX_IFACE_ADDRS, MAX_INSTANCES, MAX_STORED_LEN};
-pub use router::{Event, Resources, Router, RouterError, RAW_BUFFER, RAW_PACKETS};
+pub use router::{Event, Resources, Router, RouterError, RAW_BUFFER, RAW_PACKETS, SHUTDOWN_FLUSH};

@@ -35,6 +35,8 @@ pub const RAW_PACKETS: usize = 4;
 /// Bytes of packet data the raw VRRP socket queues in each direction. An
 /// advert with 8 IPv4 addresses is 60 bytes with its IP header.
 pub const RAW_BUFFER: usize = 1024;
+/// Longest [`Router::shutdown`] waits for its priority-0 adverts to leave.
+pub const SHUTDOWN_FLUSH: embassy_time::Duration = embassy_time::Duration::from_millis(100);
 /// Unsolicited IGMP reports sent after startup and after each link-up.
 const IGMP_REPORTS: u8 = 2;
 /// Spacing of those reports (and delay of the first).
@@ -284,11 +286,44 @@ impl<'a, D: Driver> Router<'a, D> {
 
     /// Runs the node forever: starts the instances, then serves the network
     /// and the timers. Cancel-safe: dropping the future stops the node where
-    /// it is (for a clean exit, there is no priority-0 advert).
+    /// it is, sending nothing; [`Router::shutdown`] then makes it a clean
+    /// stop (priority-0 adverts, VIPs released).
     pub async fn run(&mut self) -> ! {
         loop {
             poll_fn(|cx| self.poll(cx)).await;
         }
+    }
+
+    /// Stops the node cleanly: every master sends an advert with priority 0
+    /// and releases its VIPs, so that a backup takes over after Skew_Time
+    /// instead of Master_Down_Interval, and every instance goes back to
+    /// Initialize (hav-core's `Input::Shutdown`). Returns once those adverts
+    /// have been handed to the driver, or after [`SHUTDOWN_FLUSH`] when it
+    /// cannot take them (a unicast peer whose address does not resolve).
+    ///
+    /// Call it after dropping the [`Router::run`] future. A later
+    /// [`Router::run`] starts the instances afresh.
+    pub async fn shutdown(&mut self) {
+        let now = core_now();
+        let mut out = Outputs::new();
+        self.engine.broadcast(now, Input::Shutdown, &mut |o| keep(&mut out, o));
+        self.apply(now, out);
+        self.started = false;
+        self.timer = None;
+        let give_up = embassy_time::Instant::now() + SHUTDOWN_FLUSH;
+        while embassy_time::Instant::now() < give_up {
+            let sent = poll_fn(|cx| {
+                self.poll_iface(cx, core_now());
+                self.send_garps(cx);
+                Poll::Ready(self.sockets.get::<raw::Socket<'_>>(self.raw).send_queue() == 0)
+            })
+            .await;
+            if sent {
+                return;
+            }
+            Timer::after_millis(1).await;
+        }
+        warn!("vrrp: shutdown adverts not all sent");
     }
 
     // One pass of work, then the wakers: the driver's (a frame arrived, a

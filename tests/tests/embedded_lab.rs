@@ -223,8 +223,9 @@ struct Emb {
     cfg: PathBuf,
     log: PathBuf,
     pid: Option<u32>,
-    // QEMU, and the thread that stamps its serial output into the log.
-    qemu: Option<(Child, std::thread::JoinHandle<()>)>,
+    // QEMU, the console's input, and the thread that stamps its serial
+    // output into the log.
+    qemu: Option<(Child, std::process::ChildStdin, std::thread::JoinHandle<()>)>,
     // Byte offset of the log where the current run starts.
     start_at: usize,
     mac: [u8; 6],
@@ -323,12 +324,13 @@ impl Emb {
             .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
             .args(["-nic", &nic, "-device", &loader, "-kernel"])
             .arg(&elf)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
             .expect("spawn qemu-system-arm");
         let out = child.stdout.take().expect("qemu stdout");
+        let console = child.stdin.take().expect("qemu stdin");
         let stamper = std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 let us = now_us();
@@ -339,7 +341,14 @@ impl Emb {
                 }
             }
         });
-        self.qemu = Some((child, stamper));
+        self.qemu = Some((child, console, stamper));
+    }
+
+    /// Types `line` on the firmware's console (UART 0, QEMU's stdin).
+    fn console(&mut self, line: &str) {
+        let (_, console, _) = self.qemu.as_mut().expect("the firmware runs");
+        console.write_all(format!("{line}\n").as_bytes()).expect("write to the console");
+        console.flush().expect("flush the console");
     }
 
     /// SIGKILL (the runner, or QEMU), then the link goes down.
@@ -352,7 +361,7 @@ impl Emb {
     }
 
     fn kill_qemu(&mut self) {
-        if let Some((mut child, stamper)) = self.qemu.take() {
+        if let Some((mut child, _console, stamper)) = self.qemu.take() {
             let _ = child.kill();
             let _ = child.wait();
             let _ = stamper.join();
@@ -845,6 +854,53 @@ fn qemu_hav_linux_v2_hav_linux_master() {
         return;
     }
     scenario_on(Node::Qemu, PeerKind::HavLinux, V2, false);
+}
+
+/// The firmware master stops cleanly (`stop` on its console): it sends a
+/// priority-0 advert and releases the VIP, and the peer takes over after
+/// Skew_Time (0.305 s at priority 100, 0.5 s), where a silent master would
+/// leave it waiting Master_Down_Interval after the last advert (at least
+/// 1.805 - 0.5 s).
+fn clean_stop(kind: PeerKind) {
+    let e = V3;
+    let lab = Lab::new(1).expect("lab");
+    let dir = Scratch::new("embstop");
+    let mut emb = Emb::new(&lab, &dir, e, 150, Node::Qemu).expect("embedded node");
+    let mut peer = Peer::new(kind, &lab, &dir, e, 100);
+    let t = e.takeover_timeout();
+    peer.start();
+    emb.start();
+    emb.wait_state("MASTER", t);
+    sleep(Duration::from_secs_f64(e.advert_int * 4.0));
+    assert!(!peer.holds_vip(), "{kind:?} must be backup before the stop");
+    let asked = Instant::now();
+    emb.console("stop");
+    let ev = emb.wait_state("INIT", Duration::from_secs(5));
+    assert_eq!((ev.from.as_str(), ev.reason.as_str()), ("MASTER", "Shutdown"), "{ev:?}");
+    peer.wait_master(t);
+    let took = asked.elapsed();
+    eprintln!("{kind:?} took over {took:?} after the firmware's clean stop");
+    assert!(
+        took < Duration::from_millis(1100),
+        "{kind:?} took over {took:?} after the clean stop: not after Skew_Time, so no priority-0 advert"
+    );
+    assert_vip_answers(&lab, peer.mac, "the peer after the firmware's clean stop");
+}
+
+#[test]
+fn qemu_keepalived_clean_stop() {
+    if skip_unless("qemu_keepalived_clean_stop", QEMU_KEEPALIVED_NEEDS) {
+        return;
+    }
+    clean_stop(PeerKind::Keepalived);
+}
+
+#[test]
+fn qemu_hav_linux_clean_stop() {
+    if skip_unless("qemu_hav_linux_clean_stop", QEMU_NEEDS) {
+        return;
+    }
+    clean_stop(PeerKind::HavLinux);
 }
 
 #[test]

@@ -9,11 +9,14 @@
 //! - [`load_config`]: the stored config read from the board's flash, or the
 //!   default, with the reason logged;
 //! - [`serve`]: the router on the board's driver, each state change logged
-//!   as an `EVENT` line (the lab tests and benchmarks read those).
+//!   as an `EVENT` line (the lab tests and benchmarks read those), until
+//!   the board's stop request, then a clean stop (priority-0 adverts).
 #![no_std]
 
+use core::future::Future;
 use core::net::{IpAddr, Ipv4Addr};
 
+use embassy_futures::select::{select, Either};
 use embassy_net_driver::Driver;
 use hav_core::vrrp::InstanceConfig;
 use hav_embedded::{Event, NodeConfig, Resources, Router};
@@ -84,9 +87,13 @@ pub fn log_event(e: &Event) {
     }
 }
 
-/// Runs the node forever on `device`: builds the router for `node` in
-/// `cell` (a `static`, so that its size counts as static RAM), logs its
-/// events with [`log_event`], and serves.
+/// Runs the node on `device` until `stop` completes, then stops it cleanly
+/// and idles: builds the router for `node` in `cell` (a `static`, so that
+/// its size counts as static RAM), logs its events with [`log_event`] and
+/// serves; when `stop` completes (a console command, a button), every
+/// master sends priority-0 adverts and releases its VIPs
+/// ([`Router::shutdown`]), so a backup takes over after Skew_Time. A board
+/// with no stop request passes `core::future::pending()`.
 ///
 /// # Panics
 /// When `node` is invalid (a config from [`load_config`] has been
@@ -96,6 +103,7 @@ pub async fn serve<D: Driver>(
     node: &'static NodeConfig,
     res: &'static mut Resources<'static>,
     cell: &'static StaticCell<Router<'static, D>>,
+    stop: impl Future<Output = ()>,
 ) -> ! {
     let router = match Router::new(device, node, res) {
         Ok(r) => cell.init(r),
@@ -110,5 +118,12 @@ pub async fn serve<D: Driver>(
         }
     };
     router.set_observer(log_event);
-    router.run().await
+    match select(router.run(), stop).await {
+        Either::First(never) => never,
+        Either::Second(()) => {}
+    }
+    say!(info, "stop requested: priority 0 for every master, VIPs released");
+    router.shutdown().await;
+    say!(info, "stopped");
+    core::future::pending().await
 }

@@ -7,7 +7,8 @@
 //!   sector, the NVIC, the interrupt handler);
 //! - `lan9118`: the Ethernet driver (`embassy-net-driver`);
 //! - `time`: embassy's time driver on SysTick;
-//! - `uart`: the log on UART 0 (QEMU's `-serial stdio`).
+//! - `uart`: the console on UART 0 (QEMU's `-serial stdio`): the log out,
+//!   and the command `stop` in (a clean stop: priority-0 adverts).
 //!
 //! The node config is read from the config sector at 0x003F_0000 (QEMU:
 //! `-device loader,file=node.cfg,addr=0x3f0000,force-raw=on`), the stored
@@ -51,7 +52,8 @@ async fn main(_spawner: Spawner) -> ! {
         Some(mac) => eth.set_mac(mac),
         None => node.mac = Some(eth.mac()),
     }
-    hav_firmware::serve(eth, node, RESOURCES.init(Resources::new()), &ROUTER).await
+    // `stop` on the console: priority-0 adverts, VIPs released.
+    hav_firmware::serve(eth, node, RESOURCES.init(Resources::new()), &ROUTER, uart::wait_stop()).await
 }
 
 #[panic_handler]

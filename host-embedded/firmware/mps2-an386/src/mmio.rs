@@ -33,7 +33,7 @@ impl Regs {
     /// When `off` is not 4-aligned or lies outside the block.
     #[inline]
     pub(crate) fn read(self, off: usize) -> u32 {
-        assert!(off % 4 == 0 && off + 4 <= self.len, "register offset out of the block");
+        assert!(off.is_multiple_of(4) && off + 4 <= self.len, "register offset out of the block");
         // SAFETY: `new`'s contract makes every aligned word of the block a
         // device register; the assert keeps `off` inside it.
         unsafe { core::ptr::read_volatile((self.base + off) as *const u32) }
@@ -45,7 +45,7 @@ impl Regs {
     /// When `off` is not 4-aligned or lies outside the block.
     #[inline]
     pub(crate) fn write(self, off: usize, value: u32) {
-        assert!(off % 4 == 0 && off + 4 <= self.len, "register offset out of the block");
+        assert!(off.is_multiple_of(4) && off + 4 <= self.len, "register offset out of the block");
         // SAFETY: as in `read`.
         unsafe { core::ptr::write_volatile((self.base + off) as *mut u32, value) }
     }

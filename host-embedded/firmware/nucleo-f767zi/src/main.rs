@@ -106,5 +106,7 @@ async fn main(_spawner: Spawner) -> ! {
         p.PC1,
     );
 
-    hav_firmware::serve(device, node, RESOURCES.init(Resources::new()), &ROUTER).await
+    // No stop request on this board yet (the user button could be one).
+    let stop = core::future::pending();
+    hav_firmware::serve(device, node, RESOURCES.init(Resources::new()), &ROUTER, stop).await
 }
