@@ -857,6 +857,9 @@ pub fn parse(file: &Path, text: &str) -> Result<(Vec<Node>, Vec<Warning>), Confi
             global_option(&mut r, &line)?;
         }
     }
+    if virtuals.is_empty() {
+        r.warn(&Location::file(file.clone()), "no virtual= section: there is no virtual service to run");
+    }
     let mut nodes = Vec::new();
     for v in &virtuals {
         nodes.push(virtual_server(&mut r, v, &global)?);
@@ -1613,10 +1616,12 @@ virtual_server 192.168.6.240 80 {
         assert!(t.contains("    ops\n") && t.contains("PING_CHECK {\n            connect_timeout 6"), "{t}");
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(err("virtual=10.0.0.1:9000\n    ops=yes\n"), "ld.cf:2:9: ops=yes is for UDP services only");
+        let (t, w) = nodes("checktimeout=3\n").expect("valid");
+        assert_eq!((t.as_str(), w.as_slice()), ("", ["ld.cf: no virtual= section: there is no virtual service to run".to_string()].as_slice()));
         let (_, w) = nodes("callback=\"/x\"\nexecute=\"other.cf\"\nreaddquiescent=no\nreaddquiescent=yes\nemailalertfrom=a@b\nsmtp=192.0.2.25\nsupervised=no\nautoreload=no\n").expect("valid");
         let at: Vec<&str> = w.iter().map(|w| w.split(' ').next().unwrap_or("")).collect();
         // readdquiescent=yes is what hav does; set twice, it warns that it replaces the first.
-        assert_eq!(at, ["ld.cf:1:1:", "ld.cf:2:1:", "ld.cf:3:1:", "ld.cf:4:1:", "ld.cf:5:1:", "ld.cf:6:1:"], "{w:#?}");
+        assert_eq!(at, ["ld.cf:1:1:", "ld.cf:2:1:", "ld.cf:3:1:", "ld.cf:4:1:", "ld.cf:5:1:", "ld.cf:6:1:", "ld.cf:"], "{w:#?}");
         assert!(w[3].contains("'readdquiescent' is set again"), "{w:?}");
         assert_eq!(err("virtual6=10.0.0.1:80\n"), "ld.cf:1:10: virtual6 takes an IPv6 address: [2001:db8::1]:80");
         assert_eq!(err("fallback6=127.0.0.1:80\n"), "ld.cf:1:11: 'fallback6' takes an IPv6 address in brackets");
