@@ -73,6 +73,12 @@ pub struct GlobalDefs {
     pub vrrp_gna_interval: Duration,
     /// `vrrp_strict`: RFC-strict mode.
     pub vrrp_strict: bool,
+    /// `vrrp_lower_prio_no_advert`: the default of the instances' `lower_prio_no_advert`.
+    pub vrrp_lower_prio_no_advert: bool,
+    /// `vrrp_higher_prio_send_advert`: the default of the instances' `higher_prio_send_advert`.
+    pub vrrp_higher_prio_send_advert: bool,
+    /// `vrrp_down_timer_adverts` (1..=100): the default of the instances' `down_timer_adverts`, 3.
+    pub vrrp_down_timer_adverts: u8,
     /// `nftables [NAME]`, `nftables_priority`, `nftables_counters`: the tables of accept mode
     /// off ([`crate::net::nft`]); keepalived's defaults when none is given.
     pub nftables: crate::net::nft::Settings,
@@ -150,6 +156,9 @@ impl Default for GlobalDefs {
             vrrp_garp_interval: Duration::ZERO,
             vrrp_gna_interval: Duration::ZERO,
             vrrp_strict: false,
+            vrrp_lower_prio_no_advert: false,
+            vrrp_higher_prio_send_advert: false,
+            vrrp_down_timer_adverts: 3,
             nftables: crate::net::nft::Settings::default(),
             vrrp_version: VrrpVersion::V2,
             vrrp_check_unicast_src: false,
@@ -237,6 +246,13 @@ impl GlobalDefs {
                 "vrrp_strict" => {
                     self.vrrp_strict = ctx.flag(n)?;
                     ctx.not_acted(n, BLOCK);
+                }
+                "vrrp_lower_prio_no_advert" => self.vrrp_lower_prio_no_advert = ctx.flag(n)?,
+                "vrrp_higher_prio_send_advert" => self.vrrp_higher_prio_send_advert = ctx.flag(n)?,
+                "vrrp_down_timer_adverts" => {
+                    if let Some(v) = ctx.down_timer_adverts(n)? {
+                        self.vrrp_down_timer_adverts = v;
+                    }
                 }
                 "nftables" => {
                     if let Some(a) = n.args.first() {

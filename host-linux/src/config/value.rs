@@ -143,6 +143,19 @@ impl Ctx {
         Ok(u32::try_from(v).unwrap_or(max))
     }
 
+    /// `down_timer_adverts` / `vrrp_down_timer_adverts`: 1..=100 adverts. keepalived logs a
+    /// value out of range and keeps the default; so does hav (`None`), with a warning.
+    pub(crate) fn down_timer_adverts(&mut self, node: &Node) -> Result<Option<u8>, ConfigError> {
+        let v = self.int(node, i64::MIN, i64::MAX)?;
+        match u8::try_from(v) {
+            Ok(n @ 1..=100) => Ok(Some(n)),
+            _ => {
+                self.warn(&node.loc, format!("{} {v} is outside 1..100; the default is kept, as keepalived does", node.keyword));
+                Ok(None)
+            }
+        }
+    }
+
     /// A time in seconds, fractions allowed.
     pub(crate) fn timer(&mut self, node: &Node) -> Result<Duration, ConfigError> {
         let arg = self.value(node)?;

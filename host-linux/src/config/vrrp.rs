@@ -151,7 +151,8 @@ pub struct Notify {
     pub fault: Option<Script>,
     /// `notify_stop`.
     pub stop: Option<Script>,
-    /// `notify_master_rx_lower_pri` (not run by the daemon yet).
+    /// `notify_master_rx_lower_pri`: run without arguments when the instance, as master,
+    /// receives a lower-priority advert.
     pub master_rx_lower_pri: Option<Script>,
     /// `notify_deleted`: run when a reload removes the instance (not run yet).
     pub deleted: Option<Script>,
@@ -261,6 +262,15 @@ pub struct VrrpInstance {
     pub unicast_fault_no_peer: bool,
     /// `strict_mode`; the global `vrrp_strict` when absent.
     pub strict_mode: bool,
+    /// `lower_prio_no_advert`: as master, do not answer a lower-priority advert with one of
+    /// ours; the global `vrrp_lower_prio_no_advert` when absent, always on in strict mode.
+    pub lower_prio_no_advert: bool,
+    /// `higher_prio_send_advert`: as master, send an advert before giving way to a higher
+    /// priority; the global `vrrp_higher_prio_send_advert` when absent, off in strict mode.
+    pub higher_prio_send_advert: bool,
+    /// `down_timer_adverts` (1..=100): adverts in Master_Down_Interval; the global
+    /// `vrrp_down_timer_adverts` (3) when absent.
+    pub down_timer_adverts: u8,
     /// `virtual_rules { ... }`, kept as written; hav does not install them yet.
     pub virtual_rules: Vec<String>,
     /// `use_vmac`.
@@ -365,6 +375,14 @@ impl VrrpInstance {
                 ctx.warn(&self.location, format!("vrrp_instance {name}: accept mode breaks RFC 3768 in strict mode; it is turned off, as keepalived does"));
                 self.accept = false;
             }
+            if set.lower_prio_no_advert && !self.lower_prio_no_advert {
+                ctx.warn(&self.location, format!("vrrp_instance {name}: strict mode requires lower_prio_no_advert; it is turned on, as keepalived does"));
+            }
+            self.lower_prio_no_advert = true;
+            if self.higher_prio_send_advert {
+                ctx.warn(&self.location, format!("vrrp_instance {name}: strict mode does not allow higher_prio_send_advert; it is turned off, as keepalived does"));
+                self.higher_prio_send_advert = false;
+            }
             if set.lower_prio && (self.garp.lower_prio_repeat != 0 || !self.garp.lower_prio_delay.is_zero()) {
                 ctx.warn(&self.location, format!("vrrp_instance {name}: strict mode sends no lower-priority GARP burst; garp_lower_prio_* set to 0, as keepalived does"));
             }
@@ -385,6 +403,7 @@ impl VrrpInstance {
 struct Explicit {
     accept: bool,
     lower_prio: bool,
+    lower_prio_no_advert: bool,
 }
 
 const INSTANCE: &str = "vrrp_instance";
@@ -756,6 +775,9 @@ impl VrrpInstance {
             unicast_ttl: None,
             unicast_fault_no_peer: false,
             strict_mode: global.vrrp_strict,
+            lower_prio_no_advert: global.vrrp_lower_prio_no_advert,
+            higher_prio_send_advert: global.vrrp_higher_prio_send_advert,
+            down_timer_adverts: global.vrrp_down_timer_adverts,
             virtual_rules: Vec::new(),
             vmac: None,
             track_interfaces: Vec::new(),
@@ -781,6 +803,7 @@ impl VrrpInstance {
         let mut accept_set = false;
         let mut advert: Option<(f64, Location)> = None;
         let mut lower_delay_set = false;
+        let mut no_advert_set = false;
         let mut lower_repeat_set = false;
         let mut xmit_base = false;
         for e in ctx.children(n)? {
@@ -892,6 +915,16 @@ impl VrrpInstance {
                     vi.strict_mode = ctx.flag(e)?;
                     ctx.not_acted(e, INSTANCE);
                 }
+                "lower_prio_no_advert" => {
+                    vi.lower_prio_no_advert = ctx.flag(e)?;
+                    no_advert_set = true;
+                }
+                "higher_prio_send_advert" => vi.higher_prio_send_advert = ctx.flag(e)?,
+                "down_timer_adverts" => {
+                    if let Some(v) = ctx.down_timer_adverts(e)? {
+                        vi.down_timer_adverts = v;
+                    }
+                }
                 "use_vmac" => {
                     vi.vmac = Some(Vmac { name: e.args.first().map(|a| a.text.clone()), xmit_base: false });
                 }
@@ -952,7 +985,7 @@ impl VrrpInstance {
         if let Some(v) = vi.vmac.as_mut() {
             v.xmit_base = xmit_base;
         }
-        vi.settle(ctx, &Explicit { accept: accept_set, lower_prio: lower_delay_set || lower_repeat_set })?;
+        vi.settle(ctx, &Explicit { accept: accept_set, lower_prio: lower_delay_set || lower_repeat_set, lower_prio_no_advert: no_advert_set })?;
         if let Some((raw, at)) = advert {
             vi.advert_int = fix_advert_int(ctx, raw, vi.version, &at)?;
         }
@@ -1282,5 +1315,31 @@ mod tests {
         assert_eq!(vi.track_interfaces[1].weight, 0);
         assert_eq!(vi.track_scripts[0].weight, Some(5));
         assert!(vi.track_scripts[0].reverse);
+    }
+
+    #[test]
+    fn test_master_advert_options() {
+        let (vi, ctx) = instance("virtual_router_id 7").expect("valid");
+        assert_eq!((vi.lower_prio_no_advert, vi.higher_prio_send_advert, vi.down_timer_adverts), (false, false, 3));
+        assert!(ctx.warnings.is_empty());
+        let (vi, ctx) = instance("virtual_router_id 7\nlower_prio_no_advert\nhigher_prio_send_advert on\ndown_timer_adverts 100").expect("valid");
+        assert_eq!((vi.lower_prio_no_advert, vi.higher_prio_send_advert, vi.down_timer_adverts), (true, true, 100));
+        assert!(ctx.warnings.is_empty(), "{:?}", ctx.warnings);
+        // keepalived logs a value outside 1..100 and keeps the default.
+        for bad in ["0", "101", "-1"] {
+            let (vi, ctx) = instance(&format!("virtual_router_id 7\ndown_timer_adverts {bad}")).expect("valid");
+            assert_eq!(vi.down_timer_adverts, 3);
+            assert_eq!(ctx.warnings.len(), 1, "{bad}");
+            assert!(ctx.warnings[0].message.contains("outside 1..100"), "{}", ctx.warnings[0].message);
+            assert_eq!(ctx.warnings[0].location.line, 3);
+        }
+        // Strict mode: lower_prio_no_advert on, higher_prio_send_advert off, each with a warning when written otherwise.
+        let (vi, ctx) = instance("virtual_router_id 7\nstrict_mode\nlower_prio_no_advert off\nhigher_prio_send_advert").expect("valid");
+        assert_eq!((vi.lower_prio_no_advert, vi.higher_prio_send_advert), (true, false));
+        let texts: Vec<&str> = ctx.warnings.iter().map(|w| w.message.as_str()).collect();
+        assert!(texts.iter().any(|m| m.contains("requires lower_prio_no_advert")), "{texts:?}");
+        assert!(texts.iter().any(|m| m.contains("does not allow higher_prio_send_advert")), "{texts:?}");
+        let (vi, _) = instance("virtual_router_id 7\nstrict_mode").expect("valid");
+        assert!(vi.lower_prio_no_advert);
     }
 }

@@ -4,7 +4,13 @@
 //! - `notify_master` / `notify_backup` / `notify_fault` / `notify_stop` run without arguments;
 //! - `notify` runs with `TYPE NAME STATE PRIORITY` (`INSTANCE "VI_1" MASTER 100`);
 //! - each FIFO gets the line `TYPE "NAME" STATE PRIORITY`;
-//! - with `smtp_alert`, a mail goes to every `notification_email` through `smtp_server`.
+//! - with `smtp_alert`, a mail goes to every `notification_email` through `smtp_server`;
+//! - a master that receives a lower-priority advert runs `notify_master_rx_lower_pri` without
+//!   arguments and writes `INSTANCE "NAME" MASTER_RX_LOWER_PRI PRIORITY` (its own priority) to
+//!   the FIFOs, as keepalived does; `notify` is not run for it. These go through a lane of
+//!   their own ([`Notifier::master_rx_lower`]), so a stream of such adverts neither delays
+//!   nor replaces the notification of a state change, and runs at most one script per
+//!   [`MIN_GAP`].
 //!
 //! A flood of transitions (a hostile peer flipping an instance between MASTER and BACKUP a
 //! thousand times a second) must not fork a thousand scripts a second nor queue a thousand
@@ -84,6 +90,7 @@ pub struct Smtp {
 enum Channel {
     Scripts,
     Mail,
+    RxLower,
 }
 
 /// One lane: an instance's (or group's) scripts, or its mail.
@@ -102,12 +109,15 @@ enum Job {
     Scripts { state: String, scripts: Vec<(Script, Vec<String>, String)> },
     /// A mail.
     Mail { state: String, subject: String, body: String },
+    /// A master received a lower-priority advert: the FIFO line and `notify_master_rx_lower_pri`.
+    RxLower { line: String, script: Option<(Script, String)> },
 }
 
 impl Job {
     fn state(&self) -> &str {
         match self {
             Job::Scripts { state, .. } | Job::Mail { state, .. } => state,
+            Job::RxLower { .. } => RX_LOWER,
         }
     }
 }
@@ -273,6 +283,18 @@ impl Notifier {
         }
     }
 
+    /// Instance `name`, master with `priority`, received a lower-priority advert: queues
+    /// `notify_master_rx_lower_pri` and the FIFO line on the instance's own lane for these
+    /// (a newer one replaces one still waiting there). Cheap; callable from any thread.
+    pub fn master_rx_lower(&self, name: &str, notify: &Notify, priority: u8) {
+        if notify.master_rx_lower_pri.is_none() && self.inner.fifo.is_none() {
+            return;
+        }
+        let script = notify.master_rx_lower_pri.clone().map(|s| (s, format!("notify_master_rx_lower_pri {name}")));
+        let line = fifo_line(Kind::Instance, name, RX_LOWER, priority);
+        self.submit(Key { kind: Kind::Instance, name: name.to_owned(), channel: Channel::RxLower }, Job::RxLower { line, script });
+    }
+
     /// Runs the scripts of later notifications with `runner`'s settings (a reload changed
     /// `script_user` or `enable_script_security`). Cheap; callable from any thread.
     pub fn set_runner(&self, runner: Runner) {
@@ -378,18 +400,15 @@ impl Inner {
         match job {
             Job::Scripts { scripts, .. } => {
                 for (s, args, what) in scripts {
-                    // Refusals, timeouts and failed starts are logged by the runner.
-                    let runner = self.runner.read().unwrap_or_else(|p| p.into_inner()).clone();
-                    let outcome = runner.run(&s, None, &args, NOTIFY_TIMEOUT, &what).await;
-                    if let proc::Outcome::NoResources(e) = &outcome {
-                        crate::resource::report_exhaustion(&what, e);
-                    }
-                    if matches!(outcome, proc::Outcome::Exited(c) if c != 0) || matches!(outcome, proc::Outcome::Signaled(_)) {
-                        let held = lock(&self.failed_log).check(&what, std::time::Instant::now());
-                        if let Some(held_back) = held {
-                            tracing::warn!(script = %s.command, ?outcome, held_back, "{what}: notify script failed");
-                        }
-                    }
+                    self.run_script(&s, &args, &what).await;
+                }
+            }
+            Job::RxLower { line, script } => {
+                if let Some(fifo) = &self.fifo {
+                    fifo.push(line);
+                }
+                if let Some((s, what)) = script {
+                    self.run_script(&s, &[], &what).await;
                 }
             }
             Job::Mail { subject, body, .. } => {
@@ -402,6 +421,26 @@ impl Inner {
         }
     }
 }
+
+impl Inner {
+    async fn run_script(&self, s: &Script, args: &[String], what: &str) {
+        // Refusals, timeouts and failed starts are logged by the runner.
+        let runner = self.runner.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let outcome = runner.run(s, None, args, NOTIFY_TIMEOUT, what).await;
+        if let proc::Outcome::NoResources(e) = &outcome {
+            crate::resource::report_exhaustion(what, e);
+        }
+        if matches!(outcome, proc::Outcome::Exited(c) if c != 0) || matches!(outcome, proc::Outcome::Signaled(_)) {
+            let held = lock(&self.failed_log).check(&what.to_owned(), std::time::Instant::now());
+            if let Some(held_back) = held {
+                tracing::warn!(script = %s.command, ?outcome, held_back, "{what}: notify script failed");
+            }
+        }
+    }
+}
+
+/// keepalived's word, in the FIFO, for a master that received a lower-priority advert.
+pub const RX_LOWER: &str = "MASTER_RX_LOWER_PRI";
 
 fn kind_word(kind: Kind) -> &'static str {
     match kind {
@@ -643,6 +682,43 @@ mod tests {
         n.changed(Kind::Instance, "VI_1", &notify, "BACKUP", 100, false);
         n.drain(Duration::from_secs(5)).await;
         assert_eq!(std::fs::read_to_string(&out).expect("ran"), "INSTANCE VI_1 MASTER 100\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn test_rx_lower_runs_without_arguments_on_its_own_lane() {
+        let dir = temp("rxlower");
+        let (out, rx_out) = (dir.join("calls"), dir.join("rx"));
+        let rx = dir.join("rx.sh");
+        std::fs::write(&rx, format!("#!/bin/sh\necho \"rx $#\" >> {}\n", rx_out.display())).expect("script");
+        let rx = rx.to_str().expect("utf-8").to_owned();
+        let notify = Notify {
+            notify: Some(logging_script(&dir, &out, "0")),
+            master_rx_lower_pri: Some(Script { command: format!("/bin/sh {rx}"), argv: vec!["/bin/sh".into(), rx], user: None }),
+            ..Notify::default()
+        };
+        let n = Notifier::new(&Config::default(), None);
+        // A second of lower-priority adverts at 1 kHz, with one state change in the middle.
+        let t = Instant::now();
+        for i in 0..1000 {
+            n.master_rx_lower("VI_1", &notify, 150);
+            if i == 500 {
+                n.changed(Kind::Instance, "VI_1", &notify, "MASTER", 150, false);
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        n.drain(Duration::from_secs(10)).await;
+        let runs = std::fs::read_to_string(&rx_out).expect("the rx script ran");
+        assert!(runs.lines().all(|l| l == "rx 0"), "run without arguments: {runs}");
+        // One run per MIN_GAP at most, plus the one pending at the end.
+        let most = (secs / MIN_GAP.as_secs_f64()).ceil() as usize + 2;
+        assert!((2..=most).contains(&runs.lines().count()), "{} runs in {secs:.2} s", runs.lines().count());
+        // The state change is notified (and `notify` is not run for MASTER_RX_LOWER_PRI).
+        assert_eq!(std::fs::read_to_string(&out).expect("notify ran"), "INSTANCE VI_1 MASTER 150\n");
+        // Nothing configured for it: nothing queued.
+        n.master_rx_lower("VI_2", &Notify::default(), 150);
+        assert!(!lock(&n.inner.lanes).keys().any(|k| k.name == "VI_2"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -782,6 +782,9 @@ impl Daemon {
             let Some(bytes) = rx.bufs[*i].get(r.offset..r.offset + r.len) else { continue };
             let from = EngineRx { ifindex: r.ifindex, src: r.src, dst: r.dst, ttl: r.ttl };
             self.engine.receive(now, &from, bytes, &mut |o| out.push(o));
+            if let Some(rx) = self.engine.poll_rx_lower() {
+                self.master_rx_lower(rx.idx, rx.priority, r.src);
+            }
         }
         if !out.is_empty() {
             self.exec(out);
@@ -1209,6 +1212,16 @@ impl Daemon {
         if let Some(f) = self.firewall.take() {
             f.stop();
         }
+    }
+
+    /// Instance `idx`, master, accepted a lower-priority advert from `src`: keepalived's
+    /// MASTER_RX_LOWER_PRI (`notify_master_rx_lower_pri`, the FIFO line), paced by the notifier.
+    fn master_rx_lower(&self, idx: usize, priority: u8, src: std::net::IpAddr) {
+        let r = &self.engine.records()[idx];
+        let ours = r.instance().effective_priority();
+        tracing::debug!(instance = %r.meta.name, %src, priority, ours, "master received an advert with a lower priority");
+        let _in_aux = self.aux.enter();
+        self.notifier.master_rx_lower(&r.meta.name, &r.meta.notify, ours);
     }
 
     /// Runs notify scripts, the FIFO and SMTP on the auxiliary runtime.
