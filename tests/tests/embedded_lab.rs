@@ -315,13 +315,14 @@ impl Emb {
     /// of node read the same.
     fn start_qemu(&mut self) {
         let elf = firmware_elf();
-        let nic = format!("tap,ifname=tap0,script=no,downscript=no,mac={}", mac_str(self.mac));
+        let nic = format!("tap,id=uplink,ifname=tap0,script=no,downscript=no,mac={}", mac_str(self.mac));
+        let monitor = format!("unix:{},server=on,wait=off", self.monitor_path().display());
         let loader = format!("loader,file={},addr=0x3f0000,force-raw=on", self.cfg.display());
         let mut log = std::fs::File::options().create(true).append(true).open(&self.log).expect("log");
         let stderr = log.try_clone().expect("log");
         let mut child = Command::new("ip")
             .args(["netns", "exec", self.ns.name(), "qemu-system-arm", "-M", "mps2-an386"])
-            .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
+            .args(["-display", "none", "-monitor", &monitor, "-serial", "stdio"])
             .args(["-nic", &nic, "-device", &loader, "-kernel"])
             .arg(&elf)
             .stdin(Stdio::piped())
@@ -342,6 +343,33 @@ impl Emb {
             }
         });
         self.qemu = Some((child, console, stamper));
+    }
+
+    fn monitor_path(&self) -> PathBuf {
+        self.log.with_extension("mon")
+    }
+
+    /// Runs `cmd` on QEMU's monitor (a unix socket) and returns once the
+    /// monitor has answered with its next prompt.
+    fn monitor(&self, cmd: &str) {
+        use std::io::Read;
+        let path = self.monitor_path();
+        let mut sock = wait_for("QEMU's monitor socket", Duration::from_secs(5), || {
+            std::os::unix::net::UnixStream::connect(&path).ok()
+        });
+        sock.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut seen = String::new();
+        let mut read_prompt = |sock: &mut std::os::unix::net::UnixStream, seen: &mut String, n: usize| {
+            let mut buf = [0u8; 1024];
+            while seen.matches("(qemu)").count() < n {
+                let got = sock.read(&mut buf).expect("read QEMU's monitor");
+                assert!(got > 0, "QEMU's monitor closed: {seen}");
+                seen.push_str(&String::from_utf8_lossy(&buf[..got]));
+            }
+        };
+        read_prompt(&mut sock, &mut seen, 1);
+        sock.write_all(format!("{cmd}\n").as_bytes()).expect("write QEMU's monitor");
+        read_prompt(&mut sock, &mut seen, 2);
     }
 
     /// Types `line` on the firmware's console (UART 0, QEMU's stdin).
@@ -901,6 +929,42 @@ fn qemu_hav_linux_clean_stop() {
         return;
     }
     clean_stop(PeerKind::HavLinux);
+}
+
+/// The uplink's link state drives the firmware: the LAN9118's PHY reports
+/// the link down (QEMU's `set_link uplink off`), the master goes to FAULT
+/// and the peer takes over; the link comes back, the firmware leaves FAULT
+/// and, with the higher priority, preempts.
+#[test]
+fn qemu_keepalived_uplink_link_state() {
+    if skip_unless("qemu_keepalived_uplink_link_state", QEMU_KEEPALIVED_NEEDS) {
+        return;
+    }
+    let e = V3;
+    let lab = Lab::new(1).expect("lab");
+    let dir = Scratch::new("emblink");
+    let mut emb = Emb::new(&lab, &dir, e, 150, Node::Qemu).expect("embedded node");
+    let mut peer = Peer::new(PeerKind::Keepalived, &lab, &dir, e, 100);
+    let t = e.takeover_timeout();
+    peer.start();
+    emb.start();
+    emb.wait_state("MASTER", t);
+    sleep(Duration::from_secs_f64(e.advert_int * 4.0));
+    assert!(!peer.holds_vip(), "keepalived must be backup while the firmware is master");
+
+    emb.monitor("set_link uplink off");
+    let ev = emb.wait_state("FAULT", Duration::from_secs(5));
+    assert_eq!((ev.from.as_str(), ev.reason.as_str()), ("MASTER", "Fault"), "{ev:?}");
+    peer.wait_master(t);
+    assert_vip_answers(&lab, peer.mac, "keepalived while the firmware's link is down");
+
+    emb.monitor("set_link uplink on");
+    let ev = emb.wait_nth_state("BACKUP", 2, Duration::from_secs(5));
+    assert_eq!((ev.from.as_str(), ev.reason.as_str()), ("FAULT", "FaultCleared"), "{ev:?}");
+    let ev = emb.wait_nth_state("MASTER", 2, t);
+    assert_eq!(ev.from, "BACKUP", "{ev:?}");
+    peer.wait_backup(t);
+    assert_vip_answers(&lab, emb.mac, "the firmware after its link came back");
 }
 
 #[test]
