@@ -210,14 +210,16 @@ fn config_test_writes_to_its_log_file() {
 
 #[test]
 fn options_hav_cannot_honour_warn_once_each() {
-    let out = hav(&["-t", "-f", &a_fixture(), "-S", "0", "-r", "/tmp/v.pid", "-c", "/tmp/c.pid", "-b", "/tmp/b.pid", "--perf"]);
+    let out = hav(&["-t", "-f", &a_fixture(), "-r", "/tmp/v.pid", "-c", "/tmp/c.pid", "-b", "/tmp/b.pid", "--perf"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    for w in ["-S 0:", "-r /tmp/v.pid:", "-c /tmp/c.pid:", "-b /tmp/b.pid:", "--perf:"] {
+    for w in ["-r /tmp/v.pid:", "-c /tmp/c.pid:", "-b /tmp/b.pid:", "--perf:"] {
         assert_eq!(err.matches(w).count(), 1, "{w} in:\n{err}");
     }
-    // Options hav honours (or that cost nothing to honour) say nothing.
-    let out = hav(&["-t", "-f", &a_fixture(), "-l", "-D", "-G", "-B", "-R", "-n", "-u", "022"]);
+    // Options hav honours (or that cost nothing to honour) say nothing; a bad facility does.
+    let out = hav(&["-t", "-f", &a_fixture(), "-S", "9"]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr).matches("-S 9: invalid log facility").count(), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = hav(&["-t", "-f", &a_fixture(), "-l", "-D", "-G", "-B", "-R", "-n", "-u", "022", "-S", "0"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("WARN"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 

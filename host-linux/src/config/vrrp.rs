@@ -1194,6 +1194,9 @@ pub struct SyncGroup {
     pub smtp_alert: bool,
     /// `nopreempt`.
     pub nopreempt: bool,
+    /// `sync_group_tracking_weight`: the members' tracking weights apply (keepalived ignores
+    /// them in a sync group otherwise: a failure faults the member).
+    pub tracking_weight: bool,
 }
 
 impl SyncGroup {
@@ -1209,6 +1212,7 @@ impl SyncGroup {
             track_files: Vec::new(),
             smtp_alert: false,
             nopreempt: false,
+            tracking_weight: false,
         };
         for e in ctx.children(n)? {
             if g.notify.apply(ctx, e)? {
@@ -1226,6 +1230,7 @@ impl SyncGroup {
                 "track_file" => g.track_files.extend(track_refs(ctx, e)?),
                 "smtp_alert" => g.smtp_alert = ctx.flag(e)?,
                 "nopreempt" => g.nopreempt = true,
+                "sync_group_tracking_weight" => g.tracking_weight = true,
                 _ => ctx.unknown(e, "vrrp_sync_group")?,
             }
         }

@@ -374,6 +374,23 @@ fn plan_one(
             push_track(TrackUse { obj: TrackObj::Interface(ti.name.clone()), weight: clamp_weight(ti.weight), reverse: ti.reverse });
         }
     }
+    // keepalived: in a sync group, tracking weights are ignored (a failure faults the member,
+    // and so the group) unless the group says sync_group_tracking_weight.
+    if !group_tracks.is_empty() && !group_tracks.iter().any(|g| g.tracking_weight) {
+        // A WASM priority policy's value is hav's own: it keeps its scale.
+        let policy = |t: &TrackUse| matches!(&t.obj, TrackObj::Script(n) if config.script(n).is_some_and(|s| s.policy.is_some()));
+        for t in tracks.iter_mut().filter(|t| t.weight != 0 && !policy(t)) {
+            warnings.push(Warning {
+                location: inst.location.clone(),
+                message: format!(
+                    "vrrp_instance {}: the weight of tracked {} is ignored in a sync group (a failure faults the instance), as keepalived does; sync_group_tracking_weight keeps it",
+                    inst.name,
+                    t.obj
+                ),
+            });
+            t.weight = 0;
+        }
+    }
     if tracks.len() > hav_core::vrrp::MAX_TRACKED {
         return Err(err(inst, format!("more than {} tracked objects", hav_core::vrrp::MAX_TRACKED)));
     }
@@ -465,6 +482,27 @@ mod tests {
 
     fn inst(name: &str, iface: &str, vrid: u8, extra: &str, vip: &str) -> String {
         format!("vrrp_instance {name} {{\n interface {iface}\n virtual_router_id {vrid}\n priority 100\n {extra}\n virtual_ipaddress {{\n  {vip}\n }}\n}}\n")
+    }
+
+    #[test]
+    fn sync_group_members_ignore_tracking_weights_unless_the_group_keeps_them() {
+        let script = "vrrp_script chk {\n script /bin/true\n weight -20\n}\n";
+        let member = inst("A", "eth0", 7, "track_script {\n  chk\n }\n track_interface {\n  eth1 weight 10\n }", "10.0.0.10/24");
+        let weights = |p: &Planned| p.meta.tracks.iter().map(|t| t.weight).collect::<Vec<_>>();
+        // Alone: the weights apply.
+        assert_eq!(weights(&planned(&(script.to_owned() + &member))[0]), [10, -20]);
+        // In a sync group: ignored (a failure faults the member), with a warning each.
+        let group = "vrrp_sync_group G {\n group {\n  A\n }\n}\n";
+        let text = script.to_owned() + group + &member;
+        assert_eq!(weights(&planned(&text)[0]), [0, 0]);
+        let cfg = load(&text).expect("config");
+        let mut w = Vec::new();
+        let mut lookup = |n: &str| (n == "eth0").then(|| IfaceInfo { index: 2, name: n.into(), mac: [2, 0, 0, 0, 0, 2], up: true, addrs: vec!["10.0.0.1".parse().expect("ip")] });
+        plan(&cfg, &mut lookup, &mut w).expect("plan");
+        assert_eq!(w.iter().filter(|w| w.message.contains("ignored in a sync group")).count(), 2, "{w:?}");
+        // sync_group_tracking_weight: they apply again.
+        let group = "vrrp_sync_group G {\n group {\n  A\n }\n sync_group_tracking_weight\n}\n";
+        assert_eq!(weights(&planned(&(script.to_owned() + group + &member))[0]), [10, -20]);
     }
 
     #[test]
