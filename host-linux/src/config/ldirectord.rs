@@ -399,6 +399,8 @@ struct Reader {
     warnings: Vec<Warning>,
     /// Where each option was last set, per section, to warn about a value written twice.
     seen: Vec<(String, Location)>,
+    /// `fork=yes`: ldirectord then honours a virtual section's checkinterval.
+    fork: bool,
 }
 
 impl Reader {
@@ -700,10 +702,8 @@ fn global_option(r: &mut Reader, line: &Line) -> Result<(), ConfigError> {
         "supervised" if yes_no(line)?.value => {
             r.warn(&line.key_loc, "supervised=yes: hav stays in the foreground with -n (--dont-fork)");
         }
-        // hav checks every real server concurrently, what fork=yes is for.
-        "fork" => {
-            yes_no(line)?;
-        }
+        // hav checks every real server concurrently, what fork=yes is for; it decides a warning.
+        "fork" => r.fork = yes_no(line)?.value,
         "maintenancedir" => r.warn(&line.key_loc, "'maintenancedir': hav does not force real servers down by files in a directory"),
         _ => {}
     }
@@ -794,7 +794,7 @@ fn virtual_option(r: &mut Reader, v: &mut Virtual, line: &Line) -> Result<(), Co
 /// ldirectord.cf.
 pub fn parse(file: &Path, text: &str) -> Result<(Vec<Node>, Vec<Warning>), ConfigError> {
     let file: Arc<Path> = Arc::from(file);
-    let mut r = Reader { warnings: Vec::new(), seen: Vec::new() };
+    let mut r = Reader { warnings: Vec::new(), seen: Vec::new(), fork: false };
     let mut global = Shared::default();
     let mut global_seen = Vec::new();
     let mut virtuals: Vec<Virtual> = Vec::new();
@@ -1187,7 +1187,7 @@ fn virtual_server(r: &mut Reader, v: &Virtual, global: &Shared) -> Result<Node, 
         (None, VirtualKey::Addr(_)) => Proto::Tcp,
     };
     let interval = shared.checkinterval.as_ref().map_or(DEFAULT_CHECKINTERVAL, |c| c.value);
-    if let Some(c) = &v.shared.checkinterval {
+    if let Some(c) = v.shared.checkinterval.as_ref().filter(|_| !r.fork) {
         r.warn(&c.loc, "checkinterval in a virtual section: ldirectord honours it only with fork=yes; hav always does");
     }
     let t = Timeouts {
@@ -1577,7 +1577,7 @@ virtual_server 192.168.6.240 80 {
     #[test]
     fn test_warned_options() {
         let (_, w) = nodes(
-            "emailalert=\"root@example.com\"\nlogfile=\"local0\"\nmaintenancedir=/etc/ha.d/maint\ncleanstop=no\nsupervised=yes\nfork=yes\nvirtual=10.0.0.1:80\n    real=10.0.1.1:80 gate\n    monitorfile=\"/var/log/m\"\n    httpmethod=HEAD\n    checkinterval=3\n    checkcount=2\n",
+            "emailalert=\"root@example.com\"\nlogfile=\"local0\"\nmaintenancedir=/etc/ha.d/maint\ncleanstop=no\nsupervised=yes\nfork=no\nvirtual=10.0.0.1:80\n    real=10.0.1.1:80 gate\n    monitorfile=\"/var/log/m\"\n    httpmethod=HEAD\n    checkinterval=3\n    checkcount=2\n",
         )
         .expect("valid");
         let at: Vec<&str> = w.iter().map(|w| w.split(' ').next().unwrap_or("")).collect();
@@ -1711,6 +1711,8 @@ virtual_server 192.168.6.240 80 {
         let (t, w) = nodes("# c\n\nvirtual = 10.0.0.1:80   # the web\n    real = 10.0.1.1:80 gate\n    scheduler=wlc\n    scheduler=rr\n").expect("valid");
         assert!(t.contains("lb_algo rr") && !t.contains("wlc"), "{t}");
         assert_eq!(w, ["ld.cf:6:5: 'scheduler' is set again; this value replaces the one at ld.cf:5:5"]);
+        let (_, w) = nodes("fork=yes\nvirtual=10.0.0.1:80\n    real=10.0.1.1:80 gate\n    checkinterval=2\n").expect("fork");
+        assert!(w.is_empty(), "with fork=yes ldirectord honours checkinterval too: {w:?}");
         let (_, w) = nodes("virtual=10.0.0.1:80\n  real=10.0.1.1:80 gate\n").expect("shallow");
         assert!(w[0].starts_with("ld.cf:2:3: ldirectord wants the lines of a virtual section indented"), "{w:?}");
     }
