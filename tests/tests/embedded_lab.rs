@@ -931,6 +931,52 @@ fn qemu_hav_linux_clean_stop() {
     clean_stop(PeerKind::HavLinux);
 }
 
+/// Without a valid config (an erased sector, then bytes that are not a
+/// NodeConfig) the firmware says why in its log, runs no instance and sends
+/// nothing: no advert, no gratuitous ARP, for longer than the
+/// Master_Down_Interval of any instance it might have run.
+#[test]
+fn qemu_no_config_holds_nothing() {
+    if skip_unless("qemu_no_config_holds_nothing", &[Need::Root, Need::Qemu, Need::Tcpdump]) {
+        return;
+    }
+    let lab = Lab::new(0).expect("lab");
+    let dir = Scratch::new("embnocfg");
+    let mut emb = Emb::new(&lab, &dir, V2, 150, Node::Qemu).expect("embedded node");
+    let mut garbage = vec![40u8, 0];
+    garbage.extend((0..40u8).map(|i| i.wrapping_mul(37) | 0x80));
+    for (bytes, why) in [
+        (vec![0u8; 64], "config: no config stored (erased or empty)"),
+        (garbage, "config: stored config is not a postcard NodeConfig"),
+    ] {
+        std::fs::write(&emb.cfg, &bytes).expect("write the config sector image");
+        let cap = dir.path("tcpdump.log");
+        let _ = std::fs::remove_file(&cap);
+        let tcpdump = lab
+            .client
+            .spawn("tcpdump", &["-n", "-l", "-U", "-e", "-i", Lab::IFNAME, "vrrp or arp or igmp"], &cap)
+            .expect("tcpdump");
+        wait_for("tcpdump to listen", Duration::from_secs(5), || {
+            std::fs::read_to_string(&cap).ok()?.contains("listening on").then_some(())
+        });
+        emb.start();
+        let log = || std::fs::read_to_string(&emb.log).unwrap_or_default().get(emb.start_at..).unwrap_or("").to_string();
+        wait_for("the firmware to say it has no config", Duration::from_secs(5), || {
+            let text = log();
+            (text.contains(why) && text.contains("no valid config: running no VRRP instance")).then_some(())
+        });
+        // Longer than the 3.6 s Master_Down_Interval of a priority-100 instance.
+        sleep(Duration::from_secs(4));
+        lab.client.stop(tcpdump).expect("stop tcpdump");
+        assert!(emb.events().is_empty(), "no instance may run: {:?}", emb.events());
+        let text = std::fs::read_to_string(&cap).expect("capture");
+        let mac = mac_str(emb.mac);
+        let sent: Vec<&str> = text.lines().filter(|l| l.contains(&mac)).collect();
+        assert!(sent.is_empty(), "the unconfigured firmware sent:\n{}", sent.join("\n"));
+        emb.kill();
+    }
+}
+
 /// The uplink's link state drives the firmware: the LAN9118's PHY reports
 /// the link down (QEMU's `set_link uplink off`), the master goes to FAULT
 /// and the peer takes over; the link comes back, the firmware leaves FAULT

@@ -5,20 +5,19 @@
 //! logger (`defmt` or `log`, the feature of the same name here) and where
 //! the stored config lives. Everything else is here, once:
 //!
-//! - [`default_config`]: what a board runs with no (or a corrupt) config;
-//! - [`load_config`]: the stored config read from the board's flash, or the
-//!   default, with the reason logged;
+//! - [`load_config`]: the stored config read from the board's flash, or
+//!   the reason there is none in the log;
+//! - [`unconfigured`]: the safe default without a config (no instance, no
+//!   VIPs held);
 //! - [`serve`]: the router on the board's driver, each state change logged
 //!   as an `EVENT` line (the lab tests and benchmarks read those), until
 //!   the board's stop request, then a clean stop (priority-0 adverts).
 #![no_std]
 
 use core::future::Future;
-use core::net::{IpAddr, Ipv4Addr};
 
 use embassy_futures::select::{select, Either};
 use embassy_net_driver::Driver;
-use hav_core::vrrp::InstanceConfig;
 use hav_embedded::{Event, NodeConfig, Resources, Router};
 use static_cell::StaticCell;
 
@@ -34,38 +33,36 @@ macro_rules! say {
     }};
 }
 
-/// The config used when flash holds none: 192.168.1.2/24, VRID 51,
-/// priority 100, VIP 192.168.1.1, VRRPv2, 1 s adverts.
-pub fn default_config() -> NodeConfig {
-    let addr = Ipv4Addr::new(192, 168, 1, 2);
-    let mut node = NodeConfig::new(addr, 24);
-    let mut vr = InstanceConfig::new(51, IpAddr::V4(addr));
-    vr.accept = true;
-    // One VIP into an empty list of 32 cannot fail.
-    let _ = vr.vips.push(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1)));
-    let _ = node.instances.push(vr);
-    node
-}
-
 /// The node config in `stored` (a board's config sector: a little-endian
-/// `u16` length, then postcard), or [`default_config`] when it holds none
-/// or an invalid one. Says which in the log.
-pub fn load_config(stored: &[u8]) -> NodeConfig {
+/// `u16` length, then postcard), or `None` when it holds none or an invalid
+/// one: then the log says why, and the board runs [`unconfigured`].
+pub fn load_config(stored: &[u8]) -> Option<NodeConfig> {
     match NodeConfig::from_stored(stored) {
         Ok(node) => {
             say!(info, "config: {} instance(s) from flash", node.instances.len());
-            node
+            Some(node)
         }
         Err(e) => {
             #[cfg(feature = "defmt")]
-            defmt::warn!("config: {}; using the default config", e);
+            defmt::warn!("config: {}", e);
             #[cfg(feature = "log")]
-            log::warn!("config: {e}; using the default config");
+            log::warn!("config: {e}");
             #[cfg(not(any(feature = "defmt", feature = "log")))]
             let _ = e;
-            default_config()
+            None
         }
     }
+}
+
+/// The safe default of a board without a valid config: no VRRP instance
+/// runs, no VIP is held, nothing is sent; the log says so. Never returns
+/// (write a config and reset the board).
+pub async fn unconfigured() -> ! {
+    say!(
+        warn,
+        "no valid config: running no VRRP instance and holding no VIPs (write one with hav-embedded-tap encode)"
+    );
+    core::future::pending().await
 }
 
 /// Logs one router event as an `EVENT` line:
@@ -97,7 +94,7 @@ pub fn log_event(e: &Event) {
 ///
 /// # Panics
 /// When `node` is invalid (a config from [`load_config`] has been
-/// validated, the default is valid) or `cell` was already used.
+/// validated) or `cell` was already used.
 pub async fn serve<D: Driver>(
     device: D,
     node: &'static NodeConfig,

@@ -12,8 +12,9 @@
 //!
 //! The node config is read from the config sector at 0x003F_0000 (QEMU:
 //! `-device loader,file=node.cfg,addr=0x3f0000,force-raw=on`), the stored
-//! form `hav-embedded-tap encode` writes; without one the firmware runs
-//! [`hav_firmware::default_config`]. Everything past the board is
+//! form `hav-embedded-tap encode` writes; without a valid one the firmware
+//! runs no instance and holds no VIP ([`hav_firmware::unconfigured`]) and
+//! says so in its log. Everything past the board is
 //! `hav-firmware`'s, shared with the NUCLEO-F767ZI image.
 #![no_std]
 #![no_main]
@@ -43,7 +44,10 @@ async fn main(_spawner: Spawner) -> ! {
     let Some(p) = cortex_m::Peripherals::take() else { panic!("core peripherals taken") };
     time::init(p.SYST);
     log::info!("hav-embedded on MPS2-AN386");
-    let node = NODE.init(hav_firmware::load_config(mmio::config_sector(MAX_STORED_LEN)));
+    let Some(node) = hav_firmware::load_config(mmio::config_sector(MAX_STORED_LEN)) else {
+        hav_firmware::unconfigured().await
+    };
+    let node = NODE.init(node);
     let mut eth = match Lan9118::new() {
         Ok(eth) => eth,
         Err(e) => panic!("lan9118: {e}"),

@@ -4,8 +4,8 @@
 //! The node config is read from the last flash sector (sector 11,
 //! 0x081C_0000): a little-endian `u16` length, then a postcard
 //! `hav_embedded::NodeConfig` (`hav-embedded-tap encode` writes that file).
-//! With erased or invalid flash the firmware runs
-//! [`hav_firmware::default_config`]. The board-independent part (config
+//! With erased or invalid flash the firmware runs no instance and holds no
+//! VIP ([`hav_firmware::unconfigured`]). The board-independent part (config
 //! fallback, router, event log) is `hav-firmware`, shared with the other boards.
 //! host-embedded/README.md has the flashing steps.
 #![no_std]
@@ -39,12 +39,12 @@ static ROUTER: StaticCell<Router<'static, Device>> = StaticCell::new();
 static NODE: StaticCell<NodeConfig> = StaticCell::new();
 static STORED: StaticCell<[u8; MAX_STORED_LEN]> = StaticCell::new();
 
-fn load_config(flash: Peri<'static, FLASH>) -> NodeConfig {
+fn load_config(flash: Peri<'static, FLASH>) -> Option<NodeConfig> {
     let mut flash = Flash::new_blocking(flash);
     let buf = STORED.init([0; MAX_STORED_LEN]);
     if flash.blocking_read(CONFIG_OFFSET, buf).is_err() {
-        warn!("config: flash read failed, using the default config");
-        return hav_firmware::default_config();
+        warn!("config: flash read failed");
+        return None;
     }
     hav_firmware::load_config(buf)
 }
@@ -84,7 +84,8 @@ fn board_mac() -> [u8; 6] {
 async fn main(_spawner: Spawner) -> ! {
     let p = embassy_stm32::init(clocks());
     info!("hav-embedded on NUCLEO-F767ZI");
-    let node = NODE.init(load_config(p.FLASH));
+    let Some(node) = load_config(p.FLASH) else { hav_firmware::unconfigured().await };
+    let node = NODE.init(node);
     let mac = *node.mac.get_or_insert_with(board_mac);
 
     // RMII to the LAN8742A: REF_CLK PA1, CRS_DV PA7, RXD0 PC4, RXD1 PC5,
