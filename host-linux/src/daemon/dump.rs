@@ -30,8 +30,8 @@
 //! - Sockets: `No sockets allocated` (hav's sockets are per interface and family, not per
 //!   instance); the `VRRP Sockpool` section is not written.
 //! - Gratuitous ARP for secondary VMACs, notify priority changes, promote_secondaries,
-//!   lower_prio_no_advert, higher_prio_send_advert, dont_track_primary off, virtual routes and
-//!   rules: keepalived's defaults (hav has none of these).
+//!   dont_track_primary off, virtual routes and rules: keepalived's defaults (hav has none of
+//!   these).
 //! - Global definitions that hav accepts and ignores (process priorities, SNMP, DBus, netlink
 //!   buffers, LVS flush...): keepalived's defaults; `nftables ...` and `libnftnl version` lines
 //!   are not written (hav has no nftables).
@@ -532,11 +532,10 @@ fn global(s: &mut String, config: &Config, ids: &Ids) {
     let _ = writeln!(s, " Gratuitous ARP lower priority delay = {}", lower_delay.as_secs());
     let lower_rep = g.vrrp_garp_lower_prio_repeat.unwrap_or(g.vrrp_garp_master_repeat);
     let _ = writeln!(s, " Gratuitous ARP lower priority repeat = {lower_rep}");
-    s.push_str(
-        " Num adverts before down = 3\n Gratuitous ARP for each secondary VMAC = 0s\n \
-         Send advert after receive lower priority advert = true\n \
-         Send advert after receive higher priority advert = false\n",
-    );
+    let _ = writeln!(s, " Num adverts before down = {}", g.vrrp_down_timer_adverts);
+    s.push_str(" Gratuitous ARP for each secondary VMAC = 0s\n");
+    let _ = writeln!(s, " Send advert after receive lower priority advert = {}", !g.vrrp_lower_prio_no_advert);
+    let _ = writeln!(s, " Send advert after receive higher priority advert = {}", g.vrrp_higher_prio_send_advert);
     let _ = writeln!(s, " Gratuitous ARP interval = {:.6}", g.vrrp_garp_interval.as_secs_f64());
     let _ = writeln!(s, " Gratuitous NA interval = {:.6}", g.vrrp_gna_interval.as_secs_f64());
     let v = match g.vrrp_version {
@@ -669,10 +668,10 @@ fn instance(s: &mut String, i: &InstanceView, cfg: Option<&VrrpInstance>, config
     let _ = writeln!(s, "   Gratuitous ARP refresh repeat = {}", gp.master_refresh_repeat);
     let _ = writeln!(s, "   Gratuitous ARP lower priority delay = {}", secs(gp.lower_prio_delay));
     let _ = writeln!(s, "   Gratuitous ARP lower priority repeat = {}", gp.lower_prio_repeat);
-    s.push_str(
-        "   Down timer adverts = 3\n   Send advert after receive lower priority advert = true\n   \
-         Send advert after receive higher priority advert = false\n",
-    );
+    let (adverts, no_advert, send_higher) = cfg.map_or((3, false, false), |c| (c.down_timer_adverts, c.lower_prio_no_advert, c.higher_prio_send_advert));
+    let _ = writeln!(s, "   Down timer adverts = {adverts}");
+    let _ = writeln!(s, "   Send advert after receive lower priority advert = {}", !no_advert);
+    let _ = writeln!(s, "   Send advert after receive higher priority advert = {send_higher}");
     let _ = writeln!(s, "   Virtual Router ID = {}", i.vrid);
     let _ = writeln!(s, "   Priority = {}", i.priority);
     let _ = writeln!(s, "   Effective priority = {}", i.effective_priority);
@@ -1142,8 +1141,8 @@ pub fn json(snap: &Snapshot, config: &Config) -> String {
                 garp_refresh_rep: i.garp.master_refresh_repeat,
                 garp_lower_prio_delay: secs(i.garp.lower_prio_delay),
                 garp_lower_prio_rep: i.garp.lower_prio_repeat,
-                lower_prio_no_advert: 0,
-                higher_prio_send_advert: 0,
+                lower_prio_no_advert: u8::from(cfg.is_some_and(|c| c.lower_prio_no_advert)),
+                higher_prio_send_advert: u8::from(cfg.is_some_and(|c| c.higher_prio_send_advert)),
                 vrid: i.vrid,
                 base_priority: i.priority,
                 effective_priority: i.effective_priority,
@@ -1411,6 +1410,28 @@ mod tests {
                 &["master_priority", "wantstate", "script", "script_master", "track_script"],
             );
         }
+    }
+
+    /// The advert options as keepalived 2.2.7 prints them for this config (its SIGUSR1 dump):
+    /// the globals in the global section, an instance's own values (or the globals) in its.
+    #[test]
+    fn test_master_advert_options_as_keepalived() {
+        let text = "global_defs {\n vrrp_lower_prio_no_advert\n vrrp_higher_prio_send_advert\n vrrp_down_timer_adverts 7\n}\n\
+                    vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 50\n priority 150\n lower_prio_no_advert off\n \
+                    down_timer_adverts 5\n virtual_ipaddress {\n  10.0.0.100/24\n }\n}\n";
+        let config = crate::config::load_str(Path::new("k.conf"), text).expect("config").config;
+        let snap = snapshot(&config, 1);
+        let out = data(&snap, &config);
+        for line in [
+            " Num adverts before down = 7\n",
+            " Send advert after receive lower priority advert = false\n",
+            " Send advert after receive higher priority advert = true\n",
+            "   Down timer adverts = 5\n   Send advert after receive lower priority advert = true\n   Send advert after receive higher priority advert = true\n",
+        ] {
+            assert!(out.contains(line), "no {line:?} in\n{out}");
+        }
+        // Master_Down_Interval: 5 x 1 s + (256 - 150) / 256 s.
+        assert_eq!(snap.instances[0].master_down_us, 5_414_062);
     }
 
     #[test]
