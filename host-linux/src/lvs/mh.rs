@@ -32,10 +32,10 @@ pub struct MhLookupArgs {
     /// The service: VIP:PORT (a virtual_server's own address, or one of its group's).
     #[arg(long = "vs", value_name = "VIP:PORT")]
     pub vs: SocketAddr,
-    /// The client's address and port (the flow's source); without it only the tables are
-    /// described and compared.
+    /// The client's address and port (the flow's source), repeatable; without it only the
+    /// tables are described and compared.
     #[arg(long = "src", value_name = "IP:PORT")]
-    pub src: Option<SocketAddr>,
+    pub src: Vec<SocketAddr>,
     /// The protocol: tcp, udp or sctp.
     #[arg(long = "proto", default_value = "tcp", value_parser = ["tcp", "udp", "sctp"])]
     pub proto: String,
@@ -212,10 +212,8 @@ pub fn run(args: MhLookupArgs, config_path: &Path) -> anyhow::Result<()> {
     let mut here = model_of(config_path, &key, &args.down)?;
     let m = MH_TAB_SIZE_DEFAULT;
     out!("{}: {} {} mh table ({m} slots, kernel list order): {}", config_path.display(), args.proto, args.vs, describe(&here));
-    let mut picks = Vec::new();
-    if let Some(src) = args.src {
+    for &src in &args.src {
         let pick = here.lookup(proto, src, args.vs);
-        picks.push(pick);
         match pick {
             Some(rs) => out!("{}: {} {src} -> {} => {rs}", config_path.display(), args.proto, args.vs),
             None => out!("{}: {} {src} -> {} => none (no available real server for its slot)", config_path.display(), args.proto, args.vs),
@@ -237,9 +235,8 @@ pub fn run(args: MhLookupArgs, config_path: &Path) -> anyhow::Result<()> {
                 if c.reasons.is_empty() { "no setting differs".into() } else { c.reasons.join("; ") }
             );
         }
-        if let Some(src) = args.src {
+        for &src in &args.src {
             let pick = there.lookup(proto, src, args.vs);
-            picks.push(pick);
             out!(
                 "{}: {} {src} -> {} => {}",
                 other.display(),
