@@ -190,7 +190,7 @@ const GLOBAL: &[Keyword] = &[
     a("vrrp_skip_check_adv_addr"),
     p(
         "vrrp_strict",
-        "hav applies its configuration rules (no authentication, accept off unless priority 255 with keepalived's nftables drop rules, IPv6 runs VRRPv3, no lower-priority GARP burst, initial state from priority 255, unicast refused); the daemon does not yet suppress adverts answering a lower priority",
+        "hav applies its configuration rules (no authentication, accept off unless priority 255 with keepalived's nftables drop rules, IPv6 runs VRRPv3, no lower-priority GARP burst, initial state from priority 255, unicast refused, lower_prio_no_advert on, higher_prio_send_advert off); it does not yet refuse preempt_delay, vmac_xmit_base, an instance without VIPs or a first IPv6 VIP that is not link-local",
     ),
     i("vrrp_priority", SCHED),
     i("vrrp_no_swap", SCHED),
