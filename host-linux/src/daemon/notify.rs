@@ -722,6 +722,29 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// keepalived's FIFO line for a master that received a lower priority, with no
+    /// notify_master_rx_lower_pri configured: `INSTANCE "VI_1" MASTER_RX_LOWER_PRI 150`.
+    #[tokio::test]
+    async fn test_fifo_gets_master_rx_lower_pri() {
+        let dir = temp("fifo-rx");
+        let path = dir.join("fifo");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+        let p = path.clone();
+        let reader = std::thread::spawn(move || std::fs::read_to_string(p).expect("read fifo"));
+        let keep = std::fs::OpenOptions::new().write(true).open(&path).expect("open for write");
+        let mut config = Config::default();
+        config.global.vrrp_notify_fifo = Some(path.to_str().expect("utf-8").to_owned());
+        let n = Notifier::new(&config, None);
+        n.changed(Kind::Instance, "VI_1", &Notify::default(), "MASTER", 150, false);
+        n.master_rx_lower("VI_1", &Notify::default(), 150);
+        n.drain(Duration::from_secs(5)).await;
+        drop(keep);
+        drop(n);
+        let text = tokio::task::spawn_blocking(move || reader.join().expect("reader")).await.expect("join");
+        assert_eq!(text, "INSTANCE \"VI_1\" MASTER 150\nINSTANCE \"VI_1\" MASTER_RX_LOWER_PRI 150\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn test_fifo_queue_drops_oldest() {
         let f = Fifo {
