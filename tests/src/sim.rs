@@ -123,6 +123,12 @@ pub struct Scenario {
     pub sync_group: bool,
     /// Preempt_Mode of every instance.
     pub preempt: bool,
+    /// keepalived's `lower_prio_no_advert` on every instance: a master does not answer a
+    /// lower priority.
+    pub lower_prio_no_advert: bool,
+    /// keepalived's `higher_prio_send_advert` on every instance: a master advertises once
+    /// before giving way.
+    pub higher_prio_send_advert: bool,
     /// Time between gratuitous ARP / NA rounds (zero: one burst).
     pub garp_interval: Duration,
     /// While the LAN is disturbed, the host sometimes fails to install an
@@ -389,6 +395,9 @@ impl Scenario {
             .chain(vrs.iter().map(|vr| vr.adver_int))
             .max()
             .unwrap_or(base);
+        // Drawn after everything else, so that the schedules of known seeds stay as they were.
+        let lower_prio_no_advert = rng.chance(0.3);
+        let higher_prio_send_advert = rng.chance(0.3);
         Scenario {
             seed,
             routers: n,
@@ -400,6 +409,8 @@ impl Scenario {
             vrs,
             sync_group,
             preempt,
+            lower_prio_no_advert,
+            higher_prio_send_advert,
             garp_interval,
             vip_failures,
             release_failures,
@@ -444,6 +455,8 @@ impl Scenario {
         c.priority = vr.priorities[i]?;
         c.adver_int = vr.adver_int;
         c.preempt = self.preempt;
+        c.lower_prio_no_advert = self.lower_prio_no_advert;
+        c.higher_prio_send_advert = self.higher_prio_send_advert;
         c.garp.interval = self.garp_interval;
         for a in &vr.vips {
             c.vips.push(*a).expect("three VIPs fit");
@@ -680,8 +693,8 @@ impl Sim {
         let mut trace = String::new();
         let _ = writeln!(
             trace,
-            "seed {} n={} {:?} ipv6={} unicast={} int={}ms..{}ms preempt={} sync_group={} garp_interval={}ms \
-             vip_failures={} release_failures={} max_delay={}us",
+            "seed {} n={} {:?} ipv6={} unicast={} int={}ms..{}ms preempt={} lower_prio_no_advert={} higher_prio_send_advert={} \
+             sync_group={} garp_interval={}ms vip_failures={} release_failures={} max_delay={}us",
             sc.seed,
             n,
             sc.version,
@@ -690,6 +703,8 @@ impl Sim {
             sc.adver_int.total_millis(),
             sc.max_adver_int.total_millis(),
             sc.preempt,
+            sc.lower_prio_no_advert,
+            sc.higher_prio_send_advert,
             sc.sync_group,
             sc.garp_interval.total_millis(),
             sc.vip_failures,

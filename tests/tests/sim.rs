@@ -73,6 +73,7 @@ fn schedules_cover_the_space() {
     use hav_tests::sim::{Change, Event, MAX_INSTANCES};
     let (mut v2, mut v3, mut v6, mut uni, mut owner, mut nopre) = (0, 0, 0, 0, 0, 0);
     let (mut sync, mut paced, mut vip_fail, mut rel_fail, mut partial, mut multi_int) = (0, 0, 0, 0, 0, 0);
+    let (mut no_advert, mut send_higher) = (0, 0);
     // Schedules by the number of virtual routers (1, 2, 3).
     let mut shapes = [0usize; MAX_INSTANCES];
     let mut kinds = [0usize; 8];
@@ -89,6 +90,8 @@ fn schedules_cover_the_space() {
         uni += usize::from(sc.unicast);
         owner += usize::from(sc.vrs[0].priorities.contains(&Some(255)));
         nopre += usize::from(!sc.preempt);
+        no_advert += usize::from(sc.lower_prio_no_advert);
+        send_higher += usize::from(sc.higher_prio_send_advert);
         sync += usize::from(sc.sync_group);
         paced += usize::from(sc.garp_interval > hav_core::Duration::ZERO);
         vip_fail += usize::from(sc.vip_failures);
@@ -152,7 +155,7 @@ fn schedules_cover_the_space() {
         }
         assert!(sc.heals.windows(2).all(|w| w[0] < w[1]));
     }
-    for count in [v2, v3, v6, uni, owner, nopre, sync, paced, vip_fail, rel_fail, partial, multi_int, lone_int, rolling]
+    for count in [v2, v3, v6, uni, owner, nopre, no_advert, send_higher, sync, paced, vip_fail, rel_fail, partial, multi_int, lone_int, rolling]
         .into_iter()
         .chain(shapes)
         .chain(kinds)
