@@ -11,7 +11,7 @@ use neli::consts::rtnl::{RtAddrFamily, RtScope, RtTable, Rta, Rtm, Rtn, Rtprot};
 use neli::rtnl::{Rtmsg, RtmsgBuilder};
 use neli::types::RtBuffer;
 
-use super::error::{NetError, Result};
+use super::error::Result;
 use super::netlink::{family_of, ip_bytes, kernel_err, nl_err, rtattr, Netlink};
 
 /// `RT_TABLE_MAIN`.
@@ -174,7 +174,3 @@ impl Netlink {
     }
 }
 
-/// Whether `e` says that the kernel refused for lack of privilege.
-pub fn is_permission(e: &NetError) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
-}
