@@ -5,7 +5,7 @@
 //! bytes of postcard-encoded [`NodeConfig`]. The length prefix lets firmware
 //! tell a written config from erased flash (`0xffff`) without parsing.
 
-use core::net::{IpAddr, Ipv4Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hav_core::vrrp::{self, InstanceConfig};
 use serde::{Deserialize, Serialize};
@@ -30,7 +30,10 @@ pub struct NodeConfig {
     pub address: Ipv4Addr,
     /// Prefix length of the node's subnet.
     pub prefix_len: u8,
-    /// The VRRP instances, IPv4 only (VRRPv2 or VRRPv3).
+    /// The VRRP instances: IPv4 (VRRPv2 or VRRPv3), whose `primary_addr` is
+    /// [`NodeConfig::address`]; IPv6 (VRRPv3), whose `primary_addr` is the
+    /// node's IPv6 link-local address (the same for every IPv6 instance; the
+    /// router puts it on the interface).
     pub instances: heapless::Vec<InstanceConfig, MAX_INSTANCES>,
     /// Sync groups, each the VRIDs of its members: they change state together
     /// (keepalived's `vrrp_sync_group`).
@@ -56,7 +59,8 @@ pub enum ConfigError {
         /// hav-core's reason.
         error: vrrp::ConfigError,
     },
-    /// Instance `index` is IPv6; this host runs IPv4 only.
+    /// IPv6 instance `index` has a `primary_addr` that is not link-local
+    /// (fe80::/10), or another one than an earlier IPv6 instance.
     Ipv6 {
         /// Position in [`NodeConfig::instances`].
         index: u8,
@@ -86,16 +90,17 @@ impl core::fmt::Display for ConfigError {
             ConfigError::Decode => f.write_str("stored config is not a postcard NodeConfig"),
             ConfigError::Encode => f.write_str("config does not fit the output buffer"),
             ConfigError::Instance { index, error } => write!(f, "instance {index}: {error}"),
-            ConfigError::Ipv6 { index } => {
-                write!(f, "instance {index}: IPv6 instances are not supported on this host")
-            }
+            ConfigError::Ipv6 { index } => write!(
+                f,
+                "instance {index}: an IPv6 instance's primary_addr must be the node's one link-local address"
+            ),
             ConfigError::PrimaryAddr { index } => {
                 write!(f, "instance {index}: primary_addr differs from the node address")
             }
             ConfigError::DuplicateVrid(v) => write!(f, "two instances use virtual_router_id {v}"),
             ConfigError::TooManyVips => write!(
                 f,
-                "the node address and all VIPs exceed {MAX_IFACE_ADDRS} interface addresses"
+                "the node's addresses and all VIPs exceed {MAX_IFACE_ADDRS} interface addresses"
             ),
             ConfigError::Interface => f.write_str("bad prefix length or multicast MAC address"),
             ConfigError::NoInstances => f.write_str("no VRRP instance configured"),
@@ -113,8 +118,9 @@ impl NodeConfig {
         NodeConfig { mac: None, address, prefix_len, instances: heapless::Vec::new(), groups: heapless::Vec::new() }
     }
 
-    /// Checks what the router relies on: valid IPv4 instances on the node's
-    /// address, distinct VRIDs, and room for every VIP on the interface.
+    /// Checks what the router relies on: valid instances on the node's
+    /// addresses (its IPv4 address; one IPv6 link-local address), distinct
+    /// VRIDs, and room for every VIP on the interface.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.prefix_len > 32 || self.mac.is_some_and(|m| m[0] & 1 == 1) {
             return Err(ConfigError::Interface);
@@ -127,7 +133,12 @@ impl NodeConfig {
             let index = i as u8;
             c.validate().map_err(|error| ConfigError::Instance { index, error })?;
             match c.primary_addr {
-                IpAddr::V6(_) => return Err(ConfigError::Ipv6 { index }),
+                IpAddr::V6(a) => {
+                    let link_local = a.segments()[0] & 0xffc0 == 0xfe80;
+                    if !link_local || self.link_local().is_some_and(|l| l != a) {
+                        return Err(ConfigError::Ipv6 { index });
+                    }
+                }
                 IpAddr::V4(a) if a != self.address => {
                     return Err(ConfigError::PrimaryAddr { index })
                 }
@@ -139,7 +150,8 @@ impl NodeConfig {
             // The owner's VIP is the node's own address: no extra slot.
             vips += c.vips.iter().filter(|v| **v != IpAddr::V4(self.address)).count();
         }
-        if 1 + vips > MAX_IFACE_ADDRS {
+        let own = 1 + usize::from(self.link_local().is_some());
+        if own + vips > MAX_IFACE_ADDRS {
             return Err(ConfigError::TooManyVips);
         }
         for (gi, g) in self.groups.iter().enumerate() {
@@ -152,6 +164,15 @@ impl NodeConfig {
             }
         }
         Ok(())
+    }
+
+    /// The node's IPv6 link-local address: the `primary_addr` of its first
+    /// IPv6 instance, if it has one.
+    pub fn link_local(&self) -> Option<Ipv6Addr> {
+        self.instances.iter().find_map(|c| match c.primary_addr {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        })
     }
 
     /// Decodes and validates a stored config: `u16` LE length, then postcard.
@@ -250,5 +271,38 @@ mod tests {
         assert_eq!(n.validate(), Err(ConfigError::Group(52)));
         n.groups[0].pop();
         assert_eq!(n.validate(), Ok(()));
+    }
+
+    #[test]
+    fn test_validate_ipv6() {
+        let ll: Ipv6Addr = "fe80::2".parse().unwrap();
+        let v6 = |vrid, primary: Ipv6Addr| {
+            let mut c = InstanceConfig::new(vrid, IpAddr::V6(primary));
+            c.vips.push(IpAddr::V6("fd00::50".parse().unwrap())).unwrap();
+            c
+        };
+        let mut n = node();
+        n.instances.push(v6(52, ll)).unwrap();
+        assert_eq!(n.validate(), Ok(()));
+        assert_eq!(n.link_local(), Some(ll));
+        let mut buf = [0u8; MAX_STORED_LEN];
+        let bytes = n.to_stored(&mut buf).unwrap();
+        assert_eq!(NodeConfig::from_stored(bytes).unwrap(), n);
+        // A second IPv6 instance on another link-local address.
+        let mut m = n.clone();
+        m.instances.push(v6(53, "fe80::3".parse().unwrap())).unwrap();
+        assert_eq!(m.validate(), Err(ConfigError::Ipv6 { index: 2 }));
+        // Not link-local.
+        let mut m = node();
+        m.instances.push(v6(52, "fd00::2".parse().unwrap())).unwrap();
+        assert_eq!(m.validate(), Err(ConfigError::Ipv6 { index: 1 }));
+        // The link-local address takes an interface slot: 10.0.0.2,
+        // fe80::2, 10.0.0.50, fd00::50 and 4 more VIPs fill the 8.
+        for i in 0..4 {
+            n.instances[0].vips.push(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 60 + i))).unwrap();
+        }
+        assert_eq!(n.validate(), Ok(()));
+        n.instances[0].vips.push(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 70))).unwrap();
+        assert_eq!(n.validate(), Err(ConfigError::TooManyVips));
     }
 }

@@ -9,9 +9,11 @@
 //! - smoltcp's `Interface` driven directly (embassy-net's `Stack` holds a
 //!   single IPv4 address, and a master needs its VIPs beside its own), so
 //!   that the node answers ARP and ping for a VIP while it is master;
-//! - a raw IP socket for protocol 112 and an IGMP join of 224.0.0.18,
-//!   its report repeated after startup and after each link-up;
-//! - gratuitous ARP frames, written straight to the driver, on takeover;
+//! - raw IP sockets for protocol 112 (IPv4 and IPv6), an IGMP join of
+//!   224.0.0.18 (its report repeated after startup and after each link-up)
+//!   and an MLD join of ff02::12 (smoltcp's);
+//! - gratuitous ARP and unsolicited NA frames, written straight to the
+//!   driver, on takeover;
 //! - timers from embassy-time;
 //! - logging through `defmt` or `log` (features of the same names);
 //! - the node config as postcard bytes ([`NodeConfig::from_stored`]), as

@@ -9,32 +9,34 @@
 //! the engine's, the same code as on a Linux director.
 
 use core::future::{poll_fn, Future};
-use core::net::{IpAddr, Ipv4Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 
 use embassy_net_driver::{Driver, HardwareAddress as DriverAddress, LinkState, TxToken};
 use embassy_time::Timer;
 use hav_core::vrrp::{Action, Engine, Fixed, Input, Instance, Output, Reason, Received, Record, State, VrKey};
-use hav_core::wire::ip::{IpHeader, IPV4_HEADER_LEN, TOS_NETWORK_CONTROL};
-use hav_core::wire::{gratuitous_arp_frame, VrrpPacket, VRRP_PROTO, VRRP_TTL};
+use hav_core::wire::ip::{IpHeader, IPV6_HEADER_LEN, TOS_NETWORK_CONTROL};
+use hav_core::wire::{gratuitous_arp_frame, unsolicited_na_frame, VrrpPacket, VRRP_PROTO, VRRP_TTL};
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, SocketHandle, SocketSet, SocketStorage,
 };
 use smoltcp::socket::raw;
-use smoltcp::wire::{
-    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpProtocol, IpVersion, Ipv4Packet,
-};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpProtocol, IpVersion};
 
 use crate::config::{ConfigError, NodeConfig, MAX_GROUPS, MAX_INSTANCES};
 use crate::device::Adapter;
 use crate::igmp;
 
-/// Packets the raw VRRP socket queues in each direction.
+/// Packets each raw VRRP socket (IPv4, IPv6) queues in each direction.
 pub const RAW_PACKETS: usize = 4;
-/// Bytes of packet data the raw VRRP socket queues in each direction. An
-/// advert with 8 IPv4 addresses is 60 bytes with its IP header.
+/// Bytes of packet data each raw VRRP socket queues in each direction. An
+/// advert with 8 IPv4 addresses is 60 bytes with its IP header, one with 8
+/// IPv6 addresses 176.
 pub const RAW_BUFFER: usize = 1024;
+/// Prefix length the IPv6 VIPs (and the link-local address) get on the
+/// interface, so that hosts of the VIP's /64 are on-link for the answers.
+const V6_PREFIX: u8 = 64;
 /// Longest [`Router::shutdown`] waits for its priority-0 adverts to leave.
 pub const SHUTDOWN_FLUSH: embassy_time::Duration = embassy_time::Duration::from_millis(100);
 /// Unsolicited IGMP reports sent after startup and after each link-up.
@@ -44,8 +46,9 @@ const IGMP_INTERVAL: hav_core::Duration = hav_core::Duration::from_secs(1);
 /// Frames taken from the driver in one pass before the other work (timers)
 /// gets its turn.
 const INGRESS_BURST: usize = 32;
-// Longest advert handled: 255 IPv4 addresses, authentication, IP header.
-const MAX_PACKET: usize = IPV4_HEADER_LEN + 8 + 255 * 4 + 8;
+// Longest advert handled: 255 IPv4 addresses and authentication after an
+// IPv4 header, or 63 IPv6 addresses after an IPv6 header.
+const MAX_PACKET: usize = IPV6_HEADER_LEN + 8 + 255 * 4 + 8;
 
 /// Memory the router borrows for its sockets; keep it in a `static` (a
 /// `StaticCell`) on a board so that it counts as static RAM.
@@ -54,7 +57,11 @@ pub struct Resources<'a> {
     rx_buf: [u8; RAW_BUFFER],
     tx_meta: [raw::PacketMetadata; RAW_PACKETS],
     tx_buf: [u8; RAW_BUFFER],
-    sockets: [SocketStorage<'a>; 1],
+    rx6_meta: [raw::PacketMetadata; RAW_PACKETS],
+    rx6_buf: [u8; RAW_BUFFER],
+    tx6_meta: [raw::PacketMetadata; RAW_PACKETS],
+    tx6_buf: [u8; RAW_BUFFER],
+    sockets: [SocketStorage<'a>; 2],
 }
 
 impl Resources<'_> {
@@ -65,7 +72,11 @@ impl Resources<'_> {
             rx_buf: [0; RAW_BUFFER],
             tx_meta: [raw::PacketMetadata::EMPTY; RAW_PACKETS],
             tx_buf: [0; RAW_BUFFER],
-            sockets: [SocketStorage::EMPTY; 1],
+            rx6_meta: [raw::PacketMetadata::EMPTY; RAW_PACKETS],
+            rx6_buf: [0; RAW_BUFFER],
+            tx6_meta: [raw::PacketMetadata::EMPTY; RAW_PACKETS],
+            tx6_buf: [0; RAW_BUFFER],
+            sockets: [SocketStorage::EMPTY; 2],
         }
     }
 }
@@ -149,15 +160,17 @@ type Outputs = heapless::Deque<Output, MAX_OUTPUTS>;
 // The single port's interface number in the engine's keys.
 const PORT: u32 = 0;
 
-/// One node: its interface, its raw VRRP socket and its instances.
+/// One node: its interface, its raw VRRP sockets and its instances.
 pub struct Router<'a, D: Driver> {
     device: D,
     iface: Interface,
     sockets: SocketSet<'a>,
     raw: SocketHandle,
+    raw6: SocketHandle,
     engine: VrEngine,
     mac: [u8; 6],
     address: Ipv4Addr,
+    link_local: Option<Ipv6Addr>,
     link_up: bool,
     started: bool,
     ident: u16,
@@ -199,34 +212,51 @@ impl<'a, D: Driver> Router<'a, D> {
         icfg.random_seed = u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0x68, 0x76]);
         let mut iface =
             Interface::new(icfg, &mut Adapter { inner: &mut device, cx: &mut cx }, now);
+        let link_local = config.link_local();
         iface.update_ip_addrs(|addrs| {
-            // The address list is empty, so the first push cannot fail.
+            // validate() left room for both in the empty list.
             let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(config.address), config.prefix_len));
+            if let Some(ll) = link_local {
+                let _ = addrs.push(IpCidr::new(IpAddress::Ipv6(ll), V6_PREFIX));
+            }
         });
         let mut groups = heapless::Vec::new();
         for c in &config.instances {
-            if let (false, IpAddr::V4(group)) = (c.is_unicast(), c.mcast_group) {
-                if groups.contains(&group) {
-                    continue;
+            let joined = match (c.is_unicast(), c.mcast_group) {
+                (true, _) => continue,
+                (false, IpAddr::V4(group)) => {
+                    if groups.contains(&group) {
+                        continue;
+                    }
+                    // At most one group per instance: the push cannot fail.
+                    let _ = groups.push(group);
+                    iface.join_multicast_group(group)
                 }
-                // At most one group per instance: the push cannot fail.
-                let _ = groups.push(group);
-                if iface.join_multicast_group(group).is_err() {
-                    warn!("cannot join the VRRP multicast group");
+                // smoltcp sends the MLD report itself.
+                (false, IpAddr::V6(group)) if !iface.has_multicast_group(group) => {
+                    iface.join_multicast_group(group)
                 }
+                (false, IpAddr::V6(_)) => continue,
+            };
+            if joined.is_err() {
+                warn!("cannot join the VRRP multicast group");
             }
         }
         // Reborrow the fields one by one: the sockets borrow `res` for 'a.
-        let Resources { rx_meta, rx_buf, tx_meta, tx_buf, sockets } = res;
+        let Resources { rx_meta, rx_buf, tx_meta, tx_buf, rx6_meta, rx6_buf, tx6_meta, tx6_buf, sockets } = res;
         let rx = raw::PacketBuffer::new(&mut rx_meta[..], &mut rx_buf[..]);
         let tx = raw::PacketBuffer::new(&mut tx_meta[..], &mut tx_buf[..]);
         let socket = raw::Socket::new(IpVersion::Ipv4, IpProtocol::Unknown(VRRP_PROTO), rx, tx);
+        let rx6 = raw::PacketBuffer::new(&mut rx6_meta[..], &mut rx6_buf[..]);
+        let tx6 = raw::PacketBuffer::new(&mut tx6_meta[..], &mut tx6_buf[..]);
+        let socket6 = raw::Socket::new(IpVersion::Ipv6, IpProtocol::Unknown(VRRP_PROTO), rx6, tx6);
         let mut sockets = SocketSet::new(&mut sockets[..]);
         let raw = sockets.add(socket);
+        let raw6 = sockets.add(socket6);
         let mut engine = VrEngine::new();
         for c in &config.instances {
             // validate() bounded the count by MAX_INSTANCES and made the VRIDs unique.
-            let key = VrKey { ifindex: PORT, ipv6: false, vrid: c.vrid };
+            let key = VrKey { ifindex: PORT, ipv6: c.primary_addr.is_ipv6(), vrid: c.vrid };
             let _ = engine.add(Record::new(Vr::default(), key, Instance::new(c.clone())));
         }
         for g in &config.groups {
@@ -244,9 +274,11 @@ impl<'a, D: Driver> Router<'a, D> {
             iface,
             sockets,
             raw,
+            raw6,
             engine,
             mac,
             address: config.address,
+            link_local,
             link_up: true,
             started: false,
             ident: 0,
@@ -315,7 +347,8 @@ impl<'a, D: Driver> Router<'a, D> {
             let sent = poll_fn(|cx| {
                 self.poll_iface(cx, core_now());
                 self.send_garps(cx);
-                Poll::Ready(self.sockets.get::<raw::Socket<'_>>(self.raw).send_queue() == 0)
+                let queued = |h| self.sockets.get::<raw::Socket<'_>>(h).send_queue();
+                Poll::Ready(queued(self.raw) == 0 && queued(self.raw6) == 0)
             })
             .await;
             if sent {
@@ -410,9 +443,14 @@ impl<'a, D: Driver> Router<'a, D> {
 
     // Feeds every queued advert to the instances with its VRID.
     fn receive(&mut self, now: hav_core::Instant) {
+        self.receive_on(now, self.raw);
+        self.receive_on(now, self.raw6);
+    }
+
+    fn receive_on(&mut self, now: hav_core::Instant, handle: SocketHandle) {
         let mut buf = [0u8; MAX_PACKET];
         loop {
-            let socket = self.sockets.get_mut::<raw::Socket<'_>>(self.raw);
+            let socket = self.sockets.get_mut::<raw::Socket<'_>>(handle);
             let n = match socket.recv_slice(&mut buf) {
                 Ok(n) => n,
                 Err(raw::RecvError::Truncated) => {
@@ -428,17 +466,12 @@ impl<'a, D: Driver> Router<'a, D> {
     fn handle_packet(&mut self, now: hav_core::Instant, bytes: &[u8]) {
         // smoltcp checked the IP header on the way in and rebuilt it for the
         // raw socket, so only its fields are read here.
-        let Ok(ip) = Ipv4Packet::new_checked(bytes) else {
-            return debug!("vrrp: malformed IPv4 packet dropped");
+        let Ok((ip, payload)) = IpHeader::parse(bytes) else {
+            return debug!("vrrp: malformed IP packet dropped");
         };
-        let rx = Received {
-            ifindex: PORT,
-            src: IpAddr::V4(ip.src_addr()),
-            dst: IpAddr::V4(ip.dst_addr()),
-            ttl: ip.hop_limit(),
-        };
+        let rx = Received { ifindex: PORT, src: ip.src, dst: ip.dst, ttl: ip.hop_limit };
         let mut out = Outputs::new();
-        self.engine.receive(now, &rx, ip.payload(), &mut |o| keep(&mut out, o));
+        self.engine.receive(now, &rx, payload, &mut |o| keep(&mut out, o));
         self.apply(now, out);
     }
 
@@ -502,7 +535,9 @@ impl<'a, D: Driver> Router<'a, D> {
     fn send_advert(&mut self, i: usize, priority: u8) {
         let inst = self.engine.records()[i].instance();
         let repr = inst.advert_repr(priority);
-        let src = IpAddr::V4(self.address);
+        // validate() made it the node's IPv4 or link-local address.
+        let src = inst.config().primary_addr;
+        let handle = if src.is_ipv6() { self.raw6 } else { self.raw };
         let mode = inst.config().checksum_mode;
         for dst in inst.advert_destinations() {
             let mut buf = [0u8; MAX_PACKET];
@@ -518,9 +553,10 @@ impl<'a, D: Driver> Router<'a, D> {
                 payload_len: repr.buffer_len(),
             };
             let len = header.buffer_len();
+            let head = header.header_len();
             let built = match buf.get_mut(..len) {
                 Some(b) => header.emit(b).and_then(|()| {
-                    repr.emit(&mut VrrpPacket::new_unchecked(&mut b[IPV4_HEADER_LEN..]), src, dst, mode)
+                    repr.emit(&mut VrrpPacket::new_unchecked(&mut b[head..]), src, dst, mode)
                 }),
                 None => Err(hav_core::wire::Error::TooManyAddresses),
             };
@@ -528,17 +564,19 @@ impl<'a, D: Driver> Router<'a, D> {
                 error!("vrrp: cannot build advert: {:?}", e);
                 return;
             }
-            let socket = self.sockets.get_mut::<raw::Socket<'_>>(self.raw);
+            let socket = self.sockets.get_mut::<raw::Socket<'_>>(handle);
             if socket.send_slice(&buf[..len]).is_err() {
                 warn!("vrrp: send queue full, advert dropped");
             }
         }
     }
 
-    fn vip_v4(vip: &IpAddr) -> Option<Ipv4Addr> {
+    // A VIP as an interface address: IPv4 /32 (the node's own subnet makes
+    // hosts on-link), IPv6 /64 (the node has no other global address).
+    fn vip_cidr(vip: &IpAddr) -> IpCidr {
         match vip {
-            IpAddr::V4(a) => Some(*a),
-            IpAddr::V6(_) => None,
+            IpAddr::V4(a) => IpCidr::new(IpAddress::Ipv4(*a), 32),
+            IpAddr::V6(a) => IpCidr::new(IpAddress::Ipv6(*a), V6_PREFIX),
         }
     }
 
@@ -547,11 +585,11 @@ impl<'a, D: Driver> Router<'a, D> {
         let vips = &self.engine.records()[i].instance().config().vips;
         let mut full = false;
         self.iface.update_ip_addrs(|addrs| {
-            for vip in vips.iter().filter_map(Self::vip_v4) {
-                if addrs.iter().any(|c| c.address() == IpAddress::Ipv4(vip)) {
+            for cidr in vips.iter().map(Self::vip_cidr) {
+                if addrs.iter().any(|c| c.address() == cidr.address()) {
                     continue;
                 }
-                full |= addrs.push(IpCidr::new(IpAddress::Ipv4(vip), 32)).is_err();
+                full |= addrs.push(cidr).is_err();
             }
         });
         if full {
@@ -563,10 +601,11 @@ impl<'a, D: Driver> Router<'a, D> {
     fn remove_vips(&mut self, i: usize) {
         let vips = &self.engine.records()[i].instance().config().vips;
         let own = IpAddress::Ipv4(self.address);
+        let ll = self.link_local.map(IpAddress::Ipv6);
         self.iface.update_ip_addrs(|addrs| {
             addrs.retain(|c| {
                 let a = c.address();
-                a == own || !vips.iter().filter_map(Self::vip_v4).any(|v| IpAddress::Ipv4(v) == a)
+                a == own || Some(a) == ll || !vips.iter().any(|v| Self::vip_cidr(v).address() == a)
             });
         });
     }
@@ -605,10 +644,17 @@ impl<'a, D: Driver> Router<'a, D> {
                     continue;
                 };
                 g.next_vip += 1;
-                if let IpAddr::V4(vip) = vip {
-                    let Some(tx) = self.device.transmit(cx) else { return };
-                    let frame = gratuitous_arp_frame(self.mac, vip);
-                    tx.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
+                let Some(tx) = self.device.transmit(cx) else { return };
+                match vip {
+                    IpAddr::V4(vip) => {
+                        let frame = gratuitous_arp_frame(self.mac, vip);
+                        tx.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
+                    }
+                    IpAddr::V6(vip) => {
+                        // Unsolicited NA, override set, from a host (not a router).
+                        let frame = unsolicited_na_frame(self.mac, vip, false);
+                        tx.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
+                    }
                 }
                 if let Some(vr) = self.engine.meta_mut(i) {
                     vr.garp = Some(g);

@@ -15,7 +15,8 @@
 //! pings the VIP 10.0.0.50.
 //!
 //! Elections: VRRPv2 (1 s, also with PASS authentication), VRRPv3 (0.5 s),
-//! and VRRPv3 with unicast peers.
+//! VRRPv3 with unicast peers, and VRRPv3 over IPv6 (link-local sources,
+//! ff02::12, VIP fd00::50 found by neighbour discovery from the client).
 //!
 //! Death is SIGKILL (of the runner, or of QEMU: the emulated board stops
 //! dead) plus link down, so no priority-0 advert helps the survivor. Each scenario checks: who becomes master and who stays backup;
@@ -40,6 +41,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 const VIP: &str = "10.0.0.50";
+/// The VIP of the IPv6 elections (VRRPv3 over IPv6, link-local sources:
+/// the embedded node's fe80::2, the peer's kernel-made one).
+const VIP6: &str = "fd00::50";
 const VRID: u8 = 51;
 
 // ---------------------------------------------------------------- binaries
@@ -193,9 +197,23 @@ struct Election {
     auth_pass: Option<&'static str>,
     /// Unicast adverts between 10.0.0.1 and 10.0.0.2 instead of multicast.
     unicast: bool,
+    /// VRRPv3 over IPv6 (VIP6, ff02::12) instead of IPv4.
+    ipv6: bool,
 }
 
 impl Election {
+    fn vip(&self) -> &'static str {
+        if self.ipv6 {
+            VIP6
+        } else {
+            VIP
+        }
+    }
+
+    fn vip_cidr(&self) -> String {
+        format!("{}/{}", self.vip(), if self.ipv6 { 64 } else { 24 })
+    }
+
     /// Master_Down_Interval of the slower node, plus slack for the
     /// processes to start.
     fn takeover_timeout(&self) -> Duration {
@@ -266,8 +284,11 @@ impl Emb {
         let vrid = VRID.to_string();
         let mut args = vec![
             "encode", "--address", "10.0.0.2/24", "--vrid", &vrid, "--priority", &prio,
-            "--version", &ver, "--advert-int", &int, "--vip", VIP,
+            "--version", &ver, "--advert-int", &int, "--vip", e.vip(),
         ];
+        if e.ipv6 {
+            args.extend(["--ipv6", "--link-local", "fe80::2"]);
+        }
         if let Some(pw) = e.auth_pass {
             args.extend(["--auth-pass", pw]);
         }
@@ -359,7 +380,7 @@ impl Emb {
         });
         sock.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
         let mut seen = String::new();
-        let mut read_prompt = |sock: &mut std::os::unix::net::UnixStream, seen: &mut String, n: usize| {
+        let read_prompt = |sock: &mut std::os::unix::net::UnixStream, seen: &mut String, n: usize| {
             let mut buf = [0u8; 1024];
             while seen.matches("(qemu)").count() < n {
                 let got = sock.read(&mut buf).expect("read QEMU's monitor");
@@ -459,6 +480,7 @@ struct Peer<'l> {
     vrrp_pidfile: PathBuf,
     pid: Option<u32>,
     mac: [u8; 6],
+    election: Election,
 }
 
 fn keepalived_conf(e: Election, priority: u8) -> String {
@@ -471,9 +493,10 @@ fn keepalived_conf(e: Election, priority: u8) -> String {
     format!(
         "global_defs {{\n    router_id hav_peer\n    vrrp_version {ver}\n}}\n\
          vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id {VRID}\n\
-         \x20   priority {priority}\n    advert_int {int}\n{auth}    virtual_ipaddress {{\n        {VIP}/24\n    }}\n}}\n",
+         \x20   priority {priority}\n    advert_int {int}\n{auth}    virtual_ipaddress {{\n        {vip}\n    }}\n}}\n",
         ver = e.version,
         int = e.advert_int,
+        vip = e.vip_cidr(),
     )
 }
 
@@ -495,13 +518,14 @@ impl<'l> Peer<'l> {
             vrrp_pidfile: dir.path(&format!("{name}-vrrp.pid")),
             pid: None,
             mac: ns.mac(Lab::IFNAME).expect("peer MAC"),
+            election: e,
         }
     }
 
     fn start(&mut self) {
         self.ns.link_up(Lab::IFNAME).expect("link up");
         // A killed peer left its VIP behind; a fresh start has none.
-        let _ = self.ns.ip(&["addr", "del", &format!("{VIP}/24"), "dev", Lab::IFNAME]);
+        let _ = self.ns.ip(&["addr", "del", &self.election.vip_cidr(), "dev", Lab::IFNAME]);
         let conf = self.conf.to_str().expect("utf-8").to_string();
         let pid = match self.kind {
             PeerKind::Keepalived => {
@@ -549,8 +573,8 @@ impl<'l> Peer<'l> {
     /// Whether the VIP is on the peer's interface: it is master.
     fn holds_vip(&self) -> bool {
         self.ns
-            .ip(&["-o", "-4", "addr", "show", "dev", Lab::IFNAME])
-            .is_ok_and(|s| s.contains(&format!("inet {VIP}/")))
+            .ip(&["-o", "addr", "show", "dev", Lab::IFNAME])
+            .is_ok_and(|s| s.contains(&format!(" {}/", self.election.vip())))
     }
 
     fn wait_master(&self, timeout: Duration) {
@@ -587,14 +611,20 @@ impl Drop for Peer<'_> {
 /// The VIP answers ARP and ping from the client, with `mac`. The client's
 /// neighbour entry is deleted first, so an ARP request must be answered.
 fn assert_vip_answers(lab: &Lab, mac: [u8; 6], who: &str) {
-    let _ = lab.client.ip(&["neigh", "del", VIP, "dev", Lab::IFNAME]);
+    assert_vip_answers_at(lab, VIP, mac, who);
+}
+
+/// [`assert_vip_answers`] for `vip`, IPv4 (ARP) or IPv6 (neighbour
+/// discovery; the client needs an address in fd00::/64).
+fn assert_vip_answers_at(lab: &Lab, vip: &str, mac: [u8; 6], who: &str) {
+    let _ = lab.client.ip(&["neigh", "del", vip, "dev", Lab::IFNAME]);
     let want = mac_str(mac);
     let mut last = String::new();
     // smoltcp drops the packet that made it resolve a neighbour, so the
     // first echo after a takeover may go unanswered: retry.
     let ok = (0..8).any(|_| {
-        let out = lab.client.run("ping", &["-c", "1", "-W", "1", VIP]).expect("ping");
-        let neigh = lab.client.ip(&["neigh", "show", VIP, "dev", Lab::IFNAME]).unwrap_or_default();
+        let out = lab.client.run("ping", &["-c", "1", "-W", "1", vip]).expect("ping");
+        let neigh = lab.client.ip(&["neigh", "show", vip, "dev", Lab::IFNAME]).unwrap_or_default();
         last = format!("ping: {} neigh: {}", String::from_utf8_lossy(&out.stdout), neigh.trim());
         let lladdr = neigh
             .split_whitespace()
@@ -621,6 +651,9 @@ fn scenario_on(node: Node, kind: PeerKind, e: Election, emb_wins: bool) {
     let lab = Lab::new(1).expect("lab");
     let dir = Scratch::new("emblab");
     let (emb_prio, peer_prio) = if emb_wins { (150, 100) } else { (100, 150) };
+    if e.ipv6 {
+        ipv6_lab(&lab);
+    }
     let mut emb = Emb::new(&lab, &dir, e, emb_prio, node).expect("embedded node");
     let mut peer = Peer::new(kind, &lab, &dir, e, peer_prio);
     let t = e.takeover_timeout();
@@ -635,19 +668,19 @@ fn scenario_on(node: Node, kind: PeerKind, e: Election, emb_wins: bool) {
         sleep(Duration::from_secs_f64(e.advert_int * 4.0));
         assert!(!peer.holds_vip(), "{kind:?} must stay backup while the embedded node is master");
         assert_eq!(emb.events().iter().filter(|e| e.to == "MASTER").count(), 1, "no flapping");
-        assert_vip_answers(&lab, emb.mac, "the embedded master");
+        assert_vip_answers_at(&lab, e.vip(), emb.mac, "the embedded master");
 
         // 2. The embedded master dies: the peer takes over.
         emb.kill();
         peer.wait_master(t);
-        assert_vip_answers(&lab, peer.mac, "the peer after failover");
+        assert_vip_answers_at(&lab, e.vip(), peer.mac, "the peer after failover");
 
         // 3. It comes back with the higher priority and preempts.
         emb.start();
         emb.wait_state("BACKUP", Duration::from_secs(5));
         emb.wait_state("MASTER", t);
         peer.wait_backup(t);
-        assert_vip_answers(&lab, emb.mac, "the embedded master after preemption");
+        assert_vip_answers_at(&lab, e.vip(), emb.mac, "the embedded master after preemption");
     } else {
         // 1. The peer wins; the embedded node stays backup.
         peer.wait_master(t);
@@ -655,7 +688,7 @@ fn scenario_on(node: Node, kind: PeerKind, e: Election, emb_wins: bool) {
         assert_eq!(emb.state().as_deref(), Some("BACKUP"), "events: {:?}", emb.events());
         // A fresh ARP resolution finds the peer's MAC: the embedded backup
         // does not answer for the VIP.
-        assert_vip_answers(&lab, peer.mac, "the peer master");
+        assert_vip_answers_at(&lab, e.vip(), peer.mac, "the peer master");
 
         // 2. The peer dies: the embedded node takes over.
         let killed = now_us();
@@ -663,23 +696,42 @@ fn scenario_on(node: Node, kind: PeerKind, e: Election, emb_wins: bool) {
         let ev = emb.wait_state("MASTER", t);
         assert_eq!(ev.reason, "MasterDown", "{ev:?}");
         assert!(ev.us > killed, "took over before the master died: {ev:?}");
-        assert_vip_answers(&lab, emb.mac, "the embedded node after failover");
+        assert_vip_answers_at(&lab, e.vip(), emb.mac, "the embedded node after failover");
 
         // 3. The peer returns with the higher priority and preempts.
         peer.start();
         peer.wait_master(t);
         let ev = emb.wait_nth_state("BACKUP", 2, t);
         assert_eq!((ev.from.as_str(), ev.reason.as_str()), ("MASTER", "Preempted"), "{ev:?}");
-        assert_vip_answers(&lab, peer.mac, "the peer after preemption");
+        assert_vip_answers_at(&lab, e.vip(), peer.mac, "the peer after preemption");
     }
 }
 
-const V2: Election = Election { version: 2, advert_int: 1.0, auth_pass: None, unicast: false };
+const V2: Election = Election { version: 2, advert_int: 1.0, auth_pass: None, unicast: false, ipv6: false };
 const V2_AUTH: Election =
-    Election { version: 2, advert_int: 1.0, auth_pass: Some("hav-pw"), unicast: false };
-const V3: Election = Election { version: 3, advert_int: 0.5, auth_pass: None, unicast: false };
+    Election { version: 2, advert_int: 1.0, auth_pass: Some("hav-pw"), unicast: false, ipv6: false };
+const V3: Election = Election { version: 3, advert_int: 0.5, auth_pass: None, unicast: false, ipv6: false };
 const V3_UNICAST: Election =
-    Election { version: 3, advert_int: 0.5, auth_pass: None, unicast: true };
+    Election { version: 3, advert_int: 0.5, auth_pass: None, unicast: true, ipv6: false };
+const V3_IPV6: Election = Election { version: 3, advert_int: 0.5, auth_pass: None, unicast: false, ipv6: true };
+
+/// IPv6 in the lab (the client is fd00::100/64, the peer fd00::1/64): no
+/// duplicate address detection on the peer and the client (a VIP added at
+/// takeover is usable at once, as keepalived adds it with nodad; a link
+/// going up again keeps a usable link-local address), and the peer's
+/// link-local address ready.
+fn ipv6_lab(lab: &Lab) {
+    for ns in [&lab.routers[0], &lab.client] {
+        for key in ["ipv6.conf.all.accept_dad", "ipv6.conf.eth0.accept_dad"] {
+            ns.sysctl(key, "0").expect("accept_dad");
+        }
+    }
+    let peer = &lab.routers[0];
+    wait_for("the peer's link-local address", Duration::from_secs(10), || {
+        let out = peer.ip(&["-6", "-o", "addr", "show", "dev", Lab::IFNAME, "scope", "link"]).ok()?;
+        (out.contains("fe80::") && !out.contains("tentative")).then_some(())
+    });
+}
 
 #[test]
 fn keepalived_v2_embedded_master() {
@@ -1011,6 +1063,49 @@ fn qemu_keepalived_uplink_link_state() {
     assert_eq!(ev.from, "BACKUP", "{ev:?}");
     peer.wait_backup(t);
     assert_vip_answers(&lab, emb.mac, "the firmware after its link came back");
+}
+
+// VRRPv3 over IPv6: link-local sources, ff02::12, neighbour discovery
+// and ping for the VIP fd00::50 from the client.
+
+#[test]
+fn qemu_keepalived_v3_ipv6_firmware_master() {
+    if skip_unless("qemu_keepalived_v3_ipv6_firmware_master", QEMU_KEEPALIVED_NEEDS) {
+        return;
+    }
+    scenario_on(Node::Qemu, PeerKind::Keepalived, V3_IPV6, true);
+}
+
+#[test]
+fn qemu_keepalived_v3_ipv6_keepalived_master() {
+    if skip_unless("qemu_keepalived_v3_ipv6_keepalived_master", QEMU_KEEPALIVED_NEEDS) {
+        return;
+    }
+    scenario_on(Node::Qemu, PeerKind::Keepalived, V3_IPV6, false);
+}
+
+#[test]
+fn qemu_hav_linux_v3_ipv6_firmware_master() {
+    if skip_unless("qemu_hav_linux_v3_ipv6_firmware_master", QEMU_NEEDS) {
+        return;
+    }
+    scenario_on(Node::Qemu, PeerKind::HavLinux, V3_IPV6, true);
+}
+
+#[test]
+fn qemu_hav_linux_v3_ipv6_hav_linux_master() {
+    if skip_unless("qemu_hav_linux_v3_ipv6_hav_linux_master", QEMU_NEEDS) {
+        return;
+    }
+    scenario_on(Node::Qemu, PeerKind::HavLinux, V3_IPV6, false);
+}
+
+#[test]
+fn keepalived_v3_ipv6_embedded_master() {
+    if skip_unless("keepalived_v3_ipv6_embedded_master", &[Need::Root, Need::Keepalived]) {
+        return;
+    }
+    scenario(PeerKind::Keepalived, V3_IPV6, true);
 }
 
 #[test]

@@ -8,8 +8,9 @@
 //! hav-embedded-tap run --tap NAME --config FILE      run the router
 //!
 //! NODE:      --address A.B.C.D/LEN [--mac xx:xx:xx:xx:xx:xx]
-//! INSTANCE:  --vrid N (starts an instance) [--priority N] [--version 2|3]
-//!            [--advert-int SECS] --vip A.B.C.D... [--nopreempt]
+//!            [--link-local fe80::X]  (the IPv6 instances' address)
+//! INSTANCE:  --vrid N (starts an instance) [--ipv6] [--priority N] [--version 2|3]
+//!            [--advert-int SECS] --vip ADDR... [--nopreempt]
 //!            [--preempt-delay SECS] [--accept] [--auth-pass PW]
 //!            [--unicast-peer A.B.C.D]... [--garp-repeat N] [--garp-delay SECS]
 //! ```
@@ -17,7 +18,7 @@
 //! `run` prints one line per state change on stdout, for tests and
 //! benchmarks: `EVENT <unix-µs> vrid=<N> <FROM>-><TO> reason=<Reason>`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use embassy_net_tuntap::TunTapDevice;
@@ -27,10 +28,10 @@ use hav_core::Duration;
 use hav_embedded::{Event, NodeConfig, Resources, Router, MAX_STORED_LEN};
 
 fn usage() -> &'static str {
-    "usage: hav-embedded-tap encode --address A/LEN [--mac MAC] --vrid N [instance flags] -o FILE\n\
+    "usage: hav-embedded-tap encode --address A/LEN [--mac MAC] [--link-local fe80::X] --vrid N [instance flags] -o FILE\n\
      \x20      hav-embedded-tap decode FILE\n\
      \x20      hav-embedded-tap run --tap NAME --config FILE\n\
-     instance flags: --priority N --version 2|3 --advert-int SECS --vip A (repeat) --nopreempt\n\
+     instance flags: --ipv6 --priority N --version 2|3 --advert-int SECS --vip A (repeat) --nopreempt\n\
      \x20               --preempt-delay SECS --accept --auth-pass PW --unicast-peer A\n\
      \x20               --garp-repeat N --garp-delay SECS"
 }
@@ -63,6 +64,9 @@ fn parse_mac(v: &str) -> Result<[u8; 6], String> {
 fn build_config(args: &[String]) -> Result<(NodeConfig, String), String> {
     let mut node: Option<NodeConfig> = None;
     let mut mac = None;
+    let mut link_local = None;
+    // Instances made IPv6 by --ipv6 (their address is set at the end).
+    let mut ipv6 = Vec::new();
     let mut out = None;
     let mut instances: Vec<InstanceConfig> = Vec::new();
     let mut groups = Vec::new();
@@ -84,6 +88,7 @@ fn build_config(args: &[String]) -> Result<(NodeConfig, String), String> {
                 node = Some(NodeConfig::new(a, parse_num("--address", len)?));
             }
             "--mac" => mac = Some(parse_mac(&value()?)?),
+            "--link-local" => link_local = Some(parse_num::<Ipv6Addr>("--link-local", &value()?)?),
             "-o" => out = Some(value()?),
             "--sync-group" => {
                 let v = value()?;
@@ -104,7 +109,7 @@ fn build_config(args: &[String]) -> Result<(NodeConfig, String), String> {
             f => {
                 need_inst(&mut instances)?;
                 let v = match f {
-                    "--nopreempt" | "--accept" => String::new(),
+                    "--nopreempt" | "--accept" | "--ipv6" => String::new(),
                     _ => value()?,
                 };
                 let Some(c) = instances.last_mut() else { unreachable!() };
@@ -119,16 +124,17 @@ fn build_config(args: &[String]) -> Result<(NodeConfig, String), String> {
                     }
                     "--advert-int" => c.adver_int = parse_secs(f, &v)?,
                     "--vip" => {
-                        let a: Ipv4Addr = parse_num(f, &v)?;
-                        c.vips.push(IpAddr::V4(a)).map_err(|_| "--vip: too many".to_string())?;
+                        let a: IpAddr = parse_num(f, &v)?;
+                        c.vips.push(a).map_err(|_| "--vip: too many".to_string())?;
                     }
+                    "--ipv6" => ipv6.push(c.vrid),
                     "--nopreempt" => c.preempt = false,
                     "--accept" => c.accept = true,
                     "--preempt-delay" => c.preempt_delay = parse_secs(f, &v)?,
                     "--auth-pass" => c.auth = VrrpAuth::simple(v.as_bytes()),
                     "--unicast-peer" => {
-                        let a: Ipv4Addr = parse_num(f, &v)?;
-                        c.peers.push(IpAddr::V4(a)).map_err(|_| "--unicast-peer: too many")?;
+                        let a: IpAddr = parse_num(f, &v)?;
+                        c.peers.push(a).map_err(|_| "--unicast-peer: too many")?;
                     }
                     "--garp-repeat" => c.garp.master_repeat = parse_num(f, &v)?,
                     "--garp-delay" => c.garp.master_delay = parse_secs(f, &v)?,
@@ -140,6 +146,13 @@ fn build_config(args: &[String]) -> Result<(NodeConfig, String), String> {
     }
     let mut node = node.ok_or("--address is required")?;
     node.mac = mac;
+    for c in instances.iter_mut().filter(|c| ipv6.contains(&c.vrid)) {
+        let ll = link_local.ok_or("--ipv6: needs --link-local")?;
+        let v6 = InstanceConfig::new(c.vrid, IpAddr::V6(ll));
+        c.primary_addr = v6.primary_addr;
+        c.mcast_group = v6.mcast_group;
+        c.version = VrrpVersion::V3;
+    }
     for c in instances {
         node.instances.push(c).map_err(|_| "too many instances")?;
     }
