@@ -72,6 +72,7 @@ declare -A rs_pid
 start_rs() { ip netns exec "rs$1" "$PY" "$FLOWS" serve "rs$1" >"$work/rs$1.log" 2>&1 & rs_pid[$1]=$!; }
 for i in 1 2 3; do start_rs "$i"; done
 
+bfd=0
 # ---- FRR, per namespace: its own pathspace (-N: /run/frr/NS), config files in $work
 # The daemons run as root here (their files live in this run's directory); FRR insists that
 # their user be in its vty group. The guest's /etc is a copy-on-write overlay: the host's
@@ -116,6 +117,7 @@ router bgp 65001
  neighbor 10.92.0.1 remote-as 65000
  neighbor 10.92.0.1 timers 1 3
  neighbor 10.92.0.1 timers connect 1
+$( ((bfd)) && echo ' neighbor 10.92.0.1 bfd')
  address-family ipv4 unicast
   redistribute kernel route-map HAV
  exit-address-family
@@ -128,10 +130,14 @@ start_frr() { # start_frr NS [ROUTER-ID]
   mkdir -p "/run/frr/$ns"
   nsx "$ns" /usr/lib/frr/zebra -d -N "$ns" -u root -g root -f "$d/zebra.conf" -P 0 >>"$d/start.log" 2>&1
   nsx "$ns" /usr/lib/frr/bgpd -d -N "$ns" -u root -g root -f "$d/bgpd.conf" -P 0 >>"$d/start.log" 2>&1
+  # BFD (the bench's last death case turns it on): bfdd runs from the start.
+  : >"$d/bfdd.conf"
+  mkdir -p "/etc/frr/$ns" && : >"/etc/frr/$ns/vtysh.conf" # vtysh -N NS reads it (guest overlay)
+  nsx "$ns" /usr/lib/frr/bfdd -d -N "$ns" -u root -g root -f "$d/bfdd.conf" -P 0 >>"$d/start.log" 2>&1
 }
 stop_frr() { # SIGKILL: a machine that dies says nothing
   local ns=$1 p
-  for p in bgpd zebra; do
+  for p in bfdd bgpd zebra; do
     [[ -f /run/frr/$ns/$p.pid ]] && kill -KILL "$(cat "/run/frr/$ns/$p.pid")" 2>/dev/null
     rm -f "/run/frr/$ns/$p.pid"
   done
@@ -333,6 +339,14 @@ else
   run_case "health loss (all real servers)" health
   kill_director 1; for i in 1 2 3; do nsx d1 ip route del blackhole "10.92.0.10$i/32" 2>/dev/null; done; restore
   run_case "clean stop (SIGTERM, drain 2 s)" stop
+  # BFD (FRR's bfdd, 300 ms x 3) on every session: a dead director is detected in under a second.
+  wait "${hav_pid[1]}" 2>/dev/null; restore
+  bfd=1
+  vtysh -N rtr -c 'configure terminal' -c 'router bgp 65000' -c 'neighbor D bfd' >/dev/null
+  for i in 1 2 3; do vtysh -N "d$i" -c 'configure terminal' -c 'router bgp 65001' -c 'neighbor 10.92.0.1 bfd' >/dev/null; done
+  bfd_up() { [[ $(vtysh -N rtr -c 'show bfd peers brief' 2>/dev/null | grep -c ' up ') -ge 3 ]]; }
+  wait_for 20 bfd_up || echo "bench: BFD sessions not all up: $(vtysh -N rtr -c 'show bfd peers brief' 2>&1 | tr '\n' ' ')"
+  run_case "director death, BFD 300 ms x 3" death
   # Control: the same death with a scheduler whose choice is each director's own (wlc): the
   # flows ECMP moves to another director land on another real server there.
   wait "${hav_pid[1]}" 2>/dev/null; restore
@@ -340,7 +354,7 @@ else
   for i in 1 2 3; do kill -HUP "${hav_pid[$i]}"; done
   want='-s wlc'
   wait_for 10 tables_agree 1 2 3 || echo "bench: the reload to wlc did not reach every director"
-  run_case "control: director death, wlc" death
+  run_case "control: director death, wlc, BFD" death
 fi
 
 echo "# $passes passed, $fails failed"
