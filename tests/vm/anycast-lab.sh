@@ -130,10 +130,12 @@ start_frr() { # start_frr NS [ROUTER-ID]
   mkdir -p "/run/frr/$ns"
   nsx "$ns" /usr/lib/frr/zebra -d -N "$ns" -u root -g root -f "$d/zebra.conf" -P 0 >>"$d/start.log" 2>&1
   nsx "$ns" /usr/lib/frr/bgpd -d -N "$ns" -u root -g root -f "$d/bgpd.conf" -P 0 >>"$d/start.log" 2>&1
-  # BFD (the bench's last death case turns it on): bfdd runs from the start.
-  : >"$d/bfdd.conf"
-  mkdir -p "/etc/frr/$ns" && : >"/etc/frr/$ns/vtysh.conf" # vtysh -N NS reads it (guest overlay)
-  nsx "$ns" /usr/lib/frr/bfdd -d -N "$ns" -u root -g root -f "$d/bfdd.conf" -P 0 >>"$d/start.log" 2>&1
+  # BFD (the bench's BFD case turns it on): bfdd runs from the start, in the bench only.
+  if [[ $mode == bench ]]; then
+    : >"$d/bfdd.conf"
+    mkdir -p "/etc/frr/$ns" && : >"/etc/frr/$ns/vtysh.conf" # vtysh -N NS reads it (guest overlay)
+    nsx "$ns" /usr/lib/frr/bfdd -d -N "$ns" -u root -g root -f "$d/bfdd.conf" -P 0 >>"$d/start.log" 2>&1
+  fi
 }
 stop_frr() { # SIGKILL: a machine that dies says nothing
   local ns=$1 p
@@ -209,7 +211,7 @@ if ! wait_for 60 has_nexthops "10.92.0.11 10.92.0.12 10.92.0.13 "; then
   show_state; dump_logs
   exit 1
 fi
-ok "the router learned $VIP from all three directors, ECMP over $(nexthops)in $((SECONDS - t0)) s"
+ok "the router learned $VIP from all three directors, ECMP over 10.92.0.11 10.92.0.12 10.92.0.13 in $((SECONDS - t0)) s"
 nsx rtr ip route show "$VIP/32" | sed 's/^/# /'
 nsx d1 ip route show table all proto 250 | sed 's/^/# d1: /'
 
