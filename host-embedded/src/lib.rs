@@ -11,7 +11,7 @@
 //!   that the node answers ARP and ping for a VIP while it is master;
 //! - raw IP sockets for protocol 112 (IPv4 and IPv6), an IGMP join of
 //!   224.0.0.18 (its report repeated after startup and after each link-up)
-//!   and an MLD join of ff02::12 (smoltcp's);
+//!   and an MLDv2 join of ff02::12 (likewise repeated);
 //! - gratuitous ARP and unsolicited NA frames, written straight to the
 //!   driver, on takeover;
 //! - timers from embassy-time;
@@ -33,6 +33,7 @@ mod fmt;
 mod config;
 mod device;
 mod igmp;
+mod mld;
 mod router;
 
 pub use config::{ConfigError, NodeConfig, MAX_GROUPS, MAX_IFACE_ADDRS, MAX_INSTANCES, MAX_STORED_LEN};

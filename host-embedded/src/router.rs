@@ -26,7 +26,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpProto
 
 use crate::config::{ConfigError, NodeConfig, MAX_GROUPS, MAX_INSTANCES};
 use crate::device::Adapter;
-use crate::igmp;
+use crate::{igmp, mld};
 
 /// Packets each raw VRRP socket (IPv4, IPv6) queues in each direction.
 pub const RAW_PACKETS: usize = 4;
@@ -39,7 +39,7 @@ pub const RAW_BUFFER: usize = 1024;
 const V6_PREFIX: u8 = 64;
 /// Longest [`Router::shutdown`] waits for its priority-0 adverts to leave.
 pub const SHUTDOWN_FLUSH: embassy_time::Duration = embassy_time::Duration::from_millis(100);
-/// Unsolicited IGMP reports sent after startup and after each link-up.
+/// Unsolicited IGMP (and MLD) reports sent after startup and after each link-up.
 const IGMP_REPORTS: u8 = 2;
 /// Spacing of those reports (and delay of the first).
 const IGMP_INTERVAL: hav_core::Duration = hav_core::Duration::from_secs(1);
@@ -178,6 +178,7 @@ pub struct Router<'a, D: Driver> {
     observer: Option<fn(&Event)>,
     // Multicast groups joined, and the next unsolicited report (time, left).
     groups: heapless::Vec<Ipv4Addr, MAX_INSTANCES>,
+    groups6: heapless::Vec<Ipv6Addr, MAX_INSTANCES>,
     igmp: Option<(hav_core::Instant, u8)>,
 }
 
@@ -221,6 +222,7 @@ impl<'a, D: Driver> Router<'a, D> {
             }
         });
         let mut groups = heapless::Vec::new();
+        let mut groups6 = heapless::Vec::new();
         for c in &config.instances {
             let joined = match (c.is_unicast(), c.mcast_group) {
                 (true, _) => continue,
@@ -232,8 +234,10 @@ impl<'a, D: Driver> Router<'a, D> {
                     let _ = groups.push(group);
                     iface.join_multicast_group(group)
                 }
-                // smoltcp sends the MLD report itself.
-                (false, IpAddr::V6(group)) if !iface.has_multicast_group(group) => {
+                // The router sends the MLD reports (see `mld`); smoltcp's
+                // own still goes out.
+                (false, IpAddr::V6(group)) if !groups6.contains(&group) => {
+                    let _ = groups6.push(group);
                     iface.join_multicast_group(group)
                 }
                 (false, IpAddr::V6(_)) => continue,
@@ -285,6 +289,7 @@ impl<'a, D: Driver> Router<'a, D> {
             timer: None,
             observer: None,
             groups,
+            groups6,
             igmp: None,
         })
     }
@@ -610,7 +615,7 @@ impl<'a, D: Driver> Router<'a, D> {
         });
     }
 
-    // Sends the due unsolicited IGMP reports, one per group.
+    // Sends the due unsolicited IGMP and MLD reports, one per group.
     fn send_igmp(&mut self, cx: &mut Context<'_>, now: hav_core::Instant) {
         let Some((at, left)) = self.igmp else { return };
         if at > now {
@@ -623,6 +628,13 @@ impl<'a, D: Driver> Router<'a, D> {
             self.ident = self.ident.wrapping_add(1);
             let frame = igmp::report_frame(self.mac, self.address, *group, self.ident);
             tx.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
+        }
+        if let Some(ll) = self.link_local {
+            for group in self.groups6.iter() {
+                let Some(tx) = self.device.transmit(cx) else { break };
+                let frame = mld::report_frame(self.mac, ll, *group);
+                tx.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
+            }
         }
         self.igmp = (left > 1).then_some((now + IGMP_INTERVAL, left - 1));
     }

@@ -983,6 +983,58 @@ fn qemu_hav_linux_clean_stop() {
     clean_stop(PeerKind::HavLinux);
 }
 
+/// VRRPv3 over IPv6 on the wire, from the firmware alone on the LAN: an
+/// MLDv2 join of ff02::12 (TO_EX with no source), adverts from its
+/// link-local address fe80::2 to ff02::12 with hop limit 255 and the VIP,
+/// and exactly the configured number of unsolicited neighbour
+/// advertisements (override set) for the VIP, from its MAC.
+#[test]
+fn qemu_wire_ipv6_mld_adverts_na() {
+    if skip_unless("qemu_wire_ipv6_mld_adverts_na", &[Need::Root, Need::Qemu, Need::Tcpdump]) {
+        return;
+    }
+    let lab = Lab::new(0).expect("lab");
+    let dir = Scratch::new("embwire6");
+    let mut emb = Emb::new(&lab, &dir, V3_IPV6, 150, Node::Qemu).expect("embedded node");
+    emb.extra_args(&["--garp-repeat", "3", "--garp-delay", "0"]);
+    let cap = dir.path("tcpdump.log");
+    let tcpdump = lab
+        .client
+        .spawn("tcpdump", &["-n", "-l", "-U", "-e", "-vv", "-i", Lab::IFNAME, "ip6"], &cap)
+        .expect("tcpdump");
+    wait_for("tcpdump to listen", Duration::from_secs(5), || {
+        std::fs::read_to_string(&cap).ok()?.contains("listening on").then_some(())
+    });
+    emb.start();
+    emb.wait_state("MASTER", V3_IPV6.takeover_timeout());
+    sleep(Duration::from_millis(1300));
+    lab.client.stop(tcpdump).expect("stop tcpdump");
+    let text = std::fs::read_to_string(&cap).expect("capture");
+    let mac = mac_str(emb.mac);
+    // tcpdump -vv prints an IPv6 packet on one line.
+    let from_node: Vec<&str> = text.lines().filter(|l| l.contains(&format!("{mac} > "))).collect();
+    // A join is a CHANGE_TO_EXCLUDE record with no source (RFC 3810 6.1).
+    let mld = from_node.iter().any(|l| {
+        l.contains("fe80::2 > ff02::16")
+            && l.contains("multicast listener report v2")
+            && l.contains("[gaddr ff02::12 to_ex { }]")
+    });
+    assert!(mld, "no MLDv2 join of ff02::12:\n{text}");
+    let adverts: Vec<&str> = text.lines().filter(|l| l.contains("VRRPv3, Advertisement, vrid 51, prio 150")).collect();
+    assert!(adverts.len() >= 2, "expected adverts every 0.5 s:\n{text}");
+    for l in &adverts {
+        assert!(from_node.contains(l) && l.contains("hlim 255"), "{l}");
+        assert!(l.contains("fe80::2 > ff02::12") && l.contains(VIP6), "{l}");
+    }
+    let nas: Vec<&str> =
+        text.lines().filter(|l| l.contains(&format!("neighbor advertisement, length 32, tgt is {VIP6}"))).collect();
+    for l in &nas {
+        assert!(from_node.contains(l) && l.contains(&format!("{VIP6} > ff02::1:")), "{l}");
+        assert!(l.contains("Flags [override]"), "{l}");
+    }
+    assert_eq!(nas.len(), 3, "garp_master_repeat 3 unsolicited NAs:\n{text}");
+}
+
 /// Without a valid config (an erased sector, then bytes that are not a
 /// NodeConfig) the firmware says why in its log, runs no instance and sends
 /// nothing: no advert, no gratuitous ARP, for longer than the
