@@ -213,6 +213,8 @@ struct Daemon {
     /// State changes and dropped adverts are logged through these: a hostile peer can cause
     /// them at line rate.
     log_transitions: KeyedRateLimit<String>,
+    /// "Received a lower priority" lines, rate-limited per instance the same way.
+    log_rx_lower: KeyedRateLimit<String>,
     log_drops: RateLimit,
     /// The one-line state summary last given to systemd.
     status_line: String,
@@ -282,6 +284,7 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         // Per instance: a failover of a thousand instances logs every one of them, a peer
         // flapping one instance at line rate logs a few lines of it every ten seconds.
         log_transitions: KeyedRateLimit::new(5, std::time::Duration::from_secs(10), 65_536),
+        log_rx_lower: KeyedRateLimit::new(5, std::time::Duration::from_secs(10), 65_536),
         log_drops: RateLimit::new(20, std::time::Duration::from_secs(1)),
         events: tokio::sync::broadcast::channel(super::snapshot::EVENT_BACKLOG).0,
         status_line: String::new(),
@@ -1216,10 +1219,12 @@ impl Daemon {
 
     /// Instance `idx`, master, accepted a lower-priority advert from `src`: keepalived's
     /// MASTER_RX_LOWER_PRI (`notify_master_rx_lower_pri`, the FIFO line), paced by the notifier.
-    fn master_rx_lower(&self, idx: usize, priority: u8, src: std::net::IpAddr) {
+    fn master_rx_lower(&mut self, idx: usize, priority: u8, src: std::net::IpAddr) {
         let r = &self.engine.records()[idx];
         let ours = r.instance().effective_priority();
-        tracing::debug!(instance = %r.meta.name, %src, priority, ours, "master received an advert with a lower priority");
+        if let Some(held_back) = self.log_rx_lower.check(&r.meta.name, std::time::Instant::now()) {
+            tracing::info!(instance = %r.meta.name, %src, priority, ours, held_back, "master received an advert with a lower priority");
+        }
         let _in_aux = self.aux.enter();
         self.notifier.master_rx_lower(&r.meta.name, &r.meta.notify, ours);
     }
