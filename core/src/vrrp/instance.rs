@@ -17,7 +17,7 @@ use super::config::InstanceConfig;
 use super::track::{TrackId, TrackSet, TrackStatus, Tracked, Verdict};
 use crate::fmt::{debug, trace};
 use crate::time::{Duration, Instant};
-use crate::wire::{VrrpAddresses, VrrpAuth, VrrpRepr, VrrpVersion, VRRP_TTL};
+use crate::wire::{VrrpAddresses, VrrpAuth, VrrpRepr, VrrpVersion};
 
 /// The externally visible state of an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
