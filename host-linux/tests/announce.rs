@@ -138,3 +138,28 @@ fn an_ipv6_virtual_server_gets_slash_128_routes() {
     });
     assert_eq!(ns.ip(&["-6", "route", "show", "table", "all", "proto", "251"]).expect("ip route").trim(), "");
 }
+
+#[test]
+fn a_reload_moves_routes_to_the_new_settings_and_drops_unannounced_ones() {
+    if skip_unless_root("a_reload_moves_routes_to_the_new_settings_and_drops_unannounced_ones") {
+        return;
+    }
+    let ns = Netns::new(&unique("an")).expect("netns");
+    ns.link_up("lo").expect("lo up");
+    let c = config::load_str(Path::new("a.conf"), CONF).expect("valid").config;
+    let mut a = Announcer::new();
+    ns.enter(|| a.reconcile(&c, |_| true));
+    // The reload: the first virtual server moves to metric 9 in the main table, the second
+    // is no longer announced.
+    let text = CONF.replacen("    table 200\n", "", 1).replacen("metric 7", "metric 9", 1).replacen("  announce {\n    proto 251\n  }\n", "", 1);
+    let c2 = config::load_str(Path::new("a.conf"), &text).expect("valid").config;
+    assert!(c2.virtual_servers[1].announce.is_none());
+    ns.enter(|| a.reconcile(&c2, |_| true));
+    let r = routes(&ns);
+    assert_eq!(r, "blackhole 192.0.2.10 metric 9\nlocal 192.0.2.10 dev lo table local scope host", "{r}");
+    ns.enter(|| {
+        a.withdraw_all();
+        a.release();
+    });
+    assert_eq!(routes(&ns), "");
+}
