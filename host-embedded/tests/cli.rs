@@ -76,3 +76,54 @@ fn test_bad_input_is_named() {
     assert!(err.contains(o) && err.contains("not a postcard NodeConfig"), "{err}");
     let _ = std::fs::remove_file(&out);
 }
+
+/// `config` writes from a keepalived.conf the same stored config as
+/// `encode` with the equivalent flags, and names what it ignored.
+#[test]
+fn test_config_from_keepalived_conf() {
+    let conf = scratch("keepalived.conf");
+    std::fs::write(
+        &conf,
+        "global_defs {\n  router_id gw\n  vrrp_version 3\n}\n\
+         vrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 51\n  priority 150\n\
+         \x20 advert_int 0.5\n  garp_master_repeat 2\n  virtual_ipaddress {\n    10.0.0.50/24 dev eth0\n  }\n}\n\
+         vrrp_instance VI_6 {\n  interface eth0\n  virtual_router_id 52\n  priority 120\n  advert_int 1\n\
+         \x20 virtual_ipaddress {\n    fd00::50/64\n  }\n}\n",
+    )
+    .unwrap();
+    let (from_conf, from_flags) = (scratch("conf.cfg"), scratch("flags.cfg"));
+    let node = ["--address", "10.0.0.2/24", "--link-local", "fe80::2"];
+    let mut args = vec!["config", conf.to_str().unwrap()];
+    args.extend(node);
+    args.extend(["-o", from_conf.to_str().unwrap()]);
+    let r = tool(&args);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("ignored: vrrp_instance VI_1: state"), "{err}");
+
+    let mut args = vec!["encode"];
+    args.extend(node);
+    args.extend([
+        "--vrid", "51", "--priority", "150", "--advert-int", "0.5", "--garp-repeat", "2",
+        "--vip", "10.0.0.50", "--version", "3",
+        "--vrid", "52", "--priority", "120", "--advert-int", "1", "--vip", "fd00::50", "--ipv6",
+        "-o", from_flags.to_str().unwrap(),
+    ]);
+    let r = tool(&args);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let a = NodeConfig::from_stored(&std::fs::read(&from_conf).unwrap()).unwrap();
+    let b = NodeConfig::from_stored(&std::fs::read(&from_flags).unwrap()).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.instances[1].primary_addr, "fe80::2".parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(a.instances[0].version, hav_core::wire::VrrpVersion::V3);
+
+    let mut args = vec!["config", conf.to_str().unwrap(), "--instance", "VI_6"];
+    args.extend(node);
+    args.extend(["-o", from_conf.to_str().unwrap()]);
+    assert!(tool(&args).status.success());
+    let only = NodeConfig::from_stored(&std::fs::read(&from_conf).unwrap()).unwrap();
+    assert_eq!(only.instances.iter().map(|c| c.vrid).collect::<Vec<_>>(), [52]);
+    for p in [conf, from_conf, from_flags] {
+        let _ = std::fs::remove_file(p);
+    }
+}

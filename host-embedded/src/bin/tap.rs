@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! hav-embedded-tap encode NODE INSTANCE... -o FILE   write a stored config
+//! hav-embedded-tap config KEEPALIVED.CONF [--instance NAME]... NODE -o FILE
+//!                                                    the same from keepalived.conf
 //! hav-embedded-tap decode FILE                       print a stored config
 //! hav-embedded-tap run --tap NAME --config FILE      run the router
 //!
@@ -25,10 +27,14 @@ use embassy_net_tuntap::TunTapDevice;
 use hav_core::vrrp::InstanceConfig;
 use hav_core::wire::{VrrpAuth, VrrpVersion};
 use hav_core::Duration;
+#[path = "tap/kaconf.rs"]
+mod kaconf;
+
 use hav_embedded::{Event, NodeConfig, Resources, Router, MAX_STORED_LEN};
 
 fn usage() -> &'static str {
     "usage: hav-embedded-tap encode --address A/LEN [--mac MAC] [--link-local fe80::X] --vrid N [instance flags] -o FILE\n\
+     \x20      hav-embedded-tap config KEEPALIVED.CONF [--instance NAME]... --address A/LEN [--mac MAC] [--link-local fe80::X] -o FILE\n\
      \x20      hav-embedded-tap decode FILE\n\
      \x20      hav-embedded-tap run --tap NAME --config FILE\n\
      instance flags: --ipv6 --priority N --version 2|3 --advert-int SECS --vip A (repeat) --nopreempt\n\
@@ -219,6 +225,32 @@ async fn real_main() -> Result<(), String> {
             let bytes = node.to_stored(&mut buf).map_err(|e| e.to_string())?;
             std::fs::write(&out, bytes).map_err(|e| format!("{out}: {e}"))?;
             println!("wrote {} bytes to {out}", bytes.len());
+            Ok(())
+        }
+        Some("config") => {
+            // config KEEPALIVED.CONF [--instance NAME]... NODE... -o FILE
+            let conf = args.get(1).ok_or(usage())?;
+            let text = std::fs::read_to_string(conf).map_err(|e| format!("{conf}: {e}"))?;
+            let mut only = Vec::new();
+            let mut node = Vec::new();
+            let mut it = args[2..].iter();
+            while let Some(a) = it.next() {
+                if a == "--instance" {
+                    only.push(it.next().ok_or("--instance: missing value")?.clone());
+                } else {
+                    node.push(a.clone());
+                }
+            }
+            let t = kaconf::translate(&text, &only).map_err(|e| format!("{conf}: {e}"))?;
+            for i in &t.ignored {
+                eprintln!("{conf}: ignored: {i}");
+            }
+            node.extend(t.flags);
+            let (node, out) = build_config(&node)?;
+            let mut buf = [0u8; MAX_STORED_LEN];
+            let bytes = node.to_stored(&mut buf).map_err(|e| e.to_string())?;
+            std::fs::write(&out, bytes).map_err(|e| format!("{out}: {e}"))?;
+            println!("wrote {} bytes to {out} ({} instance(s) from {conf})", bytes.len(), node.instances.len());
             Ok(())
         }
         Some("decode") => {
