@@ -92,7 +92,7 @@ const NETLINK: &str = "hav sizes its netlink socket buffers itself; ignored";
 const FIREWALL: &str = "hav installs no iptables/nftables rules; ignored";
 const RELOAD: &str = "hav checks a new configuration before it applies a reload and keeps the running one when it fails; ignored";
 const BFD: &str = "hav has no BFD; ignored";
-const TRACK_PROCESS: &str = "hav does not track processes (a vrrp_script running 'pidof NAME' does); ignored";
+const PROC_RCV_BUFS: &str = "hav sizes the process connector's receive buffer itself and rescans /proc when it overflows; ignored";
 const MAIL_DEFAULTS: &str = "hav sends mail for the instances, groups and real servers that say smtp_alert; ignored";
 const RX_BUFS: &str = "hav sizes its VRRP receive buffer itself; ignored";
 const NAMESPACE: &str = "hav runs in the network namespace it is started in (see -s/--namespace); ignored";
@@ -124,7 +124,7 @@ const TOP_LEVEL: &[Keyword] = &[
     i("static_rules", "hav does not install static rules; the block is ignored"),
     i("garp_group", "hav sends gratuitous ARP/NA per instance (vrrp_garp_interval, garp_master_*); the block is ignored"),
     i("linkbeat_interfaces", LINKBEAT),
-    i("vrrp_track_process", TRACK_PROCESS),
+    a("vrrp_track_process"),
     i("interface_up_down_delays", "hav acts on link changes at once; the block is ignored"),
     i("SSL", "hav's SSL_GET checker verifies no certificates and presents none; the block is ignored"),
     i("bfd_instance", BFD),
@@ -241,8 +241,8 @@ const GLOBAL: &[Keyword] = &[
     i("vrrp_netlink_cmd_rcv_bufs_force", NETLINK),
     i("vrrp_netlink_monitor_rcv_bufs", NETLINK),
     i("vrrp_netlink_monitor_rcv_bufs_force", NETLINK),
-    i("process_monitor_rcv_bufs", TRACK_PROCESS),
-    i("process_monitor_rcv_bufs_force", TRACK_PROCESS),
+    i("process_monitor_rcv_bufs", PROC_RCV_BUFS),
+    i("process_monitor_rcv_bufs_force", PROC_RCV_BUFS),
     i("lvs_netlink_cmd_rcv_bufs", NETLINK),
     i("lvs_netlink_cmd_rcv_bufs_force", NETLINK),
     i("lvs_netlink_monitor_rcv_bufs", NETLINK),
@@ -284,7 +284,7 @@ const SYNC_GROUP: &[Keyword] = &[
     a("track_interface"),
     a("track_script"),
     a("track_file"),
-    i("track_process", TRACK_PROCESS),
+    a("track_process"),
     i("track_bfd", TRACK_BFD_TEXT),
     a("notify_backup"),
     a("notify_master"),
@@ -324,7 +324,7 @@ const INSTANCE: &[Keyword] = &[
     a("track_interface"),
     a("track_script"),
     a("track_file"),
-    i("track_process", TRACK_PROCESS),
+    a("track_process"),
     i("track_bfd", TRACK_BFD_TEXT),
     a("mcast_src_ip"),
     a("unicast_src_ip"),
@@ -405,15 +405,15 @@ const SCRIPT: &[Keyword] = &[
 ];
 
 const TRACK_PROCESS_BLOCK: &[Keyword] = &[
-    i("process", "in a vrrp_track_process, which hav ignores"),
-    i("param_match", "in a vrrp_track_process, which hav ignores"),
-    i("weight", "in a vrrp_track_process, which hav ignores"),
-    i("quorum", "in a vrrp_track_process, which hav ignores"),
-    i("quorum_max", "in a vrrp_track_process, which hav ignores"),
-    i("delay", "in a vrrp_track_process, which hav ignores"),
-    i("terminate_delay", "in a vrrp_track_process, which hav ignores"),
-    i("fork_delay", "in a vrrp_track_process, which hav ignores"),
-    i("full_command", "in a vrrp_track_process, which hav ignores"),
+    a("process"),
+    a("param_match"),
+    a("weight"),
+    a("quorum"),
+    a("quorum_max"),
+    a("delay"),
+    a("terminate_delay"),
+    a("fork_delay"),
+    a("full_command"),
 ];
 
 const SSL_BLOCK: &[Keyword] = &[

@@ -31,6 +31,7 @@ pub mod lvs;
 pub mod parser;
 pub mod preprocess;
 pub mod value;
+pub mod track_process;
 pub mod vrrp;
 
 use std::collections::{HashMap, HashSet};
@@ -45,6 +46,7 @@ pub use parser::{Node, MAX_INCLUDE_DEPTH};
 pub use preprocess::{default_config_id, IncludeCheck, Options};
 pub use value::Script;
 pub use vrrp::{Family, SyncGroup, TrackFileDef, VrrpInstance, VrrpScript, VrrpState, VrrpVersion};
+pub use track_process::{ParamMatch, TrackProcessDef};
 
 use value::Ctx;
 
@@ -58,6 +60,8 @@ pub struct Config {
     /// `vrrp_track_file` blocks.
     pub vrrp_track_files: Vec<TrackFileDef>,
     /// `vrrp_instance` blocks.
+    /// `vrrp_track_process` blocks.
+    pub vrrp_track_processes: Vec<TrackProcessDef>,
     pub vrrp_instances: Vec<VrrpInstance>,
     /// `vrrp_sync_group` blocks.
     pub vrrp_sync_groups: Vec<SyncGroup>,
@@ -190,6 +194,7 @@ fn build(nodes: Vec<Node>, warnings: Vec<Warning>) -> Result<Loaded, ConfigError
                 return Err(ConfigError::invalid(&n.loc, format!("'{}' needs a file name", n.keyword)));
             }
             _ => ctx.unknown(n, keywords::TOP)?,
+            "vrrp_track_process" => config.vrrp_track_processes.extend(TrackProcessDef::from_node(&mut ctx, n)?),
         }
     }
     settle(&mut config, &mut ctx)?;
@@ -213,6 +218,7 @@ fn settle(c: &mut Config, ctx: &mut Ctx) -> Result<(), ConfigError> {
                 .unwrap_or_default();
             ctx.warn(&r.location, format!("{owner}: {kind} '{}' is not defined{hint}; not tracked, as keepalived does", r.name));
             false
+    let processes: HashSet<String> = c.vrrp_track_processes.iter().map(|s| s.name.clone()).collect();
         });
     };
     for i in &mut c.vrrp_instances {
@@ -229,11 +235,13 @@ fn settle(c: &mut Config, ctx: &mut Ctx) -> Result<(), ConfigError> {
 }
 
 fn no_duplicates<'a>(kind: &str, items: impl Iterator<Item = (&'a str, &'a Location)>) -> Result<(), ConfigError> {
+        drop_missing(&mut i.track_processes, &processes, "vrrp_track_process", &owner, ctx);
     let mut seen: HashMap<&str, &Location> = HashMap::new();
     for (name, loc) in items {
         if let Some(first) = seen.insert(name, loc) {
             return Err(ConfigError::invalid(loc, format!("duplicate {kind} '{name}' (first defined at {first})")));
         }
+        drop_missing(&mut g.track_processes, &processes, "vrrp_track_process", &owner, ctx);
     }
     Ok(())
 }
@@ -253,6 +261,7 @@ fn validate(c: &Config, ctx: &mut Ctx) -> Result<(), ConfigError> {
             if !known.contains(r.name.as_str()) {
                 let hint = value::closest(&r.name, known.iter().copied())
                     .map(|s| format!(" (did you mean '{s}'?)"))
+    no_duplicates("vrrp_track_process", c.vrrp_track_processes.iter().map(|i| (i.name.as_str(), &i.location)))?;
                     .unwrap_or_default();
                 return Err(ConfigError::invalid(&r.location, format!("{kind} '{}' is not defined{hint}", r.name)));
             }

@@ -281,6 +281,8 @@ pub struct VrrpInstance {
     pub track_scripts: Vec<TrackRef>,
     /// `track_file { ... }`.
     pub track_files: Vec<TrackRef>,
+    /// `track_process { ... }`.
+    pub track_processes: Vec<TrackRef>,
     /// Notify scripts.
     pub notify: Notify,
     /// Gratuitous ARP / NA timing, global defaults applied.
@@ -783,6 +785,7 @@ impl VrrpInstance {
             track_interfaces: Vec::new(),
             track_scripts: Vec::new(),
             track_files: Vec::new(),
+            track_processes: Vec::new(),
             notify: Notify::default(),
             garp: Garp {
                 master_delay: global.vrrp_garp_master_delay,
@@ -917,6 +920,7 @@ impl VrrpInstance {
                 }
                 "lower_prio_no_advert" => {
                     vi.lower_prio_no_advert = ctx.flag(e)?;
+                "track_process" => vi.track_processes.extend(track_refs(ctx, e)?),
                     no_advert_set = true;
                 }
                 "higher_prio_send_advert" => vi.higher_prio_send_advert = ctx.flag(e)?,
@@ -1175,6 +1179,8 @@ impl TrackFileDef {
 
 /// A typed `vrrp_sync_group NAME { ... }`.
 #[derive(Debug, Clone, PartialEq)]
+    /// `track_process { ... }`.
+    pub track_processes: Vec<TrackRef>,
 pub struct SyncGroup {
     /// The group name.
     pub name: String,
@@ -1195,6 +1201,7 @@ pub struct SyncGroup {
     /// `nopreempt`.
     pub nopreempt: bool,
     /// `sync_group_tracking_weight`: the members' tracking weights apply (keepalived ignores
+            track_processes: Vec::new(),
     /// them in a sync group otherwise: a failure faults the member).
     pub tracking_weight: bool,
 }
@@ -1213,6 +1220,7 @@ impl SyncGroup {
             smtp_alert: false,
             nopreempt: false,
             tracking_weight: false,
+                "track_process" => g.track_processes.extend(track_refs(ctx, e)?),
         };
         for e in ctx.children(n)? {
             if g.notify.apply(ctx, e)? {

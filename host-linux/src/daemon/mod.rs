@@ -13,3 +13,4 @@ pub mod proc;
 pub mod run;
 pub mod snapshot;
 pub mod track;
+pub mod track_process;

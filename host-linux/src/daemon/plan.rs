@@ -39,6 +39,8 @@ pub enum TrackObj {
     Script(String),
     /// `track_file NAME` (a `vrrp_track_file`).
     File(String),
+    /// `track_process NAME` (a `vrrp_track_process`).
+    Process(String),
 }
 
 impl std::fmt::Display for TrackObj {
@@ -47,6 +49,7 @@ impl std::fmt::Display for TrackObj {
             TrackObj::Interface(n) => write!(f, "interface:{n}"),
             TrackObj::Script(n) => write!(f, "script:{n}"),
             TrackObj::File(n) => write!(f, "file:{n}"),
+            TrackObj::Process(n) => write!(f, "process:{n}"),
         }
     }
 }
@@ -409,6 +412,18 @@ fn plan_one(
         want_master: inst.state == crate::config::vrrp::VrrpState::Master,
         promote_secondaries: inst.promote_secondaries,
     };
+    for tp in inst.track_processes.iter().chain(group_tracks.iter().flat_map(|g| g.track_processes.iter())) {
+        let process = config
+            .vrrp_track_processes
+            .iter()
+            .find(|p| p.name == tp.name)
+            .ok_or_else(|| err(inst, format!("track_process {} names no vrrp_track_process", tp.name)))?;
+        push_track(TrackUse {
+            obj: TrackObj::Process(tp.name.clone()),
+            weight: clamp_weight(tp.weight.unwrap_or(process.weight)),
+            reverse: tp.reverse || process.reverse,
+        });
+    }
     Ok(Planned { meta, key: VrKey { ifindex: iface.index, ipv6, vrid: inst.virtual_router_id }, core, up: iface.up })
 }
 

@@ -153,6 +153,7 @@ impl RxBatch {
 enum TrackDef {
     Script(config::vrrp::VrrpScript),
     File(config::vrrp::TrackFileDef),
+    Process(config::TrackProcessDef),
 }
 
 impl TrackDef {
@@ -166,6 +167,10 @@ impl TrackDef {
 
     fn file(f: &config::vrrp::TrackFileDef) -> Self {
         TrackDef::File(config::vrrp::TrackFileDef { location: Self::nowhere(), ..f.clone() })
+    }
+
+    fn process(p: &config::TrackProcessDef) -> Self {
+        TrackDef::Process(config::TrackProcessDef { location: Self::nowhere(), ..p.clone() })
     }
 }
 
@@ -574,6 +579,7 @@ impl Daemon {
         for t in &p.tracks {
             let id = self.track_id(&t.obj);
             let status = self.initial_status(&t.obj);
+        self.sync_vroutes();
             if set.push(Tracked::new(id, t.weight, t.reverse, status)).is_err() {
                 tracing::warn!(instance = %p.name, "too many tracked objects");
             }
@@ -609,11 +615,14 @@ impl Daemon {
         s
     }
 
-    /// Starts the script and file watchers the config uses (on the auxiliary runtime); stops the
+    /// Starts the script, file and process watchers the config uses (on the auxiliary runtime); stops the
     /// others; restarts changed ones. A definition that only moved in the file (a reload that
     /// added lines above it) is unchanged: its task, and the status it reached, stay.
     fn sync_tracks(&mut self) {
         let mut wanted: HashMap<TrackObj, TrackDef> = HashMap::new();
+            // Up until the watcher's first scan, which it reports at once (no /proc scan on
+            // the VRRP loop); an instance starts in BACKUP, so it cannot take over before.
+            TrackObj::Process(_) => TrackStatus::Up,
         for s in &self.config.vrrp_scripts {
             wanted.insert(TrackObj::Script(s.name.clone()), TrackDef::script(s));
         }
@@ -630,6 +639,9 @@ impl Daemon {
         let _in_aux = self.aux.enter();
         for s in self.config.vrrp_scripts.clone() {
             let obj = TrackObj::Script(s.name.clone());
+        for p in &self.config.vrrp_track_processes {
+            wanted.insert(TrackObj::Process(p.name.clone()), TrackDef::process(p));
+        }
             if self.track_tasks.contains_key(&obj) {
                 continue;
             }

@@ -14,7 +14,7 @@ pub mod netlink;
 pub mod nft;
 pub mod packet;
 pub mod route;
-mod sys;
+pub(crate) mod sys;
 pub mod sysctl;
 pub mod timer;
 pub mod vrrp_socket;
