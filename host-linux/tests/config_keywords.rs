@@ -238,7 +238,7 @@ fn keywords_keepalived_accepts_load_with_one_warning_each() {
     }
     let globals = [
         "lvs_flush_on_stop", "log_unknown_vrids", "vrrp_rlimit_rttime 10000", "process_names", "vmac_prefix vrrp",
-        "nftables_ipvs", "max_auto_priority 50", "dynamic_interfaces", "v3_checksum_as_v2",
+        "nftables_ipvs", "max_auto_priority 50", "v3_checksum_as_v2",
     ];
     for g in globals {
         let name = g.split(' ').next().unwrap_or(g);

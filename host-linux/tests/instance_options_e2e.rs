@@ -169,3 +169,39 @@ fn routed_unicast_peers_within_their_ttl_bounds() {
     let took = wait_until(Duration::from_secs(10), || h.holds("10.61.9.9"));
     assert!(took.is_some(), "hav did not drop adverts below its min_ttl\n{}", h.log());
 }
+
+/// `dynamic_interfaces`: an instance whose interface does not exist at start waits in FAULT
+/// (the others run), and starts when the interface appears, as keepalived does; without the
+/// option the daemon refuses the config and names the interface.
+#[test]
+fn dynamic_interfaces_start_when_the_interface_appears() {
+    if skip_unless("dynamic_interfaces_start_when_the_interface_appears", &[Need::Root]) {
+        return;
+    }
+    let lab = Lab::new(1).expect("lab");
+    let r = &lab.routers[0];
+    let instances = "vrrp_instance LATE {\n  interface late0\n  virtual_router_id 66\n  priority 255\n  advert_int 1\n  \
+                     virtual_ipaddress {\n    10.66.0.66/32\n  }\n}\n\
+                     vrrp_instance NOW {\n  interface eth0\n  virtual_router_id 67\n  priority 255\n  advert_int 1\n  \
+                     virtual_ipaddress {\n    10.0.0.67/32\n  }\n}\n";
+    // Without dynamic_interfaces: refused, naming the interface.
+    let node = Node::start(r, hav(), instances);
+    assert!(wait_until(Duration::from_secs(10), || !node.alive()).is_some(), "started with a missing interface\n{}", node.log());
+    assert!(node.log().contains("late0"), "{}", node.log());
+    drop(node);
+    let mut node = Node::start(r, hav(), &format!("global_defs {{\n  dynamic_interfaces\n}}\n{instances}"));
+    assert!(wait_until(Duration::from_secs(10), || node.holds("10.0.0.67")).is_some(), "the other instance did not run\n{}", node.log());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!node.holds("10.66.0.66"), "a VIP on an interface that does not exist");
+    // The interface appears (a veth pair inside the router): the instance starts on it.
+    r.ip(&["link", "add", "late0", "type", "veth", "peer", "name", "late1"]).expect("veth");
+    r.add_addr("late0", "10.66.0.1/24").expect("addr");
+    r.link_up("late0").expect("up");
+    r.link_up("late1").expect("up");
+    let held = wait_until(Duration::from_secs(10), || {
+        r.ip(&["-4", "addr", "show", "dev", "late0"]).is_ok_and(|o| o.contains("10.66.0.66/32"))
+    });
+    assert!(held.is_some(), "the waiting instance did not start on late0\n{}", node.log());
+    assert!(node.holds("10.0.0.67"), "the other instance lost its VIP\n{}", node.log());
+    assert!(node.terminate(), "SIGTERM");
+}

@@ -354,10 +354,7 @@ impl GlobalDefs {
                     });
                     ctx.not_acted(n, BLOCK);
                 }
-                "dynamic_interfaces" => {
-                    self.dynamic_interfaces = true;
-                    ctx.not_acted(n, BLOCK);
-                }
+                "dynamic_interfaces" => self.dynamic_interfaces = true,
                 _ => ctx.unknown(n, BLOCK)?,
             }
         }

@@ -154,7 +154,7 @@ const GLOBAL: &[Keyword] = &[
     i("smtp_alert_vrrp", MAIL_DEFAULTS),
     i("smtp_alert_checker", MAIL_DEFAULTS),
     i("checker_log_all_failures", "hav logs a checker's state changes; ignored"),
-    p("dynamic_interfaces", "the daemon still refuses an interface that is missing at start-up"),
+    a("dynamic_interfaces"),
     i("no_email_faults", "hav sends no mail for FAULT states it does not have a smtp_alert for; ignored"),
     a("default_interface"),
     i("disable_local_igmp", "hav leaves IGMP reports to the kernel; ignored"),

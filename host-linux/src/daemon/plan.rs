@@ -194,6 +194,22 @@ pub fn plan(
     Ok(out)
 }
 
+/// Interface indexes from here up stand for interfaces that do not exist yet
+/// (`dynamic_interfaces`); the kernel's own indexes stay far below.
+const PENDING_BASE: u32 = 0xF000_0000;
+
+/// The stand-in index of the missing interface `name`: one per name, in the pending range.
+fn pending_index(name: &str) -> u32 {
+    let h = name.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    PENDING_BASE | (h & 0x0FFF_FFFF)
+}
+
+/// Whether an instance's interface index is a stand-in for an interface that does not exist
+/// yet (`dynamic_interfaces`).
+pub fn is_pending(ifindex: u32) -> bool {
+    ifindex >= PENDING_BASE
+}
+
 fn err(inst: &VrrpInstance, message: String) -> PlanError {
     PlanError { at: inst.location.clone(), name: inst.name.clone(), message }
 }
@@ -207,7 +223,22 @@ fn plan_one(
     // The config refuses an instance without interface unless it is unicast;
     // keepalived puts that one's addresses on default_interface (eth0 unless set).
     let ifname = inst.interface.as_deref().or(config.global.default_interface.as_deref()).unwrap_or("eth0");
-    let iface = lookup(ifname).ok_or_else(|| err(inst, format!("interface '{ifname}' not found")))?;
+    let iface = match lookup(ifname) {
+        Some(i) => i,
+        // keepalived's dynamic_interfaces: the instance waits in FAULT until the interface
+        // appears (the daemon plans it again then).
+        None if config.global.dynamic_interfaces => {
+            warnings.push(Warning {
+                location: inst.location.clone(),
+                message: format!(
+                    "vrrp_instance {}: interface {ifname} does not exist yet; the instance waits in FAULT until it appears (dynamic_interfaces)",
+                    inst.name
+                ),
+            });
+            IfaceInfo { index: pending_index(ifname), name: ifname.to_owned(), mac: [0; 6], up: false, addrs: Vec::new() }
+        }
+        None => return Err(err(inst, format!("interface '{ifname}' not found (dynamic_interfaces lets an instance wait for it)"))),
+    };
     // An instance without addresses (no_virtual_ipaddress) is IPv4 unless its peers say otherwise.
     let ipv6 = inst.family() == Some(crate::config::Family::V6);
     let version = match inst.version {
@@ -224,6 +255,15 @@ fn plan_one(
 
     let src = match inst.unicast_src_ip.or(inst.mcast_src_ip) {
         Some(a) => a,
+        // A missing interface, or one without the address yet (dynamic_interfaces): the instance
+        // waits in FAULT and nothing is sent until it is planned again.
+        None if is_pending(iface.index) || (config.global.dynamic_interfaces && primary_addr(&iface, ipv6).is_none()) => {
+            if ipv6 {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            }
+        }
         None => primary_addr(&iface, ipv6).ok_or_else(|| {
             err(
                 inst,
@@ -372,6 +412,18 @@ fn plan_one(
             reverse: tf.reverse || file.reverse,
         });
     }
+    for tp in inst.track_processes.iter().chain(group_tracks.iter().flat_map(|g| g.track_processes.iter())) {
+        let process = config
+            .vrrp_track_processes
+            .iter()
+            .find(|p| p.name == tp.name)
+            .ok_or_else(|| err(inst, format!("track_process {} names no vrrp_track_process", tp.name)))?;
+        push_track(TrackUse {
+            obj: TrackObj::Process(tp.name.clone()),
+            weight: clamp_weight(tp.weight.unwrap_or(process.weight)),
+            reverse: tp.reverse || process.reverse,
+        });
+    }
     for g in &group_tracks {
         for ti in &g.track_interfaces {
             push_track(TrackUse { obj: TrackObj::Interface(ti.name.clone()), weight: clamp_weight(ti.weight), reverse: ti.reverse });
@@ -412,18 +464,6 @@ fn plan_one(
         want_master: inst.state == crate::config::vrrp::VrrpState::Master,
         promote_secondaries: inst.promote_secondaries,
     };
-    for tp in inst.track_processes.iter().chain(group_tracks.iter().flat_map(|g| g.track_processes.iter())) {
-        let process = config
-            .vrrp_track_processes
-            .iter()
-            .find(|p| p.name == tp.name)
-            .ok_or_else(|| err(inst, format!("track_process {} names no vrrp_track_process", tp.name)))?;
-        push_track(TrackUse {
-            obj: TrackObj::Process(tp.name.clone()),
-            weight: clamp_weight(tp.weight.unwrap_or(process.weight)),
-            reverse: tp.reverse || process.reverse,
-        });
-    }
     Ok(Planned { meta, key: VrKey { ifindex: iface.index, ipv6, vrid: inst.virtual_router_id }, core, up: iface.up })
 }
 
@@ -434,7 +474,8 @@ fn primary_addr(iface: &IfaceInfo, ipv6: bool) -> Option<IpAddr> {
     })
 }
 
-fn addr_spec(v: &crate::config::vrrp::VirtualIp) -> AddrSpec {
+/// The address `v` as rtnetlink gets it.
+pub(crate) fn addr_spec(v: &crate::config::vrrp::VirtualIp) -> AddrSpec {
     let mut spec = AddrSpec::new(v.address, v.prefix_len);
     spec.broadcast = v.broadcast;
     spec.label = v.label.clone();

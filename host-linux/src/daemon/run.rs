@@ -425,6 +425,12 @@ fn is_missing(e: &NetError) -> bool {
 /// Whether the instance may run on its link: the link is up with carrier, and the address its
 /// adverts leave from is still there (losing it is a fault, as a link down is).
 fn link_ok(up: bool, plan: &InstancePlan, inst: &Instance) -> bool {
+/// Whether the instance waits for its interface (dynamic_interfaces): planned before the
+/// interface, or the address its adverts leave from, existed.
+fn waiting(r: &hav_core::vrrp::Record<InstancePlan>) -> bool {
+    plan::is_pending(r.key().ifindex) || r.instance().config().primary_addr.is_unspecified()
+}
+
     up && plan.addrs.contains(&inst.config().primary_addr)
 }
 
@@ -497,7 +503,7 @@ impl Daemon {
         self.config = std::sync::Arc::new(new);
         self.ensure_firewall(&plans);
         self.sync_tracks();
-        for p in &plans {
+        for p in plans.iter().filter(|p| !plan::is_pending(p.key.ifindex)) {
             self.ensure_vmac(&p.meta, p.key);
             self.ensure_socket(&p.meta.ifname, p.key.ipv6, true);
             let x = p.meta.xmit_iface().to_owned();
@@ -834,6 +840,9 @@ impl Daemon {
         let fresh = if up { lookup_iface(&mut self.netlink, &ev.name).map(|i| i.addrs) } else { None };
         for idx in 0..self.engine.len() {
             if self.engine.records()[idx].key().ifindex != ev.index {
+        if !ev.deleted && self.engine.records().iter().any(|r| r.meta.ifname == ev.name && waiting(r)) {
+            self.start_waiting(&ev.name);
+        }
                 continue;
             }
             if let (Some(addrs), Some(p)) = (&fresh, self.engine.meta_mut(idx)) {
@@ -856,6 +865,25 @@ impl Daemon {
         tracing::info!(instance = %r.meta.name, ifname = %r.meta.ifname, running = ok, why, "link changed");
         let now = self.now();
         let mut out = Vec::new();
+    /// dynamic_interfaces: instances waited for `ifname` (to exist, or to have the address their
+    /// adverts leave from); the config is planned again, and they start on it (the records that
+    /// stood in for them stop). When it still cannot be planned, they go on waiting.
+    fn start_waiting(&mut self, ifname: &str) {
+        let config = (*self.config).clone();
+        let replanned = self.plan(&config).and_then(|(plans, groups)| {
+            let ready = plans.iter().any(|p| p.meta.ifname == ifname && !p.core.primary_addr.is_unspecified());
+            if ready {
+                tracing::info!(ifname, "interface ready: starting the instances that wait for it");
+                self.apply_planned(config, plans, groups)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = replanned {
+            tracing::error!(ifname, "instances waiting for the interface not started: {e:#}");
+        }
+    }
+
         self.engine.handle(now, idx, Input::Link { up: ok }, &mut |o| out.push(o));
         self.exec(out);
     }
@@ -878,6 +906,12 @@ impl Daemon {
                 }
                 let up = self.netlink.link_by_index(ev.index).map(|l| l.up).unwrap_or(false);
                 self.feed_link(idx, up);
+            }
+        }
+        if !ev.deleted {
+            let waits = self.engine.records().iter().find(|r| r.key().ifindex == ev.index && waiting(r)).map(|r| r.meta.ifname.clone());
+            if let Some(ifname) = waits {
+                self.start_waiting(&ifname);
             }
         }
         // Only an address some instance configures as a VIP is worth a link lookup: an address
