@@ -30,8 +30,8 @@ pub mod lexer;
 pub mod lvs;
 pub mod parser;
 pub mod preprocess;
-pub mod value;
 pub mod track_process;
+pub mod value;
 pub mod vrrp;
 
 use std::collections::{HashMap, HashSet};
@@ -45,8 +45,8 @@ pub use lvs::{LbKind, Protocol, RealServer, VirtualServer, VirtualServerGroup, V
 pub use parser::{Node, MAX_INCLUDE_DEPTH};
 pub use preprocess::{default_config_id, IncludeCheck, Options};
 pub use value::Script;
-pub use vrrp::{Family, SyncGroup, TrackFileDef, VrrpInstance, VrrpScript, VrrpState, VrrpVersion};
 pub use track_process::{ParamMatch, TrackProcessDef};
+pub use vrrp::{Family, SyncGroup, TrackFileDef, VrrpInstance, VrrpScript, VrrpState, VrrpVersion};
 
 use value::Ctx;
 
@@ -59,9 +59,9 @@ pub struct Config {
     pub vrrp_scripts: Vec<VrrpScript>,
     /// `vrrp_track_file` blocks.
     pub vrrp_track_files: Vec<TrackFileDef>,
-    /// `vrrp_instance` blocks.
     /// `vrrp_track_process` blocks.
     pub vrrp_track_processes: Vec<TrackProcessDef>,
+    /// `vrrp_instance` blocks.
     pub vrrp_instances: Vec<VrrpInstance>,
     /// `vrrp_sync_group` blocks.
     pub vrrp_sync_groups: Vec<SyncGroup>,
@@ -187,6 +187,7 @@ fn build(nodes: Vec<Node>, warnings: Vec<Warning>) -> Result<Loaded, ConfigError
             "vrrp_instance" => config.vrrp_instances.push(VrrpInstance::from_node(&mut ctx, n, &config.global)?),
             "vrrp_script" => config.vrrp_scripts.push(VrrpScript::from_node(&mut ctx, n)?),
             "vrrp_track_file" | "track_file" => config.vrrp_track_files.push(TrackFileDef::from_node(&mut ctx, n)?),
+            "vrrp_track_process" => config.vrrp_track_processes.extend(TrackProcessDef::from_node(&mut ctx, n)?),
             "vrrp_sync_group" => config.vrrp_sync_groups.push(SyncGroup::from_node(&mut ctx, n)?),
             "virtual_server" => config.virtual_servers.push(VirtualServer::from_node(&mut ctx, n)?),
             "virtual_server_group" => config.virtual_server_groups.push(VirtualServerGroup::from_node(&mut ctx, n)?),
@@ -194,7 +195,6 @@ fn build(nodes: Vec<Node>, warnings: Vec<Warning>) -> Result<Loaded, ConfigError
                 return Err(ConfigError::invalid(&n.loc, format!("'{}' needs a file name", n.keyword)));
             }
             _ => ctx.unknown(n, keywords::TOP)?,
-            "vrrp_track_process" => config.vrrp_track_processes.extend(TrackProcessDef::from_node(&mut ctx, n)?),
         }
     }
     settle(&mut config, &mut ctx)?;
@@ -208,6 +208,7 @@ fn build(nodes: Vec<Node>, warnings: Vec<Warning>) -> Result<Loaded, ConfigError
 fn settle(c: &mut Config, ctx: &mut Ctx) -> Result<(), ConfigError> {
     let scripts: HashSet<String> = c.vrrp_scripts.iter().map(|s| s.name.clone()).collect();
     let files: HashSet<String> = c.vrrp_track_files.iter().map(|s| s.name.clone()).collect();
+    let processes: HashSet<String> = c.vrrp_track_processes.iter().map(|s| s.name.clone()).collect();
     let drop_missing = |refs: &mut Vec<vrrp::TrackRef>, known: &HashSet<String>, kind: &str, owner: &str, ctx: &mut Ctx| {
         refs.retain(|r| {
             if known.contains(&r.name) {
@@ -218,30 +219,29 @@ fn settle(c: &mut Config, ctx: &mut Ctx) -> Result<(), ConfigError> {
                 .unwrap_or_default();
             ctx.warn(&r.location, format!("{owner}: {kind} '{}' is not defined{hint}; not tracked, as keepalived does", r.name));
             false
-    let processes: HashSet<String> = c.vrrp_track_processes.iter().map(|s| s.name.clone()).collect();
         });
     };
     for i in &mut c.vrrp_instances {
         let owner = format!("vrrp_instance {}", i.name);
         drop_missing(&mut i.track_scripts, &scripts, "vrrp_script", &owner, ctx);
         drop_missing(&mut i.track_files, &files, "vrrp_track_file", &owner, ctx);
+        drop_missing(&mut i.track_processes, &processes, "vrrp_track_process", &owner, ctx);
     }
     for g in &mut c.vrrp_sync_groups {
         let owner = format!("vrrp_sync_group {}", g.name);
         drop_missing(&mut g.track_scripts, &scripts, "vrrp_script", &owner, ctx);
         drop_missing(&mut g.track_files, &files, "vrrp_track_file", &owner, ctx);
+        drop_missing(&mut g.track_processes, &processes, "vrrp_track_process", &owner, ctx);
     }
     Ok(())
 }
 
 fn no_duplicates<'a>(kind: &str, items: impl Iterator<Item = (&'a str, &'a Location)>) -> Result<(), ConfigError> {
-        drop_missing(&mut i.track_processes, &processes, "vrrp_track_process", &owner, ctx);
     let mut seen: HashMap<&str, &Location> = HashMap::new();
     for (name, loc) in items {
         if let Some(first) = seen.insert(name, loc) {
             return Err(ConfigError::invalid(loc, format!("duplicate {kind} '{name}' (first defined at {first})")));
         }
-        drop_missing(&mut g.track_processes, &processes, "vrrp_track_process", &owner, ctx);
     }
     Ok(())
 }
@@ -251,6 +251,7 @@ fn validate(c: &Config, ctx: &mut Ctx) -> Result<(), ConfigError> {
     no_duplicates("vrrp_instance", c.vrrp_instances.iter().map(|i| (i.name.as_str(), &i.location)))?;
     no_duplicates("vrrp_script", c.vrrp_scripts.iter().map(|i| (i.name.as_str(), &i.location)))?;
     no_duplicates("vrrp_track_file", c.vrrp_track_files.iter().map(|i| (i.name.as_str(), &i.location)))?;
+    no_duplicates("vrrp_track_process", c.vrrp_track_processes.iter().map(|i| (i.name.as_str(), &i.location)))?;
     no_duplicates("vrrp_sync_group", c.vrrp_sync_groups.iter().map(|i| (i.name.as_str(), &i.location)))?;
     no_duplicates("virtual_server_group", c.virtual_server_groups.iter().map(|i| (i.name.as_str(), &i.location)))?;
 
@@ -261,7 +262,6 @@ fn validate(c: &Config, ctx: &mut Ctx) -> Result<(), ConfigError> {
             if !known.contains(r.name.as_str()) {
                 let hint = value::closest(&r.name, known.iter().copied())
                     .map(|s| format!(" (did you mean '{s}'?)"))
-    no_duplicates("vrrp_track_process", c.vrrp_track_processes.iter().map(|i| (i.name.as_str(), &i.location)))?;
                     .unwrap_or_default();
                 return Err(ConfigError::invalid(&r.location, format!("{kind} '{}' is not defined{hint}", r.name)));
             }

@@ -920,7 +920,6 @@ impl VrrpInstance {
                 }
                 "lower_prio_no_advert" => {
                     vi.lower_prio_no_advert = ctx.flag(e)?;
-                "track_process" => vi.track_processes.extend(track_refs(ctx, e)?),
                     no_advert_set = true;
                 }
                 "higher_prio_send_advert" => vi.higher_prio_send_advert = ctx.flag(e)?,
@@ -936,6 +935,7 @@ impl VrrpInstance {
                 "track_interface" => vi.track_interfaces.extend(track_interfaces(ctx, e)?),
                 "track_script" => vi.track_scripts.extend(track_refs(ctx, e)?),
                 "track_file" => vi.track_files.extend(track_refs(ctx, e)?),
+                "track_process" => vi.track_processes.extend(track_refs(ctx, e)?),
                 "garp_master_delay" => vi.garp.master_delay = ctx.timer(e)?,
                 "garp_master_repeat" => vi.garp.master_repeat = ctx.u32(e, 0, 65535)?,
                 "garp_master_refresh" => {
@@ -1179,8 +1179,6 @@ impl TrackFileDef {
 
 /// A typed `vrrp_sync_group NAME { ... }`.
 #[derive(Debug, Clone, PartialEq)]
-    /// `track_process { ... }`.
-    pub track_processes: Vec<TrackRef>,
 pub struct SyncGroup {
     /// The group name.
     pub name: String,
@@ -1196,12 +1194,13 @@ pub struct SyncGroup {
     pub track_scripts: Vec<TrackRef>,
     /// `track_file { ... }`.
     pub track_files: Vec<TrackRef>,
+    /// `track_process { ... }`.
+    pub track_processes: Vec<TrackRef>,
     /// `smtp_alert`.
     pub smtp_alert: bool,
     /// `nopreempt`.
     pub nopreempt: bool,
     /// `sync_group_tracking_weight`: the members' tracking weights apply (keepalived ignores
-            track_processes: Vec::new(),
     /// them in a sync group otherwise: a failure faults the member).
     pub tracking_weight: bool,
 }
@@ -1217,10 +1216,10 @@ impl SyncGroup {
             track_interfaces: Vec::new(),
             track_scripts: Vec::new(),
             track_files: Vec::new(),
+            track_processes: Vec::new(),
             smtp_alert: false,
             nopreempt: false,
             tracking_weight: false,
-                "track_process" => g.track_processes.extend(track_refs(ctx, e)?),
         };
         for e in ctx.children(n)? {
             if g.notify.apply(ctx, e)? {
@@ -1236,6 +1235,7 @@ impl SyncGroup {
                 "track_interface" => g.track_interfaces.extend(track_interfaces(ctx, e)?),
                 "track_script" => g.track_scripts.extend(track_refs(ctx, e)?),
                 "track_file" => g.track_files.extend(track_refs(ctx, e)?),
+                "track_process" => g.track_processes.extend(track_refs(ctx, e)?),
                 "smtp_alert" => g.smtp_alert = ctx.flag(e)?,
                 "nopreempt" => g.nopreempt = true,
                 "sync_group_tracking_weight" => g.tracking_weight = true,

@@ -422,15 +422,15 @@ fn is_missing(e: &NetError) -> bool {
     matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL) | Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ESRCH))
 }
 
-/// Whether the instance may run on its link: the link is up with carrier, and the address its
-/// adverts leave from is still there (losing it is a fault, as a link down is).
-fn link_ok(up: bool, plan: &InstancePlan, inst: &Instance) -> bool {
 /// Whether the instance waits for its interface (dynamic_interfaces): planned before the
 /// interface, or the address its adverts leave from, existed.
 fn waiting(r: &hav_core::vrrp::Record<InstancePlan>) -> bool {
     plan::is_pending(r.key().ifindex) || r.instance().config().primary_addr.is_unspecified()
 }
 
+/// Whether the instance may run on its link: the link is up with carrier, and the address its
+/// adverts leave from is still there (losing it is a fault, as a link down is).
+fn link_ok(up: bool, plan: &InstancePlan, inst: &Instance) -> bool {
     up && plan.addrs.contains(&inst.config().primary_addr)
 }
 
@@ -585,7 +585,6 @@ impl Daemon {
         for t in &p.tracks {
             let id = self.track_id(&t.obj);
             let status = self.initial_status(&t.obj);
-        self.sync_vroutes();
             if set.push(Tracked::new(id, t.weight, t.reverse, status)).is_err() {
                 tracing::warn!(instance = %p.name, "too many tracked objects");
             }
@@ -616,6 +615,9 @@ impl Daemon {
                 Some(f) => TrackStatus::Value(track::read_track_file(&f.file)),
                 None => TrackStatus::Down,
             },
+            // Up until the watcher's first scan, which it reports at once (no /proc scan on
+            // the VRRP loop); an instance starts in BACKUP, so it cannot take over before.
+            TrackObj::Process(_) => TrackStatus::Up,
         };
         self.track_status.insert(obj.clone(), s);
         s
@@ -626,14 +628,14 @@ impl Daemon {
     /// added lines above it) is unchanged: its task, and the status it reached, stay.
     fn sync_tracks(&mut self) {
         let mut wanted: HashMap<TrackObj, TrackDef> = HashMap::new();
-            // Up until the watcher's first scan, which it reports at once (no /proc scan on
-            // the VRRP loop); an instance starts in BACKUP, so it cannot take over before.
-            TrackObj::Process(_) => TrackStatus::Up,
         for s in &self.config.vrrp_scripts {
             wanted.insert(TrackObj::Script(s.name.clone()), TrackDef::script(s));
         }
         for f in &self.config.vrrp_track_files {
             wanted.insert(TrackObj::File(f.name.clone()), TrackDef::file(f));
+        }
+        for p in &self.config.vrrp_track_processes {
+            wanted.insert(TrackObj::Process(p.name.clone()), TrackDef::process(p));
         }
         self.track_tasks.retain(|obj, (task, def)| {
             let keep = wanted.get(obj) == Some(def);
@@ -645,9 +647,6 @@ impl Daemon {
         let _in_aux = self.aux.enter();
         for s in self.config.vrrp_scripts.clone() {
             let obj = TrackObj::Script(s.name.clone());
-        for p in &self.config.vrrp_track_processes {
-            wanted.insert(TrackObj::Process(p.name.clone()), TrackDef::process(p));
-        }
             if self.track_tasks.contains_key(&obj) {
                 continue;
             }
@@ -667,6 +666,15 @@ impl Daemon {
                 let def = TrackDef::file(&f);
                 self.track_status.remove(&obj);
                 let task = track::spawn_file(f, self.track_tx.clone());
+                self.track_tasks.insert(obj, (task, def));
+            }
+        }
+        for p in self.config.vrrp_track_processes.clone() {
+            let obj = TrackObj::Process(p.name.clone());
+            if !self.track_tasks.contains_key(&obj) {
+                let def = TrackDef::process(&p);
+                self.track_status.remove(&obj);
+                let task = super::track_process::spawn(p, self.track_tx.clone());
                 self.track_tasks.insert(obj, (task, def));
             }
         }
@@ -827,6 +835,9 @@ impl Daemon {
 
     fn on_link(&mut self, ev: LinkEvent) {
         tracing::debug!(ifname = %ev.name, index = ev.index, up = ev.up, deleted = ev.deleted, "link event");
+        if !ev.deleted && self.engine.records().iter().any(|r| r.meta.ifname == ev.name && waiting(r)) {
+            self.start_waiting(&ev.name);
+        }
         if !ev.deleted {
             self.rebind(&ev);
         }
@@ -840,9 +851,6 @@ impl Daemon {
         let fresh = if up { lookup_iface(&mut self.netlink, &ev.name).map(|i| i.addrs) } else { None };
         for idx in 0..self.engine.len() {
             if self.engine.records()[idx].key().ifindex != ev.index {
-        if !ev.deleted && self.engine.records().iter().any(|r| r.meta.ifname == ev.name && waiting(r)) {
-            self.start_waiting(&ev.name);
-        }
                 continue;
             }
             if let (Some(addrs), Some(p)) = (&fresh, self.engine.meta_mut(idx)) {
@@ -852,19 +860,6 @@ impl Daemon {
         }
     }
 
-    /// Feeds the link state of record `idx` (up and with its advert source address) when it
-    /// differs from what the instance knows.
-    fn feed_link(&mut self, idx: usize, up: bool) {
-        let r = &self.engine.records()[idx];
-        let ok = link_ok(up, &r.meta, r.instance());
-        if ok == r.instance().link_up() {
-            tracing::trace!(instance = %r.meta.name, up, ok, addrs = ?r.meta.addrs, "link unchanged");
-            return;
-        }
-        let why = if up && !ok { "its advert source address is gone" } else if ok { "up" } else { "down" };
-        tracing::info!(instance = %r.meta.name, ifname = %r.meta.ifname, running = ok, why, "link changed");
-        let now = self.now();
-        let mut out = Vec::new();
     /// dynamic_interfaces: instances waited for `ifname` (to exist, or to have the address their
     /// adverts leave from); the config is planned again, and they start on it (the records that
     /// stood in for them stop). When it still cannot be planned, they go on waiting.
@@ -884,6 +879,19 @@ impl Daemon {
         }
     }
 
+    /// Feeds the link state of record `idx` (up and with its advert source address) when it
+    /// differs from what the instance knows.
+    fn feed_link(&mut self, idx: usize, up: bool) {
+        let r = &self.engine.records()[idx];
+        let ok = link_ok(up, &r.meta, r.instance());
+        if ok == r.instance().link_up() {
+            tracing::trace!(instance = %r.meta.name, up, ok, addrs = ?r.meta.addrs, "link unchanged");
+            return;
+        }
+        let why = if up && !ok { "its advert source address is gone" } else if ok { "up" } else { "down" };
+        tracing::info!(instance = %r.meta.name, ifname = %r.meta.ifname, running = ok, why, "link changed");
+        let now = self.now();
+        let mut out = Vec::new();
         self.engine.handle(now, idx, Input::Link { up: ok }, &mut |o| out.push(o));
         self.exec(out);
     }
@@ -894,6 +902,12 @@ impl Daemon {
     fn on_addr(&mut self, ev: &AddrEvent) {
         if self.opts.address_monitoring {
             tracing::info!(ifindex = ev.index, addr = %ev.addr, prefix = ev.prefix, removed = ev.deleted, "address change");
+        }
+        if !ev.deleted {
+            let waits = self.engine.records().iter().find(|r| r.key().ifindex == ev.index && waiting(r)).map(|r| r.meta.ifname.clone());
+            if let Some(ifname) = waits {
+                self.start_waiting(&ifname);
+            }
         }
         for idx in 0..self.engine.len() {
             let r = &self.engine.records()[idx];
@@ -906,12 +920,6 @@ impl Daemon {
                 }
                 let up = self.netlink.link_by_index(ev.index).map(|l| l.up).unwrap_or(false);
                 self.feed_link(idx, up);
-            }
-        }
-        if !ev.deleted {
-            let waits = self.engine.records().iter().find(|r| r.key().ifindex == ev.index && waiting(r)).map(|r| r.meta.ifname.clone());
-            if let Some(ifname) = waits {
-                self.start_waiting(&ifname);
             }
         }
         // Only an address some instance configures as a VIP is worth a link lookup: an address
