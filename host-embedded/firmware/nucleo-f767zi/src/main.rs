@@ -7,6 +7,8 @@
 //! With erased or invalid flash the firmware runs no instance and holds no
 //! VIP ([`hav_firmware::unconfigured`]). The board-independent part (config
 //! fallback, router, event log) is `hav-firmware`, shared with the other boards.
+//! Pressing the user button B1 stops the node cleanly (priority-0 adverts,
+//! VIPs released, so a backup takes over after Skew_Time).
 //! host-embedded/README.md has the flashing steps.
 #![no_std]
 #![no_main]
@@ -17,13 +19,16 @@ use embassy_stm32::eth::{Ethernet, GenericPhy, PacketQueue, Sma};
 use embassy_stm32::flash::Flash;
 use embassy_stm32::peripherals::{ETH, ETH_SMA, FLASH};
 use embassy_stm32::time::Hertz;
-use embassy_stm32::{bind_interrupts, eth, Peri};
+use embassy_stm32::exti::ExtiInput;
+use embassy_stm32::gpio::Pull;
+use embassy_stm32::{bind_interrupts, eth, exti, interrupt, Peri};
 use hav_embedded::{NodeConfig, Resources, Router, MAX_STORED_LEN};
 use static_cell::StaticCell;
 use {defmt_rtt as _, panic_probe as _};
 
 bind_interrupts!(struct Irqs {
     ETH => eth::InterruptHandler;
+    EXTI15_10 => exti::InterruptHandler<interrupt::typelevel::EXTI15_10>;
 });
 
 type Device = Ethernet<'static, ETH, GenericPhy<Sma<'static, ETH_SMA>>>;
@@ -107,7 +112,9 @@ async fn main(_spawner: Spawner) -> ! {
         p.PC1,
     );
 
-    // No stop request on this board yet (the user button could be one).
-    let stop = core::future::pending();
+    // The blue user button B1 (PC13, high while pressed) is the clean-stop
+    // request: priority-0 adverts, VIPs released.
+    let mut button = ExtiInput::new(p.PC13, p.EXTI13, Pull::Down, Irqs);
+    let stop = async move { button.wait_for_rising_edge().await };
     hav_firmware::serve(device, node, RESOURCES.init(Resources::new()), &ROUTER, stop).await
 }
