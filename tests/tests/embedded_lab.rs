@@ -1081,6 +1081,83 @@ fn qemu_no_config_holds_nothing() {
     }
 }
 
+/// Two instances in a sync group on the firmware, against keepalived
+/// running the same two in a `vrrp_sync_group` with the higher priority:
+/// the firmware backs up both; when keepalived dies, both instances take
+/// over together (the group agrees on MASTER) and both VIPs answer from the
+/// firmware; when keepalived returns, it preempts both.
+#[test]
+fn qemu_keepalived_sync_group_two_instances() {
+    if skip_unless("qemu_keepalived_sync_group_two_instances", QEMU_KEEPALIVED_NEEDS) {
+        return;
+    }
+    const VIP_B: &str = "10.0.0.51";
+    let e = V3;
+    let lab = Lab::new(1).expect("lab");
+    let dir = Scratch::new("embsync");
+    let mut emb = Emb::new(&lab, &dir, e, 100, Node::Qemu).expect("embedded node");
+    emb.extra_args(&[
+        "--vrid", "52", "--priority", "100", "--version", "3", "--advert-int", "0.5", "--vip", VIP_B,
+        "--sync-group", "51,52",
+    ]);
+    let mut peer = Peer::new(PeerKind::Keepalived, &lab, &dir, e, 150);
+    let instance = |name: &str, vrid: u8, vip: &str| {
+        format!(
+            "vrrp_instance {name} {{\n    state BACKUP\n    interface eth0\n    virtual_router_id {vrid}\n\
+             \x20   priority 150\n    advert_int 0.5\n    virtual_ipaddress {{\n        {vip}/24\n    }}\n}}\n"
+        )
+    };
+    let conf = format!(
+        "global_defs {{\n    router_id hav_peer\n    vrrp_version 3\n}}\n\
+         vrrp_sync_group G {{\n    group {{\n        VI_1\n        VI_2\n    }}\n}}\n{}{}",
+        instance("VI_1", VRID, VIP),
+        instance("VI_2", 52, VIP_B)
+    );
+    std::fs::write(&peer.conf, conf).expect("keepalived.conf");
+    let t = e.takeover_timeout();
+    let peer_holds_b = |peer: &Peer<'_>| {
+        peer.ns.ip(&["-o", "-4", "addr", "show", "dev", Lab::IFNAME]).is_ok_and(|s| s.contains(&format!("inet {VIP_B}/")))
+    };
+    let entered = |emb: &Emb, vrid: u8, to: &str| {
+        let text = std::fs::read_to_string(&emb.log).unwrap_or_default();
+        let text = text.get(emb.start_at..).unwrap_or("").to_string();
+        text.lines().filter(|l| l.starts_with("EVENT ") && l.contains(&format!(" vrid={vrid} ")) && l.contains(&format!("->{to} "))).count()
+    };
+    let group_master = |emb: &Emb| std::fs::read_to_string(&emb.log).unwrap_or_default().get(emb.start_at..).unwrap_or("").contains("EVENT group=0 MASTER");
+
+    peer.start();
+    emb.start();
+    peer.wait_master(t);
+    wait_for("keepalived to hold both VIPs", t, || peer_holds_b(&peer).then_some(()));
+    sleep(Duration::from_secs(3));
+    for vrid in [VRID, 52] {
+        assert_eq!(entered(&emb, vrid, "MASTER"), 0, "vrid {vrid} must stay backup");
+        assert_eq!(entered(&emb, vrid, "BACKUP"), 1, "vrid {vrid} must be backup once");
+    }
+
+    peer.kill();
+    wait_for("both firmware instances to take over", t, || {
+        (entered(&emb, VRID, "MASTER") == 1 && entered(&emb, 52, "MASTER") == 1).then_some(())
+    });
+    wait_for("the sync group to agree on MASTER", Duration::from_secs(2), || group_master(&emb).then_some(()));
+    // One member's Master_Down_Interval ran out; the other followed it.
+    let log = std::fs::read_to_string(&emb.log).unwrap_or_default();
+    assert!(
+        [VRID, 52].iter().any(|v| log.contains(&format!("vrid={v} BACKUP->MASTER reason=Sync"))),
+        "no member followed the group:\n{log}"
+    );
+    assert_vip_answers_at(&lab, VIP, emb.mac, "the firmware, vrid 51");
+    assert_vip_answers_at(&lab, VIP_B, emb.mac, "the firmware, vrid 52");
+
+    peer.start();
+    peer.wait_master(t);
+    wait_for("keepalived to take back both VIPs", t, || peer_holds_b(&peer).then_some(()));
+    wait_for("both firmware instances back to BACKUP", t, || {
+        (entered(&emb, VRID, "BACKUP") == 2 && entered(&emb, 52, "BACKUP") == 2).then_some(())
+    });
+    assert_vip_answers_at(&lab, VIP_B, peer.mac, "keepalived after preemption");
+}
+
 /// The uplink's link state drives the firmware: the LAN9118's PHY reports
 /// the link down (QEMU's `set_link uplink off`), the master goes to FAULT
 /// and the peer takes over; the link comes back, the firmware leaves FAULT
