@@ -273,6 +273,7 @@ impl Tracker {
         if !changed {
             return None;
         }
+        tracing::debug!(track_process = %self.def.name, event = ?ev, count = self.pids.len(), "matching processes changed");
         self.quorum.handle_count(now, count_of(&self.pids), cause)
     }
 
