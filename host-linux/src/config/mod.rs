@@ -24,6 +24,7 @@ pub mod check;
 pub mod error;
 pub mod glob;
 pub mod global;
+pub mod iproute;
 pub mod keywords;
 pub mod ldirectord;
 pub mod lexer;
@@ -69,6 +70,12 @@ pub struct Config {
     pub virtual_server_groups: Vec<VirtualServerGroup>,
     /// `virtual_server` blocks.
     pub virtual_servers: Vec<VirtualServer>,
+    /// `static_ipaddress` blocks: installed at start, removed at stop.
+    pub static_ipaddresses: Vec<vrrp::VirtualIp>,
+    /// `static_routes` blocks: installed at start, removed at stop.
+    pub static_routes: Vec<iproute::Route>,
+    /// `static_rules` blocks: installed at start, removed at stop.
+    pub static_rules: Vec<iproute::Rule>,
 }
 
 impl Config {
@@ -191,6 +198,9 @@ fn build(nodes: Vec<Node>, warnings: Vec<Warning>) -> Result<Loaded, ConfigError
             "vrrp_sync_group" => config.vrrp_sync_groups.push(SyncGroup::from_node(&mut ctx, n)?),
             "virtual_server" => config.virtual_servers.push(VirtualServer::from_node(&mut ctx, n)?),
             "virtual_server_group" => config.virtual_server_groups.push(VirtualServerGroup::from_node(&mut ctx, n)?),
+            "static_ipaddress" => config.static_ipaddresses.extend(vrrp::virtual_ips(&mut ctx, n)?),
+            "static_routes" => config.static_routes.extend(iproute::routes(&mut ctx, n, iproute::Origin::Static)?),
+            "static_rules" => config.static_rules.extend(iproute::rules(&mut ctx, n, iproute::Origin::Static)?),
             "include" | "includer" | "includem" | "includew" | "includeb" | "includea" => {
                 return Err(ConfigError::invalid(&n.loc, format!("'{}' needs a file name", n.keyword)));
             }

@@ -233,8 +233,8 @@ pub struct VrrpInstance {
     pub virtual_ipaddresses: Vec<VirtualIp>,
     /// `virtual_ipaddress_excluded { ... }` (not carried in adverts).
     pub virtual_ipaddresses_excluded: Vec<VirtualIp>,
-    /// `virtual_routes { ... }`, kept as written; hav does not install them yet.
-    pub virtual_routes: Vec<String>,
+    /// `virtual_routes { ... }`: installed after the VIPs while master.
+    pub virtual_routes: Vec<super::iproute::Route>,
     /// `unicast_src_ip`.
     pub unicast_src_ip: Option<IpAddr>,
     /// `unicast_peer { ... }`; empty means multicast.
@@ -271,8 +271,8 @@ pub struct VrrpInstance {
     /// `down_timer_adverts` (1..=100): adverts in Master_Down_Interval; the global
     /// `vrrp_down_timer_adverts` (3) when absent.
     pub down_timer_adverts: u8,
-    /// `virtual_rules { ... }`, kept as written; hav does not install them yet.
-    pub virtual_rules: Vec<String>,
+    /// `virtual_rules { ... }`: installed after the routes while master.
+    pub virtual_rules: Vec<super::iproute::Rule>,
     /// `use_vmac`.
     pub vmac: Option<Vmac>,
     /// `track_interface { ... }`.
@@ -609,7 +609,7 @@ fn virtual_ip(ctx: &mut Ctx, n: &Node) -> Result<Option<VirtualIp>, ConfigError>
     Ok(Some(vip))
 }
 
-fn virtual_ips(ctx: &mut Ctx, n: &Node) -> Result<Vec<VirtualIp>, ConfigError> {
+pub(crate) fn virtual_ips(ctx: &mut Ctx, n: &Node) -> Result<Vec<VirtualIp>, ConfigError> {
     let mut out = Vec::new();
     for c in ctx.children(n)? {
         if let Some(v) = virtual_ip(ctx, c)? {
@@ -852,23 +852,8 @@ impl VrrpInstance {
                 "authentication" => vi.authentication = authentication(ctx, e)?,
                 "virtual_ipaddress" => vi.virtual_ipaddresses.extend(virtual_ips(ctx, e)?),
                 "virtual_ipaddress_excluded" => vi.virtual_ipaddresses_excluded.extend(virtual_ips(ctx, e)?),
-                "virtual_routes" | "virtual_rules" => {
-                    let mut lines = Vec::new();
-                    for r in ctx.children(e)? {
-                        let mut line = r.keyword.clone();
-                        for a in &r.args {
-                            line.push(' ');
-                            line.push_str(&a.text);
-                        }
-                        lines.push(line);
-                    }
-                    if e.keyword == "virtual_routes" {
-                        vi.virtual_routes.extend(lines);
-                    } else {
-                        vi.virtual_rules.extend(lines);
-                    }
-                    ctx.not_acted(e, INSTANCE);
-                }
+                "virtual_routes" => vi.virtual_routes.extend(super::iproute::routes(ctx, e, super::iproute::Origin::Virtual)?),
+                "virtual_rules" => vi.virtual_rules.extend(super::iproute::rules(ctx, e, super::iproute::Origin::Virtual)?),
                 "unicast_src_ip" => vi.unicast_src_ip = Some(ctx.ip(e)?),
                 "unicast_peer" => {
                     for p in ctx.children(e)? {

@@ -14,3 +14,4 @@ pub mod run;
 pub mod snapshot;
 pub mod track;
 pub mod track_process;
+pub mod vroutes;

@@ -205,6 +205,8 @@ struct Daemon {
     send_errors: u64,
     /// Addresses the kernel refused to add or remove, counted for status and metrics.
     vip_errors: u64,
+    /// keepalived's virtual and static routes and rules, and static addresses, installed.
+    routing: super::vroutes::Routing,
     policies: super::director::Policies,
     lvs: Option<super::director::Lvs>,
     /// Accept mode off: keepalived's nftables drop rules for the VIPs held (started when an
@@ -280,6 +282,7 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         sysctl: SysctlGuard::new(),
         send_errors: 0,
         vip_errors: 0,
+        routing: super::vroutes::Routing::default(),
         policies: super::director::Policies::default(),
         lvs: None,
         firewall: None,
@@ -501,6 +504,7 @@ impl Daemon {
         self.flush_adverts();
 
         self.config = std::sync::Arc::new(new);
+        self.sync_statics();
         self.ensure_firewall(&plans);
         self.sync_tracks();
         for p in plans.iter().filter(|p| !plan::is_pending(p.key.ifindex)) {
@@ -575,6 +579,7 @@ impl Daemon {
                 self.del_vip(&dev, addr, prefix);
             }
         }
+        self.sync_vroutes();
         self.drop_unused_sockets();
         Ok(())
     }
@@ -1255,6 +1260,7 @@ impl Daemon {
             self.notifier_changed(Kind::Instance, &name, &notify, "STOP", 0, smtp);
         }
         self.release_strays();
+        self.routing.clear_all(&mut self.netlink);
         for name in std::mem::take(&mut self.vmacs) {
             if let Ok(l) = self.netlink.link_by_name(&name) {
                 let _ = self.netlink.delete_link(l.index);
@@ -1341,6 +1347,9 @@ impl Daemon {
                     // The advert announcing mastership leaves before the netlink work.
                     self.flush_adverts();
                     let held = self.add_vips(idx);
+                    if held {
+                        self.install_vroutes(idx);
+                    }
                     let now = self.now();
                     let mut more = Vec::new();
                     self.engine.handle(now, idx, Input::Vips { held }, &mut |o| more.push(o));
@@ -1349,6 +1358,8 @@ impl Daemon {
                     }
                 }
                 Action::RemoveVips => {
+                    let name = self.engine.records()[idx].meta.name.clone();
+                    self.routing.clear_instance(&mut self.netlink, &name);
                     let ok = self.remove_vips(idx);
                     let now = self.now();
                     self.engine.vips_released(now, idx, ok);
@@ -1478,6 +1489,42 @@ impl Daemon {
             tracing::error!(instance = %name, "cannot hold its VIPs: giving up mastership (FAULT), trying again after a back-off");
         }
         ok
+    }
+
+    /// Installs the virtual routes and rules of record `idx`, after its VIPs.
+    fn install_vroutes(&mut self, idx: usize) {
+        let name = self.engine.records()[idx].meta.name.clone();
+        let config = self.config.clone();
+        if let Some(i) = config.instance(&name) {
+            self.routing.sync_instance(&mut self.netlink, &name, &i.virtual_routes, &i.virtual_rules);
+        }
+    }
+
+    /// The static addresses, routes and rules follow the config (keepalived's VRRP process
+    /// installs them: not with `-C`).
+    fn sync_statics(&mut self) {
+        if !self.opts.vrrp {
+            return;
+        }
+        let config = self.config.clone();
+        // keepalived.conf(5): an address without `dev` goes on default_interface (eth0).
+        let dev = config.global.default_interface.clone().unwrap_or_else(|| "eth0".to_owned());
+        let addrs: Vec<(String, crate::net::AddrSpec)> =
+            config.static_ipaddresses.iter().map(|v| (v.dev.clone().unwrap_or_else(|| dev.clone()), plan::addr_spec(v))).collect();
+        self.routing.sync_statics(&mut self.netlink, &addrs, &config.static_routes, &config.static_rules);
+    }
+
+    /// After a config is applied: an instance that holds its VIPs gets its new routes and rules
+    /// (unchanged ones stay as they are); the entries of one that holds none, or is gone, go.
+    fn sync_vroutes(&mut self) {
+        let config = self.config.clone();
+        for name in self.routing.instances() {
+            let holding = self.engine.records().iter().any(|r| r.meta.name == name && r.vips() == VipHold::Held);
+            match config.instance(&name) {
+                Some(i) if holding => self.routing.sync_instance(&mut self.netlink, &name, &i.virtual_routes, &i.virtual_rules),
+                _ => self.routing.clear_instance(&mut self.netlink, &name),
+            }
+        }
     }
 
     /// Removes the VIPs of record `idx`; false when one of them is still there.
@@ -1631,6 +1678,7 @@ impl Daemon {
             }
         }
         self.flush_adverts();
+        self.routing.clear_all(&mut self.netlink);
         for idx in 0..self.engine.len() {
             let r = &self.engine.records()[idx];
             if r.holds_vips() || r.instance().state() == State::Master {

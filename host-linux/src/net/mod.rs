@@ -17,6 +17,7 @@ pub mod route;
 pub(crate) mod sys;
 pub mod sysctl;
 pub mod timer;
+pub mod vroute;
 pub mod vrrp_socket;
 
 pub use error::NetError;
