@@ -912,12 +912,25 @@ fn tracked_protocol(ctx: &mut Ctx, given: Option<u8>, at: Option<Location>, what
     PROTO_KEEPALIVED
 }
 
+/// keepalived watches the virtual routes and rules it tracks (those without `no_track`): one
+/// deleted by someone else takes the instance out of master. hav does not watch them; said once
+/// per block that has such entries.
+fn untracked(ctx: &mut Ctx, n: &Node, origin: Origin, tracked: bool) {
+    if origin == Origin::Virtual && tracked {
+        ctx.warn(
+            &n.loc,
+            format!("{}: hav does not watch these for deletion (keepalived does unless no_track): one deleted by hand stays deleted and the instance stays master, as with no_track", n.keyword),
+        );
+    }
+}
+
 /// Every route line of a block.
 pub(crate) fn routes(ctx: &mut Ctx, n: &Node, origin: Origin) -> Result<Vec<Route>, super::ConfigError> {
     let mut out = Vec::new();
     for c in ctx.children(n)? {
         out.extend(route(ctx, c, origin));
     }
+    untracked(ctx, n, origin, out.iter().any(|r| !r.no_track));
     Ok(out)
 }
 
@@ -927,6 +940,7 @@ pub(crate) fn rules(ctx: &mut Ctx, n: &Node, origin: Origin) -> Result<Vec<Rule>
     for c in ctx.children(n)? {
         out.extend(rule(ctx, c, origin));
     }
+    untracked(ctx, n, origin, out.iter().any(|r| !r.no_track));
     Ok(out)
 }
 
@@ -1042,5 +1056,9 @@ pub(crate) mod tests {
         assert_eq!(i.virtual_routes[0].location.line, 8);
         assert_eq!(i.virtual_rules[0].spec.priority, Some(70));
         assert!(l.warnings.iter().any(|w| w.to_string().starts_with("/t/k.conf:9:3: unknown route option 'bogus'")), "{:?}", l.warnings);
+        // The rules block has a tracked entry: one warning at it; the routes are all no_track.
+        let watch: Vec<String> = l.warnings.iter().map(ToString::to_string).filter(|w| w.contains("does not watch")).collect();
+        assert_eq!(watch.len(), 1, "{watch:?}");
+        assert!(watch[0].starts_with("/t/k.conf:11:2: virtual_rules:"), "{watch:?}");
     }
 }
