@@ -3,7 +3,8 @@
 //! hav, each in a lab of its own, and the kernel's routing tables and rules (`ip route show
 //! table all`, `ip rule show`, both families) must be the same while the instance is master and
 //! after the daemon stopped. A reload of hav changes the set without touching unchanged entries
-//! (`ip monitor` is the witness).
+//! (`ip monitor` is the witness), and the virtual entries come and go with mastership while the
+//! static ones stay.
 
 use std::time::Duration;
 
@@ -180,4 +181,34 @@ fn reload_changes_only_what_changed() {
     }
     assert!(node.terminate(), "SIGTERM");
     assert!(!tables(r).iter().any(|l| l.contains("keepalived")), "left behind:\n{}", tables(r).join("\n"));
+}
+
+/// Virtual routes and rules follow mastership, static ones the daemon: hav, master, gives way to
+/// a keepalived of higher priority (its virtual entries go, the static ones stay), takes over
+/// again when that one stops (they come back), and removes everything at its stop.
+#[test]
+fn virtual_entries_follow_mastership() {
+    if skip_unless("virtual_entries_follow_mastership", &[Need::Root, Need::Keepalived]) {
+        return;
+    }
+    let lab = Lab::new(2).expect("lab");
+    let (r0, r1) = (&lab.routers[0], &lab.routers[1]);
+    lab.client.add_addr("eth0", "10.0.0.254/24").expect("addr");
+    let before = tables(r0);
+    let mut h = Node::start(r0, hav(), &CONFIG.replace("priority 255", "priority 100"));
+    let virtual_in = |t: &[String]| t.iter().any(|l| l.contains("10.6.0.0/24")) && t.iter().any(|l| l.starts_with("rule4: 200:"));
+    let static_in = |t: &[String]| t.iter().any(|l| l.contains("10.8.0.0/24")) && t.iter().any(|l| l.starts_with("rule4: 100:"));
+    assert!(wait_until(Duration::from_secs(10), || virtual_in(&tables(r0))).is_some(), "hav never master\n{}", h.log());
+    let k = "vrrp_instance A {\n interface eth0\n virtual_router_id 71\n priority 200\n advert_int 1\n virtual_ipaddress {\n  10.0.0.71/24\n }\n}\n";
+    let mut k = Node::start(r1, Daemon::Keepalived, k);
+    let gone = wait_until(Duration::from_secs(10), || !virtual_in(&tables(r0)) && !h.holds("10.0.0.71"));
+    assert!(gone.is_some(), "hav kept its virtual entries as backup:\n{}\n{}", tables(r0).join("\n"), h.log());
+    let t = tables(r0);
+    assert!(static_in(&t), "static entries went with mastership:\n{}", t.join("\n"));
+    assert!(!t.iter().any(|l| l.contains("10.2.0.0/24") || l.starts_with("rule4: 209:")), "virtual entries left:\n{}", t.join("\n"));
+    assert!(k.terminate(), "keepalived SIGTERM");
+    let back = wait_until(Duration::from_secs(10), || virtual_in(&tables(r0)));
+    assert!(back.is_some(), "virtual entries not back with mastership:\n{}\n{}", tables(r0).join("\n"), h.log());
+    assert!(h.terminate(), "hav SIGTERM");
+    assert_eq!(tables(r0), before, "hav left entries behind");
 }
