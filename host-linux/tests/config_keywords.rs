@@ -8,6 +8,7 @@ use std::process::Command;
 
 use hav_linux::config::keywords::{self, Support, BLOCKS, TOP};
 use hav_linux::config::{load_str, ConfigError, Loaded};
+use hav_tests::corpus::{self, keepalived_accepts};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -362,85 +363,11 @@ fn vrrp_strict_means_what_it_means_in_keepalived() {
 
 // ---- operators' configurations -------------------------------------------------
 
-struct Entry {
-    file: String,
-    source: String,
-    expect: String,
-}
-
-fn corpus() -> Vec<Entry> {
-    let dir = repo().join("tests/fixtures/corpus");
-    let index = std::fs::read_to_string(dir.join("INDEX.tsv")).expect("corpus index");
-    index
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            Entry { file: f[0].to_string(), source: format!("{} {} {}", f[1], f[2], f[3]), expect: f[4].to_string() }
-        })
-        .collect()
-}
-
-/// Interface names the file uses (after `interface`, `dev`, `default_interface`,
-/// in `track_interface` blocks), for a namespace where they exist.
-fn interface_names(text: &str) -> Vec<String> {
-    let valid = |s: &str| {
-        !s.is_empty() && s.len() <= 15 && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) && s != "lo"
-    };
-    let mut out = Vec::new();
-    let mut in_track = false;
-    for line in text.lines() {
-        let line = line.split(['#', '!']).next().unwrap_or("");
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if words.first() == Some(&"track_interface") {
-            in_track = true;
-            continue;
-        }
-        if in_track {
-            if words.contains(&"}") {
-                in_track = false;
-            }
-            if let Some(w) = words.first().filter(|w| **w != "}") {
-                out.push((*w).to_string());
-            }
-        }
-        for pair in words.windows(2) {
-            if matches!(pair[0], "interface" | "dev" | "default_interface" | "lvs_sync_daemon_interface") {
-                out.push(pair[1].to_string());
-            }
-        }
-    }
-    out.retain(|n| valid(n));
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// keepalived's verdict on `file` in a fresh network namespace that has the
-/// interfaces the file names (so that only the configuration is judged):
-/// true when `keepalived -t` passes. `None` when keepalived or unshare is
-/// missing.
-fn keepalived_accepts(file: &Path) -> Option<bool> {
-    let text = std::fs::read_to_string(file).ok()?;
-    let mut script = String::new();
-    for (n, name) in interface_names(&text).iter().enumerate() {
-        script.push_str(&format!("ip link add '{name}' type veth peer name hvp{n} 2>/dev/null; "));
-    }
-    script.push_str(&format!("exec keepalived -t -f '{}' >/dev/null 2>&1", file.display()));
-    let out = Command::new("unshare").args(["-n", "sh", "-c", &script]).output().ok()?;
-    match out.status.code() {
-        Some(0) => Some(true),
-        Some(127) | None => None,
-        Some(_) => Some(false),
-    }
-}
-
 /// Every operator's configuration that keepalived accepts (or that the index
 /// says keepalived runs, with warnings for values it defaults), hav accepts.
 #[test]
 fn operators_configs_keepalived_accepts_hav_accepts() {
-    let dir = repo().join("tests/fixtures/corpus");
-    let entries = corpus();
+    let entries = corpus::entries();
     assert!(entries.len() >= 50, "the corpus has {} files", entries.len());
     let have_keepalived = Command::new("keepalived").arg("--version").output().is_ok();
     if std::env::var_os("CI").is_some() {
@@ -448,8 +375,8 @@ fn operators_configs_keepalived_accepts_hav_accepts() {
     }
     let (mut ka_ok, mut hav_ok, mut both, mut failures) = (0, 0, 0, Vec::new());
     for e in &entries {
-        let path = dir.join(&e.file);
-        let text = std::fs::read_to_string(&path).expect("corpus file");
+        let path = e.path();
+        let text = e.text();
         let hav = load_str(&path, &text);
         let ka = if have_keepalived { keepalived_accepts(&path) } else { None };
         if ka == Some(true) {

@@ -34,28 +34,13 @@ struct Dumps {
 
 const FILES: [&str; 3] = ["keepalived.data", "keepalived.stats", "keepalived.json"];
 
-/// Removes old dumps from `dir`, signals `node` and waits for all three files.
+/// Removes old dumps from `dir`, signals `node` and reads all three files.
 fn dumps(node: &Node<'_>, dir: &Path) -> Dumps {
     use std::os::unix::fs::PermissionsExt as _;
-    for f in FILES {
-        let _ = std::fs::remove_file(dir.join(f));
-    }
-    node.signal_raw(libc::SIGUSR1);
-    node.signal_raw(libc::SIGUSR2);
-    node.signal_raw(libc::SIGRTMIN() + 2);
-    let all = || FILES.iter().all(|f| dir.join(f).exists());
-    assert!(
-        wait_until(Duration::from_secs(5), all).is_some(),
-        "{:?} wrote {:?} of {FILES:?} in {} within 5 s",
-        node.daemon,
-        FILES.iter().filter(|f| dir.join(f).exists()).collect::<Vec<_>>(),
-        dir.display()
-    );
-    // Written by rename: once there, complete.
-    let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("reading a dump");
+    let texts = kadump::request(node, dir, &FILES);
     let modes = FILES.iter().map(|f| std::fs::metadata(dir.join(f)).expect("stat").permissions().mode() & 0o7777).collect();
-    let json = serde_json::from_str(&read(FILES[2])).unwrap_or_else(|e| panic!("{:?}: keepalived.json: {e}", node.daemon));
-    Dumps { data: kadump::parse(&read(FILES[0])), stats: kadump::parse(&read(FILES[1])), json, modes }
+    let json = serde_json::from_str(&texts[2]).unwrap_or_else(|e| panic!("{:?}: keepalived.json: {e}", node.daemon));
+    Dumps { data: kadump::parse(&texts[0]), stats: kadump::parse(&texts[1]), json, modes }
 }
 
 /// A dump directory for a node (its `TMPDIR`).

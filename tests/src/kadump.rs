@@ -195,10 +195,33 @@ impl Section {
     }
 }
 
-/// The differences between two records (or sections, with [`Section::as_node`]): every path
-/// ([`Node::paths`]) that only one side has, and every path whose values differ, except the
-/// paths starting with one of `ignore`. Each is said with `a` and `b` naming the sides.
-pub fn diff(a: &Node, b: &Node, names: (&str, &str), ignore: &[&str]) -> Vec<String> {
+/// One difference between two records: a path ([`Node::paths`]) with its value on each side,
+/// `None` on the side that lacks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// The path (`Advertisements/Received`).
+    pub path: String,
+    /// The value in the first record.
+    pub a: Option<String>,
+    /// The value in the second record.
+    pub b: Option<String>,
+}
+
+impl Difference {
+    /// Said with `names` naming the sides: `only a: PATH = "v"` or `PATH: a "v", b "w"`.
+    pub fn describe(&self, names: (&str, &str)) -> String {
+        match (&self.a, &self.b) {
+            (Some(v), None) => format!("only {}: {} = {v:?}", names.0, self.path),
+            (None, Some(w)) => format!("only {}: {} = {w:?}", names.1, self.path),
+            (v, w) => format!("{}: {} {:?}, {} {:?}", self.path, names.0, v.as_deref().unwrap_or(""), names.1, w.as_deref().unwrap_or("")),
+        }
+    }
+}
+
+/// Every path that only one of two records (or sections, with [`Section::as_node`]) has, and
+/// every path whose values differ: the first record's paths in order, then those only the
+/// second has.
+pub fn differences(a: &Node, b: &Node) -> Vec<Difference> {
     fn values(n: &Node, prefix: &str, out: &mut Vec<(String, String)>) {
         for c in &n.children {
             let p = if prefix.is_empty() { c.key.clone() } else { format!("{prefix}/{}", c.key) };
@@ -206,27 +229,78 @@ pub fn diff(a: &Node, b: &Node, names: (&str, &str), ignore: &[&str]) -> Vec<Str
             values(c, &p, out);
         }
     }
-    let skip = |p: &str| ignore.iter().any(|i| p.starts_with(i));
     let (mut va, mut vb) = (Vec::new(), Vec::new());
     values(a, "", &mut va);
     values(b, "", &mut vb);
     let mut out = Vec::new();
     for (p, v) in &va {
-        if skip(p) {
-            continue;
-        }
         match vb.iter().find(|(q, _)| q == p) {
-            None => out.push(format!("only {}: {p} = {v:?}", names.0)),
-            Some((_, w)) if w != v => out.push(format!("{p}: {} {v:?}, {} {w:?}", names.0, names.1)),
+            None => out.push(Difference { path: p.clone(), a: Some(v.clone()), b: None }),
+            Some((_, w)) if w != v => out.push(Difference { path: p.clone(), a: Some(v.clone()), b: Some(w.clone()) }),
             Some(_) => {}
         }
     }
     for (p, w) in &vb {
-        if !skip(p) && !va.iter().any(|(q, _)| q == p) {
-            out.push(format!("only {}: {p} = {w:?}", names.1));
+        if !va.iter().any(|(q, _)| q == p) {
+            out.push(Difference { path: p.clone(), a: None, b: Some(w.clone()) });
         }
     }
     out
+}
+
+/// The [`differences`] between two records, except the paths starting with one of `ignore`,
+/// each said with `names` naming the sides ([`Difference::describe`]).
+pub fn diff(a: &Node, b: &Node, names: (&str, &str), ignore: &[&str]) -> Vec<String> {
+    differences(a, b)
+        .into_iter()
+        .filter(|d| !ignore.iter().any(|i| d.path.starts_with(i)))
+        .map(|d| d.describe(names))
+        .collect()
+}
+
+/// Asks `node` for the dump `files` (`keepalived.data`, `keepalived.stats`, `keepalived.json`)
+/// with their signals, after removing old ones from `dir` (the daemon's `TMPDIR`), and returns
+/// their texts in the order asked, once all are there.
+///
+/// # Panics
+/// When a file name is not one of the three, or the files are not all there within 5 s.
+pub fn request(node: &crate::peers::Node<'_>, dir: &std::path::Path, files: &[&str]) -> Vec<String> {
+    for f in files {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    for f in files {
+        node.signal_raw(match *f {
+            "keepalived.data" => nix::libc::SIGUSR1,
+            "keepalived.stats" => nix::libc::SIGUSR2,
+            "keepalived.json" => nix::libc::SIGRTMIN() + 2,
+            other => panic!("no dump is called {other}"),
+        });
+    }
+    let all = || files.iter().all(|f| dir.join(f).exists());
+    assert!(
+        crate::peers::wait_until(std::time::Duration::from_secs(5), all).is_some(),
+        "{:?} wrote {:?} of {files:?} in {} within 5 s",
+        node.daemon,
+        files.iter().filter(|f| dir.join(f).exists()).collect::<Vec<_>>(),
+        dir.display()
+    );
+    // hav writes by rename: once there, complete. keepalived renames its file into place
+    // before writing: read until the text stops growing.
+    files
+        .iter()
+        .map(|f| {
+            let read = || std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("reading {f}: {e}"));
+            let mut text = read();
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                let again = read();
+                if again == text {
+                    return text;
+                }
+                text = again;
+            }
+        })
+        .collect()
 }
 
 impl Node {
