@@ -46,6 +46,9 @@
 //!
 //! - Times (`Last transition`, `Read timeout`) are written in UTC (keepalived: local time); the
 //!   seconds since the epoch before them are the same.
+//! - `Smtp server` is the name or address as written (keepalived prints the address it resolved
+//!   at load); `Smtp HELO name` is the router ID, which hav greets with (keepalived: its
+//!   `smtp_helo_name`, by default the host name).
 //! - Commands print as written in the config (`'/bin/echo' 'x'`); keepalived prints the path
 //!   it resolved (`'/usr/bin/echo' 'x'`).
 //! - `Check unicast src : yes` for every unicast instance: hav always checks that a unicast
@@ -53,8 +56,8 @@
 //! - `Wantstate` / `wantstate` is the state itself (before start: the configured `state`):
 //!   hav changes state in one step; keepalived may show where a sync group is about to take a
 //!   member.
-//! - `Flags: none` or `Flags:` with `Using unicast` only (keepalived also has flags it prints no
-//!   line for, and then writes `Flags:` alone).
+//! - `Flags: none`, or `Flags:` with `Using unicast` only; `Flags:` alone for nopreempt or
+//!   use_vmac, as keepalived (it has more flags it prints no line for).
 //! - Statistics (SIGUSR2 and the JSON `stats`) from hav's counters: `advert_rcvd` counts the
 //!   adverts an instance accepted (keepalived also counts some it then drops for their address
 //!   list); `packet_len_err` counts every message that did not parse (keepalived splits unknown
@@ -483,6 +486,8 @@ fn global(s: &mut String, config: &Config, ids: &Ids) {
     let _ = writeln!(s, " Router ID = {router_id}");
     if let Some(smtp) = &g.smtp_server {
         let _ = writeln!(s, " Smtp server = {}\n Smtp server port = {}", smtp.host, smtp.port);
+        // hav greets the server with the router ID (smtp_helo_name is ignored).
+        let _ = writeln!(s, " Smtp HELO name = {router_id}");
         let _ = writeln!(s, " Smtp server connection timeout = {}", g.smtp_connect_timeout.as_secs());
     }
     if let Some(from) = &g.notification_email_from {
@@ -608,8 +613,12 @@ fn instance(s: &mut String, i: &InstanceView, cfg: Option<&VrrpInstance>, config
             let _ = writeln!(s, "   Master advert int = {:.2} sec", i.master_adver_int_cs as f64 / 100.0);
         }
     }
+    // keepalived counts nopreempt and use_vmac among its flags but prints no line for them.
+    let silent_flags = i.vmac.is_some() || cfg.is_some_and(|c| !c.preempt);
     if unicast {
         s.push_str("   Flags:\n     Using unicast\n");
+    } else if silent_flags {
+        s.push_str("   Flags:\n");
     } else {
         s.push_str("   Flags: none\n");
     }
@@ -637,7 +646,6 @@ fn instance(s: &mut String, i: &InstanceView, cfg: Option<&VrrpInstance>, config
                 if xmit_base { "true" } else { "false" }
             );
             let _ = writeln!(s, "   Interface = {name}, vmac on {}{}", i.ifname, if xmit_base { ", xmit base i/f" } else { "" });
-            let _ = writeln!(s, "   Configured interface = {}", i.ifname);
         }
         None => {
             let _ = writeln!(s, "   Interface = {}", i.ifname);
@@ -834,7 +842,8 @@ fn scripts(s: &mut String, snap: &Snapshot, config: &Config, ids: &Ids) {
         };
         let _ = writeln!(s, "   Command = {command}");
         let _ = writeln!(s, "   Interval = {} sec", sc.interval.as_secs());
-        let _ = writeln!(s, "   Timeout = {} sec", sc.timeout.unwrap_or(sc.interval).as_secs());
+        // The configured timeout, 0 when unset (the script then gets its interval).
+        let _ = writeln!(s, "   Timeout = {} sec", sc.timeout.map_or(0, |t| t.as_secs()));
         let _ = writeln!(s, "   Weight = {}{}", sc.weight, if sc.reverse { " reverse" } else { "" });
         let _ = writeln!(s, "   Rise = {}\n   Fall = {}", sc.rise, sc.fall);
         let good = match status_of(snap, &obj) {
@@ -1432,6 +1441,36 @@ mod tests {
         }
         // Master_Down_Interval: 5 x 1 s + (256 - 150) / 256 s.
         assert_eq!(snap.instances[0].master_down_us, 5_414_062);
+    }
+
+    /// Lines the operators' corpus showed keepalived writing from the config alone: the HELO
+    /// line under an SMTP server, a script's timeout as configured (0 unset), `Flags:` alone
+    /// for nopreempt and for use_vmac, no `Configured interface` for a VMAC on its own base.
+    #[test]
+    fn test_config_lines_as_keepalived() {
+        let text = "global_defs {\n router_id R1\n smtp_server 192.0.2.25\n}\n\
+                    vrrp_script s {\n script /bin/true\n interval 4\n}\n\
+                    vrrp_script t {\n script /bin/true\n interval 4\n timeout 2\n}\n\
+                    vrrp_instance A {\n interface eth0\n virtual_router_id 1\n priority 100\n nopreempt\n \
+                    track_script {\n  s\n  t\n }\n virtual_ipaddress {\n  10.0.0.100\n }\n}\n\
+                    vrrp_instance B {\n interface eth0\n virtual_router_id 2\n priority 100\n use_vmac\n \
+                    virtual_ipaddress {\n  10.0.0.101\n }\n}\n\
+                    vrrp_instance C {\n interface eth0\n virtual_router_id 3\n priority 100\n \
+                    virtual_ipaddress {\n  10.0.0.102\n }\n}\n";
+        let config = crate::config::load_str(Path::new("k.conf"), text).expect("config").config;
+        let d = kadump::parse(&data(&snapshot(&config, 1), &config));
+        let g = d.section("Global definitions").expect("globals");
+        assert_eq!((g.get("Smtp server"), g.get("Smtp HELO name")), (Some("192.0.2.25"), Some("R1")));
+        let sc = d.section("VRRP Scripts").expect("scripts");
+        assert_eq!(sc.record("VRRP Script", "s").and_then(|r| r.get("Timeout")), Some("0 sec"));
+        assert_eq!(sc.record("VRRP Script", "t").and_then(|r| r.get("Timeout")), Some("2 sec"));
+        let flags = |n: &str| d.instance(n).and_then(|i| i.get("Flags")).map(str::to_owned);
+        assert_eq!(flags("A").as_deref(), Some(""));
+        assert_eq!(flags("B").as_deref(), Some(""));
+        assert_eq!(flags("C").as_deref(), Some("none"));
+        let b = d.instance("B").expect("B");
+        assert_eq!(b.get("Interface"), Some("vrrp.2, vmac on eth0"));
+        assert!(b.child("Configured interface").is_none());
     }
 
     #[test]
