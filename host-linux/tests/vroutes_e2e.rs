@@ -30,6 +30,7 @@ static_routes {
 static_rules {
     from 10.9.0.0/24 table 100 priority 100
     from 2001:db8:7::/64 table 100 priority 101
+    from 10.30.0.0/16 table 100
 }
 vrrp_instance A {
     interface eth0
@@ -66,6 +67,7 @@ vrrp_instance A {
         lookup main suppress_prefixlength 0 priority 208
         oif eth0 tos 0x10 table 300 priority 209 no_track
         from 10.22.0.0/16 table 300 priority 210 protocol 99
+        from 10.32.0.0/16 table 300
     }
 }
 ";
@@ -133,7 +135,7 @@ fn routes_and_rules_match_keepalived() {
     let (k_before, k_master, k_after) = run(Daemon::Keepalived, "keepalived");
     assert_eq!(h_before, k_before, "the two labs differ before start:\n{}", diff(&h_before, &k_before));
     // Real entries, not an empty comparison: the virtual and static ones are there.
-    for want in ["10.3.0.0/24", "unreachable 10.4.0.0/24", "throw 10.11.0.0/16", "2001:db8:8::/64", "203: not from 10.0.0.0/8", "10.9.1.0/24"] {
+    for want in ["10.3.0.0/24", "unreachable 10.4.0.0/24", "throw 10.11.0.0/16", "2001:db8:8::/64", "203: not from 10.0.0.0/8", "10.9.1.0/24", "16384: from 10.30.0.0/16", "16383: from 10.32.0.0/16"] {
         assert!(h_master.iter().any(|l| l.contains(want)), "hav: no {want}:\n{}", h_master.join("\n"));
     }
     assert_eq!(h_master, k_master, "while master:\n{}", diff(&h_master, &k_master));

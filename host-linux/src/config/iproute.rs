@@ -17,6 +17,8 @@ use super::value::Ctx;
 pub const PROTO_KEEPALIVED: u8 = 18;
 /// `RT_TABLE_MAIN`.
 pub const TABLE_MAIN: u32 = 254;
+/// The priority keepalived gives the first rule written without one; the next gets one less.
+pub const FIRST_RULE_PRIORITY: u32 = 16384;
 
 /// `RTAX_*` (linux/rtnetlink.h): route metrics.
 pub mod rtax {
@@ -726,11 +728,14 @@ pub(crate) fn rule(ctx: &mut Ctx, n: &Node, origin: Origin) -> Option<Rule> {
         return None;
     }
     match parse_rule(ctx, &w, origin) {
-        Ok((spec, no_track)) => {
+        Ok((mut spec, no_track)) => {
             if spec.priority.is_none() {
+                let p = ctx.next_rule_priority;
+                ctx.next_rule_priority = p.saturating_sub(1);
+                spec.priority = Some(p);
                 ctx.warn(
                     &n.loc,
-                    format!("rule '{text}' has no priority: the kernel picks one (keepalived.conf(5): rules need a preference)"),
+                    format!("rule '{text}' has no priority: it gets {p}, as keepalived gives it (one less for each such rule, in file order); keepalived.conf(5): rules need a preference"),
                 );
             }
             Some(Rule { spec, no_track, text, location: n.loc.clone() })
@@ -1039,9 +1044,12 @@ pub(crate) mod tests {
         assert!(w.contains("unknown rule option 'pref'") && w.contains("'priority'"), "{w}");
         let w = skipped("static_rules", "from 10.0.0.0/8 priority 5");
         assert!(w.contains("no action"), "{w}");
-        let l = load("static_rules", "from 10.0.0.0/8 table 1");
-        assert_eq!(l.config.static_rules.len(), 1);
-        assert!(l.warnings.iter().any(|w| w.to_string().contains("has no priority")), "{:?}", l.warnings);
+        let text = "static_rules {\n from 10.0.0.0/8 table 1\n from 10.1.0.0/16 table 1 priority 4\n}\n\
+                    vrrp_instance A {\n interface eth0\n virtual_router_id 7\n virtual_rules {\n  from 10.2.0.0/16 table 2\n }\n}\n";
+        let l = crate::config::load_str(Path::new("/t/k.conf"), text).expect("valid");
+        let prios: Vec<Option<u32>> = l.config.static_rules.iter().chain(&l.config.vrrp_instances[0].virtual_rules).map(|r| r.spec.priority).collect();
+        assert_eq!(prios, vec![Some(16384), Some(4), Some(16383)]);
+        assert!(l.warnings.iter().any(|w| w.to_string().contains("it gets 16384")), "{:?}", l.warnings);
     }
 
     #[test]

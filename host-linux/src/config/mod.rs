@@ -181,7 +181,7 @@ pub fn convert_ldirectord(path: &Path) -> Result<(String, Vec<Warning>), ConfigE
 }
 
 fn build(nodes: Vec<Node>, warnings: Vec<Warning>) -> Result<Loaded, ConfigError> {
-    let mut ctx = Ctx { warnings };
+    let mut ctx = Ctx { warnings, next_rule_priority: iproute::FIRST_RULE_PRIORITY };
     let mut config = Config::default();
     // global_defs first: instances take their defaults from it wherever it is.
     for n in nodes.iter().filter(|n| n.keyword == "global_defs") {

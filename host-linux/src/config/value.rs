@@ -33,6 +33,9 @@ pub struct RunAs {
 #[derive(Debug, Default)]
 pub(crate) struct Ctx {
     pub(crate) warnings: Vec<Warning>,
+    /// The priority the next rule without one gets (keepalived counts down from 16384, in
+    /// the order it reads them).
+    pub(crate) next_rule_priority: u32,
 }
 
 impl Ctx {
