@@ -8,10 +8,11 @@
 //! can bind it. The files run as published: nothing is rewritten (scripts and notify commands
 //! that do not exist stay so; both daemons see the same missing files).
 //!
-//! Each daemon gets SIGUSR1 and writes keepalived 2.2's data dump (`keepalived.data` in its
-//! `TMPDIR`); both are read with `hav_tests::kadump` and compared section by section (global
-//! definitions, VRRP instances, sync groups, VRRP scripts, interfaces) with
-//! `kadump::differences`. Every difference is printed per file, with why it is expected when it
+//! Each daemon gets SIGUSR1 and SIGRTMIN+2 and writes keepalived 2.2's data dump and JSON dump
+//! (`keepalived.data`, `keepalived.json` in its `TMPDIR`); the data dumps are read with
+//! `hav_tests::kadump` and compared section by section (global definitions, VRRP instances,
+//! sync groups, VRRP scripts, interfaces) with `kadump::differences`, the JSON dumps instance by
+//! instance (their `data` objects; `stats` are counters). Every difference is printed per file, with why it is expected when it
 //! is: a value that depends on when the dump was taken (times, state, script results and what
 //! follows from them) ([`RUNTIME`]), a line only keepalived writes ([`KEEPALIVED_ONLY`]), or a
 //! deliberate difference documented in `hav_linux::daemon::dump` ([`DELIBERATE`]). Where hav
@@ -29,6 +30,7 @@ use hav_tests::corpus::{self, Entry};
 use hav_tests::kadump::{self, differences, Difference, Dump, Node as Line, Section};
 use hav_tests::netns::{self, skip_unless, Need, Netns};
 use hav_tests::peers::{wait_until, workdir, Daemon, Node};
+use serde_json::Value;
 
 fn hav() -> Daemon {
     Daemon::Hav(PathBuf::from(env!("CARGO_BIN_EXE_hav-linux")))
@@ -58,8 +60,9 @@ const fn why(section: &'static str, path: &'static str, reason: &'static str) ->
 fn resolved_program(d: &Difference) -> bool {
     let (Some(k), Some(h)) = (&d.a, &d.b) else { return false };
     let (Some((kp, krest)), Some((hp, hrest))) = (k.split_once("' "), h.split_once("' ")) else { return false };
-    let hp = hp.trim_start_matches('\'');
-    !hp.contains('/') && kp.ends_with(&format!("/{hp}")) && krest == hrest
+    // In the JSON dump, inside a list of strings: `["'/usr/bin/killall' ...`.
+    let hp = hp.trim_start_matches(['[', '"', '\'']);
+    !hp.is_empty() && !hp.contains('/') && kp.ends_with(&format!("/{hp}")) && krest == hrest
 }
 
 /// An SMTP server hav prints as its name, keepalived as the address it resolved.
@@ -71,6 +74,8 @@ const TOPO: &str = "VRRP Topology";
 const SCRIPTS: &str = "VRRP Scripts";
 const IFS: &str = "Interfaces";
 const GLOBAL: &str = "Global definitions";
+/// The instances' `data` objects in the JSON dump.
+const JSON: &str = "JSON data";
 
 /// Values that depend on when the dump was taken: when the daemon started, which state it has
 /// reached, whether its scripts have failed `fall` times yet.
@@ -88,6 +93,13 @@ const RUNTIME: &[Why] = &[
     why(SCRIPTS, "Result", "the script's results so far"),
     why(SCRIPTS, "Status", "the script's results so far"),
     why(SCRIPTS, "State", "whether the script is running at the dump's moment"),
+    why(SCRIPTS, "Init state", "whether the script has run yet (hav writes keepalived's value once it has; documented in dump.rs)"),
+    why(JSON, "last_transition", "a time"),
+    why(JSON, "state", "state: neither daemon has a peer; when each leaves BACKUP depends on the dump's moment"),
+    why(JSON, "wantstate", "state (hav: the state itself, documented in dump.rs)"),
+    why(JSON, "master_priority", "state (hav-core does not keep it; documented in dump.rs)"),
+    why(JSON, "effective_priority", "follows the scripts' results so far"),
+    why(JSON, "total_priority", "follows the scripts' results so far"),
 ];
 
 /// Lines and records only keepalived writes (documented in `hav_linux::daemon::dump`).
@@ -124,6 +136,12 @@ const DELIBERATE: &[Why] = &[
         reason: "commands print as written; keepalived prints the path it resolved the program to",
         when: resolved_program,
     },
+    Why {
+        section: JSON,
+        path: "track_script",
+        reason: "commands print as written; keepalived prints the path it resolved the program to",
+        when: resolved_program,
+    },
     Why { section: GLOBAL, path: "Smtp server", reason: "hav prints the name as written, keepalived the address it resolved", when: smtp_name },
     why(GLOBAL, "Smtp HELO name", "hav greets with the router ID (smtp_helo_name ignored); keepalived with smtp_helo_name, default the host name"),
 ];
@@ -137,6 +155,14 @@ const DELIBERATE: &[Why] = &[
 const MISSING_SCRIPTS: &str = "keepalived disables a script whose program does not exist; hav keeps it (it fails)";
 const KNOWN: &[(&str, &str, &str, &str)] = &[
     ("012-hashistack_demo.conf", TOPO, "Generic state transition script", MISSING_SCRIPTS),
+    ("012-hashistack_demo.conf", JSON, "script", MISSING_SCRIPTS),
+    ("032-docker_haproxy_keepalived.conf", JSON, "track_script", MISSING_SCRIPTS),
+    ("032-docker_haproxy_keepalived.conf", JSON, "script", MISSING_SCRIPTS),
+    ("049-kubernetes-hacluster.conf", JSON, "track_script", MISSING_SCRIPTS),
+    ("050-mysql-keepalived.conf", JSON, "track_script", MISSING_SCRIPTS),
+    ("050-mysql-keepalived.conf", JSON, "script", MISSING_SCRIPTS),
+    ("062-Freeradius-docker-02.conf", JSON, "track_script", MISSING_SCRIPTS),
+    ("062-Freeradius-docker-02.conf", JSON, "script_", MISSING_SCRIPTS),
     ("032-docker_haproxy_keepalived.conf", TOPO, "Tracked scripts", MISSING_SCRIPTS),
     ("032-docker_haproxy_keepalived.conf", TOPO, "Generic state transition script", MISSING_SCRIPTS),
     ("032-docker_haproxy_keepalived.conf", SCRIPTS, "", MISSING_SCRIPTS),
@@ -279,14 +305,14 @@ fn net(interfaces: &[String], unicast: &[(String, String)]) -> Net {
 
 /// Runs `text` under `daemon` in `n`, asks for the data dump once the daemon is up and settled,
 /// stops the daemon; the dump, or why there is none (with the daemon's log).
-fn run(n: &Net, daemon: Daemon, text: &str) -> Result<Dump, String> {
+fn run(n: &Net, daemon: Daemon, text: &str) -> Result<Dumps, String> {
     let dir = workdir("cdd");
     let dump = run_in(n, daemon, text, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     dump
 }
 
-fn run_in(n: &Net, daemon: Daemon, text: &str, dir: &std::path::Path) -> Result<Dump, String> {
+fn run_in(n: &Net, daemon: Daemon, text: &str, dir: &std::path::Path) -> Result<Dumps, String> {
     let t = dir.to_str().expect("utf-8 path").to_owned();
     let mut node = Node::start_env(&n.ns, daemon.clone(), text, &[], &[("TMPDIR", &t)]);
     // Ready: keepalived's VRRP process wrote its pid file; hav opened its control socket.
@@ -302,14 +328,65 @@ fn run_in(n: &Net, daemon: Daemon, text: &str, dir: &std::path::Path) -> Result<
     if !node.alive() {
         return Err(format!("{daemon:?} exited:\n{}", node.log()));
     }
-    let asked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kadump::request(&node, dir, &["keepalived.data"])));
+    let files = ["keepalived.data", "keepalived.json"];
+    let asked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kadump::request(&node, dir, &files)));
     let Ok(texts) = asked else {
         return Err(format!("{daemon:?} wrote no dump:\n{}", node.log()));
     };
     if !node.terminate() {
         return Err(format!("{daemon:?} did not stop on SIGTERM"));
     }
-    Ok(kadump::parse(&texts[0]))
+    let json = serde_json::from_str(&texts[1]).map_err(|e| format!("{daemon:?}: keepalived.json: {e}"))?;
+    Ok(Dumps { data: kadump::parse(&texts[0]), json })
+}
+
+/// A daemon's data dump (SIGUSR1) and JSON dump (SIGRTMIN+2).
+struct Dumps {
+    data: Dump,
+    json: Value,
+}
+
+/// The differences between the `data` objects of keepalived's JSON dump `k` and hav's `h`,
+/// instance by instance (by `iname`); the `stats` objects are counters and not compared.
+fn compare_json(k: &Value, h: &Value) -> Vec<Found> {
+    let mut out = Vec::new();
+    let data = |v: &Value| -> Vec<(String, serde_json::Map<String, Value>)> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| {
+                let d = i["data"].as_object()?;
+                Some((d.get("iname")?.as_str()?.to_owned(), d.clone()))
+            })
+            .collect()
+    };
+    let (kd, hd) = (data(k), data(h));
+    let found = |record: String, path: &str, a: Option<&Value>, b: Option<&Value>| Found {
+        section: JSON.to_owned(),
+        record,
+        diff: Difference { path: path.to_owned(), a: a.map(Value::to_string), b: b.map(Value::to_string) },
+    };
+    for (name, kf) in &kd {
+        let record = format!("iname = {name}");
+        let Some((_, hf)) = hd.iter().find(|(n, _)| n == name) else {
+            out.push(found(record, "", Some(&Value::String(name.clone())), None));
+            continue;
+        };
+        for (f, kv) in kf {
+            if hf.get(f) != Some(kv) {
+                out.push(found(record.clone(), f, Some(kv), hf.get(f)));
+            }
+        }
+        for (f, hv) in hf {
+            if !kf.contains_key(f) {
+                out.push(found(record.clone(), f, None, Some(hv)));
+            }
+        }
+    }
+    for (name, _) in hd.iter().filter(|(n, _)| !kd.iter().any(|(m, _)| m == n)) {
+        out.push(found(format!("iname = {name}"), "", None, Some(&Value::String(name.clone()))));
+    }
+    out
 }
 
 /// What one file gave.
@@ -331,8 +408,9 @@ fn one(e: &Entry) -> Outcome {
     });
     match (k, h) {
         (Ok(k), Ok(h)) => {
-            let mut found = compare(&k, &h);
-            if k.section(TOPO).is_none() {
+            let mut found = compare(&k.data, &h.data);
+            found.extend(compare_json(&k.json, &h.json));
+            if k.data.section(TOPO).is_none() {
                 found.push(Found {
                     section: TOPO.into(),
                     record: String::new(),
