@@ -195,6 +195,9 @@ fn a_tracked_process_faults_the_instance_while_it_is_missing() {
     let tracker = format!("vrrp_track_process proc {{\n  process {name}\n}}\n");
     lab.start_daemon(&config(&lab, &tracker, "proc"));
     lab.wait_for("no process: FAULT", SETTLE, |s, _| s == "FAULT");
+    // As keepalived: straight to FAULT at startup, never BACKUP first (a notify_backup).
+    let log = std::fs::read_to_string(lab.dir.join("daemon.log")).expect("log");
+    assert!(!log.contains("to=\"BACKUP\""), "BACKUP before the first scan:\n{log}");
     let pid = lab.start_tracked(&prog, &["1000"]);
     lab.wait_for("process running: MASTER", SETTLE, |s, _| s == "MASTER");
     lab.kill_tracked(pid);

@@ -620,9 +620,20 @@ impl Daemon {
                 Some(f) => TrackStatus::Value(track::read_track_file(&f.file)),
                 None => TrackStatus::Down,
             },
-            // Up until the watcher's first scan, which it reports at once (no /proc scan on
-            // the VRRP loop); an instance starts in BACKUP, so it cannot take over before.
-            TrackObj::Process(_) => TrackStatus::Up,
+            // One scan of /proc (the stat files; cmdline only with full_command), as keepalived
+            // scans before its instances start: without the quorum an instance starts in FAULT,
+            // not in BACKUP for the few milliseconds until the watcher's own scan arrives.
+            TrackObj::Process(name) => match self.config.vrrp_track_processes.iter().find(|p| &p.name == name) {
+                Some(p) => {
+                    let count = super::track_process::scan(std::path::Path::new("/proc"), p).len();
+                    if p.in_quorum(u32::try_from(count).unwrap_or(u32::MAX)) {
+                        TrackStatus::Up
+                    } else {
+                        TrackStatus::Down
+                    }
+                }
+                None => TrackStatus::Down,
+            },
         };
         self.track_status.insert(obj.clone(), s);
         s
