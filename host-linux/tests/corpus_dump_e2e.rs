@@ -178,17 +178,17 @@ const KNOWN: &[(&str, &str, &str, &str)] = &[
     ("062-Freeradius-docker-02.conf", SCRIPTS, "", MISSING_SCRIPTS),
 ];
 
-/// Files hav cannot run although keepalived does, with the error hav stops with and why.
+/// Files hav refuses to run, with the error hav stops with and why.
 const CANNOT_RUN: &[(&str, &str, &str)] = &[
     (
         "031-TBC-task.conf",
-        "NoVips",
-        "an instance without virtual_ipaddress: the config reader accepts it (as keepalived), hav-core's validation refuses it at start",
+        "at least one virtual address",
+        "an instance without virtual_ipaddress: Debian's keepalived 2.2.7 refuses it at start too ('(VI_1) No VIP specified; at least one is required', checked by hand in a namespace), and `hav-linux -t` refuses it",
     ),
     (
         "057-aliyun-eni.conf",
-        "NoVips",
-        "an instance without virtual_ipaddress: the config reader accepts it (as keepalived), hav-core's validation refuses it at start",
+        "at least one virtual address",
+        "an instance without virtual_ipaddress: Debian's keepalived 2.2.7 refuses it at start too ('(VI_1) No VIP specified; at least one is required', checked by hand in a namespace), and `hav-linux -t` refuses it",
     ),
 ];
 

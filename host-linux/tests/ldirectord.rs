@@ -5,10 +5,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
 use std::time::Duration;
 
-use hav_linux::config::{self, CheckKind, LbKind, Location, VirtualServer, VirtualServerKey};
+use hav_linux::config::{self, CheckKind, LbKind, VirtualServerKey};
 
 fn hav(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hav-linux")).args(args).output().expect("running hav-linux")
@@ -36,25 +35,7 @@ fn temp_dir(tag: &str) -> PathBuf {
     d
 }
 
-/// The virtual servers with every location set to one place, to compare what two files mean.
-fn meaning(mut vs: Vec<VirtualServer>) -> Vec<VirtualServer> {
-    let here = Location::file(Arc::from(Path::new("-")));
-    for v in &mut vs {
-        v.location = here.clone();
-        for r in &mut v.real_servers {
-            r.location = here.clone();
-            for c in &mut r.checkers {
-                c.location = here.clone();
-                if let CheckKind::Http(h) = &mut c.kind {
-                    for u in &mut h.urls {
-                        u.location = here.clone();
-                    }
-                }
-            }
-        }
-    }
-    vs
-}
+use hav_linux::config::ldirectord::same_places as meaning;
 
 #[test]
 fn check_runs_every_fixture_and_its_conversion() {

@@ -1397,6 +1397,25 @@ pub fn print(nodes: &[Node]) -> String {
     out
 }
 
+/// `vs` with every location set to one place: what two files that differ only in where things
+/// are written mean the same (a converted file against its ldirectord.cf, in the tests).
+pub fn same_places(mut vs: Vec<super::VirtualServer>) -> Vec<super::VirtualServer> {
+    let here = Location::file(Arc::from(Path::new("-")));
+    for v in &mut vs {
+        v.location = here.clone();
+        for r in &mut v.real_servers {
+            r.location = here.clone();
+            for c in &mut r.checkers {
+                c.location = here.clone();
+                if let super::CheckKind::Http(h) = &mut c.kind {
+                    h.urls.iter_mut().for_each(|u| u.location = here.clone());
+                }
+            }
+        }
+    }
+    vs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1649,22 +1668,7 @@ virtual_server 192.168.6.240 80 {
         use crate::config::{load_ldirectord, load_str};
         let sample = include_str!("../../../tests/fixtures/ldirectord/mixed.cf");
         let chars: Vec<char> = sample.chars().collect();
-        let strip = |mut vs: Vec<crate::config::VirtualServer>| {
-            let here = Location::file(Arc::from(Path::new("-")));
-            for v in &mut vs {
-                v.location = here.clone();
-                for r in &mut v.real_servers {
-                    r.location = here.clone();
-                    for c in &mut r.checkers {
-                        c.location = here.clone();
-                        if let crate::config::CheckKind::Http(h) = &mut c.kind {
-                            h.urls.iter_mut().for_each(|u| u.location = here.clone());
-                        }
-                    }
-                }
-            }
-            vs
-        };
+        let strip = super::same_places;
         let (mut loaded, mut failed) = (0, 0);
         // Every third position keeps the test quick in debug builds; the edits cycle through the
         // positions, so each edit meets every kind of place.

@@ -376,7 +376,7 @@ fn plan_one(
     vips.extend(excluded);
 
     core.validate()
-        .map_err(|e| err(inst, format!("invalid election parameters: {e:?}")))?;
+        .map_err(|e| err(inst, format!("{e}")))?;
 
     let mut tracks = Vec::new();
     let mut push_track = |t: TrackUse| {
