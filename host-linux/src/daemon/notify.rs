@@ -722,16 +722,24 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// keepalived's FIFO line for a master that received a lower priority, with no
-    /// notify_master_rx_lower_pri configured: `INSTANCE "VI_1" MASTER_RX_LOWER_PRI 150`.
-    #[tokio::test]
-    async fn test_fifo_gets_master_rx_lower_pri() {
-        let dir = temp("fifo-rx");
+    /// A FIFO in a scratch directory named after `tag`, a thread reading it to the end, and a
+    /// write end held open: a reader must hold the FIFO open for the writer's non-blocking open
+    /// to succeed, and the kept end delays EOF until the test drops it.
+    fn fifo(tag: &str) -> (PathBuf, PathBuf, std::thread::JoinHandle<String>, std::fs::File) {
+        let dir = temp(tag);
         let path = dir.join("fifo");
         nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
         let p = path.clone();
         let reader = std::thread::spawn(move || std::fs::read_to_string(p).expect("read fifo"));
         let keep = std::fs::OpenOptions::new().write(true).open(&path).expect("open for write");
+        (dir, path, reader, keep)
+    }
+
+    /// keepalived's FIFO line for a master that received a lower priority, with no
+    /// notify_master_rx_lower_pri configured: `INSTANCE "VI_1" MASTER_RX_LOWER_PRI 150`.
+    #[tokio::test]
+    async fn test_fifo_gets_master_rx_lower_pri() {
+        let (dir, path, reader, keep) = fifo("fifo-rx");
         let mut config = Config::default();
         config.global.vrrp_notify_fifo = Some(path.to_str().expect("utf-8").to_owned());
         let n = Notifier::new(&config, None);
@@ -765,13 +773,7 @@ mod tests {
 
     #[tokio::test]
     async fn test_fifo_gets_every_line() {
-        let dir = temp("fifo");
-        let path = dir.join("fifo");
-        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
-        // A reader must hold the FIFO open for the writer's non-blocking open to succeed.
-        let p = path.clone();
-        let reader = std::thread::spawn(move || std::fs::read_to_string(p).expect("read fifo"));
-        let keep = std::fs::OpenOptions::new().write(true).open(&path).expect("open for write");
+        let (dir, path, reader, keep) = fifo("fifo");
         let mut config = Config::default();
         config.global.notify_fifo = Some(path.to_str().expect("utf-8").to_owned());
         let n = Notifier::new(&config, None);
