@@ -211,7 +211,8 @@ fn main() {
     let floor = {
         let c0 = cpu_seconds();
         let mut ok = 0usize;
-        for a in &addrs {
+        // Three passes: the CPU clock counts in 10 ms ticks.
+        for a in (0..3).flat_map(|_| addrs.iter()) {
             if let Ok(s) = std::net::TcpStream::connect_timeout(a, Duration::from_secs(2)) {
                 let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
                 ok += 1;
@@ -240,6 +241,7 @@ fn main() {
         floor * 1e6,
         100.0 * floor * args.targets as f64 / args.delay_loop
     );
+    println!("  ratio to the floor   {:.2}x  (target: at most 1.15x)", per_check / floor.max(f64::MIN_POSITIVE));
     println!(
         "  above bare connects  {:.1}% of one core (the checker's own cost: runtime, timers, epoll)",
         100.0 * (per_check - floor).max(0.0) * args.targets as f64 / args.delay_loop
