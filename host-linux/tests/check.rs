@@ -516,3 +516,80 @@ async fn test_wasm_check_uses_policy_runner() {
     *policy.0.lock().unwrap() = Ok(Health::Up);
     expect(&mut rx, Health::Up, "policy up").await;
 }
+
+/// `TCP_CHECK { half_open }` across a veth: a listening port is up, a closed one down (reset), a
+/// filtered one down (no answer within connect_timeout), over IPv4 and IPv6, and with SYN cookies
+/// forced on the server. The server's application never sees a connection (the listeners' accept
+/// queues stay empty, where a plain TCP_CHECK fills them), and no SYN-RECV entry is left behind:
+/// the checker's kernel resets every SYN-ACK.
+#[test]
+fn test_half_open_tcp_check_in_netns() {
+    if hav_tests::netns::skip_unless_root("test_half_open_tcp_check_in_netns") {
+        return;
+    }
+    use hav_tests::netns::{unique, veth, Netns};
+    let a = Netns::new(&unique("ha")).expect("netns a");
+    let b = Netns::new(&unique("hb")).expect("netns b");
+    let _link = veth(&a, "eth0", &b, "eth0").expect("veth");
+    a.add_addr("eth0", "10.78.0.1/24").expect("addr a");
+    a.add_addr("eth0", "fd78::1/64").expect("addr a6");
+    b.add_addr("eth0", "10.78.0.2/24").expect("addr b");
+    b.add_addr("eth0", "fd78::2/64").expect("addr b6");
+    // 8082 is filtered: its SYNs are dropped.
+    b.ok("nft", &["add table inet filt"]).expect("nft table");
+    b.ok("nft", &["add chain inet filt in { type filter hook input priority 0 ; }"]).expect("nft chain");
+    b.ok("nft", &["add rule inet filt in tcp dport 8082 drop"]).expect("nft rule");
+    let (l4, l6, plain) = b.enter(|| {
+        let l = |a: &str| {
+            let l = std::net::TcpListener::bind(a).expect("listen");
+            l.set_nonblocking(true).expect("nonblocking");
+            l
+        };
+        (l("10.78.0.2:8080"), l("[fd78::2]:8080"), l("10.78.0.2:8090"))
+    });
+    let accepted = |l: &std::net::TcpListener| std::iter::from_fn(|| l.accept().ok()).count();
+    let syn_recv = || b.ok("ss", &["-Htn", "state", "syn-recv"]).expect("ss");
+
+    for cookies in ["1", "2"] {
+        b.sysctl("ipv4.tcp_syncookies", cookies).expect("syncookies");
+        let half = "TCP_CHECK {\n half_open\n delay_loop 0.1\n warmup 0\n connect_timeout 0.5\n retry 0\n";
+        let cfg = conf(&format!(
+            "virtual_server 10.255.0.1 80 {{\n\
+             real_server 10.78.0.2 8080 {{\n {half} alpha\n }}\n }}\n\
+             real_server 10.78.0.2 8081 {{\n {half} }}\n }}\n\
+             real_server 10.78.0.2 8082 {{\n {half} }}\n }}\n\
+             real_server 10.78.0.2 8090 {{\n TCP_CHECK {{\n delay_loop 0.1\n warmup 0\n connect_timeout 0.5\n retry 0\n alpha\n }}\n }}\n\
+             }}\n\
+             virtual_server fd00::1 80 {{\n real_server fd78::2 8080 {{\n {half} alpha\n }}\n }}\n}}\n"
+        ));
+        let seen = a.enter(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let (tx, mut rx) = unbounded_channel();
+                let _c = Checkers::start(&cfg, tx, None);
+                let mut seen = std::collections::HashMap::new();
+                // Initial states (5), then a flip each: 8080 v4/v6 and 8090 up, 8081 and 8082 down.
+                for _ in 0..10 {
+                    let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await else {
+                        panic!("no health event within 10 s; so far: {seen:?}");
+                    };
+                    seen.entry(e.rs.rs.to_string()).or_insert_with(Vec::new).push(e.health);
+                }
+                // A dozen more rounds without a change.
+                quiet(&mut rx, Duration::from_millis(1200), "verdicts hold").await;
+                seen
+            })
+        });
+        let want = |k: &str, v: &[Health]| assert_eq!(seen.get(k).map(Vec::as_slice), Some(v), "{k} (tcp_syncookies {cookies}): {seen:?}");
+        want("10.78.0.2:8080", &[Health::Down, Health::Up]);
+        want("[fd78::2]:8080", &[Health::Down, Health::Up]);
+        want("10.78.0.2:8081", &[Health::Up, Health::Down]);
+        want("10.78.0.2:8082", &[Health::Up, Health::Down]);
+        want("10.78.0.2:8090", &[Health::Down, Health::Up]);
+        assert_eq!(accepted(&l4), 0, "a half-open probe never completes a connection (tcp_syncookies {cookies})");
+        assert_eq!(accepted(&l6), 0, "nor over IPv6");
+        assert!(accepted(&plain) > 5, "the plain TCP_CHECK next to them does connect");
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(syn_recv(), "", "no half-open connection is left on the real server (tcp_syncookies {cookies})");
+    }
+}

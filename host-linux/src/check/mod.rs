@@ -23,6 +23,7 @@ mod misc;
 mod net;
 mod ping;
 mod smtp;
+mod syn;
 mod udp;
 
 use std::collections::HashMap;
@@ -191,6 +192,9 @@ pub(crate) struct Spec {
 #[derive(Debug)]
 pub(crate) enum Probe {
     Tcp,
+    /// `half_open`: the probe's state; without it (no raw socket for its options) the check
+    /// connects instead.
+    HalfOpen(Option<syn::HalfOpenProbe>),
     Http(http::HttpProbe),
     Smtp(crate::config::check::SmtpCheck),
     Dns(crate::config::check::DnsCheck),
@@ -221,6 +225,13 @@ fn resolve(config: &Config, vs: &VirtualServer, rs: &RealServer, ch: &Checker) -
     let key = format!("{target:?}|{kind:?}|{:?}|{file:?}", ch.common);
     let probe = match kind {
         CheckKind::Tcp => Probe::Tcp,
+        CheckKind::TcpHalfOpen => Probe::HalfOpen(match syn::HalfOpenProbe::new(target, &ch.common) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(%target, error = %e, "TCP_CHECK half_open: cannot open a raw socket with the check's options; this check connects instead");
+                None
+            }
+        }),
         CheckKind::Http(h) => Probe::Http(http::HttpProbe::new(h, target)),
         CheckKind::Smtp(s) => Probe::Smtp(s),
         CheckKind::Dns(d) => Probe::Dns(d),
@@ -261,6 +272,9 @@ pub struct Checkers {
     tx: UnboundedSender<HealthEvent>,
     policy: Option<Arc<dyn PolicyRunner>>,
     intervals: Option<Arc<Mutex<Vec<u32>>>>,
+    /// The half-open prober, started with the first `half_open` check; `Err` holds why it could
+    /// not start (those checks connect instead).
+    prober: Option<Result<Arc<syn::SynProber>, String>>,
 }
 
 impl std::fmt::Debug for Checkers {
@@ -298,6 +312,7 @@ impl Checkers {
             tx,
             policy,
             intervals: options.record_intervals.then(|| Arc::new(Mutex::new(Vec::new()))),
+            prober: None,
         };
         c.reload(config);
         c
@@ -331,10 +346,25 @@ impl Checkers {
             });
             // Subscribers start as "never told": resubscribe sends everyone the initial state.
             shared.resubscribe(subs);
-            let task = Task { spec: Arc::new(spec), shared: shared.clone(), policy: self.policy.clone(), intervals: self.intervals.clone() };
+            let prober = match spec.probe {
+                Probe::HalfOpen(Some(_)) => self.prober(),
+                _ => None,
+            };
+            let task = Task { spec: Arc::new(spec), shared: shared.clone(), policy: self.policy.clone(), intervals: self.intervals.clone(), prober };
             let handle = tokio::spawn(task.run());
             self.tasks.insert(key, Running { shared, handle });
         }
+    }
+
+    /// The half-open prober, started on first use; `None` when it cannot start (logged once).
+    fn prober(&mut self) -> Option<Arc<syn::SynProber>> {
+        let p = self.prober.get_or_insert_with(|| {
+            syn::SynProber::start().map(Arc::new).map_err(|e| {
+                tracing::error!(error = %e, "TCP_CHECK half_open: cannot open the raw sockets (CAP_NET_RAW is needed); half-open checks connect instead");
+                e.to_string()
+            })
+        });
+        p.as_ref().ok().cloned()
     }
 
     /// Number of running checker tasks.
@@ -376,6 +406,8 @@ struct Task {
     shared: Arc<Shared>,
     policy: Option<Arc<dyn PolicyRunner>>,
     intervals: Option<Arc<Mutex<Vec<u32>>>>,
+    /// For a half-open TCP_CHECK.
+    prober: Option<Arc<syn::SynProber>>,
 }
 
 impl Task {
@@ -449,7 +481,7 @@ impl Task {
 
     fn kind(&self) -> &'static str {
         match self.spec.probe {
-            Probe::Tcp => "TCP_CHECK",
+            Probe::Tcp | Probe::HalfOpen(_) => "TCP_CHECK",
             Probe::Http(ref h) if h.tls => "SSL_GET",
             Probe::Http(_) => "HTTP_GET",
             Probe::Smtp(_) => "SMTP_CHECK",
@@ -468,6 +500,12 @@ impl Task {
         let c = &s.common;
         match &s.probe {
             Probe::Tcp => net::tcp_check(s.target, c).await.map(|()| Verdict::Up).map_err(|e| ProbeError::io("", e)),
+            Probe::HalfOpen(h) => match (h, &self.prober) {
+                (Some(h), Some(p)) => h.check(p, s.target, c).await,
+                _ => net::tcp_check(s.target, c).await,
+            }
+            .map(|()| Verdict::Up)
+            .map_err(|e| ProbeError::io("", e)),
             Probe::Http(h) => h.check(s.target, c).await.map(|()| Verdict::Up),
             Probe::Smtp(m) => smtp::check(m, s.target, c).await.map(|()| Verdict::Up),
             Probe::Dns(d) => dns::check(d, s.target, c).await.map(|()| Verdict::Up),

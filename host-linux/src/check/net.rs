@@ -5,7 +5,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
-use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -78,7 +77,7 @@ async fn connect_socket(target: SocketAddr, c: &CheckCommon, reset_on_close: boo
     if let Some(r) = settled(&sock) {
         return r.map(|()| sock);
     }
-    let fd = AsyncFd::with_interest(sock, Interest::WRITABLE)?;
+    let fd = crate::net::sys::async_socket_for(sock, Interest::WRITABLE)?;
     let wait = async {
         loop {
             let mut guard = fd.writable().await?;

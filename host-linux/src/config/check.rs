@@ -315,6 +315,8 @@ pub struct WasmCheck {
 pub enum CheckKind {
     /// TCP_CHECK: a TCP connect.
     Tcp,
+    /// TCP_CHECK with `half_open` (a hav extension): a raw SYN; a SYN-ACK is up.
+    TcpHalfOpen,
     /// HTTP_GET / SSL_GET.
     Http(HttpCheck),
     /// SMTP_CHECK.
@@ -449,6 +451,7 @@ impl Checker {
         let mut misc = (None, false, None);
         let mut file = (None, None, false);
         let mut wasm = (None, Vec::new(), None, None);
+        let mut half_open = false;
 
         let path = format!("virtual_server/real_server/{block}");
         for e in ctx.children(n)? {
@@ -499,6 +502,13 @@ impl Checker {
                             }
                             "http_protocol" => {
                                 http.http_protocol = Some(ctx.string(e)?);
+                                true
+                            }
+                            _ => false,
+                        },
+                        "TCP_CHECK" => match kw {
+                            "half_open" => {
+                                half_open = ctx.flag(e)?;
                                 true
                             }
                             _ => false,
@@ -630,7 +640,11 @@ impl Checker {
         common.warmup = local.warmup.or(defaults.warmup);
         common.alpha = local.alpha.or(defaults.alpha).unwrap_or(false);
 
+        if half_open && common.bind_port.is_some() {
+            ctx.warn(&n.loc, "TCP_CHECK half_open: the SYN comes from the port hav reserves for half-open probes; bind_port is not used");
+        }
         let kind = match block {
+            "TCP_CHECK" if half_open => CheckKind::TcpHalfOpen,
             "TCP_CHECK" => CheckKind::Tcp,
             "HTTP_GET" | "SSL_GET" => {
                 if http.urls.is_empty() {
@@ -763,6 +777,20 @@ mod tests {
         for c in HostCall::ALL {
             assert_eq!(HostCall::from_name(c.name()), Some(c));
         }
+    }
+
+    #[test]
+    fn test_tcp_half_open() {
+        assert_eq!(check("TCP_CHECK {\nhalf_open\n}").unwrap().kind, CheckKind::TcpHalfOpen);
+        assert_eq!(check("TCP_CHECK {\nhalf_open no\n}").unwrap().kind, CheckKind::Tcp);
+        assert_eq!(check("TCP_CHECK {\n}").unwrap().kind, CheckKind::Tcp);
+        let e = check("HTTP_GET {\nhalf_open\nurl {\npath /\n}\n}").expect_err("TCP_CHECK only");
+        assert!(e.to_string().starts_with("c.conf:2:1: unknown keyword 'half_open' in HTTP_GET"), "{e}");
+        let nodes = Loader::new().load_str(Arc::from(Path::new("c.conf")), "TCP_CHECK {\nhalf_open\nbind_port 999\n}").unwrap();
+        let mut ctx = Ctx::default();
+        Checker::from_node(&mut ctx, &nodes[0], &CheckDefaults::default(), Duration::from_secs(60)).unwrap();
+        assert_eq!(ctx.warnings.len(), 1, "{:?}", ctx.warnings);
+        assert!(ctx.warnings[0].to_string().contains("bind_port is not used"), "{:?}", ctx.warnings);
     }
 
     #[test]

@@ -577,6 +577,10 @@ const URL: &[Keyword] = &[
     i("regex_stack", "hav's regex engine needs no stack size; ignored"),
 ];
 
+const TCP_CHECK: &[Keyword] = &[x(
+    "half_open",
+    "hav extension: probe with a raw SYN instead of a connect; a SYN-ACK is up, and the kernel's reset leaves nothing half-open on the real server (keepalived warns and connects)",
+)];
 const NB_GET_RETRY: &[Keyword] = &[x("nb_get_retry", "keepalived 1.x name of retry (keepalived 2.3 keeps it in HTTP_GET and SSL_GET only)")];
 
 const SMTP: &[Keyword] = &[a("helo_name"), i("host", "hav checks the real server's address (host blocks are deprecated in keepalived); the block is ignored")];
@@ -615,7 +619,7 @@ pub static BLOCKS: &[Block] = &[
     Block { path: "virtual_server/real_server/MISC_CHECK", groups: &[CHECK_COMMON, MISC, NB_GET_RETRY] },
     Block { path: "virtual_server/real_server/SMTP_CHECK", groups: &[CHECK_CONNECTION, CHECK_COMMON, SMTP, NB_GET_RETRY] },
     Block { path: "virtual_server/real_server/SMTP_CHECK/host", groups: &[CHECK_CONNECTION, CHECK_COMMON, SMTP_HOST] },
-    Block { path: "virtual_server/real_server/TCP_CHECK", groups: &[CHECK_CONNECTION, CHECK_COMMON, NB_GET_RETRY] },
+    Block { path: "virtual_server/real_server/TCP_CHECK", groups: &[CHECK_CONNECTION, CHECK_COMMON, TCP_CHECK, NB_GET_RETRY] },
     Block { path: "virtual_server/real_server/PING_CHECK", groups: &[CHECK_CONNECTION, CHECK_COMMON, NB_GET_RETRY] },
     Block { path: "virtual_server/real_server/ICMP_CHECK", groups: &[CHECK_CONNECTION, CHECK_COMMON, NB_GET_RETRY] },
     Block { path: "virtual_server/real_server/UDP_CHECK", groups: &[CHECK_CONNECTION, CHECK_COMMON, UDP, NB_GET_RETRY] },

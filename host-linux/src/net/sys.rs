@@ -301,9 +301,14 @@ pub(crate) fn bind_packet(fd: BorrowedFd<'_>, ifindex: u32, protocol: u16) -> io
 
 /// Registers a socket with the current tokio reactor, for readability.
 pub(crate) fn async_socket(sock: Socket) -> io::Result<AsyncFd<Socket>> {
+    async_socket_for(sock, Interest::READABLE)
+}
+
+/// Registers a socket with the current tokio reactor, for `interest`.
+pub(crate) fn async_socket_for(sock: Socket, interest: Interest) -> io::Result<AsyncFd<Socket>> {
     // SAFETY: a socket2 `Socket` owns its descriptor for its whole life and
     // `as_raw_fd` always returns that descriptor.
-    unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
+    unsafe { AsyncFd::register_with_interest(sock, interest) }
         .map_err(|e| e.into_parts().1)
 }
 
