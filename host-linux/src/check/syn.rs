@@ -53,8 +53,9 @@ const ACK: u8 = 0x10;
 /// default, which some servers' SYN cookies encode badly).
 const SYN_LEN: usize = 24;
 
-/// How long a resolved source address is used before the route is asked again.
-const SOURCE_TTL: Duration = Duration::from_secs(10);
+/// How long a resolved source address is used before the route is asked again (a probe that
+/// gets no answer asks again at once).
+const SOURCE_TTL: Duration = Duration::from_secs(30);
 
 /// The raw socket and reserved port of one address family.
 struct Family {
@@ -177,9 +178,29 @@ fn parse(bytes: &[u8], from: Option<SocketAddr>, v4: bool, port: u16) -> Option<
     Some(((src, sport, ack.wrapping_sub(1)), answer))
 }
 
-/// Reads answers off a family's raw socket and hands them to the probes waiting for them.
+/// Reads what is queued on a family's raw socket (one `recvmmsg`, up to 32 segments) and hands
+/// each answer to the probe waiting for it. `WouldBlock` when nothing was queued.
+fn drain(family: &Family, v4: bool, pending: &Pending) -> io::Result<usize> {
+    let mut bufs = [[0u8; 96]; 32];
+    let mut got: [Option<(Key, Answer)>; 32] = [None; 32];
+    let n = crate::net::sys::recvmmsg(family.raw.get_ref().as_fd(), &mut bufs, !v4, |i, b, m| {
+        got[i] = parse(&b[..m.len.min(b.len())], m.src, v4, family.port);
+    })?;
+    if got.iter().any(Option::is_some) {
+        let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, answer) in got.iter().flatten() {
+            if let Some(tx) = p.remove(key) {
+                let _ = tx.send(*answer);
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Waits for answers on a family's raw socket and hands them to the probes waiting for them
+/// (the probes drain the socket themselves right after sending, which settles local targets;
+/// this is for the rest).
 async fn read_answers(family: Arc<Family>, v4: bool, pending: Arc<Pending>) {
-    let mut bufs = [[0u8; 128]; 32];
     loop {
         let mut guard = match family.raw.readable().await {
             Ok(g) => g,
@@ -189,21 +210,7 @@ async fn read_answers(family: Arc<Family>, v4: bool, pending: Arc<Pending>) {
             }
         };
         loop {
-            let mut got = Vec::new();
-            let r = crate::net::sys::recvmmsg(family.raw.get_ref().as_fd(), &mut bufs, !v4, |_, b, m| {
-                if let Some(a) = parse(&b[..m.len.min(b.len())], m.src, v4, family.port) {
-                    got.push(a);
-                }
-            });
-            if !got.is_empty() {
-                let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
-                for (key, answer) in got {
-                    if let Some(tx) = p.remove(&key) {
-                        let _ = tx.send(answer);
-                    }
-                }
-            }
-            match r {
+            match drain(&family, v4, &pending) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     guard.clear_ready();
@@ -326,12 +333,22 @@ impl HalfOpenProbe {
         let mut resend = Duration::from_secs(1);
         loop {
             sock.send_to(&seg, &dst)?;
+            // A target on this host (or a very near one) has answered by now: the kernel ran the
+            // handshake inside send_to. Reading here settles it without a timer or a wake-up.
+            let _ = drain(family, v4, &prober.pending);
+            match rx.try_recv() {
+                Ok(Answer::SynAck) => return Ok(()),
+                Ok(Answer::Reset) => return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED)),
+                Err(_) => {}
+            }
             let wake = (Instant::now() + resend).min(deadline);
             match tokio::time::timeout_at(wake, &mut rx).await {
                 Ok(Ok(Answer::SynAck)) => return Ok(()),
                 Ok(Ok(Answer::Reset)) => return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED)),
                 Ok(Err(_)) => return Err(io::Error::other("the half-open prober stopped")),
                 Err(_) if Instant::now() >= deadline => {
+                    // Perhaps the route, and the source address with it, changed.
+                    *self.source.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     return Err(io::Error::new(io::ErrorKind::TimedOut, format!("no answer to SYN within {:?}", c.connect_timeout)));
                 }
                 Err(_) => resend = resend.saturating_mul(2),
