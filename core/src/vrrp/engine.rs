@@ -30,7 +30,7 @@ use super::instance::{Action, Advert, DropReason, Input, Instance, State};
 use super::track::TrackSet;
 use super::InstanceConfig;
 use crate::time::{Duration, Instant};
-use crate::wire::{VrrpPacket, VrrpRepr};
+use crate::wire::{VrrpAuth, VrrpPacket, VrrpRepr};
 
 /// Where an instance's adverts arrive: interface, family and VRID. Unique
 /// within an engine.
@@ -512,12 +512,70 @@ impl<M, S: Storage<M>> Engine<M, S> {
         };
         let mode = self.records[idx].inst.config().checksum_mode;
         match VrrpRepr::parse(&pkt, rx.src, rx.dst, mode) {
+            // VRRP authentication type AH without an Authentication Header in front
+            // (keepalived: "No AH header but auth type is AH").
+            Ok(VrrpRepr { auth: VrrpAuth::Ah(_), .. }) => self.drop_advert(idx, DropReason::AuthType, out),
             Ok(repr) => self.handle(now, idx, Input::Advert(Advert { src: rx.src, ttl: rx.ttl, repr: &repr }), out),
-            Err(e) => {
-                let reason = DropReason::from_wire(e);
-                self.records[idx].inst.count_drop(reason);
-                out(Output::Act { idx, action: Action::Discard(reason) });
-            }
+            Err(e) => self.drop_advert(idx, DropReason::from_wire(e), out),
+        }
+    }
+
+    fn drop_advert(&mut self, idx: usize, reason: DropReason, out: &mut (impl FnMut(Output) + ?Sized)) {
+        self.records[idx].inst.count_drop(reason);
+        out(Output::Act { idx, action: Action::Discard(reason) });
+    }
+
+    /// Handles a VRRPv2 advert behind an IPsec Authentication Header (IP
+    /// protocol 51): `datagram` is the whole IPv4 datagram, header first, as
+    /// an IPv4 raw socket hands it over. Checked in keepalived's order: the
+    /// AH must carry VRRP (else the datagram is not ours: ignored), the
+    /// instance must use AH ([`DropReason::AuthType`]), the ICV must match
+    /// its key, with the TTL zeroed for unicast peers, and the SPI be the
+    /// source address ([`DropReason::AhIcv`]), the sequence number must be
+    /// above the last one ([`DropReason::AhReplay`], see
+    /// [`Instance::ah_take_seq`]); then the advert goes the way of
+    /// [`Self::receive`].
+    #[cfg(feature = "ah")]
+    pub fn receive_ah(&mut self, now: Instant, rx: &Received, datagram: &[u8], out: &mut (impl FnMut(Output) + ?Sized)) {
+        use crate::wire::ah::{self, AhPacket, AhRepr, AH_HEADER_LEN};
+        let Ok((ihl, total)) = ah::ipv4_layout(datagram) else {
+            self.stray.truncated += 1;
+            return;
+        };
+        let Ok(hdr) = AhRepr::parse(&AhPacket::new_unchecked(&datagram[ihl..total])) else {
+            self.stray.truncated += 1;
+            return;
+        };
+        if hdr.next_header != crate::wire::VRRP_PROTO {
+            return;
+        }
+        let bytes = &datagram[ihl + AH_HEADER_LEN..total];
+        let Ok(pkt) = VrrpPacket::new_checked(bytes) else {
+            self.stray.truncated += 1;
+            return;
+        };
+        let key = VrKey { ifindex: rx.ifindex, ipv6: rx.src.is_ipv6(), vrid: pkt.vrid() };
+        let Some(idx) = self.lookup(&key) else {
+            self.stray.unknown_vrid += 1;
+            return;
+        };
+        let inst = &mut self.records[idx].inst;
+        let config = inst.config();
+        let VrrpAuth::Ah(secret) = config.auth else {
+            return self.drop_advert(idx, DropReason::AuthType, out);
+        };
+        let zero_ttl = config.is_unicast();
+        let (mode, src, dst) = (config.checksum_mode, rx.src, rx.dst);
+        if ah::verify_ipv4(datagram, &secret, zero_ttl).is_err() || IpAddr::V4(hdr.spi.into()) != src {
+            return self.drop_advert(idx, DropReason::AhIcv, out);
+        }
+        if !inst.ah_take_seq(hdr.seq_number) {
+            out(Output::Act { idx, action: Action::Discard(DropReason::AhReplay) });
+            return;
+        }
+        match VrrpRepr::parse(&pkt, src, dst, mode) {
+            Ok(repr) => self.handle(now, idx, Input::Advert(Advert { src, ttl: rx.ttl, repr: &repr }), out),
+            Err(e) => self.drop_advert(idx, DropReason::from_wire(e), out),
         }
     }
 
