@@ -663,10 +663,7 @@ fn authentication(ctx: &mut Ctx, n: &Node) -> Result<Option<Authentication>, Con
                 let a = ctx.value(e)?;
                 auth_type = match a.text.to_ascii_uppercase().as_str() {
                     "PASS" => Some(AuthType::Pass),
-                    "AH" => {
-                        ctx.warn(&a.loc, "auth_type AH: read, but the daemon does not implement IPsec AH yet and refuses the instance");
-                        Some(AuthType::Ah)
-                    }
+                    "AH" => Some(AuthType::Ah),
                     _ => {
                         ctx.warn(
                             &a.loc,

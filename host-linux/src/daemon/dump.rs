@@ -703,6 +703,8 @@ fn instance(s: &mut String, i: &InstanceView, cfg: Option<&VrrpInstance>, config
             let end = pass.iter().position(|&b| b == 0).unwrap_or(pass.len());
             let _ = writeln!(s, "   Authentication type = SIMPLE_PASSWORD\n   Password = {}", String::from_utf8_lossy(&pass[..end]));
         }
+        // keepalived prints no password for AH.
+        VrrpAuth::Ah(_) => s.push_str("   Authentication type = IPSEC_AH\n"),
         VrrpAuth::None if !v3 => s.push_str("   Authentication type = none\n"),
         VrrpAuth::None => {}
     }
@@ -1129,6 +1131,11 @@ pub fn json(snap: &Snapshot, config: &Config) -> String {
                 VrrpAuth::Simple(pass) => {
                     let end = pass.iter().position(|&b| b == 0).unwrap_or(pass.len());
                     (1, Some(String::from_utf8_lossy(&pass[..end]).into_owned()))
+                }
+                // keepalived's JSON dump writes the AH key as it does a password.
+                VrrpAuth::Ah(pass) => {
+                    let end = pass.iter().position(|&b| b == 0).unwrap_or(pass.len());
+                    (2, Some(String::from_utf8_lossy(&pass[..end]).into_owned()))
                 }
                 VrrpAuth::None => (0, None),
             };

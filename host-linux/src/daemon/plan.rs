@@ -298,9 +298,15 @@ fn plan_one(
             }
             VrrpAuth::Simple(pass)
         }
-        (Some(a), WireVersion::V2) if a.auth_type == AuthType::Ah => {
-            return Err(err(inst, "auth_type AH is not supported (RFC 5798 removed it); use PASS or none".into()));
+        (Some(a), WireVersion::V2) if a.auth_type == AuthType::Ah && a.auth_pass.is_empty() => {
+            warnings.push(Warning {
+                location: inst.location.clone(),
+                message: format!("vrrp_instance {}: auth_type AH without an auth_pass; the instance runs without authentication, as keepalived does", inst.name),
+            });
+            VrrpAuth::None
         }
+        // IPsec AH (RFC 2338 5.3.6.2): the key is the auth_pass as keepalived stores it.
+        (Some(a), WireVersion::V2) if a.auth_type == AuthType::Ah => VrrpAuth::ah(a.auth_pass.as_bytes()),
         (Some(_), _) => {
             warnings.push(Warning {
                 location: inst.location.clone(),
@@ -450,6 +456,15 @@ fn plan_one(
         return Err(err(inst, format!("more than {} tracked objects", hav_core::vrrp::MAX_TRACKED)));
     }
 
+    let mut want_master = inst.state == crate::config::vrrp::VrrpState::Master;
+    if want_master && matches!(core.auth, VrrpAuth::Ah(_)) && core.priority != 255 {
+        // keepalived: a backup must hear an advert (and its AH sequence number) first.
+        warnings.push(Warning {
+            location: inst.location.clone(),
+            message: format!("vrrp_instance {}: state MASTER is incompatible with AH authentication; starting as BACKUP, as keepalived does", inst.name),
+        });
+        want_master = false;
+    }
     let meta = InstancePlan {
         name: inst.name.clone(),
         location: inst.location.clone(),
@@ -461,7 +476,7 @@ fn plan_one(
         tracks,
         notify: inst.notify.clone(),
         smtp_alert: inst.smtp_alert || group_tracks.iter().any(|g| g.smtp_alert),
-        want_master: inst.state == crate::config::vrrp::VrrpState::Master,
+        want_master,
         promote_secondaries: inst.promote_secondaries,
     };
     Ok(Planned { meta, key: VrKey { ifindex: iface.index, ipv6, vrid: inst.virtual_router_id }, core, up: iface.up })
