@@ -63,7 +63,8 @@ pub enum VrrpState {
 pub enum AuthType {
     /// Simple text password (VRRPv2 only).
     Pass,
-    /// IPsec AH (VRRPv2 only, deprecated).
+    /// IPsec AH with HMAC-MD5-96, as keepalived sends it (VRRPv2 over IPv4 only; RFC 3768
+    /// dropped it). See `hav_core::wire::ah`.
     Ah,
 }
 

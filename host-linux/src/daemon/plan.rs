@@ -298,13 +298,6 @@ fn plan_one(
             }
             VrrpAuth::Simple(pass)
         }
-        (Some(a), WireVersion::V2) if a.auth_type == AuthType::Ah && a.auth_pass.is_empty() => {
-            warnings.push(Warning {
-                location: inst.location.clone(),
-                message: format!("vrrp_instance {}: auth_type AH without an auth_pass; the instance runs without authentication, as keepalived does", inst.name),
-            });
-            VrrpAuth::None
-        }
         // IPsec AH (RFC 2338 5.3.6.2): the key is the auth_pass as keepalived stores it.
         (Some(a), WireVersion::V2) if a.auth_type == AuthType::Ah => VrrpAuth::ah(a.auth_pass.as_bytes()),
         (Some(_), _) => {
@@ -589,6 +582,31 @@ mod tests {
         assert_ne!(p[0].key, p[1].key);
         let p = planned(&(inst("A", "eth0", 7, "", "10.0.0.10/24") + &inst("B", "eth0", 7, "version 3", "fd00::10/64")));
         assert_eq!((p[0].key.ipv6, p[1].key.ipv6), (false, true));
+    }
+
+    #[test]
+    fn ah_keys_the_instance_with_the_auth_pass_and_starts_it_as_backup() {
+        let ah = |pass: &str, extra: &str| format!("authentication {{\n  auth_type AH\n  auth_pass {pass}\n }}\n {extra}");
+        // Keyed as keepalived keys it: the auth_pass zero-padded to 8 bytes.
+        let p = planned(&inst("A", "eth0", 7, &ah("abc", ""), "10.0.0.10/24"));
+        assert_eq!(p[0].core.auth, VrrpAuth::Ah(*b"abc\0\0\0\0\0"));
+        assert_eq!(p[0].core.validate(), Ok(()));
+        // state MASTER waits as BACKUP for the master's sequence number, with a warning...
+        let text = inst("A", "eth0", 7, &ah("abc", "state MASTER"), "10.0.0.10/24");
+        let cfg = load(&text).expect("config");
+        let mut w = Vec::new();
+        let mut lookup = |n: &str| (n == "eth0").then(|| IfaceInfo { index: 2, name: n.into(), mac: [2, 0, 0, 0, 0, 2], up: true, addrs: vec!["10.0.0.1".parse().expect("ip")] });
+        let p = plan(&cfg, &mut lookup, &mut w).expect("plan");
+        assert!(!p[0].meta.want_master);
+        assert!(w.iter().any(|w| w.message.contains("incompatible with AH")), "{w:?}");
+        // ... unless it owns the addresses (priority 255); PASS keeps its wish.
+        let owner = text.replace("priority 100", "priority 255");
+        assert!(planned(&owner)[0].meta.want_master);
+        let pass = inst("A", "eth0", 7, "authentication {\n  auth_type PASS\n  auth_pass abc\n }\n state MASTER", "10.0.0.10/24");
+        assert!(planned(&pass)[0].meta.want_master);
+        // VRRPv3 has no authentication: AH is ignored there as PASS is.
+        let v3 = inst("A", "eth0", 7, &ah("abc", "version 3"), "10.0.0.10/24");
+        assert_eq!(planned(&v3)[0].core.auth, VrrpAuth::None);
     }
 
     #[test]
