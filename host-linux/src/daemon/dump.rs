@@ -997,7 +997,8 @@ impl Stats {
             addr_list_err: d(DropReason::Addresses),
             invalid_authtype: 0,
             authtype_mismatch: d(DropReason::AuthType),
-            auth_failure: d(DropReason::AuthPass),
+            // keepalived counts a bad AH ICV, SPI or sequence number as an auth failure too.
+            auth_failure: d(DropReason::AuthPass) + d(DropReason::AhIcv) + d(DropReason::AhReplay),
             pri_zero_rcvd: c.prio_zero_rx,
             pri_zero_sent: c.prio_zero_tx,
         }
@@ -1516,6 +1517,10 @@ mod tests {
             }
         );
         assert_eq!(Stats::of(&c, State::Backup).release_master, 3);
+        // AH refusals are auth failures, as keepalived counts them.
+        c.drops[DropReason::AhIcv as usize] = 2;
+        c.drops[DropReason::AhReplay as usize] = 1;
+        assert_eq!(Stats::of(&c, State::Master).auth_failure, 20);
     }
 
     #[test]
