@@ -1,7 +1,8 @@
 //! VRRPv2 with IPsec AH authentication (`auth_type AH`) between hav-linux and Debian's
 //! keepalived, in a namespace lab of the test's own: one master both ways, failover both ways
 //! (the AH sequence number carries over: the new master goes on from the old one's count),
-//! unicast peers, and a wrong `auth_pass` refused (both become master, hav counts the drops).
+//! unicast peers, a wrong `auth_pass` refused (both become master, hav counts the drops), and
+//! hav against hav.
 //! A capture checks what hav puts on the wire: protocol 51, keepalived's header layout, an ICV
 //! that verifies with the key, sequence numbers that rise.
 
@@ -186,4 +187,26 @@ fn a_wrong_auth_pass_is_refused_both_ways() {
     assert_eq!(state(&h), "MASTER");
     let log = k.log();
     assert!(log.contains("IPSEC-AH : invalid IPSEC HMAC-MD5 value"), "keepalived did not refuse hav's ICV:\n{log}");
+}
+
+#[test]
+fn hav_and_hav_fail_over_with_ah() {
+    if skip_unless("hav_and_hav_fail_over_with_ah", &[Need::Root]) {
+        return;
+    }
+    let lab = Lab::new(2).expect("lab");
+    let vip = "10.0.0.234";
+    let mut m = Node::start(&lab.routers[0], hav(), &conf(150, vip, "secret12", ""));
+    let b = Node::start(&lab.routers[1], hav(), &conf(100, vip, "secret12", ""));
+    settles(&m, &b, vip);
+    assert_eq!(state(&b), "BACKUP");
+    assert!(counter(&b, "adverts_rx") >= 2, "{:?}", status(&b));
+    m.kill();
+    assert!(wait_until(SETTLE, || b.holds(vip)).is_some(), "the backup did not take over");
+    // The old master comes back with its count at 0: it learns the new master's count as backup
+    // and preempts with a higher one, which the other takes (no replay drop).
+    m.revive(&[&format!("{vip}/24")]);
+    settles(&m, &b, vip);
+    assert_eq!(dropped(&b, "ah_replay"), 0, "{:?}", status(&b));
+    assert_eq!(dropped(&b, "ah_icv"), 0, "{:?}", status(&b));
 }

@@ -468,6 +468,30 @@ mod tests {
         assert_eq!(ipv4_layout(&[]), Err(Error::Truncated));
     }
 
+    #[test]
+    fn test_mutations_never_panic() {
+        use crate::wire::test_util::XorShift;
+        let mut rng = XorShift(0x5eed_a11d);
+        for base in [datagram(MCAST), datagram(UNICAST)] {
+            for _ in 0..5000 {
+                let mut b = base.clone();
+                for _ in 0..1 + rng.below(4) {
+                    let at = rng.below(b.len());
+                    b[at] = rng.next() as u8;
+                }
+                b.truncate(rng.below(b.len() + 1));
+                if let Ok((ihl, total)) = ipv4_layout(&b) {
+                    assert!(ihl + AH_HEADER_LEN <= total && total <= b.len());
+                    let p = AhPacket::new_checked(&b[ihl..total]).expect("the layout leaves room for the AH");
+                    let _ = (p.next_header(), p.payload_len(), p.reserved(), p.spi(), p.seq_number(), p.icv(), p.payload());
+                    let _ = AhRepr::parse(&p);
+                    #[cfg(feature = "ah")]
+                    let _ = verify_ipv4(&b, b"secret12", false);
+                }
+            }
+        }
+    }
+
     #[cfg(feature = "ah")]
     mod icv {
         use super::*;
