@@ -106,6 +106,9 @@ fn hav_master_keepalived_backup_and_keepalived_takes_over() {
     let dir = workdir("ahcap");
     let cap = Capture::start(&lab.routers[1], "eth0", &["ip", "proto", "51"], &dir, "ah").expect("tcpdump");
     let mut h = Node::start(&lab.routers[0], hav(), &conf(150, vip, "secret12", ""));
+    // keepalived starts once hav runs, so that hav's Master_Down timer is the first to expire
+    // and keepalived never has a reason to be master.
+    assert!(wait_until(SETTLE, || state(&h) == "BACKUP").is_some(), "hav did not start");
     let k = Node::start(&lab.routers[1], Daemon::Keepalived, &conf(100, vip, "secret12", ""));
     settles(&h, &k, vip);
     let log = k.log();

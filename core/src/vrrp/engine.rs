@@ -275,7 +275,8 @@ impl core::fmt::Display for AddError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Stray {
-    /// Shorter than the VRRP header.
+    /// Shorter than the VRRP header; for [`Engine::receive_ah`] also a datagram whose IPv4 or
+    /// Authentication Header does not parse (too short, an ICV that is not 96 bits).
     pub truncated: u64,
     /// For a VRID (on that interface and family) that no instance runs.
     pub unknown_vrid: u64,
