@@ -281,6 +281,8 @@ fn values_keepalived_defaults_are_defaulted_with_a_warning() {
     let l = accepts_with(&one_instance(" no_virtual_ipaddress\n authentication {\n  auth_type PASS;\n  auth_pass x\n }"), "unknown auth_type 'PASS;'");
     assert!(l.config.vrrp_instances[0].authentication.is_none());
     let l = load(&one_instance(" no_virtual_ipaddress\n authentication {\n  auth_type AH\n  auth_pass x\n }")).expect("AH parses");
+    // AH is implemented: no warning says otherwise.
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
     assert_eq!(
         l.config.vrrp_instances[0].authentication.as_ref().map(|a| a.auth_type),
         Some(hav_linux::config::vrrp::AuthType::Ah)

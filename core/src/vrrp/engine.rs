@@ -30,7 +30,7 @@ use super::instance::{Action, Advert, DropReason, Input, Instance, State};
 use super::track::TrackSet;
 use super::InstanceConfig;
 use crate::time::{Duration, Instant};
-use crate::wire::{VrrpPacket, VrrpRepr};
+use crate::wire::{VrrpAuth, VrrpPacket, VrrpRepr};
 
 /// Where an instance's adverts arrive: interface, family and VRID. Unique
 /// within an engine.
@@ -275,7 +275,8 @@ impl core::fmt::Display for AddError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Stray {
-    /// Shorter than the VRRP header.
+    /// Shorter than the VRRP header; for [`Engine::receive_ah`] also a datagram whose IPv4 or
+    /// Authentication Header does not parse (too short, an ICV that is not 96 bits).
     pub truncated: u64,
     /// For a VRID (on that interface and family) that no instance runs.
     pub unknown_vrid: u64,
@@ -512,12 +513,70 @@ impl<M, S: Storage<M>> Engine<M, S> {
         };
         let mode = self.records[idx].inst.config().checksum_mode;
         match VrrpRepr::parse(&pkt, rx.src, rx.dst, mode) {
+            // VRRP authentication type AH without an Authentication Header in front
+            // (keepalived: "No AH header but auth type is AH").
+            Ok(VrrpRepr { auth: VrrpAuth::Ah(_), .. }) => self.drop_advert(idx, DropReason::AuthType, out),
             Ok(repr) => self.handle(now, idx, Input::Advert(Advert { src: rx.src, ttl: rx.ttl, repr: &repr }), out),
-            Err(e) => {
-                let reason = DropReason::from_wire(e);
-                self.records[idx].inst.count_drop(reason);
-                out(Output::Act { idx, action: Action::Discard(reason) });
-            }
+            Err(e) => self.drop_advert(idx, DropReason::from_wire(e), out),
+        }
+    }
+
+    fn drop_advert(&mut self, idx: usize, reason: DropReason, out: &mut (impl FnMut(Output) + ?Sized)) {
+        self.records[idx].inst.count_drop(reason);
+        out(Output::Act { idx, action: Action::Discard(reason) });
+    }
+
+    /// Handles a VRRPv2 advert behind an IPsec Authentication Header (IP
+    /// protocol 51): `datagram` is the whole IPv4 datagram, header first, as
+    /// an IPv4 raw socket hands it over. Checked in keepalived's order: the
+    /// AH must carry VRRP (else the datagram is not ours: ignored), the
+    /// instance must use AH ([`DropReason::AuthType`]), the ICV must match
+    /// its key, with the TTL zeroed for unicast peers, and the SPI be the
+    /// source address ([`DropReason::AhIcv`]), the sequence number must be
+    /// above the last one ([`DropReason::AhReplay`], see
+    /// [`Instance::ah_take_seq`]); then the advert goes the way of
+    /// [`Self::receive`].
+    #[cfg(feature = "ah")]
+    pub fn receive_ah(&mut self, now: Instant, rx: &Received, datagram: &[u8], out: &mut (impl FnMut(Output) + ?Sized)) {
+        use crate::wire::ah::{self, AhPacket, AhRepr, AH_HEADER_LEN};
+        let Ok((ihl, total)) = ah::ipv4_layout(datagram) else {
+            self.stray.truncated += 1;
+            return;
+        };
+        let Ok(hdr) = AhRepr::parse(&AhPacket::new_unchecked(&datagram[ihl..total])) else {
+            self.stray.truncated += 1;
+            return;
+        };
+        if hdr.next_header != crate::wire::VRRP_PROTO {
+            return;
+        }
+        let bytes = &datagram[ihl + AH_HEADER_LEN..total];
+        let Ok(pkt) = VrrpPacket::new_checked(bytes) else {
+            self.stray.truncated += 1;
+            return;
+        };
+        let key = VrKey { ifindex: rx.ifindex, ipv6: rx.src.is_ipv6(), vrid: pkt.vrid() };
+        let Some(idx) = self.lookup(&key) else {
+            self.stray.unknown_vrid += 1;
+            return;
+        };
+        let inst = &mut self.records[idx].inst;
+        let config = inst.config();
+        let VrrpAuth::Ah(secret) = config.auth else {
+            return self.drop_advert(idx, DropReason::AuthType, out);
+        };
+        let zero_ttl = config.is_unicast();
+        let (mode, src, dst) = (config.checksum_mode, rx.src, rx.dst);
+        if ah::verify_ipv4(datagram, &secret, zero_ttl).is_err() || IpAddr::V4(hdr.spi.into()) != src {
+            return self.drop_advert(idx, DropReason::AhIcv, out);
+        }
+        if !inst.ah_take_seq(hdr.seq_number) {
+            out(Output::Act { idx, action: Action::Discard(DropReason::AhReplay) });
+            return;
+        }
+        match VrrpRepr::parse(&pkt, src, dst, mode) {
+            Ok(repr) => self.handle(now, idx, Input::Advert(Advert { src, ttl: rx.ttl, repr: &repr }), out),
+            Err(e) => self.drop_advert(idx, DropReason::from_wire(e), out),
         }
     }
 
@@ -1111,5 +1170,137 @@ mod tests {
         collect(|o| e.handle(t, 0, Input::Vips { held: true }, o));
         collect(|o| e.handle(t, 0, Input::Vips { held: false }, o));
         assert_eq!(e.poll_at(), Some(t + Duration::from_secs(1)));
+    }
+
+    #[cfg(feature = "ah")]
+    mod ah {
+        use super::*;
+        use crate::wire::ah::{seal_ipv4, AH_HEADER_LEN};
+        use crate::wire::test_util::hex;
+
+        /// keepalived 2.2.7's advert: 10.99.0.1 -> 224.0.0.18, AH key 'secret12', seq 1, VRID 7,
+        /// priority 150, VIP 10.99.0.50.
+        fn captured() -> Vec<u8> {
+            hex(include_str!("../../../tests/fixtures/pcap/vrrpv2-ah.hex"))[14..].to_vec()
+        }
+
+        fn ah_engine(auth: VrrpAuth) -> Eng {
+            let mut c = InstanceConfig::new(7, IpAddr::V4(Ipv4Addr::new(10, 99, 0, 2)));
+            c.priority = 100;
+            c.auth = auth;
+            c.vips.push(IpAddr::V4(Ipv4Addr::new(10, 99, 0, 50))).unwrap();
+            let mut e = Eng::new();
+            assert_eq!(e.add(Record::new("K", key(7), Instance::new(c))).ok(), Some(0));
+            collect(|o| e.broadcast(Instant::ZERO, Input::Startup, o));
+            e
+        }
+
+        fn rx() -> Received {
+            Received { ifindex: 2, src: IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1)), dst: IpAddr::V4(crate::vrrp::MCAST_V4), ttl: 255 }
+        }
+
+        fn drops(e: &Eng, r: DropReason) -> u64 {
+            e.records()[0].instance().counters().drops[r as usize]
+        }
+
+        #[test]
+        fn test_keepalived_advert_is_taken_once() {
+            let mut e = ah_engine(VrrpAuth::ah(b"secret12"));
+            let d = captured();
+            collect(|o| e.receive_ah(Instant::ZERO, &rx(), &d, o));
+            let i = e.records()[0].instance();
+            assert_eq!(i.counters().adverts_rx, 1, "{:?}", i.counters());
+            assert_eq!(i.master_addr(), Some(rx().src));
+            // The same datagram again is a replay: counted, handed out as a discard.
+            let out = collect(|o| e.receive_ah(Instant::ZERO, &rx(), &d, o));
+            assert_eq!(acts(&out, 0), [Action::Discard(DropReason::AhReplay)]);
+            assert_eq!(drops(&e, DropReason::AhReplay), 1);
+            assert_eq!(e.records()[0].instance().counters().adverts_rx, 1);
+            // With a higher sequence number (resealed), it is taken again.
+            let mut next = d.clone();
+            next[31] = 2;
+            seal_ipv4(&mut next, b"secret12", false).unwrap();
+            collect(|o| e.receive_ah(Instant::ZERO, &rx(), &next, o));
+            assert_eq!(e.records()[0].instance().counters().adverts_rx, 2);
+            // Link padding after the total length is no part of the datagram.
+            let mut padded = next.clone();
+            padded[31] = 3;
+            seal_ipv4(&mut padded, b"secret12", false).unwrap();
+            padded.extend_from_slice(&[0; 6]);
+            collect(|o| e.receive_ah(Instant::ZERO, &rx(), &padded, o));
+            assert_eq!(e.records()[0].instance().counters().adverts_rx, 3);
+        }
+
+        #[test]
+        fn test_refused_adverts_are_counted_by_reason() {
+            let d = captured();
+            // Another key.
+            let mut e = ah_engine(VrrpAuth::ah(b"secret13"));
+            let out = collect(|o| e.receive_ah(Instant::ZERO, &rx(), &d, o));
+            assert_eq!(acts(&out, 0), [Action::Discard(DropReason::AhIcv)]);
+            assert_eq!(drops(&e, DropReason::AhIcv), 1);
+            // A changed byte (the priority).
+            let mut e = ah_engine(VrrpAuth::ah(b"secret12"));
+            let mut bad = d.clone();
+            bad[20 + AH_HEADER_LEN + 2] = 200;
+            collect(|o| e.receive_ah(Instant::ZERO, &rx(), &bad, o));
+            assert_eq!(drops(&e, DropReason::AhIcv), 1);
+            // A valid ICV over an SPI that is not the source address.
+            let mut spi = d.clone();
+            spi[27] = 9;
+            seal_ipv4(&mut spi, b"secret12", false).unwrap();
+            collect(|o| e.receive_ah(Instant::ZERO, &rx(), &spi, o));
+            assert_eq!(drops(&e, DropReason::AhIcv), 2);
+            // An instance without AH refuses it by type.
+            let mut none = ah_engine(VrrpAuth::None);
+            collect(|o| none.receive_ah(Instant::ZERO, &rx(), &d, o));
+            assert_eq!(drops(&none, DropReason::AuthType), 1);
+            // The VRRP message alone, type AH but without the header: refused by type too.
+            let plain = &d[20 + AH_HEADER_LEN..];
+            collect(|o| e.receive(Instant::ZERO, &rx(), plain, o));
+            assert_eq!(drops(&e, DropReason::AuthType), 1);
+            assert_eq!(e.records()[0].instance().counters().adverts_rx, 0);
+            // Garbage and runts are strays, never a panic.
+            let before = e.stray().truncated;
+            for n in 0..d.len() {
+                collect(|o| e.receive_ah(Instant::ZERO, &rx(), &d[..n], o));
+            }
+            assert!(e.stray().truncated > before);
+            // Another next header is not VRRP: ignored.
+            let mut other = d.clone();
+            other[20] = 6;
+            let out = collect(|o| e.receive_ah(Instant::ZERO, &rx(), &other, o));
+            assert!(out.is_empty());
+        }
+
+        #[test]
+        fn test_master_counts_on_from_what_it_took() {
+            let mut e = ah_engine(VrrpAuth::ah(b"secret12"));
+            let d = captured();
+            // As backup it takes the master's count (1 here), then takes over: its first
+            // advert goes on from there.
+            let mut at5 = d.clone();
+            at5[31] = 5;
+            seal_ipv4(&mut at5, b"secret12", false).unwrap();
+            collect(|o| e.receive_ah(Instant::ZERO, &rx(), &at5, o));
+            assert_eq!(e.records()[0].instance().ah_seq().0, 5);
+            let later = Instant::ZERO + Duration::from_secs(10);
+            let out = collect(|o| e.poll(later, o));
+            assert!(became(&out, 0, State::Master), "{out:?}");
+            let (seq, ident) = e.records()[0].instance().ah_seq();
+            assert_eq!((seq, ident), (6, 1));
+            // A lower-priority advert (priority 50, seq 9): as keepalived, the master answers with
+            // the sender's count + 2, which the sender takes.
+            let mut low = d.clone();
+            low[31] = 9;
+            low[20 + AH_HEADER_LEN + 2] = 50;
+            // Fix the VRRP checksum for the new priority, then the ICV.
+            let v = 20 + AH_HEADER_LEN;
+            crate::wire::VrrpPacket::new_unchecked(&mut low[v..]).fill_checksum(&rx().src, &rx().dst, ChecksumMode::Rfc).unwrap();
+            seal_ipv4(&mut low, b"secret12", false).unwrap();
+            let out = collect(|o| e.receive_ah(later, &rx(), &low, o));
+            assert!(acts(&out, 0).iter().any(|a| matches!(a, Action::SendAdvert { .. })), "{out:?}");
+            assert_eq!(e.records()[0].instance().ah_seq().0, 11);
+        }
     }
 }

@@ -107,11 +107,17 @@ pub enum DropReason {
     /// The message does not parse: too short, an address count or length that does not add
     /// up, an unknown type, an authentication type we do not know, a zero VRRPv2 interval.
     Malformed,
+    /// IPsec AH: the integrity check value does not match (another `auth_pass`, or a
+    /// changed packet), or the SPI is not the sender's address.
+    AhIcv,
+    /// IPsec AH: the sequence number is not above the last one taken (a replay, or a
+    /// sender that restarted its count while this instance remembers a higher one).
+    AhReplay,
 }
 
 impl DropReason {
     /// Number of reasons, for counter tables.
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 16;
 
     /// All reasons, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -129,6 +135,8 @@ impl DropReason {
         DropReason::NotListening,
         DropReason::Checksum,
         DropReason::Malformed,
+        DropReason::AhIcv,
+        DropReason::AhReplay,
     ];
 
     /// A short name for logs and metrics labels.
@@ -148,6 +156,8 @@ impl DropReason {
             DropReason::NotListening => "not_listening",
             DropReason::Checksum => "checksum",
             DropReason::Malformed => "malformed",
+            DropReason::AhIcv => "ah_icv",
+            DropReason::AhReplay => "ah_replay",
         }
     }
 
@@ -158,7 +168,8 @@ impl DropReason {
             Error::Checksum => DropReason::Checksum,
             Error::Version(_) => DropReason::Version,
             Error::AddressFamily | Error::V2OverIpv6 | Error::MixedFamilies => DropReason::Family,
-            Error::AuthAh | Error::AuthType(_) => DropReason::AuthType,
+            Error::AuthType(_) => DropReason::AuthType,
+            Error::AhIcv => DropReason::AhIcv,
             _ => DropReason::Malformed,
         }
     }
@@ -339,6 +350,11 @@ pub struct Instance {
     // The priority of the last lower-priority advert this master accepted,
     // until the host takes it (`poll_rx_lower`).
     rx_lower: Option<u8>,
+    // IPsec AH: the sequence number of the last advert sent or taken (one
+    // counter for both, as keepalived keeps it), and the IP identification
+    // of the last advert sent.
+    ah_seq: u32,
+    ip_id: u16,
 }
 
 impl Instance {
@@ -360,6 +376,8 @@ impl Instance {
             counters: Counters::default(),
             since: None,
             rx_lower: None,
+            ah_seq: 0,
+            ip_id: 0,
         }
     }
 
@@ -467,6 +485,29 @@ impl Instance {
     /// [`Instance::handle`] with an advert; only the last one is kept.
     pub fn poll_rx_lower(&mut self) -> Option<u8> {
         self.rx_lower.take()
+    }
+
+    /// IPsec AH: the sequence number and IP identification of the advert of
+    /// the last `SendAdvert` action (the same for each of its destinations):
+    /// the host builds the datagram with them ([`crate::wire::ah`]).
+    pub fn ah_seq(&self) -> (u32, u16) {
+        (self.ah_seq, self.ip_id)
+    }
+
+    /// IPsec AH replay check, for an advert whose ICV and SPI passed: takes
+    /// `seq` and returns true when it is above the last sequence number sent
+    /// or taken, else counts [`DropReason::AhReplay`] and returns false. As
+    /// keepalived, the check comes before the advert's other checks, and
+    /// the counter is the one the instance sends with: a backup that
+    /// becomes master goes on from the old master's count.
+    pub fn ah_take_seq(&mut self, seq: u32) -> bool {
+        if seq > self.ah_seq {
+            self.ah_seq = seq;
+            true
+        } else {
+            self.count_drop(DropReason::AhReplay);
+            false
+        }
     }
 
     /// The advertisement to send for a `SendAdvert { priority }` action.
@@ -900,6 +941,13 @@ impl Instance {
     }
 
     fn send_advert(&mut self, priority: u8, out: &mut Actions) {
+        if let VrrpAuth::Ah(_) = self.config.auth {
+            // keepalived stops counting at 0xFFFFFFFE (136 years of 1 s adverts).
+            if self.ah_seq <= 0xFFFF_FFFD {
+                self.ah_seq += 1;
+            }
+            self.ip_id = self.ip_id.wrapping_add(1).max(1);
+        }
         self.counters.adverts_tx += 1;
         if priority == 0 {
             self.counters.prio_zero_tx += 1;
@@ -949,6 +997,9 @@ impl Instance {
                         return Err(DropReason::AuthPass)
                     }
                     (VrrpAuth::Simple(_), VrrpAuth::Simple(_)) => {}
+                    // The AH ICV, SPI and sequence number were checked with the
+                    // datagram (Engine::receive_ah); the VRRP data bytes are not a key.
+                    (VrrpAuth::Ah(_), VrrpAuth::Ah(_)) => {}
                     _ => return Err(DropReason::AuthType),
                 }
                 if u64::from(r.max_adver_int) * 10_000 != c.adver_int.total_micros() {
@@ -1048,6 +1099,11 @@ impl Instance {
                     );
                 } else {
                     self.rx_lower = Some(prio);
+                    if let VrrpAuth::Ah(_) = self.config.auth {
+                        // As keepalived: go on from the lower-priority sender's count
+                        // plus one, so that it takes our next advert.
+                        self.ah_seq = self.ah_seq.saturating_add(1);
+                    }
                     // keepalived asserts mastership to the lower-priority
                     // sender at once (and restarts its advert timer), so a
                     // split brain heals within one advert; lower_prio_no_advert

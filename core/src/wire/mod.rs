@@ -17,6 +17,7 @@
 //! Bad input never panics: it is an [`Error`]. The socket layer above is
 //! expected to count and drop such packets, not to fail.
 
+pub mod ah;
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
@@ -71,9 +72,9 @@ pub enum Error {
     Type(u8),
     /// The checksum does not match.
     Checksum,
-    /// VRRPv2 IP Authentication Header authentication (type 2), removed
-    /// in RFC 3768 and not supported.
-    AuthAh,
+    /// The IPsec AH integrity check value of a VRRPv2 advert does not match
+    /// (another `auth_pass`, or a changed packet).
+    AhIcv,
     /// A VRRPv2 authentication type that is not 0, 1 or 2.
     AuthType(u8),
     /// VRRPv3 carries no authentication, but the repr to emit has some.
@@ -105,7 +106,7 @@ impl core::fmt::Display for Error {
             Error::Version(v) => write!(f, "unsupported VRRP version {v}"),
             Error::Type(t) => write!(f, "unsupported VRRP message type {t}"),
             Error::Checksum => f.write_str("bad checksum"),
-            Error::AuthAh => f.write_str("VRRPv2 AH authentication is not supported"),
+            Error::AhIcv => f.write_str("IPsec AH integrity check value does not match"),
             Error::AuthType(t) => write!(f, "unknown VRRPv2 authentication type {t}"),
             Error::V3Auth => f.write_str("VRRPv3 has no authentication"),
             Error::V2OverIpv6 => f.write_str("VRRPv2 does not run over IPv6"),

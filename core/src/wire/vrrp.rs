@@ -165,6 +165,14 @@ pub enum VrrpAuth {
     None,
     /// A simple-text password of exactly 8 bytes, zero-padded.
     Simple([u8; 8]),
+    /// IPsec AH (RFC 2338 §5.3.6.2, keepalived's `AH`): the VRRP message
+    /// carries authentication type 2 and zero authentication data; an
+    /// Authentication Header in front of it ([`crate::wire::ah`]) carries
+    /// the HMAC-MD5-96 ICV. To emit (and in a config) this holds the key,
+    /// the `auth_pass` as [`VrrpAuth::ah`] stores it; parsed, it holds the
+    /// message's 8 authentication data bytes, and says nothing about the
+    /// ICV, which is checked at the IP layer before.
+    Ah([u8; 8]),
 }
 
 impl VrrpAuth {
@@ -177,18 +185,29 @@ impl VrrpAuth {
         VrrpAuth::Simple(data)
     }
 
+    /// An AH key as keepalived stores the `auth_pass`: truncated to 8
+    /// bytes, or padded with zero bytes to 8.
+    pub fn ah(pass: &[u8]) -> Self {
+        match Self::simple(pass) {
+            VrrpAuth::Simple(d) => VrrpAuth::Ah(d),
+            other => other,
+        }
+    }
+
     /// The authentication type this value is sent with.
     pub const fn auth_type(&self) -> VrrpAuthType {
         match self {
             VrrpAuth::None => VrrpAuthType::None,
             VrrpAuth::Simple(_) => VrrpAuthType::Simple,
+            VrrpAuth::Ah(_) => VrrpAuthType::Ah,
         }
     }
 
-    /// The 8 bytes of authentication data on the wire (zeros for `None`).
+    /// The 8 bytes of authentication data on the wire (zeros for `None`
+    /// and for AH, whose key never goes on the wire).
     pub const fn data(&self) -> [u8; 8] {
         match self {
-            VrrpAuth::None => [0; 8],
+            VrrpAuth::None | VrrpAuth::Ah(_) => [0; 8],
             VrrpAuth::Simple(d) => *d,
         }
     }
@@ -640,7 +659,7 @@ impl<'a> VrrpRepr<'a> {
     /// and `dst` of different families), [`Error::V2OverIpv6`],
     /// [`Error::NoAddresses`], [`Error::Truncated`] / [`Error::AddressCount`]
     /// (buffer shorter / longer than the count implies),
-    /// [`Error::Checksum`], then for VRRPv2 [`Error::AuthAh`],
+    /// [`Error::Checksum`], then for VRRPv2
     /// [`Error::AuthType`] and [`Error::Interval`] (interval 0).
     pub fn parse<T: AsRef<[u8]> + ?Sized>(
         packet: &VrrpPacket<&'a T>,
@@ -687,7 +706,7 @@ impl<'a> VrrpRepr<'a> {
                     VrrpAuthType::Simple => {
                         VrrpAuth::Simple(packet.auth_data().ok_or(Error::Truncated)?)
                     }
-                    VrrpAuthType::Ah => return Err(Error::AuthAh),
+                    VrrpAuthType::Ah => VrrpAuth::Ah(packet.auth_data().ok_or(Error::Truncated)?),
                     VrrpAuthType::Unknown(t) => return Err(Error::AuthType(t)),
                 };
                 let secs = packet.adver_int();
@@ -1314,9 +1333,10 @@ mod tests {
             Err(Error::Checksum)
         );
         // Authentication types, with valid checksums.
+        // AH parses: its ICV is checked at the IP layer (wire::ah).
         assert_eq!(
-            parse(&fixed(&|b| b[4] = 2), src, dst, rfc),
-            Err(Error::AuthAh)
+            parse(&fixed(&|b| b[4] = 2), src, dst, rfc).map(|r| r.auth),
+            Ok(VrrpAuth::Ah([0; 8]))
         );
         assert_eq!(
             parse(&fixed(&|b| b[4] = 3), src, dst, rfc),
@@ -1542,7 +1562,12 @@ mod tests {
                         };
                         parsed += 1;
                         let out = emit(&repr, s, d, mode).expect("a parsed repr emits");
-                        assert_eq!(parse(&out, s, d, mode), Ok(repr));
+                        // AH's data bytes are sent as zeros, whatever a parsed one held.
+                        let mut want = repr;
+                        if let VrrpAuth::Ah(_) = want.auth {
+                            want.auth = VrrpAuth::Ah([0; 8]);
+                        }
+                        assert_eq!(parse(&out, s, d, mode), Ok(want));
                     }
                 }
             }

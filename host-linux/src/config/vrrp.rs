@@ -63,7 +63,8 @@ pub enum VrrpState {
 pub enum AuthType {
     /// Simple text password (VRRPv2 only).
     Pass,
-    /// IPsec AH (VRRPv2 only, deprecated).
+    /// IPsec AH with HMAC-MD5-96, as keepalived sends it (VRRPv2 over IPv4 only; RFC 3768
+    /// dropped it). See `hav_core::wire::ah`.
     Ah,
 }
 
@@ -663,10 +664,7 @@ fn authentication(ctx: &mut Ctx, n: &Node) -> Result<Option<Authentication>, Con
                 let a = ctx.value(e)?;
                 auth_type = match a.text.to_ascii_uppercase().as_str() {
                     "PASS" => Some(AuthType::Pass),
-                    "AH" => {
-                        ctx.warn(&a.loc, "auth_type AH: read, but the daemon does not implement IPsec AH yet and refuses the instance");
-                        Some(AuthType::Ah)
-                    }
+                    "AH" => Some(AuthType::Ah),
                     _ => {
                         ctx.warn(
                             &a.loc,

@@ -703,6 +703,8 @@ fn instance(s: &mut String, i: &InstanceView, cfg: Option<&VrrpInstance>, config
             let end = pass.iter().position(|&b| b == 0).unwrap_or(pass.len());
             let _ = writeln!(s, "   Authentication type = SIMPLE_PASSWORD\n   Password = {}", String::from_utf8_lossy(&pass[..end]));
         }
+        // keepalived prints no password for AH.
+        VrrpAuth::Ah(_) => s.push_str("   Authentication type = IPSEC_AH\n"),
         VrrpAuth::None if !v3 => s.push_str("   Authentication type = none\n"),
         VrrpAuth::None => {}
     }
@@ -995,7 +997,8 @@ impl Stats {
             addr_list_err: d(DropReason::Addresses),
             invalid_authtype: 0,
             authtype_mismatch: d(DropReason::AuthType),
-            auth_failure: d(DropReason::AuthPass),
+            // keepalived counts a bad AH ICV, SPI or sequence number as an auth failure too.
+            auth_failure: d(DropReason::AuthPass) + d(DropReason::AhIcv) + d(DropReason::AhReplay),
             pri_zero_rcvd: c.prio_zero_rx,
             pri_zero_sent: c.prio_zero_tx,
         }
@@ -1129,6 +1132,11 @@ pub fn json(snap: &Snapshot, config: &Config) -> String {
                 VrrpAuth::Simple(pass) => {
                     let end = pass.iter().position(|&b| b == 0).unwrap_or(pass.len());
                     (1, Some(String::from_utf8_lossy(&pass[..end]).into_owned()))
+                }
+                // keepalived's JSON dump writes the AH key as it does a password.
+                VrrpAuth::Ah(pass) => {
+                    let end = pass.iter().position(|&b| b == 0).unwrap_or(pass.len());
+                    (2, Some(String::from_utf8_lossy(&pass[..end]).into_owned()))
                 }
                 VrrpAuth::None => (0, None),
             };
@@ -1509,6 +1517,10 @@ mod tests {
             }
         );
         assert_eq!(Stats::of(&c, State::Backup).release_master, 3);
+        // AH refusals are auth failures, as keepalived counts them.
+        c.drops[DropReason::AhIcv as usize] = 2;
+        c.drops[DropReason::AhReplay as usize] = 1;
+        assert_eq!(Stats::of(&c, State::Master).auth_failure, 20);
     }
 
     #[test]

@@ -298,9 +298,8 @@ fn plan_one(
             }
             VrrpAuth::Simple(pass)
         }
-        (Some(a), WireVersion::V2) if a.auth_type == AuthType::Ah => {
-            return Err(err(inst, "auth_type AH is not supported (RFC 5798 removed it); use PASS or none".into()));
-        }
+        // IPsec AH (RFC 2338 5.3.6.2): the key is the auth_pass as keepalived stores it.
+        (Some(a), WireVersion::V2) if a.auth_type == AuthType::Ah => VrrpAuth::ah(a.auth_pass.as_bytes()),
         (Some(_), _) => {
             warnings.push(Warning {
                 location: inst.location.clone(),
@@ -450,6 +449,15 @@ fn plan_one(
         return Err(err(inst, format!("more than {} tracked objects", hav_core::vrrp::MAX_TRACKED)));
     }
 
+    let mut want_master = inst.state == crate::config::vrrp::VrrpState::Master;
+    if want_master && matches!(core.auth, VrrpAuth::Ah(_)) && core.priority != 255 {
+        // keepalived: a backup must hear an advert (and its AH sequence number) first.
+        warnings.push(Warning {
+            location: inst.location.clone(),
+            message: format!("vrrp_instance {}: state MASTER is incompatible with AH authentication; starting as BACKUP, as keepalived does", inst.name),
+        });
+        want_master = false;
+    }
     let meta = InstancePlan {
         name: inst.name.clone(),
         location: inst.location.clone(),
@@ -461,7 +469,7 @@ fn plan_one(
         tracks,
         notify: inst.notify.clone(),
         smtp_alert: inst.smtp_alert || group_tracks.iter().any(|g| g.smtp_alert),
-        want_master: inst.state == crate::config::vrrp::VrrpState::Master,
+        want_master,
         promote_secondaries: inst.promote_secondaries,
     };
     Ok(Planned { meta, key: VrKey { ifindex: iface.index, ipv6, vrid: inst.virtual_router_id }, core, up: iface.up })
@@ -574,6 +582,31 @@ mod tests {
         assert_ne!(p[0].key, p[1].key);
         let p = planned(&(inst("A", "eth0", 7, "", "10.0.0.10/24") + &inst("B", "eth0", 7, "version 3", "fd00::10/64")));
         assert_eq!((p[0].key.ipv6, p[1].key.ipv6), (false, true));
+    }
+
+    #[test]
+    fn ah_keys_the_instance_with_the_auth_pass_and_starts_it_as_backup() {
+        let ah = |pass: &str, extra: &str| format!("authentication {{\n  auth_type AH\n  auth_pass {pass}\n }}\n {extra}");
+        // Keyed as keepalived keys it: the auth_pass zero-padded to 8 bytes.
+        let p = planned(&inst("A", "eth0", 7, &ah("abc", ""), "10.0.0.10/24"));
+        assert_eq!(p[0].core.auth, VrrpAuth::Ah(*b"abc\0\0\0\0\0"));
+        assert_eq!(p[0].core.validate(), Ok(()));
+        // state MASTER waits as BACKUP for the master's sequence number, with a warning...
+        let text = inst("A", "eth0", 7, &ah("abc", "state MASTER"), "10.0.0.10/24");
+        let cfg = load(&text).expect("config");
+        let mut w = Vec::new();
+        let mut lookup = |n: &str| (n == "eth0").then(|| IfaceInfo { index: 2, name: n.into(), mac: [2, 0, 0, 0, 0, 2], up: true, addrs: vec!["10.0.0.1".parse().expect("ip")] });
+        let p = plan(&cfg, &mut lookup, &mut w).expect("plan");
+        assert!(!p[0].meta.want_master);
+        assert!(w.iter().any(|w| w.message.contains("incompatible with AH")), "{w:?}");
+        // ... unless it owns the addresses (priority 255); PASS keeps its wish.
+        let owner = text.replace("priority 100", "priority 255");
+        assert!(planned(&owner)[0].meta.want_master);
+        let pass = inst("A", "eth0", 7, "authentication {\n  auth_type PASS\n  auth_pass abc\n }\n state MASTER", "10.0.0.10/24");
+        assert!(planned(&pass)[0].meta.want_master);
+        // VRRPv3 has no authentication: AH is ignored there as PASS is.
+        let v3 = inst("A", "eth0", 7, &ah("abc", "version 3"), "10.0.0.10/24");
+        assert_eq!(planned(&v3)[0].core.auth, VrrpAuth::None);
     }
 
     #[test]

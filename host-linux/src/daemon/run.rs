@@ -11,7 +11,7 @@ use hav_core::vrrp::{
     Action, AdminMode, Engine, Growable, Input, Instance, InstanceConfig, Output, Received as EngineRx, Record, State,
     TrackId, TrackSet, TrackStatus, Tracked, VipHold, VrKey,
 };
-use hav_core::wire::VrrpPacket;
+use hav_core::wire::{VrrpAuth, VrrpPacket};
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -90,9 +90,18 @@ struct RxSock {
     out: Outbox,
 }
 
-/// The daemon's VRRP sockets by interface name, IPv4 at `[0]` and IPv6 at `[1]` (looked up by
-/// `&str` on every advert, with no key to build).
-type Socks = [HashMap<String, RxSock>; 2];
+/// The daemon's VRRP sockets by interface name, IPv4 at `[0]`, IPv6 at `[1]` and IPv4 IPsec AH
+/// (protocol 51, whole datagrams) at `[2]` ([`sock_slot`]; looked up by `&str` on every advert,
+/// with no key to build).
+type Socks = [HashMap<String, RxSock>; 3];
+
+/// Where the sockets of an instance of family `ipv6` with authentication `auth` are in [`Socks`].
+fn sock_slot(ipv6: bool, auth: &VrrpAuth) -> usize {
+    match auth {
+        VrrpAuth::Ah(_) if !ipv6 => 2,
+        _ => usize::from(ipv6),
+    }
+}
 
 /// Datagrams per wake-up of the main loop, at most.
 const RX_BATCH: usize = 64;
@@ -118,10 +127,10 @@ impl RxBatch {
     fn poll_fill(&mut self, cx: &mut std::task::Context<'_>, socks: &Socks) -> std::task::Poll<()> {
         use std::task::Poll;
         self.got.clear();
-        let n = socks[0].len() + socks[1].len();
+        let n: usize = socks.iter().map(HashMap::len).sum();
         self.first = if n == 0 { 0 } else { (self.first + 1) % n };
         let mut used = 0;
-        for s in socks[0].values().chain(socks[1].values()).cycle().skip(self.first).take(n).filter(|s| s.receive) {
+        for s in socks.iter().flat_map(HashMap::values).cycle().skip(self.first).take(n).filter(|s| s.receive) {
             while used < RX_BATCH {
                 let start = self.got.len();
                 match s.sock.poll_recv_many(cx, &mut self.bufs[used..], &mut self.got) {
@@ -509,9 +518,10 @@ impl Daemon {
         self.sync_tracks();
         for p in plans.iter().filter(|p| !plan::is_pending(p.key.ifindex)) {
             self.ensure_vmac(&p.meta, p.key);
-            self.ensure_socket(&p.meta.ifname, p.key.ipv6, true);
+            let slot = sock_slot(p.key.ipv6, &p.core.auth);
+            self.ensure_socket(&p.meta.ifname, slot, true);
             let x = p.meta.xmit_iface().to_owned();
-            self.ensure_socket(&x, p.key.ipv6, false);
+            self.ensure_socket(&x, slot, false);
             if p.meta.promote_secondaries {
                 self.promote_secondaries(&p.meta);
             }
@@ -734,9 +744,10 @@ impl Daemon {
         for &i in &moved {
             let r = &self.engine.records()[i];
             let (p, key) = (r.meta.clone(), r.key());
+            let slot = sock_slot(key.ipv6, &r.instance().config().auth);
             self.ensure_vmac(&p, key);
-            self.ensure_socket(&p.ifname, key.ipv6, true);
-            self.ensure_socket(p.xmit_iface(), key.ipv6, false);
+            self.ensure_socket(&p.ifname, slot, true);
+            self.ensure_socket(p.xmit_iface(), slot, false);
         }
     }
 
@@ -780,8 +791,9 @@ impl Daemon {
         }
     }
 
-    fn ensure_socket(&mut self, ifname: &str, ipv6: bool, receive: bool) {
-        if let Some(s) = self.socks[usize::from(ipv6)].get(ifname) {
+    fn ensure_socket(&mut self, ifname: &str, slot: usize, receive: bool) {
+        let ipv6 = slot == 1;
+        if let Some(s) = self.socks[slot].get(ifname) {
             if !receive || s.receive {
                 return;
             }
@@ -796,25 +808,27 @@ impl Daemon {
             let g: IpAddr = if ipv6 { self.config.global.vrrp_mcast_group6.into() } else { self.config.global.vrrp_mcast_group4.into() };
             groups.push(g);
         }
-        let sock = match VrrpSocket::open(link.index, ifname, family, &groups) {
+        let opened = if slot == 2 { VrrpSocket::open_ah(link.index, ifname, &groups) } else { VrrpSocket::open(link.index, ifname, family, &groups) };
+        let sock = match opened {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(ifname, error = %e, "VRRP socket");
                 return;
             }
         };
-        self.socks[usize::from(ipv6)].insert(ifname.to_owned(), RxSock { sock, receive, out: Outbox::default() });
+        self.socks[slot].insert(ifname.to_owned(), RxSock { sock, receive, out: Outbox::default() });
     }
 
     fn drop_unused_sockets(&mut self) {
         self.flush_adverts();
-        let mut used: HashSet<(&str, bool)> = HashSet::new();
+        let mut used: HashSet<(&str, usize)> = HashSet::new();
         for r in self.engine.records() {
-            used.insert((&r.meta.ifname, r.key().ipv6));
-            used.insert((r.meta.xmit_iface(), r.key().ipv6));
+            let slot = sock_slot(r.key().ipv6, &r.instance().config().auth);
+            used.insert((&r.meta.ifname, slot));
+            used.insert((r.meta.xmit_iface(), slot));
         }
-        for (f, socks) in self.socks.iter_mut().enumerate() {
-            socks.retain(|k, _| used.contains(&(k.as_str(), f == 1)));
+        for (slot, socks) in self.socks.iter_mut().enumerate() {
+            socks.retain(|k, _| used.contains(&(k.as_str(), slot)));
         }
     }
 
@@ -826,7 +840,11 @@ impl Daemon {
         for (i, r) in &rx.got {
             let Some(bytes) = rx.bufs[*i].get(r.offset..r.offset + r.len) else { continue };
             let from = EngineRx { ifindex: r.ifindex, src: r.src, dst: r.dst, ttl: r.ttl };
-            self.engine.receive(now, &from, bytes, &mut |o| out.push(o));
+            if r.ah {
+                self.engine.receive_ah(now, &from, bytes, &mut |o| out.push(o));
+            } else {
+                self.engine.receive(now, &from, bytes, &mut |o| out.push(o));
+            }
             if let Some(rx) = self.engine.poll_rx_lower() {
                 self.master_rx_lower(rx.idx, rx.priority, r.src);
             }
@@ -1464,13 +1482,29 @@ impl Daemon {
 /// leaves from ([`Daemon::flush_adverts`] sends them). A free function over the daemon's
 /// sockets, so the hot path borrows the plan and the instance instead of cloning them.
 fn send_advert(socks: &mut Socks, p: &InstancePlan, key: VrKey, inst: &Instance, priority: u8) {
-    let Some(s) = socks[usize::from(key.ipv6)].get_mut(p.xmit_iface()) else {
+    let Some(s) = socks[sock_slot(key.ipv6, &inst.config().auth)].get_mut(p.xmit_iface()) else {
         tracing::warn!(instance = %p.name, ifname = %p.xmit_iface(), "no socket to send adverts on");
         return;
     };
     let repr = inst.advert_repr(priority);
     let src = inst.config().primary_addr;
     let mode = inst.config().checksum_mode;
+    if let (VrrpAuth::Ah(_), IpAddr::V4(src4)) = (repr.auth, src) {
+        // IPsec AH: whole IPv4 datagrams, one sequence number for every destination.
+        let (seq, ident) = inst.ah_seq();
+        let zero_ttl = inst.config().is_unicast();
+        for dst in inst.advert_destinations() {
+            let IpAddr::V4(dst4) = dst else { continue };
+            let built = s.out.push_with(hav_core::wire::ah::ipv4_advert_len(&repr), src, dst, |buf| {
+                hav_core::wire::ah::emit_ipv4_advert(buf, &repr, src4, dst4, ident, seq, zero_ttl).map(|_| ())
+            });
+            if let Err(e) = built {
+                tracing::error!(instance = %p.name, error = ?e, "advert not built");
+                return;
+            }
+        }
+        return;
+    }
     for dst in inst.advert_destinations() {
         let built = s.out.push_with(repr.buffer_len(), src, dst, |buf| {
             let mut pkt = VrrpPacket::new_unchecked(buf);

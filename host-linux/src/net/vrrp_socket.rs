@@ -16,6 +16,12 @@
 //!
 //! A malformed datagram (truncated header, wrong protocol, longer than the
 //! caller's buffer) is not an error: it is logged at debug level and dropped.
+//!
+//! VRRPv2 with IPsec AH authentication (keepalived's `auth_type AH`) goes
+//! over IPv4 protocol 51 instead ([`VrrpSocket::open_ah`]): the ICV covers
+//! the IPv4 header, so the socket sends whole datagrams that
+//! `hav_core::wire::ah` built (`IP_HDRINCL`; the kernel fills in the header
+//! checksum only, which the ICV does not cover), and receives them whole.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsFd;
@@ -30,6 +36,8 @@ use super::sys;
 
 /// IP protocol number of VRRP.
 pub const IPPROTO_VRRP: i32 = 112;
+/// IP protocol number of the IPsec Authentication Header.
+pub const IPPROTO_AH: i32 = 51;
 /// The IPv4 VRRP multicast group (RFC 5798 §5.1.1.2).
 pub const VRRP_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 /// The IPv6 VRRP multicast group (RFC 5798 §5.1.2.2).
@@ -70,19 +78,26 @@ pub struct Received {
     pub ttl: u8,
     /// Interface the packet arrived on.
     pub ifindex: u32,
-    /// Start of the VRRP message in the caller's buffer.
+    /// Start of the VRRP message in the caller's buffer; for an AH socket,
+    /// of the whole IPv4 datagram (0).
     pub offset: usize,
-    /// Length of the VRRP message.
+    /// Length of the VRRP message, or of the whole datagram (AH).
     pub len: usize,
+    /// Whether this is an IPv4 datagram with an Authentication Header
+    /// (from an [`VrrpSocket::open_ah`] socket), for
+    /// `hav_core::vrrp::Engine::receive_ah`.
+    pub ah: bool,
 }
 
-/// A raw protocol-112 socket bound to one interface and one family.
+/// A raw protocol-112 socket bound to one interface and one family, or a
+/// protocol-51 (AH) IPv4 socket that sends and receives whole datagrams.
 #[derive(Debug)]
 pub struct VrrpSocket {
     fd: AsyncFd<Socket>,
     ifindex: u32,
     ifname: String,
     family: Family,
+    ah: bool,
 }
 
 impl VrrpSocket {
@@ -95,6 +110,22 @@ impl VrrpSocket {
     /// `family`; [`NetError::Socket`] naming the option that failed (for
     /// instance `SO_BINDTODEVICE` on an unknown interface).
     pub fn open(ifindex: u32, ifname: &str, family: Family, groups: &[IpAddr]) -> Result<Self> {
+        Self::open_proto(ifindex, ifname, family, groups, false)
+    }
+
+    /// Opens an IPv4 raw socket for IP protocol 51 (IPsec AH) on interface
+    /// `ifindex` / `ifname`, with `IP_HDRINCL`, and joins `groups`:
+    /// [`VrrpSocket::send_to`] and [`VrrpSocket::send_queued`] then take
+    /// whole IPv4 datagrams, and [`Received`] gives whole datagrams
+    /// (`ah: true`). Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// As [`VrrpSocket::open`], and `IP_HDRINCL`.
+    pub fn open_ah(ifindex: u32, ifname: &str, groups: &[IpAddr]) -> Result<Self> {
+        Self::open_proto(ifindex, ifname, Family::V4, groups, true)
+    }
+
+    fn open_proto(ifindex: u32, ifname: &str, family: Family, groups: &[IpAddr], ah: bool) -> Result<Self> {
         for g in groups {
             if Family::of(*g) != family || !g.is_multicast() {
                 return Err(NetError::Invalid {
@@ -117,8 +148,8 @@ impl VrrpSocket {
             Family::V4 => Domain::IPV4,
             Family::V6 => Domain::IPV6,
         };
-        let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
-            .map_err(err("socket(SOCK_RAW, 112)"))?;
+        let (proto, what) = if ah { (IPPROTO_AH, "socket(SOCK_RAW, 51)") } else { (IPPROTO_VRRP, "socket(SOCK_RAW, 112)") };
+        let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(proto))).map_err(err(what))?;
         sock.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
         sock.bind_device(Some(ifname.as_bytes()))
             .map_err(err("SO_BINDTODEVICE"))?;
@@ -131,6 +162,9 @@ impl VrrpSocket {
                 sock.set_multicast_loop_v4(false)
                     .map_err(err("IP_MULTICAST_LOOP"))?;
                 sock.set_tos(u32::from(VRRP_TOS)).map_err(err("IP_TOS"))?;
+                if ah {
+                    sock.set_header_included_v4(true).map_err(err("IP_HDRINCL"))?;
+                }
                 for g in groups {
                     if let IpAddr::V4(g) = g {
                         sock.join_multicast_v4_n(g, &InterfaceIndexOrAddress::Index(ifindex))
@@ -167,6 +201,7 @@ impl VrrpSocket {
             ifindex,
             ifname: ifname.to_owned(),
             family,
+            ah,
         })
     }
 
@@ -183,6 +218,11 @@ impl VrrpSocket {
     /// Address family.
     pub fn family(&self) -> Family {
         self.family
+    }
+
+    /// Whether this is an AH socket ([`VrrpSocket::open_ah`]).
+    pub fn is_ah(&self) -> bool {
+        self.ah
     }
 
     /// Waits for the next well-formed VRRP datagram and returns where its
@@ -228,7 +268,7 @@ impl VrrpSocket {
                     return;
                 }
                 let parsed = match self.family {
-                    Family::V4 => parse_v4(&buf[..meta.len.min(buf.len())], self.ifindex),
+                    Family::V4 => parse_v4(&buf[..meta.len.min(buf.len())], self.ifindex, self.ah),
                     Family::V6 => parse_v6(meta, self.ifindex),
                 };
                 match parsed {
@@ -388,6 +428,7 @@ fn needs_scope(a: Ipv6Addr) -> bool {
 fn parse_v4(
     pkt: &[u8],
     ifindex: u32,
+    ah: bool,
 ) -> std::result::Result<Received, String> {
     if pkt.len() < 20 {
         return Err(format!("{} bytes, shorter than an IPv4 header", pkt.len()));
@@ -400,10 +441,12 @@ fn parse_v4(
     if ihl < 20 || ihl > pkt.len() || total < ihl {
         return Err(format!("bad IPv4 header length {ihl} / total {total}"));
     }
-    if i32::from(pkt[9]) != IPPROTO_VRRP {
+    if i32::from(pkt[9]) != if ah { IPPROTO_AH } else { IPPROTO_VRRP } {
         return Err(format!("IP protocol {}", pkt[9]));
     }
     let end = total.min(pkt.len());
+    // AH: the whole datagram, for the ICV.
+    let (offset, len) = if ah { (0, end) } else { (ihl, end - ihl) };
     let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
     let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
     Ok(Received {
@@ -411,8 +454,9 @@ fn parse_v4(
         dst: IpAddr::V4(dst),
         ttl: pkt[8],
         ifindex,
-        offset: ihl,
-        len: end - ihl,
+        offset,
+        len,
+        ah,
     })
 }
 
@@ -438,6 +482,7 @@ fn parse_v6(meta: &sys::RecvMeta, ifindex: u32) -> std::result::Result<Received,
         },
         offset: 0,
         len: meta.len,
+        ah: false,
     })
 }
 
@@ -459,13 +504,27 @@ mod tests {
     #[test]
     fn test_parse_v4_capture() {
         let pkt = hex(CAPTURE);
-        let r = parse_v4(&pkt, 7).unwrap();
+        let r = parse_v4(&pkt, 7, false).unwrap();
         assert_eq!(r.src, IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1)));
         assert_eq!(r.dst, IpAddr::V4(VRRP_GROUP_V4));
         assert_eq!(r.ttl, 255);
         assert_eq!(r.ifindex, 7);
         assert_eq!((r.offset, r.len), (20, 20));
         assert_eq!(pkt[r.offset], 0x21);
+    }
+
+    #[test]
+    fn test_parse_v4_ah_gives_the_whole_datagram() {
+        // keepalived's AH advert, fixture vrrpv2-ah.pcap, with 2 bytes of link padding.
+        let mut pkt = hex("45c0004000010000ff33d0530a630001e0000012700400000a63000100000001c378e5a95af63370c24ecad72107960102013c610a6300320000000000000000");
+        pkt.extend_from_slice(&[0, 0]);
+        let r = parse_v4(&pkt, 3, true).unwrap();
+        assert!(r.ah);
+        assert_eq!((r.offset, r.len, r.ttl), (0, 64, 255));
+        assert_eq!(r.src, IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1)));
+        // An AH socket takes protocol 51 only, a VRRP socket 112 only.
+        assert!(parse_v4(&pkt, 3, false).unwrap_err().contains("protocol 51"));
+        assert!(parse_v4(&hex(CAPTURE), 3, true).unwrap_err().contains("protocol 112"));
     }
 
     #[test]
@@ -477,27 +536,27 @@ mod tests {
         pkt[3] += 4;
         // Ethernet-style trailing padding beyond the total length.
         pkt.extend_from_slice(&[0; 6]);
-        let r = parse_v4(&pkt, 1).unwrap();
+        let r = parse_v4(&pkt, 1, false).unwrap();
         assert_eq!((r.offset, r.len), (24, 20));
         assert_eq!(pkt[r.offset], 0x21);
     }
 
     #[test]
     fn test_parse_v4_rejects_garbage() {
-        assert!(parse_v4(&[0x45; 10], 1).is_err());
+        assert!(parse_v4(&[0x45; 10], 1, false).is_err());
         let mut pkt = hex(CAPTURE);
         pkt[0] = 0x65;
-        assert!(parse_v4(&pkt, 1).is_err());
+        assert!(parse_v4(&pkt, 1, false).is_err());
         let mut pkt = hex(CAPTURE);
         pkt[0] = 0x4f; // IHL 60 > packet
-        assert!(parse_v4(&pkt, 1).is_err());
+        assert!(parse_v4(&pkt, 1, false).is_err());
         let mut pkt = hex(CAPTURE);
         pkt[9] = 6;
-        assert!(parse_v4(&pkt, 1).is_err());
+        assert!(parse_v4(&pkt, 1, false).is_err());
         let mut pkt = hex(CAPTURE);
         pkt[2] = 0;
         pkt[3] = 8; // total < IHL
-        assert!(parse_v4(&pkt, 1).is_err());
+        assert!(parse_v4(&pkt, 1, false).is_err());
     }
 
     #[test]

@@ -135,7 +135,7 @@ pub(crate) fn translate(text: &str, only: &[String]) -> Result<Translated, Strin
                     let get = |w: &str| k.block.iter().find(|a| a.words[0] == w).and_then(|a| a.words.get(1));
                     match get("auth_type").map(String::as_str) {
                         Some("PASS") | None => {}
-                        Some(other) => return Err(format!("{ctx}: auth_type {other} is not supported (PASS only)")),
+                        Some(other) => return Err(format!("{ctx}: auth_type {other} is not supported by the firmware (PASS only; hav-linux runs AH)")),
                     }
                     let pw = get("auth_pass").ok_or(format!("{ctx}: authentication without auth_pass"))?;
                     push("--auth-pass", pw);
