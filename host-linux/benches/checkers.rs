@@ -265,27 +265,29 @@ fn main() {
     }
 }
 
-/// The cheapest TCP-level probe there is, for scale: a raw SYN to each loopback target; the
-/// listener answers SYN-ACK and the kernel here answers that with a reset (no socket owns the
-/// port, which a bound TCP socket reserves). No connection, no accept, no child socket. Returns
-/// the CPU seconds per probe of this process (which, on loopback, does both ends' kernel work),
-/// and how many SYN-ACKs came back.
+/// The cheapest TCP-level probe there is, for scale: a raw SYN to each target; the listener
+/// answers SYN-ACK and the kernel here answers that with a reset (no socket owns the port, which
+/// a bound TCP socket reserves). No connection, no accept, no child socket. The raw socket keeps
+/// only segments to the reserved port (the filter the half-open checker uses), so it reads the
+/// answers and not the SYNs and resets of targets on its own address. Returns the CPU seconds per
+/// probe of this process (which, on loopback, does both ends' kernel work), and how many
+/// SYN-ACKs came back.
 fn half_open_floor(addrs: &[SocketAddr]) -> Option<(f64, usize)> {
     use hav_core::wire::checksum;
     use socket2::{Domain, Protocol, Socket, Type};
     let src = std::net::Ipv4Addr::LOCALHOST;
-    let hold = std::net::TcpListener::bind((src, 0)).ok()?; // reserves the source port
-    let sport = hold.local_addr().ok()?.port();
+    let hold = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).ok()?;
+    hold.bind(&SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0)).into()).ok()?; // reserves the source port
+    let sport = hold.local_addr().ok()?.as_socket()?.port();
     let raw = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP)).ok()?;
     raw.bind(&SocketAddr::from((src, 0)).into()).ok()?;
+    raw.attach_filter(&hav_linux::check::tcp_dst_port_filter(sport, true)).ok()?;
     raw.set_nonblocking(true).ok()?;
-    // Targets on the source address itself are left out: the raw socket would also get copies
-    // of their SYNs and resets, which a real prober filters out.
     let targets: Vec<std::net::SocketAddrV4> = addrs
         .iter()
         .filter_map(|a| match a {
-            SocketAddr::V4(a) if *a.ip() != src => Some(*a),
-            _ => None,
+            SocketAddr::V4(a) => Some(*a),
+            SocketAddr::V6(_) => None,
         })
         .collect();
     let mut answered = 0usize;

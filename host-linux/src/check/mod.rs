@@ -24,6 +24,9 @@ mod net;
 mod ping;
 mod smtp;
 mod syn;
+
+/// For benchmarks and tools that probe like the half-open checker does.
+pub use syn::port_filter as tcp_dst_port_filter;
 mod udp;
 
 use std::collections::HashMap;
@@ -192,9 +195,9 @@ pub(crate) struct Spec {
 #[derive(Debug)]
 pub(crate) enum Probe {
     Tcp,
-    /// `half_open`: the probe's state; without it (no raw socket for its options) the check
-    /// connects instead.
-    HalfOpen(Option<syn::HalfOpenProbe>),
+    /// `half_open`: run by the [`syn::SynProber`]; a task of its own connects instead when the
+    /// prober cannot start (no CAP_NET_RAW).
+    HalfOpen,
     Http(http::HttpProbe),
     Smtp(crate::config::check::SmtpCheck),
     Dns(crate::config::check::DnsCheck),
@@ -225,13 +228,7 @@ fn resolve(config: &Config, vs: &VirtualServer, rs: &RealServer, ch: &Checker) -
     let key = format!("{target:?}|{kind:?}|{:?}|{file:?}", ch.common);
     let probe = match kind {
         CheckKind::Tcp => Probe::Tcp,
-        CheckKind::TcpHalfOpen => Probe::HalfOpen(match syn::HalfOpenProbe::new(target, &ch.common) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                tracing::warn!(%target, error = %e, "TCP_CHECK half_open: cannot open a raw socket with the check's options; this check connects instead");
-                None
-            }
-        }),
+        CheckKind::TcpHalfOpen => Probe::HalfOpen,
         CheckKind::Http(h) => Probe::Http(http::HttpProbe::new(h, target)),
         CheckKind::Smtp(s) => Probe::Smtp(s),
         CheckKind::Dns(d) => Probe::Dns(d),
@@ -263,7 +260,24 @@ fn wanted(config: &Config) -> Wanted {
 
 struct Running {
     shared: Arc<Shared>,
-    handle: JoinHandle<()>,
+    stop: Stop,
+}
+
+/// How a running checker is stopped.
+enum Stop {
+    /// Its task is aborted.
+    Task(JoinHandle<()>),
+    /// The half-open prober runs it, under this id.
+    Prober(Arc<syn::SynProber>, u64),
+}
+
+impl Stop {
+    fn stop(&self) {
+        match self {
+            Stop::Task(h) => h.abort(),
+            Stop::Prober(p, id) => p.remove(*id),
+        }
+    }
 }
 
 /// The running checkers of a configuration. Dropping it stops them.
@@ -330,7 +344,7 @@ impl Checkers {
             if wanted.contains_key(key) {
                 true
             } else {
-                run.handle.abort();
+                run.stop.stop();
                 false
             }
         });
@@ -346,20 +360,22 @@ impl Checkers {
             });
             // Subscribers start as "never told": resubscribe sends everyone the initial state.
             shared.resubscribe(subs);
-            let prober = match spec.probe {
-                Probe::HalfOpen(Some(_)) => self.prober(),
-                _ => None,
-            };
-            let task = Task { spec: Arc::new(spec), shared: shared.clone(), policy: self.policy.clone(), intervals: self.intervals.clone(), prober };
+            let spec = Arc::new(spec);
+            if let (Probe::HalfOpen, Some(prober)) = (&spec.probe, self.prober()) {
+                let id = prober.add(spec, shared.clone(), self.intervals.clone());
+                self.tasks.insert(key, Running { shared, stop: Stop::Prober(prober, id) });
+                continue;
+            }
+            let task = Task { spec, shared: shared.clone(), policy: self.policy.clone(), intervals: self.intervals.clone() };
             let handle = tokio::spawn(task.run());
-            self.tasks.insert(key, Running { shared, handle });
+            self.tasks.insert(key, Running { shared, stop: Stop::Task(handle) });
         }
     }
 
     /// The half-open prober, started on first use; `None` when it cannot start (logged once).
     fn prober(&mut self) -> Option<Arc<syn::SynProber>> {
         let p = self.prober.get_or_insert_with(|| {
-            syn::SynProber::start().map(Arc::new).map_err(|e| {
+            syn::SynProber::start().map_err(|e| {
                 tracing::error!(error = %e, "TCP_CHECK half_open: cannot open the raw sockets (CAP_NET_RAW is needed); half-open checks connect instead");
                 e.to_string()
             })
@@ -395,7 +411,7 @@ impl Checkers {
 impl Drop for Checkers {
     fn drop(&mut self) {
         for run in self.tasks.values() {
-            run.handle.abort();
+            run.stop.stop();
         }
     }
 }
@@ -406,18 +422,29 @@ impl Drop for Checkers {
 /// timer-wheel pass, cold caches). Every check still runs exactly `delay_loop` after the last.
 const SLOT: Duration = Duration::from_millis(10);
 
-/// `t` moved up to the next [`SLOT`] boundary (counted from the first call), when `period` is a
-/// multiple of the slot; else `t`.
-fn align(t: Instant, period: Duration) -> Instant {
+/// The instant slots are counted from (the first call).
+fn slot_epoch() -> Instant {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// The number of the first [`SLOT`] boundary at or after `t`.
+fn slot_at_or_after(t: Instant) -> u64 {
+    let since = t.saturating_duration_since(slot_epoch()).as_nanos();
+    u64::try_from(since.div_ceil(SLOT.as_nanos())).unwrap_or(u64::MAX)
+}
+
+/// When slot boundary `n` is.
+fn slot_time(n: u64) -> Instant {
+    slot_epoch() + SLOT.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// `t` moved up to the next [`SLOT`] boundary, when `period` is a multiple of the slot; else `t`.
+fn align(t: Instant, period: Duration) -> Instant {
     if period.as_nanos() % SLOT.as_nanos() != 0 {
         return t;
     }
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    let since = t.saturating_duration_since(epoch).as_nanos();
-    let slot = SLOT.as_nanos();
-    let up = since.div_ceil(slot) * slot;
-    epoch + Duration::from_nanos(u64::try_from(up).unwrap_or(u64::MAX))
+    slot_time(slot_at_or_after(t))
 }
 
 /// One checker task.
@@ -426,82 +453,123 @@ struct Task {
     shared: Arc<Shared>,
     policy: Option<Arc<dyn PolicyRunner>>,
     intervals: Option<Arc<Mutex<Vec<u32>>>>,
-    /// For a half-open TCP_CHECK.
-    prober: Option<Arc<syn::SynProber>>,
 }
 
-impl Task {
-    async fn run(self) {
-        let c = &self.spec.common;
+/// The schedule and verdict of one checker, apart from how it probes: when the next check
+/// starts, the retries of a failed check, and what a concluded check reports. The checker tasks
+/// and the half-open prober (which runs its checks without a task each) both drive one.
+#[derive(Debug)]
+struct Cycle {
+    period: Duration,
+    /// When the next check starts.
+    next: Instant,
+    /// The verdict as the retries see it: a failure of a server that is up is retried.
+    up: bool,
+    /// Retries of the current check so far.
+    tries: u32,
+    /// When the previous check started, while its interval to the next one means something.
+    prev_start: Option<Instant>,
+    /// The verdict last handed to [`Shared::set`]: the same again is not handed on (with
+    /// thousands of checks a second, the lock and the cache misses of an unchanged verdict
+    /// cost more than the rest of a check).
+    reported: Option<Verdict>,
+}
+
+impl Cycle {
+    /// The first check starts after a random delay up to `warmup` (default `delay_loop`).
+    fn new(c: &CheckCommon) -> Cycle {
         let period = c.delay_loop.max(Duration::from_millis(1));
         let warmup = c.warmup.unwrap_or(c.delay_loop);
         let jitter = Duration::from_nanos(fastrand::u64(0..=u64::try_from(warmup.as_nanos()).unwrap_or(u64::MAX)));
-        let mut next = align(Instant::now() + jitter, period);
-        let mut up = !c.alpha;
-        let mut prev_start: Option<Instant> = None;
-        loop {
-            tokio::time::sleep_until(next).await;
-            let start = Instant::now();
-            if let (Some(iv), Some(prev)) = (&self.intervals, prev_start) {
-                let gap = start - prev;
-                let err = gap.abs_diff(period);
-                let us = u32::try_from(err.as_micros()).unwrap_or(u32::MAX);
-                iv.lock().unwrap_or_else(|p| p.into_inner()).push(us);
-            }
-            prev_start = Some(start);
+        Cycle { period, next: align(Instant::now() + jitter, period), up: !c.alpha, tries: 0, prev_start: None, reported: None }
+    }
 
-            let mut result = self.probe().await;
-            let mut tries = 0;
-            while matches!(result, Err(ProbeError::Failed(_))) && up && tries < c.retry {
-                tries += 1;
-                if let Err(e) = &result {
-                    tracing::debug!(target = %self.spec.target, kind = self.kind(), error = %e, "check failed, retry {tries}/{}", c.retry);
-                }
-                tokio::time::sleep(c.delay_before_retry).await;
-                result = self.probe().await;
-            }
-            match result {
-                Ok(v) => {
-                    if !up {
-                        tracing::info!(target = %self.spec.target, kind = self.kind(), "check succeeded");
-                    }
-                    up = true;
-                    self.shared.set(v);
-                }
-                Err(ProbeError::NoResources(e)) => {
-                    crate::resource::report_exhaustion(&format!("{} {}", self.kind(), self.spec.target), &e);
-                }
-                Err(ProbeError::Failed(e)) => {
-                    if up {
-                        if matches!(self.spec.probe, Probe::Wasm(_)) && self.policy.is_none() {
-                            tracing::error!(target = %self.spec.target, error = %e, "WASM_CHECK cannot run");
-                        } else {
-                            tracing::warn!(target = %self.spec.target, kind = self.kind(), error = %e, "check failed");
-                        }
-                    }
-                    up = false;
-                    self.shared.set(Verdict::Down);
-                }
-            }
+    /// When the next check starts.
+    fn next(&self) -> Instant {
+        self.next
+    }
 
-            next += period;
-            let now = Instant::now();
-            if next <= now {
-                // Overran (retries, a slow probe, a stalled runtime): skip the missed slots
-                // instead of firing a burst, and don't count the gap as drift.
-                let behind = (now - next).as_nanos();
-                let skip = u32::try_from(behind / period.as_nanos() + 1).unwrap_or(u32::MAX);
-                next += period.saturating_mul(skip);
-                prev_start = None;
-            } else if tries > 0 {
-                prev_start = None;
+    /// A check (not a retry) starts now: records its distance from `delay_loop` after the
+    /// previous one.
+    fn begin(&mut self, now: Instant, intervals: Option<&Mutex<Vec<u32>>>) {
+        if let (Some(iv), Some(prev)) = (intervals, self.prev_start) {
+            let err = (now - prev).abs_diff(self.period);
+            let us = u32::try_from(err.as_micros()).unwrap_or(u32::MAX);
+            iv.lock().unwrap_or_else(|p| p.into_inner()).push(us);
+        }
+        self.prev_start = Some(now);
+        self.tries = 0;
+    }
+
+    /// After a probe: `Some(delay)` when the check is to be probed again after `delay` (a
+    /// failure of a server that is up, with retries left).
+    fn retry_after(&mut self, result: &Result<Verdict, ProbeError>, spec: &Spec) -> Option<Duration> {
+        let c = &spec.common;
+        match result {
+            Err(ProbeError::Failed(e)) if self.up && self.tries < c.retry => {
+                self.tries += 1;
+                tracing::debug!(target = %spec.target, kind = spec.kind(), error = %e, "check failed, retry {}/{}", self.tries, c.retry);
+                Some(c.delay_before_retry)
             }
+            _ => None,
         }
     }
 
-    fn kind(&self) -> &'static str {
-        match self.spec.probe {
-            Probe::Tcp | Probe::HalfOpen(_) => "TCP_CHECK",
+    /// Concludes the check with its last probe's result: logs a change, sets the verdict, and
+    /// schedules the next check. `no_policy`: a WASM_CHECK without a policy runner.
+    fn conclude(&mut self, result: Result<Verdict, ProbeError>, spec: &Spec, shared: &Shared, no_policy: bool) {
+        match result {
+            Ok(v) => {
+                if !self.up {
+                    tracing::info!(target = %spec.target, kind = spec.kind(), "check succeeded");
+                }
+                self.up = true;
+                self.report(v, shared);
+            }
+            Err(ProbeError::NoResources(e)) => {
+                crate::resource::report_exhaustion(&format!("{} {}", spec.kind(), spec.target), &e);
+            }
+            Err(ProbeError::Failed(e)) => {
+                if self.up {
+                    if matches!(spec.probe, Probe::Wasm(_)) && no_policy {
+                        tracing::error!(target = %spec.target, error = %e, "WASM_CHECK cannot run");
+                    } else {
+                        tracing::warn!(target = %spec.target, kind = spec.kind(), error = %e, "check failed");
+                    }
+                }
+                self.up = false;
+                self.report(Verdict::Down, shared);
+            }
+        }
+        self.next += self.period;
+        let now = Instant::now();
+        if self.next <= now {
+            // Overran (retries, a slow probe, a stalled runtime): skip the missed slots
+            // instead of firing a burst, and don't count the gap as drift.
+            let behind = (now - self.next).as_nanos();
+            let skip = u32::try_from(behind / self.period.as_nanos() + 1).unwrap_or(u32::MAX);
+            self.next += self.period.saturating_mul(skip);
+            self.prev_start = None;
+        } else if self.tries > 0 {
+            self.prev_start = None;
+        }
+    }
+}
+
+impl Cycle {
+    fn report(&mut self, v: Verdict, shared: &Shared) {
+        if self.reported != Some(v) {
+            self.reported = Some(v);
+            shared.set(v);
+        }
+    }
+}
+
+impl Spec {
+    /// The checker's keyword, for logs.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self.probe {
+            Probe::Tcp | Probe::HalfOpen => "TCP_CHECK",
             Probe::Http(ref h) if h.tls => "SSL_GET",
             Probe::Http(_) => "HTTP_GET",
             Probe::Smtp(_) => "SMTP_CHECK",
@@ -513,6 +581,22 @@ impl Task {
             Probe::Wasm(_) => "WASM_CHECK",
         }
     }
+}
+
+impl Task {
+    async fn run(self) {
+        let mut cycle = Cycle::new(&self.spec.common);
+        loop {
+            tokio::time::sleep_until(cycle.next()).await;
+            cycle.begin(Instant::now(), self.intervals.as_deref());
+            let mut result = self.probe().await;
+            while let Some(delay) = cycle.retry_after(&result, &self.spec) {
+                tokio::time::sleep(delay).await;
+                result = self.probe().await;
+            }
+            cycle.conclude(result, &self.spec, &self.shared, self.policy.is_none());
+        }
+    }
 
     /// One check, without retries.
     async fn probe(&self) -> Result<Verdict, ProbeError> {
@@ -520,12 +604,8 @@ impl Task {
         let c = &s.common;
         match &s.probe {
             Probe::Tcp => net::tcp_check(s.target, c).await.map(|()| Verdict::Up).map_err(|e| ProbeError::io("", e)),
-            Probe::HalfOpen(h) => match (h, &self.prober) {
-                (Some(h), Some(p)) => h.check(p, s.target, c).await,
-                _ => net::tcp_check(s.target, c).await,
-            }
-            .map(|()| Verdict::Up)
-            .map_err(|e| ProbeError::io("", e)),
+            // The prober could not start: a connect tells as much.
+            Probe::HalfOpen => net::tcp_check(s.target, c).await.map(|()| Verdict::Up).map_err(|e| ProbeError::io("", e)),
             Probe::Http(h) => h.check(s.target, c).await.map(|()| Verdict::Up),
             Probe::Smtp(m) => smtp::check(m, s.target, c).await.map(|()| Verdict::Up),
             Probe::Dns(d) => dns::check(d, s.target, c).await.map(|()| Verdict::Up),

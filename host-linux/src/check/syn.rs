@@ -10,26 +10,32 @@
 //! server's SYN-RECV entry (with SYN cookies on, the server keeps no entry at all). The port is
 //! also what keeps the host's own connects from reusing it.
 //!
-//! One [`SynProber`] serves every half-open check of a [`super::Checkers`]: a raw TCP socket per
-//! address family, with a socket filter so that it only receives segments for the reserved
-//! port, and one reader task that hands each answer to the probe waiting for it, matched by the
-//! real server's address and port and the acknowledgement of the probe's random sequence number.
+//! One [`SynProber`] runs every half-open check of a [`super::Checkers`], in one task and without
+//! a task, timer or channel per check: a raw TCP socket per address family, filtered (classic
+//! BPF) to the segments for the reserved port; a heap of the checks' next events; and, at each
+//! wake-up, the SYNs of every check that fell due sent in one `sendmmsg`, and the answers read
+//! in `recvmmsg` batches and matched to their checks by the real server's address and port and
+//! the acknowledgement of the probe's random sequence number. Checks start on the same slot
+//! boundaries as the task-driven ones, so the SYNs of a slot leave back to back. Each check's
+//! schedule, retries and verdict are the shared [`Cycle`] rules.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hav_core::wire::checksum;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::io::unix::AsyncFd;
-use tokio::sync::oneshot;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::config::check::CheckCommon;
+use super::{slot_at_or_after, slot_time, Cycle, ProbeError, Shared, Spec, Verdict};
+use crate::net::sys::{OutDatagram, MMSG_MAX};
 
 /// What came back for a probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +63,9 @@ const SYN_LEN: usize = 24;
 /// gets no answer asks again at once).
 const SOURCE_TTL: Duration = Duration::from_secs(30);
 
+/// The first resend of an unanswered SYN; each next one waits twice as long.
+const FIRST_RESEND: Duration = Duration::from_secs(1);
+
 /// The raw socket and reserved port of one address family.
 struct Family {
     raw: AsyncFd<Socket>,
@@ -65,33 +74,9 @@ struct Family {
     port: u16,
 }
 
-type Pending = Mutex<HashMap<Key, oneshot::Sender<Answer>>>;
-
-/// The half-open prober of a set of checkers.
-pub(crate) struct SynProber {
-    v4: Option<Arc<Family>>,
-    v6: Option<Arc<Family>>,
-    pending: Arc<Pending>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for SynProber {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SynProber").field("v4", &self.v4.as_ref().map(|f| f.port)).field("v6", &self.v6.as_ref().map(|f| f.port)).finish()
-    }
-}
-
-impl Drop for SynProber {
-    fn drop(&mut self) {
-        for r in &self.readers {
-            r.abort();
-        }
-    }
-}
-
 /// A classic BPF program that keeps the TCP segments whose destination port is `port`. On an
 /// IPv4 raw socket the filter sees the IP header first, on an IPv6 one the TCP header.
-fn port_filter(port: u16, v4: bool) -> Vec<libc::sock_filter> {
+pub fn port_filter(port: u16, v4: bool) -> Vec<libc::sock_filter> {
     let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter { code: code as u16, jt, jf, k };
     let (ld, ldx, h, ind, abs, b, msh, jmp, jeq, k, ret) = (
         libc::BPF_LD,
@@ -178,183 +163,446 @@ fn parse(bytes: &[u8], from: Option<SocketAddr>, v4: bool, port: u16) -> Option<
     Some(((src, sport, ack.wrapping_sub(1)), answer))
 }
 
-/// Reads what is queued on a family's raw socket (one `recvmmsg`, up to 32 segments) and hands
-/// each answer to the probe waiting for it. `WouldBlock` when nothing was queued.
-fn drain(family: &Family, v4: bool, pending: &Pending) -> io::Result<usize> {
-    let mut bufs = [[0u8; 96]; 32];
-    let mut got: [Option<(Key, Answer)>; 32] = [None; 32];
-    let n = crate::net::sys::recvmmsg(family.raw.get_ref().as_fd(), &mut bufs, !v4, |i, b, m| {
-        got[i] = parse(&b[..m.len.min(b.len())], m.src, v4, family.port);
-    })?;
-    if got.iter().any(Option::is_some) {
-        let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
-        for (key, answer) in got.iter().flatten() {
-            if let Some(tx) = p.remove(key) {
-                let _ = tx.send(*answer);
-            }
-        }
-    }
-    Ok(n)
+/// A check the prober was given.
+struct Added {
+    spec: Arc<Spec>,
+    shared: Arc<Shared>,
+    intervals: Option<Arc<Mutex<Vec<u32>>>>,
 }
 
-/// Waits for answers on a family's raw socket and hands them to the probes waiting for them
-/// (the probes drain the socket themselves right after sending, which settles local targets;
-/// this is for the rest).
-async fn read_answers(family: Arc<Family>, v4: bool, pending: Arc<Pending>) {
-    loop {
-        let mut guard = match family.raw.readable().await {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::error!(error = %e, "half-open prober: the raw socket failed; half-open checks time out from now");
-                return;
-            }
-        };
-        loop {
-            match drain(&family, v4, &pending) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    guard.clear_ready();
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "half-open prober: receive failed");
-                    guard.clear_ready();
-                    break;
-                }
-            }
-        }
+/// What the prober is told.
+enum Command {
+    /// Run this check from now on, under this id.
+    Add(u64, Added),
+    /// Stop the check of this id.
+    Remove(u64),
+}
+
+/// The half-open prober of a set of checkers.
+pub(crate) struct SynProber {
+    inbox: Mutex<Vec<Command>>,
+    next_id: AtomicU64,
+    wake: Notify,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for SynProber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SynProber").finish_non_exhaustive()
     }
 }
 
-/// Removes a probe's entry when the probe ends, however it ends.
-struct Waiting<'a> {
-    pending: &'a Pending,
-    key: Key,
-}
-
-impl Drop for Waiting<'_> {
+impl Drop for SynProber {
     fn drop(&mut self) {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
+        if let Some(t) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            t.abort();
+        }
     }
 }
 
 impl SynProber {
-    /// Opens the raw sockets (which needs CAP_NET_RAW) and starts their readers on the current
+    /// Opens the raw sockets (which needs CAP_NET_RAW) and starts the prober on the current
     /// tokio runtime. A family this host cannot open (no IPv6) is left out; fails when neither
     /// opens.
     ///
     /// # Panics
     /// When called outside a tokio runtime.
-    pub(crate) fn start() -> io::Result<SynProber> {
-        let pending: Arc<Pending> = Arc::default();
+    pub(crate) fn start() -> io::Result<Arc<SynProber>> {
         let v4 = Family::open(true);
         let v6 = Family::open(false);
         let (v4, v6) = match (v4, v6) {
             (Err(e), Err(_)) => return Err(e),
-            (a, b) => (a.ok().map(Arc::new), b.ok().map(Arc::new)),
+            (a, b) => (a.ok(), b.ok()),
         };
-        let mut readers = Vec::new();
-        for (f, is_v4) in [(&v4, true), (&v6, false)] {
-            if let Some(f) = f {
-                readers.push(tokio::spawn(read_answers(f.clone(), is_v4, pending.clone())));
-            }
-        }
-        Ok(SynProber { v4, v6, pending, readers })
+        let prober = Arc::new(SynProber { inbox: Mutex::new(Vec::new()), next_id: AtomicU64::new(0), wake: Notify::new(), task: Mutex::new(None) });
+        let engine = Engine { v4, v6, entries: Vec::new(), free: Vec::new(), ids: HashMap::new(), generation: 0, events: BTreeMap::new(), waiting: HashMap::new() };
+        let task = tokio::spawn(engine.run(Arc::downgrade(&prober)));
+        *prober.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        Ok(prober)
+    }
+
+    /// Runs `spec` (a half-open TCP_CHECK) from now on, reporting to `shared`, until
+    /// [`SynProber::remove`] of the id returned.
+    pub(crate) fn add(&self, spec: Arc<Spec>, shared: Arc<Shared>, intervals: Option<Arc<Mutex<Vec<u32>>>>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.command(Command::Add(id, Added { spec, shared, intervals }));
+        id
+    }
+
+    /// Stops the check that [`SynProber::add`] returned `id` for.
+    pub(crate) fn remove(&self, id: u64) {
+        self.command(Command::Remove(id));
+    }
+
+    fn command(&self, c: Command) {
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        self.wake.notify_one();
     }
 }
 
-/// The per-check state of a half-open TCP_CHECK.
-#[derive(Debug)]
-pub(crate) struct HalfOpenProbe {
-    /// The source address the route to the target picks (or `bindto`), and when it was looked up.
-    source: Mutex<Option<(IpAddr, Instant)>>,
-    /// A raw socket of its own for sending, when the check sets `bind_if`, `fwmark` or `bindto`.
+/// A SYN that is out.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    key: Key,
+    /// When it is sent again, and the wait after that.
+    resend_at: Instant,
+    backoff: Duration,
+    /// When the probe fails for want of an answer.
+    deadline: Instant,
+}
+
+/// One check, as the prober runs it.
+struct Entry {
+    added: Added,
+    /// The real server's address and port (the spec's, kept here: the prober reads it for
+    /// every event).
+    target: SocketAddr,
+    cycle: Cycle,
+    /// A raw socket of its own for sending, when the check sets `bind_if` or `fwmark`.
     sender: Option<Socket>,
+    /// The source address the route to the target picks (or `bindto`), and when it was asked.
+    source: Option<(IpAddr, Instant)>,
+    probe: Option<InFlight>,
+    /// A retry waits until then.
+    retry_at: Option<Instant>,
+    /// The engine's generation when the entry's next event was last scheduled; events of
+    /// other generations are stale.
+    generation: u64,
 }
 
-impl HalfOpenProbe {
-    /// The probe of `target` with the check's options.
-    pub(crate) fn new(target: SocketAddr, c: &CheckCommon) -> io::Result<HalfOpenProbe> {
-        let sender = if c.bind_if.is_some() || c.fwmark.is_some() || c.bindto.is_some() {
-            let s = Socket::new(Domain::for_address(target), Type::RAW.nonblocking().cloexec(), Some(Protocol::TCP))?;
-            super::net::apply_opts(SockRef::from(&s), c)?;
-            if let Some(ip) = c.bindto {
-                s.bind(&SocketAddr::new(ip, 0).into())?;
-            }
-            // It only sends: a filter that keeps nothing.
-            s.attach_filter(&[libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: 0 }])?;
-            Some(s)
-        } else {
-            None
-        };
-        Ok(HalfOpenProbe { source: Mutex::new(None), sender })
+impl Entry {
+    fn next_event(&self) -> Instant {
+        match (&self.probe, self.retry_at) {
+            (Some(p), _) => p.resend_at.min(p.deadline),
+            (None, Some(t)) => t,
+            (None, None) => self.cycle.next(),
+        }
     }
 
-    /// The source address of SYNs to `target`: `bindto`, else what the route picks (looked up
-    /// with a connected UDP socket, which sends nothing).
-    fn source(&self, target: SocketAddr, c: &CheckCommon) -> io::Result<IpAddr> {
-        if let Some(ip) = c.bindto {
+    /// The source address of SYNs to the target: `bindto`, else what the route picks (asked with
+    /// a connected UDP socket, which sends nothing), kept for [`SOURCE_TTL`].
+    fn source(&mut self, now: Instant) -> io::Result<IpAddr> {
+        let spec = &self.added.spec;
+        if let Some(ip) = spec.common.bindto {
             return Ok(ip);
         }
-        let now = Instant::now();
-        let mut cached = self.source.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((ip, at)) = *cached {
+        if let Some((ip, at)) = self.source {
             if now.duration_since(at) < SOURCE_TTL {
                 return Ok(ip);
             }
         }
-        let s = Socket::new(Domain::for_address(target), Type::DGRAM.cloexec(), Some(Protocol::UDP))?;
-        super::net::apply_opts(SockRef::from(&s), c)?;
-        s.connect(&target.into())?;
+        let s = Socket::new(Domain::for_address(spec.target), Type::DGRAM.cloexec(), Some(Protocol::UDP))?;
+        super::net::apply_opts(SockRef::from(&s), &spec.common)?;
+        s.connect(&spec.target.into())?;
         let ip = s.local_addr()?.as_socket().map(|a| a.ip()).ok_or_else(|| io::Error::other("no source address"))?;
-        *cached = Some((ip, now));
+        self.source = Some((ip, now));
         Ok(ip)
     }
+}
 
-    /// One probe: `Ok` on a SYN-ACK, `ECONNREFUSED` on a reset, `TimedOut` after
-    /// `connect_timeout` without an answer.
-    pub(crate) async fn check(&self, prober: &SynProber, target: SocketAddr, c: &CheckCommon) -> io::Result<()> {
-        let v4 = target.is_ipv4();
-        let family = if v4 { &prober.v4 } else { &prober.v6 };
-        let Some(family) = family else {
-            return Err(io::Error::new(io::ErrorKind::Unsupported, "no raw socket for this address family"));
-        };
-        let src = self.source(target, c)?;
-        let seq = fastrand::u32(..);
-        let seg = syn_segment(src, target, family.port, seq)?;
-        let key = (target.ip(), target.port(), seq);
-        let (tx, mut rx) = oneshot::channel();
-        prober.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(key, tx);
-        let _waiting = Waiting { pending: &prober.pending, key };
-        let sock = self.sender.as_ref().unwrap_or(family.raw.get_ref());
-        let dst = SocketAddr::new(target.ip(), 0).into();
-        let deadline = Instant::now() + c.connect_timeout;
-        let mut resend = Duration::from_secs(1);
+/// A SYN to send: the entry, its bytes, and the addresses.
+struct Out {
+    idx: usize,
+    seg: [u8; SYN_LEN],
+    dst: SocketAddr,
+    src: IpAddr,
+}
+
+/// The prober's state, owned by its task.
+struct Engine {
+    v4: Option<Family>,
+    v6: Option<Family>,
+    entries: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    /// Entries by the id the prober gave their check.
+    ids: HashMap<u64, usize>,
+    /// Counts every scheduling, so that no two events (even of an entry and a later one in its
+    /// place) share a generation.
+    generation: u64,
+    /// The entries' next events by slot (an event fires at the first slot boundary at or after
+    /// its time): (entry, generation).
+    events: BTreeMap<u64, Vec<(usize, u64)>>,
+    /// The probes that are out.
+    waiting: HashMap<Key, usize>,
+}
+
+impl Engine {
+    async fn run(mut self, prober: std::sync::Weak<SynProber>) {
+        let mut out: Vec<Out> = Vec::new();
         loop {
-            sock.send_to(&seg, &dst)?;
-            // A target on this host (or a very near one) has answered by now: the kernel ran the
-            // handshake inside send_to. Reading here settles it without a timer or a wake-up.
-            let _ = drain(family, v4, &prober.pending);
-            match rx.try_recv() {
-                Ok(Answer::SynAck) => return Ok(()),
-                Ok(Answer::Reset) => return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED)),
-                Err(_) => {}
-            }
-            let wake = (Instant::now() + resend).min(deadline);
-            match tokio::time::timeout_at(wake, &mut rx).await {
-                Ok(Ok(Answer::SynAck)) => return Ok(()),
-                Ok(Ok(Answer::Reset)) => return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED)),
-                Ok(Err(_)) => return Err(io::Error::other("the half-open prober stopped")),
-                Err(_) if Instant::now() >= deadline => {
-                    // Perhaps the route, and the source address with it, changed.
-                    *self.source.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, format!("no answer to SYN within {:?}", c.connect_timeout)));
+            {
+                let Some(p) = prober.upgrade() else { return };
+                let commands = std::mem::take(&mut *p.inbox.lock().unwrap_or_else(|p| p.into_inner()));
+                for c in commands {
+                    match c {
+                        Command::Add(id, a) => self.insert(id, a),
+                        Command::Remove(id) => self.remove(id),
+                    }
                 }
-                Err(_) => resend = resend.saturating_mul(2),
             }
+            let now = Instant::now();
+            while let Some(entry) = self.events.first_entry() {
+                if slot_time(*entry.key()) > now {
+                    break;
+                }
+                for (idx, generation) in entry.remove() {
+                    self.due(idx, generation, now, &mut out);
+                }
+            }
+            self.send(&mut out);
+            // Targets on this host (and near ones) have answered by now: the kernel ran each
+            // handshake inside the send.
+            self.drain_all();
+
+            let next = self.events.first_key_value().map(|(n, _)| slot_time(*n));
+            let Some(p) = prober.upgrade() else { return };
+            tokio::select! {
+                biased;
+                () = p.wake.notified() => {}
+                () = readable(self.v4.as_ref()) => {}
+                () = readable(self.v6.as_ref()) => {}
+                () = async {
+                    match next {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
+            }
+            drop(p);
+            self.drain_all();
         }
     }
+
+    fn remove(&mut self, id: u64) {
+        let Some(idx) = self.ids.remove(&id) else { return };
+        if let Some(p) = self.entries.get_mut(idx).and_then(Option::take).and_then(|e| e.probe) {
+            self.waiting.remove(&p.key);
+        }
+        self.free.push(idx);
+    }
+
+    fn insert(&mut self, id: u64, added: Added) {
+        let sender = match open_sender(&added.spec) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(target = %added.spec.target, error = %e, "TCP_CHECK half_open: cannot open a raw socket with the check's options; it sends from the shared one");
+                None
+            }
+        };
+        let cycle = Cycle::new(&added.spec.common);
+        let target = added.spec.target;
+        let entry = Entry { added, target, cycle, sender, source: None, probe: None, retry_at: None, generation: 0 };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.entries[i] = Some(entry);
+                i
+            }
+            None => {
+                self.entries.push(Some(entry));
+                self.entries.len() - 1
+            }
+        };
+        self.ids.insert(id, idx);
+        self.schedule(idx);
+    }
+
+    /// Files the entry's next event (a new generation).
+    fn schedule(&mut self, idx: usize) {
+        if let Some(e) = self.entries.get_mut(idx).and_then(Option::as_mut) {
+            self.generation += 1;
+            e.generation = self.generation;
+            self.events.entry(slot_at_or_after(e.next_event())).or_default().push((idx, e.generation));
+        }
+    }
+
+    /// The event of entry `idx` is due.
+    fn due(&mut self, idx: usize, generation: u64, now: Instant, out: &mut Vec<Out>) {
+        let (v4, v6) = (self.v4.as_ref().map_or(0, |f| f.port), self.v6.as_ref().map_or(0, |f| f.port));
+        let Some(e) = self.entries.get_mut(idx).and_then(Option::as_mut) else { return };
+        if e.generation != generation {
+            return;
+        }
+        let target = e.target;
+        let port = if target.is_ipv4() { v4 } else { v6 };
+        match e.probe {
+            Some(p) if now >= p.deadline => {
+                // Perhaps the route, and the source address with it, changed.
+                e.source = None;
+                let t = e.added.spec.common.connect_timeout;
+                self.finish(idx, Err(ProbeError::Failed(format!("no answer to SYN within {t:?}"))));
+                return;
+            }
+            Some(mut p) => {
+                // Sent again, as the same probe (the same sequence number).
+                p.resend_at = now + p.backoff;
+                p.backoff = p.backoff.saturating_mul(2);
+                e.probe = Some(p);
+                if let Some((src, _)) = e.source {
+                    if let Ok(seg) = syn_segment(src, target, port, p.key.2) {
+                        out.push(Out { idx, seg, dst: target, src });
+                    }
+                }
+            }
+            None => {
+                if e.retry_at.take().is_none() {
+                    e.cycle.begin(now, e.added.intervals.as_deref());
+                }
+                self.start_probe(idx, now, out);
+                return;
+            }
+        }
+        self.schedule(idx);
+    }
+
+    /// The reserved port of `target`'s family (0 when there is none).
+    fn port(&self, target: SocketAddr) -> u16 {
+        if target.is_ipv4() { &self.v4 } else { &self.v6 }.as_ref().map_or(0, |f| f.port)
+    }
+
+    /// Sends a new probe for entry `idx`.
+    fn start_probe(&mut self, idx: usize, now: Instant, out: &mut Vec<Out>) {
+        let Some(target) = self.entries.get(idx).and_then(Option::as_ref).map(|e| e.target) else { return };
+        let port = self.port(target);
+        let Some(e) = self.entries.get_mut(idx).and_then(Option::as_mut) else { return };
+        if port == 0 {
+            self.finish(idx, Err(ProbeError::Failed("no raw socket for this address family".into())));
+            return;
+        }
+        let src = match e.source(now) {
+            Ok(ip) => ip,
+            Err(err) => {
+                self.finish(idx, Err(ProbeError::io("route", err)));
+                return;
+            }
+        };
+        let seq = fastrand::u32(..);
+        let seg = match syn_segment(src, target, port, seq) {
+            Ok(s) => s,
+            Err(err) => {
+                self.finish(idx, Err(ProbeError::io("", err)));
+                return;
+            }
+        };
+        let key = (target.ip(), target.port(), seq);
+        e.probe = Some(InFlight { key, resend_at: now + FIRST_RESEND, backoff: FIRST_RESEND * 2, deadline: now + e.added.spec.common.connect_timeout });
+        self.waiting.insert(key, idx);
+        out.push(Out { idx, seg, dst: target, src });
+        self.schedule(idx);
+    }
+
+    /// Entry `idx`'s probe ended with `result`: retry, or conclude the check.
+    fn finish(&mut self, idx: usize, result: Result<Verdict, ProbeError>) {
+        let Some(e) = self.entries.get_mut(idx).and_then(Option::as_mut) else { return };
+        if let Some(p) = e.probe.take() {
+            self.waiting.remove(&p.key);
+        }
+        match e.cycle.retry_after(&result, &e.added.spec) {
+            Some(d) => e.retry_at = Some(Instant::now() + d),
+            None => e.cycle.conclude(result, &e.added.spec, &e.added.shared, false),
+        }
+        self.schedule(idx);
+    }
+
+    /// Sends `out` and empties it: the SYNs on the shared sockets in `sendmmsg` batches, those
+    /// of checks with their own socket one by one. A SYN the kernel refuses fails its probe.
+    fn send(&mut self, out: &mut Vec<Out>) {
+        let mut failed: Vec<(usize, io::Error)> = Vec::new();
+        for v4 in [true, false] {
+            let Some(fam) = (if v4 { &self.v4 } else { &self.v6 }) else { continue };
+            let batch: Vec<&Out> = out
+                .iter()
+                .filter(|o| o.dst.is_ipv4() == v4 && self.entries[o.idx].as_ref().is_some_and(|e| e.sender.is_none()))
+                .collect();
+            let mut i = 0;
+            while i < batch.len() {
+                let chunk = &batch[i..batch.len().min(i + MMSG_MAX)];
+                let msgs: Vec<OutDatagram<'_>> = chunk.iter().map(|o| OutDatagram { buf: &o.seg, dst: SocketAddr::new(o.dst.ip(), 0), src: o.src, ifindex: 0 }).collect();
+                match crate::net::sys::sendmmsg(fam.raw.get_ref().as_fd(), &msgs) {
+                    Ok(n) => i += n.max(1),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break, // resent on its timer
+                    Err(e) => {
+                        failed.push((chunk[0].idx, e));
+                        i += 1;
+                    }
+                }
+            }
+        }
+        for o in out.iter() {
+            let Some(sock) = self.entries[o.idx].as_ref().and_then(|e| e.sender.as_ref()) else { continue };
+            if let Err(e) = sock.send_to(&o.seg, &SocketAddr::new(o.dst.ip(), 0).into()) {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    failed.push((o.idx, e));
+                }
+            }
+        }
+        out.clear();
+        for (idx, e) in failed {
+            self.finish(idx, Err(ProbeError::io("send SYN", e)));
+        }
+    }
+
+    /// Reads every queued answer on both sockets and concludes the probes they answer.
+    fn drain_all(&mut self) {
+        let mut answers: Vec<(Key, Answer)> = Vec::new();
+        for (fam, v4) in [(&self.v4, true), (&self.v6, false)] {
+            let Some(fam) = fam else { continue };
+            loop {
+                let mut bufs = [[0u8; 96]; 32];
+                match crate::net::sys::recvmmsg(fam.raw.get_ref().as_fd(), &mut bufs, !v4, |_, b, m| {
+                    if let Some(a) = parse(&b[..m.len.min(b.len())], m.src, v4, fam.port) {
+                        answers.push(a);
+                    }
+                }) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        if e.kind() != io::ErrorKind::WouldBlock {
+                            tracing::warn!(error = %e, "half-open prober: receive failed");
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        for (key, answer) in answers {
+            let Some(&idx) = self.waiting.get(&key) else { continue };
+            let result = match answer {
+                Answer::SynAck => Ok(Verdict::Up),
+                Answer::Reset => Err(ProbeError::io("", io::Error::from_raw_os_error(libc::ECONNREFUSED))),
+            };
+            self.finish(idx, result);
+        }
+    }
+}
+
+/// Waits until `f`'s socket has something to read (forever without a socket), and clears the
+/// readiness: the caller drains the socket until it would block.
+async fn readable(f: Option<&Family>) {
+    match f {
+        Some(f) => {
+            if let Ok(mut g) = f.raw.readable().await {
+                g.clear_ready();
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// A raw socket of a check's own, for `bind_if` and `fwmark` (which are per socket); `None`
+/// when the check sets neither.
+fn open_sender(spec: &Spec) -> io::Result<Option<Socket>> {
+    let c = &spec.common;
+    if c.bind_if.is_none() && c.fwmark.is_none() {
+        return Ok(None);
+    }
+    let s = Socket::new(Domain::for_address(spec.target), Type::RAW.nonblocking().cloexec(), Some(Protocol::TCP))?;
+    super::net::apply_opts(SockRef::from(&s), c)?;
+    if let Some(ip) = c.bindto {
+        s.bind(&SocketAddr::new(ip, 0).into())?;
+    }
+    // It only sends: a filter that keeps nothing.
+    s.attach_filter(&[libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: 0 }])?;
+    Ok(Some(s))
 }
 
 /// A SYN from `src`:`sport` to `target` with sequence number `seq`, checksummed.
