@@ -331,7 +331,7 @@ const INSTANCE: &[Keyword] = &[
     p("mcast_dst_ip", "the daemon sends to and listens on vrrp_mcast_group4/6"),
     p("track_src_ip", "the daemon does not fault the instance when its source address goes away"),
     a("virtual_router_id"),
-    p("unicast_ttl", "the daemon sends unicast adverts with TTL 255"),
+    a("unicast_ttl"),
     a("version"),
     a("priority"),
     a("advert_int"),

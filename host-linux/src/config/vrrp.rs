@@ -256,7 +256,9 @@ pub struct VrrpInstance {
     pub timer_expired_backup: bool,
     /// `track_src_ip` (not acted on yet).
     pub track_src_ip: bool,
-    /// `unicast_ttl` (not acted on yet).
+    /// `unicast_ttl`: the IPv4 TTL / IPv6 hop limit of the unicast adverts (`None`: 255 for
+    /// IPv4, the kernel's default hop limit for IPv6, as keepalived). Dropped, with a warning,
+    /// when the instance has no unicast peers.
     pub unicast_ttl: Option<u8>,
     /// `unicast_fault_no_peer` (not acted on yet).
     pub unicast_fault_no_peer: bool,
@@ -332,6 +334,13 @@ impl VrrpInstance {
             ctx.warn(&p.location, format!("vrrp_instance {name}: unicast_peer {} is not of the instance's address family; ignored, as keepalived does", p.address));
             false
         });
+        if let (Some(at), true) = (&set.unicast_ttl, self.unicast_peers.is_empty()) {
+            ctx.warn(
+                at,
+                format!("vrrp_instance {name}: unicast_ttl without unicast_peer has no effect: multicast adverts leave with TTL 255 (keepalived warns and resets it too)"),
+            );
+            self.unicast_ttl = None;
+        }
         if family == Family::V6 && self.version == VrrpVersion::V2 {
             ctx.warn(&self.location, format!("vrrp_instance {name}: VRRP version 2 cannot carry IPv6; the instance runs version 3"));
             self.version = VrrpVersion::V3;
@@ -406,6 +415,8 @@ struct Explicit {
     accept: bool,
     lower_prio: bool,
     lower_prio_no_advert: bool,
+    /// Where `unicast_ttl` is written.
+    unicast_ttl: Option<Location>,
 }
 
 const INSTANCE: &str = "vrrp_instance";
@@ -804,6 +815,7 @@ impl VrrpInstance {
         let mut vrid_seen = false;
         let mut priority_seen = false;
         let mut accept_set = false;
+        let mut unicast_ttl_at = None;
         let mut advert: Option<(f64, Location)> = None;
         let mut lower_delay_set = false;
         let mut no_advert_set = false;
@@ -893,7 +905,7 @@ impl VrrpInstance {
                 }
                 "unicast_ttl" => {
                     vi.unicast_ttl = Some(u8_of(ctx.int(e, 1, 255)?));
-                    ctx.not_acted(e, INSTANCE);
+                    unicast_ttl_at = Some(e.loc.clone());
                 }
                 "unicast_fault_no_peer" => {
                     vi.unicast_fault_no_peer = ctx.flag(e)?;
@@ -974,7 +986,7 @@ impl VrrpInstance {
         if let Some(v) = vi.vmac.as_mut() {
             v.xmit_base = xmit_base;
         }
-        vi.settle(ctx, &Explicit { accept: accept_set, lower_prio: lower_delay_set || lower_repeat_set, lower_prio_no_advert: no_advert_set })?;
+        vi.settle(ctx, &Explicit { accept: accept_set, lower_prio: lower_delay_set || lower_repeat_set, lower_prio_no_advert: no_advert_set, unicast_ttl: unicast_ttl_at })?;
         if let Some((raw, at)) = advert {
             vi.advert_int = fix_advert_int(ctx, raw, vi.version, &at)?;
         }
@@ -1339,5 +1351,24 @@ mod tests {
         assert!(texts.iter().any(|m| m.contains("does not allow higher_prio_send_advert")), "{texts:?}");
         let (vi, _) = instance("virtual_router_id 7\nstrict_mode").expect("valid");
         assert!(vi.lower_prio_no_advert);
+    }
+
+    #[test]
+    fn test_unicast_ttl() {
+        let (vi, ctx) = instance("virtual_router_id 7\nunicast_src_ip 10.0.0.1\nunicast_peer {\n10.0.0.2\n}\nunicast_ttl 7").expect("valid");
+        assert_eq!(vi.unicast_ttl, Some(7));
+        assert!(ctx.warnings.is_empty(), "{:?}", ctx.warnings);
+        let (vi, _) = instance("virtual_router_id 7\nunicast_peer {\n10.0.0.2\n}").expect("valid");
+        assert_eq!(vi.unicast_ttl, None, "no unicast_ttl: the family's default when sending");
+        // Without unicast peers keepalived warns and drops it; multicast keeps TTL 255.
+        let (vi, ctx) = instance("virtual_router_id 7\nunicast_ttl 7").expect("valid");
+        assert_eq!(vi.unicast_ttl, None);
+        assert_eq!(ctx.warnings.len(), 1, "{:?}", ctx.warnings);
+        assert!(ctx.warnings[0].message.contains("unicast_ttl without unicast_peer"), "{}", ctx.warnings[0].message);
+        assert_eq!((ctx.warnings[0].location.line, ctx.warnings[0].location.col), (3, 1));
+        for bad in ["0", "256", "x"] {
+            let e = instance(&format!("virtual_router_id 7\nunicast_ttl {bad}")).expect_err(bad);
+            assert_eq!(e.location().line, 3, "{bad}: {e}");
+        }
     }
 }

@@ -721,11 +721,19 @@ fn instance(s: &mut String, i: &InstanceView, cfg: Option<&VrrpInstance>, config
         }
     }
     if unicast {
-        s.push_str("   Unicast TTL = 255\n");
+        // keepalived: IPv4 defaults to 255; IPv6 leaves the kernel's hop limit and says nothing.
+        match (cfg.and_then(|c| c.unicast_ttl), i.ipv6) {
+            (Some(t), _) => {
+                let _ = writeln!(s, "   Unicast TTL = {t}");
+            }
+            (None, false) => s.push_str("   Unicast TTL = 255\n"),
+            (None, true) => {}
+        }
         let _ = writeln!(s, "   Check unicast src : {}", if i.check_unicast_src { "yes" } else { "no" });
         s.push_str("   Unicast Peer :\n");
         for p in &i.peers {
-            let _ = writeln!(s, "     {p} min_ttl 0 max_ttl 255");
+            let (lo, hi) = cfg.and_then(|c| c.unicast_peers.iter().find(|u| u.address == *p)).map_or((0, 255), |u| (u.min_ttl, u.max_ttl));
+            let _ = writeln!(s, "     {p} min_ttl {lo} max_ttl {hi}");
         }
         s.push_str("   Unicast checksum compatibility = no\n");
     }

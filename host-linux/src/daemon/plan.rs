@@ -114,6 +114,9 @@ pub struct InstancePlan {
     pub want_master: bool,
     /// `promote_secondaries`: the sysctl of that name is set on the interface (and the VMAC).
     pub promote_secondaries: bool,
+    /// `unicast_ttl`: the TTL / hop limit of adverts to unicast peers (`None`: the socket's,
+    /// 255 for IPv4 and the kernel's default hop limit for IPv6, as keepalived).
+    pub unicast_ttl: Option<u8>,
 }
 
 impl InstancePlan {
@@ -463,6 +466,7 @@ fn plan_one(
         smtp_alert: inst.smtp_alert || group_tracks.iter().any(|g| g.smtp_alert),
         want_master: inst.state == crate::config::vrrp::VrrpState::Master,
         promote_secondaries: inst.promote_secondaries,
+        unicast_ttl: inst.unicast_ttl,
     };
     Ok(Planned { meta, key: VrKey { ifindex: iface.index, ipv6, vrid: inst.virtual_router_id }, core, up: iface.up })
 }

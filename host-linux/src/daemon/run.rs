@@ -1472,7 +1472,9 @@ fn send_advert(socks: &mut Socks, p: &InstancePlan, key: VrKey, inst: &Instance,
     let src = inst.config().primary_addr;
     let mode = inst.config().checksum_mode;
     for dst in inst.advert_destinations() {
-        let built = s.out.push_with(repr.buffer_len(), src, dst, |buf| {
+        // Multicast adverts keep the socket's TTL 255; unicast ones carry unicast_ttl.
+        let ttl = if dst.is_multicast() { None } else { p.unicast_ttl };
+        let built = s.out.push_with(repr.buffer_len(), src, dst, ttl, |buf| {
             let mut pkt = VrrpPacket::new_unchecked(buf);
             repr.emit(&mut pkt, src, dst, mode)
         });
