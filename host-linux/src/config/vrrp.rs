@@ -156,6 +156,8 @@ pub struct Notify {
     pub master_rx_lower_pri: Option<Script>,
     /// `notify_deleted`: run when a reload removes the instance (not run yet).
     pub deleted: Option<Script>,
+    /// Where each of them is written, by keyword.
+    pub locations: std::collections::BTreeMap<String, Location>,
 }
 
 impl Notify {
@@ -171,6 +173,7 @@ impl Notify {
             _ => return Ok(false),
         };
         *slot = Some(ctx.notify_script(n)?);
+        self.locations.insert(n.keyword.clone(), n.loc.clone());
         ctx.not_acted(n, INSTANCE);
         Ok(true)
     }

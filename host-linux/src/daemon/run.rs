@@ -247,8 +247,14 @@ fn aux_runtime() -> anyhow::Result<tokio::runtime::Handle> {
     Ok(handle)
 }
 
+/// keepalived's start-up check of the VRRP scripts ([`Config::disable_unrunnable_scripts`]),
+/// with `runner`'s own checks (program found, executable by the script's user, script security).
+fn disable_unrunnable_scripts(config: &mut Config, runner: &proc::Runner) -> Vec<config::Warning> {
+    config.disable_unrunnable_scripts(|script, user| runner.prepare(script, user).map(drop))
+}
+
 /// Runs the daemon until SIGTERM / SIGINT. Call inside a tokio runtime.
-pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()> {
+pub async fn run(opts: RunOptions, mut loaded: config::Loaded) -> anyhow::Result<()> {
     // One daemon per config: the pid file is locked before anything else is touched.
     let _pid = super::pidfile::PidFile::acquire(&opts.pid_file)?;
     let netlink = Netlink::new().context("opening rtnetlink")?;
@@ -258,6 +264,10 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     // An unknown script_user refuses the scripts that would run as it, as keepalived does; it
     // does not stop the daemon.
     let scripts = proc::Runner::from_config(&loaded.config);
+    // Scripts whose program cannot run are disabled at start, as keepalived does.
+    for w in disable_unrunnable_scripts(&mut loaded.config, &scripts) {
+        tracing::warn!("{w}");
+    }
     let aux = aux_runtime()?;
     let notifier = {
         let _in_aux = aux.enter();
@@ -1168,10 +1178,14 @@ impl Daemon {
         let policies = self.opts.policies.clone();
         let done = done.clone();
         self.aux.spawn_blocking(move || {
-            let prepared = config::load_with(&path, &load).map_err(|e| e.to_string()).and_then(|loaded| {
+            let prepared = config::load_with(&path, &load).map_err(|e| e.to_string()).and_then(|mut loaded| {
                 let set = load_policies(&policies, &loaded.config).map_err(|e| format!("{e:#}"))?;
                 // Looking users up may block: here, not on the loop.
                 let runner = proc::Runner::from_config(&loaded.config);
+                // As at start: scripts whose program cannot run are disabled (and said so with
+                // the load's warnings).
+                let disabled = disable_unrunnable_scripts(&mut loaded.config, &runner);
+                loaded.warnings.extend(disabled);
                 Ok((loaded, set, runner))
             });
             let _ = done.blocking_send(prepared);
