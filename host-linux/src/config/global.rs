@@ -243,10 +243,7 @@ impl GlobalDefs {
                 "vrrp_garp_lower_prio_repeat" => self.vrrp_garp_lower_prio_repeat = Some(ctx.u32(n, 0, 65535)?),
                 "vrrp_garp_interval" => self.vrrp_garp_interval = ctx.timer(n)?,
                 "vrrp_gna_interval" => self.vrrp_gna_interval = ctx.timer(n)?,
-                "vrrp_strict" => {
-                    self.vrrp_strict = ctx.flag(n)?;
-                    ctx.not_acted(n, BLOCK);
-                }
+                "vrrp_strict" => self.vrrp_strict = ctx.flag(n)?,
                 "vrrp_lower_prio_no_advert" => self.vrrp_lower_prio_no_advert = ctx.flag(n)?,
                 "vrrp_higher_prio_send_advert" => self.vrrp_higher_prio_send_advert = ctx.flag(n)?,
                 "vrrp_down_timer_adverts" => {

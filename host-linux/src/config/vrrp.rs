@@ -1,6 +1,7 @@
 //! VRRP sections: `vrrp_instance`, `vrrp_script`, `vrrp_track_file`,
 //! `vrrp_sync_group`.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -369,11 +370,56 @@ impl VrrpInstance {
             if self.authentication.take().is_some() {
                 ctx.warn(&self.location, format!("vrrp_instance {name}: strict mode allows no authentication; the instance runs without, as keepalived does"));
             }
-            if !self.unicast_peers.is_empty() {
+            // keepalived refuses unicast peers in strict mode on an interface that can multicast;
+            // an instance without `interface` (unicast_src_ip only) keeps them. hav refuses them
+            // on any interface (one without multicast, such as a tunnel, is refused too).
+            if !self.unicast_peers.is_empty() && self.interface.is_some() {
+                return Err(ConfigError::invalid(
+                    set.at("unicast_peer", &self.location),
+                    format!("vrrp_instance {name}: strict mode (vrrp_strict/strict_mode) does not allow unicast peers on an interface; keepalived refuses the instance"),
+                ));
+            }
+            if self.no_virtual_ipaddress {
+                ctx.warn(
+                    set.at("no_virtual_ipaddress", &self.location),
+                    format!("vrrp_instance {name}: no_virtual_ipaddress is incompatible with strict mode; cleared, as keepalived 2.3 does"),
+                );
+                self.no_virtual_ipaddress = false;
+            }
+            if self.virtual_ipaddresses.is_empty() {
                 return Err(ConfigError::invalid(
                     &self.location,
-                    format!("vrrp_instance {name}: strict mode (vrrp_strict/strict_mode) does not allow unicast peers; keepalived refuses the instance"),
+                    format!("vrrp_instance {name}: strict mode requires at least one virtual_ipaddress; keepalived refuses the instance"),
                 ));
+            }
+            if !self.preempt_delay.is_zero() {
+                ctx.warn(
+                    set.at("preempt_delay", &self.location),
+                    format!("vrrp_instance {name}: preempt_delay is incompatible with strict mode; reset to 0, as keepalived does"),
+                );
+                self.preempt_delay = Duration::ZERO;
+            }
+            if self.down_timer_adverts != 3 {
+                ctx.warn(
+                    set.at("down_timer_adverts", &self.location),
+                    format!("vrrp_instance {name}: down_timer_adverts {} is incompatible with strict mode; reset to 3, as keepalived does", self.down_timer_adverts),
+                );
+                self.down_timer_adverts = 3;
+            }
+            if let Some(v) = self.vmac.as_mut().filter(|v| v.xmit_base) {
+                ctx.warn(
+                    set.at("vmac_xmit_base", &self.location),
+                    format!("vrrp_instance {name}: vmac_xmit_base is incompatible with strict mode; reset (adverts leave from the VMAC), as keepalived does"),
+                );
+                v.xmit_base = false;
+            }
+            if family == Family::V6 && self.unicast_peers.is_empty() {
+                if let Some(first) = self.virtual_ipaddresses.first().filter(|v| !is_link_local(&v.address)) {
+                    ctx.warn(
+                        &first.location,
+                        format!("vrrp_instance {name}: in strict mode the first IPv6 virtual address must be link-local, {} is not (keepalived reports it and runs the instance as written, as hav does)", first.address),
+                    );
+                }
             }
             let owner = self.priority == 255;
             if (self.state == VrrpState::Master) != owner {
@@ -420,9 +466,22 @@ struct Explicit {
     lower_prio_no_advert: bool,
     /// Where `unicast_ttl` is written.
     unicast_ttl: Option<Location>,
+    /// Where each keyword of the block is written (the last, when repeated).
+    written: HashMap<String, Location>,
+}
+
+impl Explicit {
+    /// Where `keyword` is written in the block, else `block` (a value from `global_defs`).
+    fn at<'a>(&'a self, keyword: &str, block: &'a Location) -> &'a Location {
+        self.written.get(keyword).unwrap_or(block)
+    }
 }
 
 const INSTANCE: &str = "vrrp_instance";
+
+fn is_link_local(a: &IpAddr) -> bool {
+    matches!(a, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80)
+}
 const AUTH: &str = "vrrp_instance/authentication";
 
 fn u8_of(v: i64) -> u8 {
@@ -824,7 +883,9 @@ impl VrrpInstance {
         let mut no_advert_set = false;
         let mut lower_repeat_set = false;
         let mut xmit_base = false;
+        let mut written = HashMap::new();
         for e in ctx.children(n)? {
+            written.insert(e.keyword.clone(), e.loc.clone());
             if vi.notify.apply(ctx, e)? {
                 continue;
             }
@@ -914,10 +975,7 @@ impl VrrpInstance {
                     vi.unicast_fault_no_peer = ctx.flag(e)?;
                     ctx.not_acted(e, INSTANCE);
                 }
-                "strict_mode" => {
-                    vi.strict_mode = ctx.flag(e)?;
-                    ctx.not_acted(e, INSTANCE);
-                }
+                "strict_mode" => vi.strict_mode = ctx.flag(e)?,
                 "lower_prio_no_advert" => {
                     vi.lower_prio_no_advert = ctx.flag(e)?;
                     no_advert_set = true;
@@ -989,7 +1047,7 @@ impl VrrpInstance {
         if let Some(v) = vi.vmac.as_mut() {
             v.xmit_base = xmit_base;
         }
-        vi.settle(ctx, &Explicit { accept: accept_set, lower_prio: lower_delay_set || lower_repeat_set, lower_prio_no_advert: no_advert_set, unicast_ttl: unicast_ttl_at })?;
+        vi.settle(ctx, &Explicit { accept: accept_set, lower_prio: lower_delay_set || lower_repeat_set, lower_prio_no_advert: no_advert_set, unicast_ttl: unicast_ttl_at, written })?;
         if let Some((raw, at)) = advert {
             vi.advert_int = fix_advert_int(ctx, raw, vi.version, &at)?;
         }
@@ -1264,6 +1322,19 @@ mod tests {
         Ok((vi, ctx))
     }
 
+    /// An instance with one IPv4 VIP (strict mode refuses one without).
+    fn strict(body: &str) -> Result<(VrrpInstance, Ctx), ConfigError> {
+        let src = format!("vrrp_instance V {{\n{body}\ninterface eth0\nvirtual_ipaddress {{\n10.0.0.9/24\n}}\n}}\n");
+        let nodes = Loader::new().load_str(Arc::from(Path::new("v.conf")), &src)?;
+        let mut ctx = Ctx::default();
+        let vi = VrrpInstance::from_node(&mut ctx, &nodes[0], &GlobalDefs::default())?;
+        Ok((vi, ctx))
+    }
+
+    fn said(ctx: &Ctx, what: &str) -> Option<u32> {
+        ctx.warnings.iter().find(|w| w.message.contains(what)).map(|w| w.location.line)
+    }
+
     #[test]
     fn test_defaults() {
         let (vi, ctx) = instance("virtual_router_id 7").expect("valid");
@@ -1347,13 +1418,103 @@ mod tests {
             assert_eq!(ctx.warnings[0].location.line, 3);
         }
         // Strict mode: lower_prio_no_advert on, higher_prio_send_advert off, each with a warning when written otherwise.
-        let (vi, ctx) = instance("virtual_router_id 7\nstrict_mode\nlower_prio_no_advert off\nhigher_prio_send_advert").expect("valid");
+        let (vi, ctx) = strict("virtual_router_id 7\nstrict_mode\nlower_prio_no_advert off\nhigher_prio_send_advert").expect("valid");
         assert_eq!((vi.lower_prio_no_advert, vi.higher_prio_send_advert), (true, false));
         let texts: Vec<&str> = ctx.warnings.iter().map(|w| w.message.as_str()).collect();
         assert!(texts.iter().any(|m| m.contains("requires lower_prio_no_advert")), "{texts:?}");
         assert!(texts.iter().any(|m| m.contains("does not allow higher_prio_send_advert")), "{texts:?}");
-        let (vi, _) = instance("virtual_router_id 7\nstrict_mode").expect("valid");
+        let (vi, _) = strict("virtual_router_id 7\nstrict_mode").expect("valid");
         assert!(vi.lower_prio_no_advert);
+    }
+
+    /// keepalived's strict mode (vrrp_strict / strict_mode), rule by rule: what it refuses,
+    /// what it resets (with a warning at the keyword), what it only reports.
+    #[test]
+    fn test_strict_no_vips() {
+        // 0 VIPs: refused; no_virtual_ipaddress cleared first (keepalived 2.3), so refused too.
+        let e = instance("virtual_router_id 7\nstrict_mode").expect_err("no VIPs");
+        assert!(e.to_string().contains("at least one virtual_ipaddress"), "{e}");
+        let (_, ctx) = instance("virtual_router_id 7").expect("not strict: runs");
+        assert!(ctx.warnings.is_empty(), "{:?}", ctx.warnings);
+    }
+
+    #[test]
+    fn test_strict_unicast_peers() {
+        // Refused on an interface, at the unicast_peer block.
+        let e = strict("virtual_router_id 7\nstrict_mode\nunicast_peer {\n10.0.0.2\n}").expect_err("unicast");
+        assert!(e.to_string().contains("does not allow unicast peers"), "{e}");
+        assert_eq!(e.location().line, 4);
+        // Without an interface (unicast_src_ip only) keepalived runs it, and so does hav.
+        let src = "vrrp_instance V {\nstrict_mode\nvirtual_router_id 7\nunicast_src_ip 10.0.0.1\nunicast_peer {\n10.0.0.2\n}\nvirtual_ipaddress {\n10.0.0.9/24\n}\n}\n";
+        let nodes = Loader::new().load_str(Arc::from(Path::new("v.conf")), src).expect("parse");
+        let mut ctx = Ctx::default();
+        let vi = VrrpInstance::from_node(&mut ctx, &nodes[0], &GlobalDefs::default()).expect("no interface: runs");
+        assert_eq!(vi.unicast_peers.len(), 1);
+    }
+
+    #[test]
+    fn test_strict_state_auth_accept() {
+        // State MASTER only for the owner.
+        let (vi, ctx) = strict("virtual_router_id 7\nstrict_mode\nstate MASTER\npriority 100").expect("valid");
+        assert_eq!(vi.state, VrrpState::Backup);
+        assert!(said(&ctx, "initial state follows priority 255").is_some(), "{:?}", ctx.warnings);
+        let (vi, _) = strict("virtual_router_id 7\nstrict_mode\nstate BACKUP\npriority 255").expect("valid");
+        assert_eq!(vi.state, VrrpState::Master);
+        // No authentication.
+        let (vi, ctx) = strict("virtual_router_id 7\nstrict_mode\nauthentication {\nauth_type PASS\nauth_pass x\n}").expect("valid");
+        assert!(vi.authentication.is_none());
+        assert!(said(&ctx, "allows no authentication").is_some(), "{:?}", ctx.warnings);
+        // Accept: off unless owner by default; an explicit accept on VRRPv2 reset.
+        let (vi, _) = strict("virtual_router_id 7\nstrict_mode").expect("valid");
+        assert!(!vi.accept);
+        let (vi, _) = strict("virtual_router_id 7\nstrict_mode\npriority 255").expect("valid");
+        assert!(vi.accept);
+        let (vi, ctx) = strict("virtual_router_id 7\nstrict_mode\naccept").expect("valid");
+        assert!(!vi.accept);
+        assert!(said(&ctx, "accept mode breaks RFC 3768").is_some(), "{:?}", ctx.warnings);
+        let (vi, _) = strict("virtual_router_id 7\nstrict_mode\nversion 3\naccept").expect("valid");
+        assert!(vi.accept, "VRRPv3 allows accept mode");
+    }
+
+    #[test]
+    fn test_strict_preempt_delay_down_timer_xmit_base() {
+        let (vi, ctx) = strict("virtual_router_id 7\nstrict_mode\npreempt_delay 10\ndown_timer_adverts 5\nuse_vmac\nvmac_xmit_base").expect("valid");
+        assert_eq!(vi.preempt_delay, Duration::ZERO);
+        assert_eq!(vi.down_timer_adverts, 3);
+        assert_eq!(vi.vmac.as_ref().map(|v| v.xmit_base), Some(false));
+        assert_eq!(said(&ctx, "preempt_delay is incompatible with strict mode"), Some(4), "{:?}", ctx.warnings);
+        assert_eq!(said(&ctx, "down_timer_adverts 5 is incompatible with strict mode"), Some(5), "{:?}", ctx.warnings);
+        assert_eq!(said(&ctx, "vmac_xmit_base is incompatible with strict mode"), Some(7), "{:?}", ctx.warnings);
+        // Not strict: all kept, no warning.
+        let (vi, ctx) = strict("virtual_router_id 7\npreempt_delay 10\ndown_timer_adverts 5\nuse_vmac\nvmac_xmit_base").expect("valid");
+        assert_eq!((vi.preempt_delay, vi.down_timer_adverts, vi.vmac.map(|v| v.xmit_base)), (Duration::from_secs(10), 5, Some(true)));
+        assert!(ctx.warnings.is_empty(), "{:?}", ctx.warnings);
+        // nopreempt is allowed in strict mode (keepalived does not touch it).
+        let (vi, ctx) = strict("virtual_router_id 7\nstrict_mode\nnopreempt").expect("valid");
+        assert!(!vi.preempt);
+        assert!(ctx.warnings.is_empty(), "{:?}", ctx.warnings);
+    }
+
+    #[test]
+    fn test_strict_first_ipv6_vip_link_local() {
+        let v6 = |vips: &str, extra: &str| {
+            let src = format!("vrrp_instance V {{\nvirtual_router_id 7\nversion 3\ninterface eth0\n{extra}\nvirtual_ipaddress {{\n{vips}\n}}\n}}\n");
+            let nodes = Loader::new().load_str(Arc::from(Path::new("v.conf")), &src).expect("parse");
+            let mut ctx = Ctx::default();
+            VrrpInstance::from_node(&mut ctx, &nodes[0], &GlobalDefs::default()).expect("runs");
+            ctx
+        };
+        let ctx = v6("fd00::9/64\nfe80::9/64", "strict_mode");
+        assert_eq!(said(&ctx, "first IPv6 virtual address must be link-local"), Some(7), "{:?}", ctx.warnings);
+        assert!(said(&v6("fe80::9/64\nfd00::9/64", "strict_mode"), "link-local").is_none());
+        assert!(said(&v6("fd00::9/64", ""), "link-local").is_none(), "only strict mode says so");
+    }
+
+    #[test]
+    fn test_strict_garps_and_adverts() {
+        let (vi, ctx) = strict("virtual_router_id 7\nstrict_mode\ngarp_lower_prio_repeat 3\ngarp_lower_prio_delay 2").expect("valid");
+        assert_eq!((vi.garp.lower_prio_repeat, vi.garp.lower_prio_delay), (0, Duration::ZERO));
+        assert!(said(&ctx, "sends no lower-priority GARP burst").is_some(), "{:?}", ctx.warnings);
     }
 
     #[test]
