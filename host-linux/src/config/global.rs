@@ -100,6 +100,8 @@ pub struct GlobalDefs {
     pub lvs_notify_fifo: Option<String>,
     /// `lvs_sync_daemon ...`.
     pub lvs_sync_daemon: Option<LvsSyncDaemon>,
+    /// `vrrp_garp_extra_if [all] SECONDS`: the instances' default `garp_extra_if`.
+    pub vrrp_garp_extra_if: Option<super::vrrp::GarpExtraIf>,
     /// `max_auto_priority [N]`: realtime priority for the VRRP process; `-1` disables.
     pub max_auto_priority: Option<i32>,
     /// `dynamic_interfaces`: configured interfaces may be absent at start-up.
@@ -170,6 +172,7 @@ impl Default for GlobalDefs {
             lvs_notify_fifo: None,
             lvs_sync_daemon: None,
             max_auto_priority: None,
+            vrrp_garp_extra_if: None,
             dynamic_interfaces: false,
             default_interface: None,
             startup_script: None,
@@ -244,6 +247,9 @@ impl GlobalDefs {
                 "vrrp_garp_interval" => self.vrrp_garp_interval = ctx.timer(n)?,
                 "vrrp_gna_interval" => self.vrrp_gna_interval = ctx.timer(n)?,
                 "vrrp_strict" => self.vrrp_strict = ctx.flag(n)?,
+                "vrrp_garp_extra_if" | "vrrp_vmac_garp_intvl" => {
+                    self.vrrp_garp_extra_if = Some(super::vrrp::GarpExtraIf::from_node(ctx, n, 1, "vrrp_garp_extra_if")?);
+                }
                 "vrrp_lower_prio_no_advert" => self.vrrp_lower_prio_no_advert = ctx.flag(n)?,
                 "vrrp_higher_prio_send_advert" => self.vrrp_higher_prio_send_advert = ctx.flag(n)?,
                 "vrrp_down_timer_adverts" => {

@@ -97,7 +97,6 @@ const MAIL_DEFAULTS: &str = "hav sends mail for the instances, groups and real s
 const RX_BUFS: &str = "hav sizes its VRRP receive buffer itself; ignored";
 const NAMESPACE: &str = "hav runs in the network namespace it is started in (see -s/--namespace); ignored";
 const DUMP_FILES: &str = "hav writes no dump files (the control socket's 'snapshot' and 'dump' answer instead); ignored";
-const GARP_EXTRA: &str = "hav sends gratuitous ARP/NA on the VMAC interface only; ignored";
 const OWNER_ADVERTS: &str = "hav follows RFC 5798: a master receiving a lower-priority advert re-sends its own; ignored";
 const PRIO_CHANGES: &str = "hav reports state changes only, not priority changes; ignored";
 const LINKBEAT: &str = "hav follows links with netlink events only; ignored";
@@ -176,8 +175,8 @@ const GLOBAL: &[Keyword] = &[
     a("vrrp_garp_interval"),
     a("vrrp_gna_interval"),
     a("vrrp_min_garp"),
-    i("vrrp_garp_extra_if", GARP_EXTRA),
-    i("vrrp_vmac_garp_intvl", GARP_EXTRA),
+    a("vrrp_garp_extra_if"),
+    a("vrrp_vmac_garp_intvl"),
     a("vrrp_lower_prio_no_advert"),
     a("vrrp_higher_prio_send_advert"),
     a("vrrp_version"),
@@ -367,8 +366,8 @@ const INSTANCE: &[Keyword] = &[
     a("down_timer_adverts"),
     p("timer_expired_backup", "the daemon does not change state when the master-down timer expires in BACKUP"),
     i("thread_timer_expired", "hav does not change state when the master-down timer expires in BACKUP; ignored"),
-    i("garp_extra_if", GARP_EXTRA),
-    i("vmac_garp_intvl", GARP_EXTRA),
+    a("garp_extra_if"),
+    a("vmac_garp_intvl"),
     a("lower_prio_no_advert"),
     a("higher_prio_send_advert"),
     i("owner_ignore_adverts", OWNER_ADVERTS),

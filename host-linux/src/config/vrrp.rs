@@ -206,6 +206,43 @@ pub struct Vmac {
     pub xmit_base: bool,
 }
 
+/// `garp_extra_if [all] SECONDS` (instance) / `vrrp_garp_extra_if [all] SECONDS` (global):
+/// while master, one gratuitous ARP / unsolicited NA every `interval` on each interface, other
+/// than the instance's own, that carries one of its addresses (keepalived sends it for the
+/// first address on each), so that switches keep the MAC. Without `all`, keepalived sends only
+/// on VMAC interfaces other than the instance's own: with hav's one VMAC per instance, none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GarpExtraIf {
+    /// Between two rounds; zero (instance only) turns the global setting off.
+    pub interval: Duration,
+    /// `all`: every interface, not only VMACs.
+    pub all: bool,
+}
+
+impl GarpExtraIf {
+    /// Reads `KEYWORD [all] SECONDS` (the words in either order); `min` is the least interval
+    /// (keepalived: 0 in an instance, where it disables, and 1 globally). The deprecated
+    /// spellings (`vmac_garp_intvl`, `vrrp_vmac_garp_intvl`) warn.
+    pub(crate) fn from_node(ctx: &mut Ctx, n: &Node, min: i64, instead: &str) -> Result<Self, ConfigError> {
+        if n.keyword != instead {
+            ctx.warn(&n.loc, format!("'{}' is deprecated (keepalived 2.2.2 renamed it '{instead}'); read as '{instead}'", n.keyword));
+        }
+        let mut all = false;
+        let mut interval = None;
+        for a in &n.args {
+            if a.text == "all" {
+                all = true;
+            } else {
+                interval = Some(Duration::from_secs(u64::try_from(int_arg(a, &n.keyword, min, 86_400)?).unwrap_or(0)));
+            }
+        }
+        let Some(interval) = interval else {
+            return Err(ConfigError::invalid(&n.loc, format!("'{}' needs an interval in seconds ({min}..=86400), optionally with 'all'", n.keyword)));
+        };
+        Ok(GarpExtraIf { interval, all })
+    }
+}
+
 /// A typed `vrrp_instance NAME { ... }`, keepalived defaults applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VrrpInstance {
@@ -264,6 +301,9 @@ pub struct VrrpInstance {
     /// IPv4, the kernel's default hop limit for IPv6, as keepalived). Dropped, with a warning,
     /// when the instance has no unicast peers.
     pub unicast_ttl: Option<u8>,
+    /// `garp_extra_if [all] SECONDS`, else the global `vrrp_garp_extra_if`; `None` (or a zero
+    /// interval) sends none.
+    pub garp_extra_if: Option<GarpExtraIf>,
     /// `unicast_fault_no_peer` (not acted on yet).
     pub unicast_fault_no_peer: bool,
     /// `strict_mode`; the global `vrrp_strict` when absent.
@@ -848,6 +888,7 @@ impl VrrpInstance {
             timer_expired_backup: false,
             track_src_ip: false,
             unicast_ttl: None,
+            garp_extra_if: global.vrrp_garp_extra_if,
             unicast_fault_no_peer: false,
             strict_mode: global.vrrp_strict,
             lower_prio_no_advert: global.vrrp_lower_prio_no_advert,
@@ -967,6 +1008,7 @@ impl VrrpInstance {
                     vi.track_src_ip = ctx.flag(e)?;
                     ctx.not_acted(e, INSTANCE);
                 }
+                "garp_extra_if" | "vmac_garp_intvl" => vi.garp_extra_if = Some(GarpExtraIf::from_node(ctx, e, 0, "garp_extra_if")?),
                 "unicast_ttl" => {
                     vi.unicast_ttl = Some(u8_of(ctx.int(e, 1, 255)?));
                     unicast_ttl_at = Some(e.loc.clone());
@@ -1515,6 +1557,30 @@ mod tests {
         let (vi, ctx) = strict("virtual_router_id 7\nstrict_mode\ngarp_lower_prio_repeat 3\ngarp_lower_prio_delay 2").expect("valid");
         assert_eq!((vi.garp.lower_prio_repeat, vi.garp.lower_prio_delay), (0, Duration::ZERO));
         assert!(said(&ctx, "sends no lower-priority GARP burst").is_some(), "{:?}", ctx.warnings);
+    }
+
+    #[test]
+    fn test_garp_extra_if() {
+        let (vi, ctx) = instance("virtual_router_id 7\ngarp_extra_if all 100").expect("valid");
+        assert_eq!(vi.garp_extra_if, Some(GarpExtraIf { interval: Duration::from_secs(100), all: true }));
+        assert!(ctx.warnings.is_empty(), "{:?}", ctx.warnings);
+        let (vi, _) = instance("virtual_router_id 7\ngarp_extra_if 0").expect("0 turns it off");
+        assert_eq!(vi.garp_extra_if, Some(GarpExtraIf { interval: Duration::ZERO, all: false }));
+        let (vi, ctx) = instance("virtual_router_id 7\nvmac_garp_intvl 5 all").expect("old spelling");
+        assert_eq!(vi.garp_extra_if, Some(GarpExtraIf { interval: Duration::from_secs(5), all: true }));
+        assert_eq!(said(&ctx, "deprecated"), Some(3), "{:?}", ctx.warnings);
+        for bad in ["all", "86401", "-1", "x", ""] {
+            let e = instance(&format!("virtual_router_id 7\ngarp_extra_if {bad}")).expect_err(bad);
+            assert_eq!(e.location().line, 3, "{bad}: {e}");
+        }
+        // The global one is the default; it needs at least 1 s.
+        let mut g = GlobalDefs::default();
+        g.vrrp_garp_extra_if = Some(GarpExtraIf { interval: Duration::from_secs(60), all: false });
+        let nodes = Loader::new().load_str(Arc::from(Path::new("v.conf")), "vrrp_instance V {\nvirtual_router_id 7\ninterface eth0\nno_virtual_ipaddress\n}\n").expect("parse");
+        let vi = VrrpInstance::from_node(&mut Ctx::default(), &nodes[0], &g).expect("valid");
+        assert_eq!(vi.garp_extra_if, g.vrrp_garp_extra_if);
+        let e = crate::config::load_str(Path::new("g.conf"), "global_defs {\n vrrp_garp_extra_if 0\n}\n").expect_err("0 globally");
+        assert_eq!(e.location().line, 2);
     }
 
     #[test]

@@ -538,7 +538,8 @@ fn global(s: &mut String, config: &Config, ids: &Ids) {
     let lower_rep = g.vrrp_garp_lower_prio_repeat.unwrap_or(g.vrrp_garp_master_repeat);
     let _ = writeln!(s, " Gratuitous ARP lower priority repeat = {lower_rep}");
     let _ = writeln!(s, " Num adverts before down = {}", g.vrrp_down_timer_adverts);
-    s.push_str(" Gratuitous ARP for each secondary VMAC = 0s\n");
+    let (what, secs) = g.vrrp_garp_extra_if.map_or(("VMAC", 0), |x| (if x.all { "i/f" } else { "VMAC" }, x.interval.as_secs()));
+    let _ = writeln!(s, " Gratuitous ARP for each secondary {what} = {secs}s");
     let _ = writeln!(s, " Send advert after receive lower priority advert = {}", !g.vrrp_lower_prio_no_advert);
     let _ = writeln!(s, " Send advert after receive higher priority advert = {}", g.vrrp_higher_prio_send_advert);
     let _ = writeln!(s, " Gratuitous ARP interval = {:.6}", g.vrrp_garp_interval.as_secs_f64());

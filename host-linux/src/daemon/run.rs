@@ -223,6 +223,9 @@ struct Daemon {
     /// "Received a lower priority" lines, rate-limited per instance the same way.
     log_rx_lower: KeyedRateLimit<String>,
     log_drops: RateLimit,
+    /// `garp_extra_if`: when each master instance (by name) sends its next round on the extra
+    /// interfaces.
+    extra_garps: HashMap<String, std::time::Instant>,
     /// The one-line state summary last given to systemd.
     status_line: String,
     /// Whether a transition happened since the summary was last made.
@@ -304,6 +307,7 @@ pub async fn run(opts: RunOptions, mut loaded: config::Loaded) -> anyhow::Result
         log_transitions: KeyedRateLimit::new(5, std::time::Duration::from_secs(10), 65_536),
         log_rx_lower: KeyedRateLimit::new(5, std::time::Duration::from_secs(10), 65_536),
         log_drops: RateLimit::new(20, std::time::Duration::from_secs(1)),
+        extra_garps: HashMap::new(),
         events: tokio::sync::broadcast::channel(super::snapshot::EVENT_BACKLOG).0,
         status_line: String::new(),
         status_stale: false,
@@ -396,6 +400,7 @@ pub async fn run(opts: RunOptions, mut loaded: config::Loaded) -> anyhow::Result
                 let mut out = Vec::new();
                 d.engine.poll(now, &mut |o| out.push(o));
                 d.exec(out);
+                d.send_extra_garps();
             }
             Some(prepared) = reload_rx.recv() => d.finish_reload(prepared),
             _ = hup.recv() => d.start_reload(&reload_tx),
@@ -455,8 +460,35 @@ impl Daemon {
     /// When the loop must wake: the engine's deadline, which is exact for the timers that decide
     /// mastership and on a shared grid for a master's adverts (see `Instance::poll_window`).
     fn next_wakeup(&self) -> Option<std::time::Instant> {
-        let t = self.engine.poll_at()?;
-        Some(self.start + std::time::Duration::from_micros(t.total_micros()))
+        let engine = self.engine.poll_at().map(|t| self.start + std::time::Duration::from_micros(t.total_micros()));
+        let extra = self.extra_garps.values().min().copied();
+        match (engine, extra) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// `garp_extra_if`: the rounds that are due, for the instances still master with their VIPs;
+    /// each next one an interval later (keepalived restarts the interval when it sends).
+    fn send_extra_garps(&mut self) {
+        let now = std::time::Instant::now();
+        let due: Vec<String> = self.extra_garps.iter().filter(|(_, &t)| t <= now).map(|(n, _)| n.clone()).collect();
+        for name in due {
+            let found = self.engine.records().iter().position(|r| r.meta.name == name);
+            let Some(idx) = found else {
+                self.extra_garps.remove(&name);
+                continue;
+            };
+            let r = &self.engine.records()[idx];
+            let Some(extra) = r.meta.garp_extra.clone().filter(|_| r.instance().state() == State::Master) else {
+                self.extra_garps.remove(&name);
+                continue;
+            };
+            if r.vips() == VipHold::Held {
+                self.send_garp_for(idx, &extra.vips, 1);
+            }
+            self.extra_garps.insert(name, now + extra.interval);
+        }
     }
 
     /// Plans the VRRP instances of `config` (none without VRRP) and their sync groups, touching
@@ -1343,6 +1375,15 @@ impl Daemon {
                     if let Some(held) = self.log_transitions.check(&r.meta.name, std::time::Instant::now()) {
                         tracing::info!(instance = %r.meta.name, from = from.as_str(), to = to.as_str(), ?reason, priority = prio, held_back = held, "state change");
                     }
+                    // garp_extra_if: the first round an interval after becoming master.
+                    match &r.meta.garp_extra {
+                        Some(g) if to == State::Master => {
+                            self.extra_garps.insert(r.meta.name.clone(), std::time::Instant::now() + g.interval);
+                        }
+                        _ => {
+                            self.extra_garps.remove(&r.meta.name);
+                        }
+                    }
                     if to != State::Initialize {
                         let (name, notify, smtp) = (r.meta.name.clone(), r.meta.notify.clone(), r.meta.smtp_alert);
                         self.notifier_changed(Kind::Instance, &name, &notify, to.as_str(), prio, smtp);
@@ -1621,11 +1662,17 @@ impl Daemon {
     /// record `idx`, back to back. Pacing (`vrrp_garp_interval`) is the engine's: it asks for one
     /// round at a time, and asks no more once the instance left master.
     fn send_garp(&mut self, idx: usize, repeat: u8) {
+        let all: Vec<usize> = (0..self.engine.records()[idx].meta.vips.len()).collect();
+        self.send_garp_for(idx, &all, repeat);
+    }
+
+    /// Gratuitous ARP / unsolicited NA, `repeat` times, for the VIPs of record `idx` at `which`.
+    fn send_garp_for(&mut self, idx: usize, which: &[usize], repeat: u8) {
         // The advert that announced mastership goes first.
         self.flush_adverts();
         let r = &self.engine.records()[idx];
         let (vips, vmac, mac) = (r.meta.vips.clone(), r.meta.vmac.clone(), r.meta.mac);
-        for v in &vips {
+        for v in which.iter().filter_map(|&i| vips.get(i)) {
             let Ok(link) = self.netlink.link_by_name(&v.dev) else { continue };
             let mac = match &vmac {
                 Some(vm) if v.dev == vm.name => vm.mac,
