@@ -97,7 +97,7 @@ const MAIL_DEFAULTS: &str = "hav sends mail for the instances, groups and real s
 const RX_BUFS: &str = "hav sizes its VRRP receive buffer itself; ignored";
 const NAMESPACE: &str = "hav runs in the network namespace it is started in (see -s/--namespace); ignored";
 const DUMP_FILES: &str = "hav writes no dump files (the control socket's 'snapshot' and 'dump' answer instead); ignored";
-const OWNER_ADVERTS: &str = "hav follows RFC 5798: a master receiving a lower-priority advert re-sends its own; ignored";
+const OWNER_ADVERTS: &str = "an address owner (priority 255) in hav handles received adverts as RFC 5798 and keepalived 2.2 do, never dropping them: it answers a lower priority with an advert of its own (unless lower_prio_no_advert or vrrp_strict), and gives way to another priority-255 router with a higher address; ignored";
 const PRIO_CHANGES: &str = "hav reports state changes only, not priority changes; ignored";
 const LINKBEAT: &str = "hav follows links with netlink events only; ignored";
 

@@ -1583,6 +1583,19 @@ mod tests {
         assert_eq!(e.location().line, 2);
     }
 
+    /// The warning says what an address owner in hav does with received adverts (the core's
+    /// test_master_receives_higher_lower_equal shows it: answers lower, yields to an equal
+    /// priority from a higher address).
+    #[test]
+    fn test_owner_ignore_adverts_says_what_hav_does() {
+        let (_, ctx) = instance("virtual_router_id 7\npriority 255\nowner_ignore_adverts").expect("valid");
+        assert_eq!(ctx.warnings.len(), 1, "{:?}", ctx.warnings);
+        let w = &ctx.warnings[0];
+        assert_eq!(w.location.line, 4);
+        assert!(w.message.contains("'owner_ignore_adverts'") && w.message.contains("never dropping them"), "{}", w.message);
+        assert!(w.message.contains("gives way to another priority-255 router with a higher address"), "{}", w.message);
+    }
+
     #[test]
     fn test_unicast_ttl() {
         let (vi, ctx) = instance("virtual_router_id 7\nunicast_src_ip 10.0.0.1\nunicast_peer {\n10.0.0.2\n}\nunicast_ttl 7").expect("valid");
