@@ -85,7 +85,7 @@ const fn x(name: &'static str, text: &'static str) -> Keyword {
 }
 
 const ONE_PROCESS: &str = "hav is one process; keepalived's per-process settings do not apply; ignored";
-const SCHED: &str = "hav does not change its scheduling, memory locking or CPU affinity from the configuration; ignored";
+const SCHED: &str = "of keepalived's scheduling settings hav applies only the VRRP thread's realtime ones (vrrp_rt_priority, max_auto_priority, min_auto_priority_delay, vrrp_rlimit_rttime), not nice values, memory locking, CPU affinity or the checkers'; ignored";
 const SNMP: &str = "hav has no SNMP agent (state and counters are on the control socket and the metrics listener); ignored";
 const DBUS: &str = "hav has no D-Bus interface (use the control socket); ignored";
 const NETLINK: &str = "hav sizes its netlink socket buffers itself; ignored";
@@ -148,8 +148,8 @@ const GLOBAL: &[Keyword] = &[
     p("startup_script_timeout", "the daemon does not run startup_script yet"),
     p("shutdown_script", "the daemon does not run it yet"),
     p("shutdown_script_timeout", "the daemon does not run shutdown_script yet"),
-    p("max_auto_priority", "the daemon does not raise its scheduling priority yet"),
-    i("min_auto_priority_delay", SCHED),
+    a("max_auto_priority"),
+    a("min_auto_priority_delay"),
     i("smtp_alert_vrrp", MAIL_DEFAULTS),
     i("smtp_alert_checker", MAIL_DEFAULTS),
     i("checker_log_all_failures", "hav logs a checker's state changes; ignored"),
@@ -190,10 +190,10 @@ const GLOBAL: &[Keyword] = &[
     a("vrrp_strict"),
     i("vrrp_priority", SCHED),
     i("vrrp_no_swap", SCHED),
-    i("vrrp_rt_priority", SCHED),
+    a("vrrp_rt_priority"),
     i("vrrp_cpu_affinity", SCHED),
-    i("vrrp_rlimit_rttime", SCHED),
-    i("vrrp_rlimit_rtime", SCHED),
+    a("vrrp_rlimit_rttime"),
+    a("vrrp_rlimit_rtime"),
     i("nftables_ipvs", FIREWALL),
     i("nftables_ipvs_priority", FIREWALL),
     i("nftables_ipvs_start_fwmark", FIREWALL),

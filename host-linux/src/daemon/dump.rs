@@ -558,12 +558,10 @@ fn global(s: &mut String, config: &Config, ids: &Ids) {
             let _ = writeln!(s, " Max auto priority = {}", p.unwrap_or(0));
         }
     }
-    s.push_str(" Min auto priority delay = 1000000 usecs\n");
+    let _ = writeln!(s, " Min auto priority delay = {} usecs", g.min_auto_priority_delay.as_micros());
     for p in ["VRRP", "Checker", "BFD"] {
-        let _ = writeln!(
-            s,
-            " {p} process priority = 0\n {p} don't swap = false\n {p} realtime priority = 0\n {p} realtime limit = 10000"
-        );
+        let (rt, limit) = if p == "VRRP" { (g.vrrp_rt_priority.unwrap_or(0), g.vrrp_rlimit_rttime) } else { (0, 10_000) };
+        let _ = writeln!(s, " {p} process priority = 0\n {p} don't swap = false\n {p} realtime priority = {rt}\n {p} realtime limit = {limit}");
     }
     s.push_str(
         " SNMP vrrp disabled\n SNMP checker disabled\n SNMP RFCv2 disabled\n SNMP RFCv3 disabled\n \

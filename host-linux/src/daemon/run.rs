@@ -226,6 +226,8 @@ struct Daemon {
     /// `garp_extra_if`: when each master instance (by name) sends its next round on the extra
     /// interfaces.
     extra_garps: HashMap<String, std::time::Instant>,
+    /// `vrrp_rt_priority` / `max_auto_priority`: the loop thread's realtime scheduling.
+    rt: super::rtprio::RtPriority,
     /// The one-line state summary last given to systemd.
     status_line: String,
     /// Whether a transition happened since the summary was last made.
@@ -308,6 +310,7 @@ pub async fn run(opts: RunOptions, mut loaded: config::Loaded) -> anyhow::Result
         log_rx_lower: KeyedRateLimit::new(5, std::time::Duration::from_secs(10), 65_536),
         log_drops: RateLimit::new(20, std::time::Duration::from_secs(1)),
         extra_garps: HashMap::new(),
+        rt: super::rtprio::RtPriority::new(&loaded.config.global),
         events: tokio::sync::broadcast::channel(super::snapshot::EVENT_BACKLOG).0,
         status_line: String::new(),
         status_stale: false,
@@ -353,7 +356,10 @@ pub async fn run(opts: RunOptions, mut loaded: config::Loaded) -> anyhow::Result
             _ = int.recv(), if !opts.ignore_sigint => return Ok(()),
         }
     }
+    let rt_priority = loaded.config.global.vrrp_rt_priority;
     d.apply(loaded.config)?;
+    // This thread runs the VRRP loop: keepalived's scheduling settings for its VRRP process.
+    d.rt.start(rt_priority, &mut super::rtprio::System);
     tracing::info!(instances = d.engine.len(), "hav-linux running");
     let notify = opts.notify.clone();
     d.status_line = d.summary();
@@ -366,12 +372,15 @@ pub async fn run(opts: RunOptions, mut loaded: config::Loaded) -> anyhow::Result
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
     let mut json_dump = signal(SignalKind::from_raw(libc::SIGRTMIN() + 2))?;
+    // RLIMIT_RTTIME's soft limit (with realtime scheduling): logged, as keepalived logs it.
+    let mut xcpu = signal(SignalKind::from_raw(libc::SIGXCPU))?;
     let mut rx = RxBatch::new();
     let mut timer = crate::net::PreciseTimer::new().context("timerfd")?;
     loop {
         d.flush_adverts();
         d.publish_snapshot();
-        timer.arm(d.next_wakeup());
+        let wake = d.next_wakeup();
+        timer.arm(wake);
         tokio::select! {
             () = std::future::poll_fn(|cx| rx.poll_fill(cx, &d.socks)) => d.on_batch(&rx),
             Some(ev) = track_rx.recv() => d.on_track(ev.obj, ev.status),
@@ -396,6 +405,10 @@ pub async fn run(opts: RunOptions, mut loaded: config::Loaded) -> anyhow::Result
                 Err(e) => tracing::warn!(error = %e, "link watcher"),
             },
             () = timer.fired() => {
+                // max_auto_priority: a timer this late means the thread is starved.
+                if let Some(w) = wake {
+                    d.rt.late(std::time::Instant::now().saturating_duration_since(w), &mut super::rtprio::System);
+                }
                 let now = d.now();
                 let mut out = Vec::new();
                 d.engine.poll(now, &mut |o| out.push(o));
@@ -407,6 +420,7 @@ pub async fn run(opts: RunOptions, mut loaded: config::Loaded) -> anyhow::Result
             _ = usr1.recv() => d.dump(super::dump::Kind::Data),
             _ = usr2.recv() => d.dump(super::dump::Kind::Stats),
             _ = json_dump.recv() => d.dump(super::dump::Kind::Json),
+            _ = xcpu.recv() => tracing::warn!(priority = d.rt.current(), "SIGXCPU: the realtime VRRP thread ran for half of vrrp_rlimit_rttime without blocking; at the whole the kernel kills hav"),
             () = watchdog.tick() => watchdog.kick(),
             _ = term.recv() => break,
             _ = int.recv() => {
@@ -1255,6 +1269,7 @@ impl Daemon {
             }
         };
         self.policies.set(policies);
+        self.rt.reconfigure(&loaded.config.global);
         if runner != self.scripts {
             // New script settings: later notifications use them, and the command vrrp_scripts
             // start again under them (sync_tracks restarts the tasks removed here).
