@@ -37,7 +37,7 @@ fn periodic(times: &[f64]) -> Vec<f64> {
 
 /// Runs `daemon` with `instance_extra` in the instance and `global_extra` in global_defs;
 /// returns the gratuitous ARP times for the VIP on eth0 and the one on eth1.
-fn run(daemon: Daemon, who: &str, instance_extra: &str, global_extra: &str) -> (Vec<f64>, Vec<f64>) {
+fn run(daemon: Daemon, who: &str, instance_extra: &str, global_extra: &str) -> Seen {
     let lab = Lab::new(1).expect("lab");
     let r = &lab.routers[0];
     let _link = veth(r, "eth1", &lab.client, "x1").expect("veth");
@@ -61,7 +61,10 @@ fn run(daemon: Daemon, who: &str, instance_extra: &str, global_extra: &str) -> (
     seen
 }
 
-fn both(instance_extra: &str, global_extra: &str) -> [(&'static str, (Vec<f64>, Vec<f64>)); 2] {
+/// What one daemon sent: gratuitous ARP times on eth0 and on eth1.
+type Seen = (Vec<f64>, Vec<f64>);
+
+fn both(instance_extra: &str, global_extra: &str) -> [(&'static str, Seen); 2] {
     std::thread::scope(|s| {
         let k = s.spawn(|| run(Daemon::Keepalived, "keepalived", instance_extra, global_extra));
         let h = s.spawn(|| run(hav(), "hav", instance_extra, global_extra));

@@ -1574,8 +1574,7 @@ mod tests {
             assert_eq!(e.location().line, 3, "{bad}: {e}");
         }
         // The global one is the default; it needs at least 1 s.
-        let mut g = GlobalDefs::default();
-        g.vrrp_garp_extra_if = Some(GarpExtraIf { interval: Duration::from_secs(60), all: false });
+        let g = GlobalDefs { vrrp_garp_extra_if: Some(GarpExtraIf { interval: Duration::from_secs(60), all: false }), ..GlobalDefs::default() };
         let nodes = Loader::new().load_str(Arc::from(Path::new("v.conf")), "vrrp_instance V {\nvirtual_router_id 7\ninterface eth0\nno_virtual_ipaddress\n}\n").expect("parse");
         let vi = VrrpInstance::from_node(&mut Ctx::default(), &nodes[0], &g).expect("valid");
         assert_eq!(vi.garp_extra_if, g.vrrp_garp_extra_if);
