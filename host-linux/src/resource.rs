@@ -94,6 +94,45 @@ pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
     Ok((soft, nofile_limit()?.0))
 }
 
+/// Puts the calling thread under `SCHED_RR` at `priority` (1..=99), with
+/// `SCHED_RESET_ON_FORK` so that the scripts it starts run under the normal policy: keepalived's
+/// realtime priority for its VRRP process, applied to hav's VRRP thread.
+pub fn set_thread_realtime(priority: i32) -> io::Result<()> {
+    let p = libc::sched_param { sched_priority: priority };
+    // SAFETY: `p` is a valid sched_param that the call only reads; pid 0 is the calling thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, &p) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The calling thread's scheduling policy (without `SCHED_RESET_ON_FORK`) and realtime priority.
+pub fn thread_scheduling() -> io::Result<(i32, i32)> {
+    // SAFETY: no arguments but the calling thread (pid 0).
+    let policy = unsafe { libc::sched_getscheduler(0) };
+    if policy < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut p = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `p` is a valid, writable sched_param.
+    if unsafe { libc::sched_getparam(0, &mut p) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((policy & !libc::SCHED_RESET_ON_FORK, p.sched_priority))
+}
+
+/// `RLIMIT_RTTIME` as keepalived sets it with realtime scheduling: `micros` hard (the kernel
+/// kills a realtime thread that runs that long without blocking), half of it soft (SIGXCPU
+/// first, which the daemon logs).
+pub fn set_rttime_limit(micros: u64) -> io::Result<()> {
+    let r = libc::rlimit { rlim_cur: micros / 2, rlim_max: micros };
+    // SAFETY: `r` is a valid rlimit that setrlimit only reads.
+    if unsafe { libc::setrlimit(libc::RLIMIT_RTTIME, &r) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Helpers for tests that need a process of their own (a tiny descriptor limit must not starve
 /// the other tests of the same binary).
 #[cfg(test)]

@@ -237,10 +237,12 @@ fn keywords_keepalived_accepts_load_with_one_warning_each() {
         let l = accepts_with(&one_instance(&format!(" virtual_ipaddress {{\n  10.0.0.9\n }}\n {line}")), needle);
         assert_eq!(l.warnings.len(), 1, "{line}: {:?}", warnings(&l));
     }
-    let globals = [
-        "lvs_flush_on_stop", "log_unknown_vrids", "vrrp_rlimit_rttime 10000", "process_names", "vmac_prefix vrrp",
-        "nftables_ipvs", "max_auto_priority 50", "v3_checksum_as_v2",
-    ];
+    // Acted on now: the VRRP thread's realtime scheduling, garp_extra_if, strict mode.
+    for g in ["vrrp_rlimit_rttime 10000", "max_auto_priority 50", "max_auto_priority", "vrrp_rt_priority 5", "min_auto_priority_delay 500000", "vrrp_garp_extra_if all 60", "vrrp_strict"] {
+        let l = load(&format!("global_defs {{\n {g}\n}}\n")).expect("loads");
+        assert!(l.warnings.is_empty(), "{g}: {:?}", warnings(&l));
+    }
+    let globals = ["lvs_flush_on_stop", "log_unknown_vrids", "process_names", "vmac_prefix vrrp", "nftables_ipvs", "v3_checksum_as_v2"];
     for g in globals {
         let name = g.split(' ').next().unwrap_or(g);
         let l = accepts_with(&format!("global_defs {{\n {g}\n}}\n"), &format!("'{name}'"));

@@ -148,35 +148,9 @@ const DELIBERATE: &[Why] = &[
 
 /// Where hav does not do what keepalived does, and the fix lies outside the dump and the
 /// config reader (listed per file, so that each entry must still be seen; see the report).
-/// keepalived disables at start a track script or notify command whose program does not exist
-/// ("Disabling track script X since not found/accessible"): it drops it from the instance and
-/// the `VRRP Scripts` section. hav keeps it, and a missing track script counts as failing
-/// (lowering the priority by its weight, or faulting the instance for weight 0).
-const MISSING_SCRIPTS: &str = "keepalived disables a script whose program does not exist; hav keeps it (it fails)";
-const KNOWN: &[(&str, &str, &str, &str)] = &[
-    ("012-hashistack_demo.conf", TOPO, "Generic state transition script", MISSING_SCRIPTS),
-    ("012-hashistack_demo.conf", JSON, "script", MISSING_SCRIPTS),
-    ("032-docker_haproxy_keepalived.conf", JSON, "track_script", MISSING_SCRIPTS),
-    ("032-docker_haproxy_keepalived.conf", JSON, "script", MISSING_SCRIPTS),
-    ("049-kubernetes-hacluster.conf", JSON, "track_script", MISSING_SCRIPTS),
-    ("050-mysql-keepalived.conf", JSON, "track_script", MISSING_SCRIPTS),
-    ("050-mysql-keepalived.conf", JSON, "script", MISSING_SCRIPTS),
-    ("062-Freeradius-docker-02.conf", JSON, "track_script", MISSING_SCRIPTS),
-    ("062-Freeradius-docker-02.conf", JSON, "script_", MISSING_SCRIPTS),
-    ("032-docker_haproxy_keepalived.conf", TOPO, "Tracked scripts", MISSING_SCRIPTS),
-    ("032-docker_haproxy_keepalived.conf", TOPO, "Generic state transition script", MISSING_SCRIPTS),
-    ("032-docker_haproxy_keepalived.conf", SCRIPTS, "", MISSING_SCRIPTS),
-    ("049-kubernetes-hacluster.conf", TOPO, "Tracked scripts", MISSING_SCRIPTS),
-    ("049-kubernetes-hacluster.conf", SCRIPTS, "", MISSING_SCRIPTS),
-    ("050-mysql-keepalived.conf", TOPO, "Tracked scripts", MISSING_SCRIPTS),
-    ("050-mysql-keepalived.conf", TOPO, "Generic state transition script", MISSING_SCRIPTS),
-    ("050-mysql-keepalived.conf", SCRIPTS, "", MISSING_SCRIPTS),
-    ("062-Freeradius-docker-02.conf", TOPO, "Tracked scripts", MISSING_SCRIPTS),
-    ("062-Freeradius-docker-02.conf", TOPO, "Backup state transition script", MISSING_SCRIPTS),
-    ("062-Freeradius-docker-02.conf", TOPO, "Master state transition script", MISSING_SCRIPTS),
-    ("062-Freeradius-docker-02.conf", TOPO, "Fault state transition script", MISSING_SCRIPTS),
-    ("062-Freeradius-docker-02.conf", SCRIPTS, "", MISSING_SCRIPTS),
-];
+/// None at present: a script whose program does not exist is disabled by both daemons at
+/// start (dropped from its instances and groups and from the `VRRP Scripts` section).
+const KNOWN: &[(&str, &str, &str, &str)] = &[];
 
 /// Files hav refuses to run, with the error hav stops with and why.
 const CANNOT_RUN: &[(&str, &str, &str)] = &[

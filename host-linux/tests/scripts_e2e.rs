@@ -1,7 +1,8 @@
 //! Scripts in the running daemon go through one path: with `enable_script_security` and
 //! `script_user`, a notify script runs as the script user with `PATH` as its whole
 //! environment, and a root `vrrp_script` reached through a symlink in a directory a user owns
-//! is refused (the log says why, the script counts as down).
+//! is refused (the log says why, the script counts as down); a script whose program is missing
+//! or unsafe at start is disabled, as keepalived disables it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -52,8 +53,10 @@ fn scripts_run_as_the_script_user_with_a_clean_environment_and_insecure_ones_are
     std::fs::create_dir(&user_dir).expect("mkdir");
     nix::unistd::chown(&user_dir, Some(nix::unistd::Uid::from_raw(65534)), Some(nix::unistd::Gid::from_raw(65534))).expect("chown");
     std::os::unix::fs::symlink(&good, user_dir.join("inner")).expect("symlink");
+    // At start `bad` links straight to the good script (secure): it is tracked. Made insecure
+    // once the daemon runs, it is refused at its next run (hav checks before every run).
     let bad = dir.join("bad");
-    std::os::unix::fs::symlink(user_dir.join("inner"), &bad).expect("symlink");
+    std::os::unix::fs::symlink(&good, &bad).expect("symlink");
     let conf = format!(
         "global_defs {{\n  enable_script_security\n  script_user nobody\n}}\n\
          vrrp_script good {{\n  script {good}\n  interval 0.2\n}}\n\
@@ -78,18 +81,36 @@ fn scripts_run_as_the_script_user_with_a_clean_environment_and_insecure_ones_are
     assert_eq!(uid.trim(), "65534", "the notify script ran as script_user nobody");
     let env = std::fs::read_to_string(out.join("env.MASTER")).expect("env");
     assert_eq!(env.lines().collect::<Vec<_>>(), vec![format!("PATH={}", hav_linux::daemon::proc::SCRIPT_PATH)], "the whole environment");
-    // The root script through the user's directory is refused, so it is down: 200 - 50.
-    let prio = wait_until(Duration::from_secs(5), || {
-        let req = hav_linux::daemon::control::Request { cmd: "status".into(), instance: None };
-        hav_linux::daemon::control::request(&h.control_path(), &req).is_ok_and(|st| st["instances"][0]["effective_priority"] == 150)
-    });
+    let priority_is = |h: &Node<'_>, p: i64| {
+        wait_until(Duration::from_secs(5), || {
+            let req = hav_linux::daemon::control::Request { cmd: "status".into(), instance: None };
+            hav_linux::daemon::control::request(&h.control_path(), &req).is_ok_and(|st| st["instances"][0]["effective_priority"] == p)
+        })
+        .is_some()
+    };
+    assert!(priority_is(&h, 200), "both scripts succeed at first:\n{}", h.log());
+    // Now the root script goes through the user's directory: refused, so it is down: 200 - 50.
+    std::fs::remove_file(&bad).expect("rm");
+    std::os::unix::fs::symlink(user_dir.join("inner"), &bad).expect("symlink");
+    let down = priority_is(&h, 150);
     let log = h.log();
-    assert!(prio.is_some(), "the refused script did not count as down:\n{log}");
+    assert!(down, "the refused script did not count as down:\n{log}");
     let why = format!("vrrp_script bad: not run: enable_script_security: {} is owned by uid 65534, not root", user_dir.display());
     assert!(log.contains(&why), "no line saying why:\n{log}");
     // Refused every 200 ms, logged a couple of times.
     assert!(log.matches(&why).count() <= hav_linux::daemon::proc::LOG_BURST as usize, "{log}");
     assert!(!log.contains("vrrp_script good: not run"), "{log}");
+    drop(h);
+    // Insecure already at start: disabled, as keepalived disables it ("Disabling track script
+    // bad due to insecure"): not tracked at all, so the priority stays 200, with a warning at
+    // the vrrp_script block.
+    let h = Node::start(&lab.routers[0], hav(), &conf);
+    assert!(priority_is(&h, 200), "a script disabled at start weighed on the priority:\n{}", h.log());
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(priority_is(&h, 200), "a script disabled at start weighed on the priority:\n{}", h.log());
+    let log = h.log();
+    assert!(log.contains("vrrp_script bad: enable_script_security:") && log.contains("the script is disabled"), "no warning:\n{log}");
+    assert!(!log.contains("vrrp_script bad: not run"), "a disabled script was run:\n{log}");
     drop(h);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -117,4 +138,38 @@ fn notify_scripts_take_keepalived_user_and_group() {
     let bad = instance_conf("VI_1", 1, 100, 2, "1", &["10.0.0.1/24"], "  notify_master /x.sh one two three");
     let e = hav_linux::config::load_str(Path::new("k.conf"), &bad).expect_err("four words");
     assert!(e.to_string().contains("'notify_master' takes COMMAND [USER [GROUP]]; quote a command with arguments"), "{e}");
+}
+
+/// keepalived disables at start a `vrrp_script` whose program does not exist ("Disabling track
+/// script ... since not found/accessible") and drops it from the instances that track it, and
+/// drops a notify script that does not exist: with weight 0 the missing script would fault the
+/// instance, yet both daemons become MASTER (it is not tracked at all), and hav says so at the
+/// script's block.
+#[test]
+fn a_track_script_whose_program_is_missing_is_disabled_as_by_keepalived() {
+    if skip_unless("a_track_script_whose_program_is_missing_is_disabled_as_by_keepalived", &[Need::Root, Need::Keepalived]) {
+        return;
+    }
+    let conf = format!(
+        "vrrp_script gone {{\n  script \"/nonexistent/hav-check arg\"\n  interval 0.2\n}}\n{}",
+        instance_conf("VI_G", 69, 150, 3, "0.2", &["10.0.0.225/24"], "  notify_master /nonexistent/hav-notify\n  track_script {\n    gone\n  }")
+    );
+    let run = |daemon: Daemon| {
+        let lab = Lab::new(1).expect("lab");
+        let node = Node::start(&lab.routers[0], daemon, &conf);
+        let master = wait_until(Duration::from_secs(8), || node.holds("10.0.0.225"));
+        std::thread::sleep(Duration::from_millis(600));
+        (master.is_some() && node.holds("10.0.0.225"), node.log())
+    };
+    let ((k, klog), (h, hlog)) = std::thread::scope(|s| {
+        let k = s.spawn(|| run(Daemon::Keepalived));
+        let h = s.spawn(|| run(hav()));
+        (k.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+    });
+    assert!(k, "keepalived did not become master with a missing track script:\n{klog}");
+    assert!(klog.contains("Disabling track script gone"), "keepalived did not say it disabled the script:\n{klog}");
+    assert!(h, "hav did not become master with a missing track script (as keepalived):\n{hlog}");
+    assert!(hlog.contains(":1:1: vrrp_script gone: /nonexistent") && hlog.contains("the script is disabled"), "{hlog}");
+    assert!(hlog.contains("notify_master '/nonexistent/hav-notify'") && hlog.contains("disabled (never run)"), "{hlog}");
+    assert!(!hlog.contains("not run:"), "hav tried to run a disabled script:\n{hlog}");
 }

@@ -516,7 +516,7 @@ impl Engine {
             let mut i = 0;
             while i < batch.len() {
                 let chunk = &batch[i..batch.len().min(i + MMSG_MAX)];
-                let msgs: Vec<OutDatagram<'_>> = chunk.iter().map(|o| OutDatagram { buf: &o.seg, dst: SocketAddr::new(o.dst.ip(), 0), src: o.src, ifindex: 0 }).collect();
+                let msgs: Vec<OutDatagram<'_>> = chunk.iter().map(|o| OutDatagram { buf: &o.seg, dst: SocketAddr::new(o.dst.ip(), 0), src: o.src, ifindex: 0, ttl: None }).collect();
                 match crate::net::sys::sendmmsg(fam.raw.get_ref().as_fd(), &msgs) {
                     Ok(n) => i += n.max(1),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break, // resent on its timer

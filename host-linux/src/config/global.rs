@@ -100,7 +100,18 @@ pub struct GlobalDefs {
     pub lvs_notify_fifo: Option<String>,
     /// `lvs_sync_daemon ...`.
     pub lvs_sync_daemon: Option<LvsSyncDaemon>,
-    /// `max_auto_priority [N]`: realtime priority for the VRRP process; `-1` disables.
+    /// `vrrp_garp_extra_if [all] SECONDS`: the instances' default `garp_extra_if`.
+    pub vrrp_garp_extra_if: Option<super::vrrp::GarpExtraIf>,
+    /// `vrrp_rt_priority N` (1..=99): the VRRP thread runs under `SCHED_RR` at N from the start.
+    pub vrrp_rt_priority: Option<i32>,
+    /// `vrrp_rlimit_rttime MICROS` (old spelling `vrrp_rlimit_rtime`): `RLIMIT_RTTIME` while the
+    /// VRRP thread runs realtime; default 10000, as keepalived.
+    pub vrrp_rlimit_rttime: u64,
+    /// `min_auto_priority_delay MICROS` (1..=10000000, default 1 s): how late a timer must fire
+    /// before the VRRP thread's realtime priority is raised (with `max_auto_priority`).
+    pub min_auto_priority_delay: Duration,
+    /// `max_auto_priority [N]`: the cap of the realtime priority the VRRP thread is raised to
+    /// when its timers fire late (no value: 99); `0` (the default) and `-1` never raise it.
     pub max_auto_priority: Option<i32>,
     /// `dynamic_interfaces`: configured interfaces may be absent at start-up.
     pub dynamic_interfaces: bool,
@@ -170,6 +181,10 @@ impl Default for GlobalDefs {
             lvs_notify_fifo: None,
             lvs_sync_daemon: None,
             max_auto_priority: None,
+            vrrp_rt_priority: None,
+            vrrp_rlimit_rttime: 10_000,
+            min_auto_priority_delay: Duration::from_secs(1),
+            vrrp_garp_extra_if: None,
             dynamic_interfaces: false,
             default_interface: None,
             startup_script: None,
@@ -243,9 +258,9 @@ impl GlobalDefs {
                 "vrrp_garp_lower_prio_repeat" => self.vrrp_garp_lower_prio_repeat = Some(ctx.u32(n, 0, 65535)?),
                 "vrrp_garp_interval" => self.vrrp_garp_interval = ctx.timer(n)?,
                 "vrrp_gna_interval" => self.vrrp_gna_interval = ctx.timer(n)?,
-                "vrrp_strict" => {
-                    self.vrrp_strict = ctx.flag(n)?;
-                    ctx.not_acted(n, BLOCK);
+                "vrrp_strict" => self.vrrp_strict = ctx.flag(n)?,
+                "vrrp_garp_extra_if" | "vrrp_vmac_garp_intvl" => {
+                    self.vrrp_garp_extra_if = Some(super::vrrp::GarpExtraIf::from_node(ctx, n, 1, "vrrp_garp_extra_if")?);
                 }
                 "vrrp_lower_prio_no_advert" => self.vrrp_lower_prio_no_advert = ctx.flag(n)?,
                 "vrrp_higher_prio_send_advert" => self.vrrp_higher_prio_send_advert = ctx.flag(n)?,
@@ -352,7 +367,25 @@ impl GlobalDefs {
                         None => 99,
                         Some(_) => i32::try_from(ctx.int(n, -1, 99)?).unwrap_or(-1),
                     });
-                    ctx.not_acted(n, BLOCK);
+                }
+                "min_auto_priority_delay" => {
+                    self.min_auto_priority_delay = Duration::from_micros(u64::try_from(ctx.int(n, 1, 10_000_000)?).unwrap_or(1));
+                }
+                "vrrp_rt_priority" => {
+                    // keepalived clamps to the SCHED_RR range, with a warning.
+                    let v = ctx.int(n, i64::from(i32::MIN), i64::from(i32::MAX))?;
+                    let clamped = v.clamp(1, 99);
+                    if clamped != v {
+                        ctx.warn(&n.loc, format!("vrrp_rt_priority {v} is outside 1..=99 (SCHED_RR); {clamped} is used, as keepalived does"));
+                    }
+                    self.vrrp_rt_priority = i32::try_from(clamped).ok();
+                }
+                "vrrp_rlimit_rttime" | "vrrp_rlimit_rtime" => {
+                    if n.keyword == "vrrp_rlimit_rtime" {
+                        ctx.warn(&n.loc, "'vrrp_rlimit_rtime' is deprecated (keepalived reads it as 'vrrp_rlimit_rttime'); read as 'vrrp_rlimit_rttime'");
+                    }
+                    // Halved for the soft limit, which must not be 0: keepalived takes 1 as 2.
+                    self.vrrp_rlimit_rttime = u64::try_from(ctx.int(n, 1, i64::from(u32::MAX))?).unwrap_or(2).max(2);
                 }
                 "dynamic_interfaces" => self.dynamic_interfaces = true,
                 _ => ctx.unknown(n, BLOCK)?,

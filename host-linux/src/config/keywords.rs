@@ -85,7 +85,7 @@ const fn x(name: &'static str, text: &'static str) -> Keyword {
 }
 
 const ONE_PROCESS: &str = "hav is one process; keepalived's per-process settings do not apply; ignored";
-const SCHED: &str = "hav does not change its scheduling, memory locking or CPU affinity from the configuration; ignored";
+const SCHED: &str = "of keepalived's scheduling settings hav applies only the VRRP thread's realtime ones (vrrp_rt_priority, max_auto_priority, min_auto_priority_delay, vrrp_rlimit_rttime), not nice values, memory locking, CPU affinity or the checkers'; ignored";
 const SNMP: &str = "hav has no SNMP agent (state and counters are on the control socket and the metrics listener); ignored";
 const DBUS: &str = "hav has no D-Bus interface (use the control socket); ignored";
 const NETLINK: &str = "hav sizes its netlink socket buffers itself; ignored";
@@ -97,8 +97,7 @@ const MAIL_DEFAULTS: &str = "hav sends mail for the instances, groups and real s
 const RX_BUFS: &str = "hav sizes its VRRP receive buffer itself; ignored";
 const NAMESPACE: &str = "hav runs in the network namespace it is started in (see -s/--namespace); ignored";
 const DUMP_FILES: &str = "hav writes no dump files (the control socket's 'snapshot' and 'dump' answer instead); ignored";
-const GARP_EXTRA: &str = "hav sends gratuitous ARP/NA on the VMAC interface only; ignored";
-const OWNER_ADVERTS: &str = "hav follows RFC 5798: a master receiving a lower-priority advert re-sends its own; ignored";
+const OWNER_ADVERTS: &str = "an address owner (priority 255) in hav handles received adverts as RFC 5798 and keepalived 2.2 do, never dropping them: it answers a lower priority with an advert of its own (unless lower_prio_no_advert or vrrp_strict), and gives way to another priority-255 router with a higher address; ignored";
 const PRIO_CHANGES: &str = "hav reports state changes only, not priority changes; ignored";
 const LINKBEAT: &str = "hav follows links with netlink events only; ignored";
 
@@ -149,8 +148,8 @@ const GLOBAL: &[Keyword] = &[
     p("startup_script_timeout", "the daemon does not run startup_script yet"),
     p("shutdown_script", "the daemon does not run it yet"),
     p("shutdown_script_timeout", "the daemon does not run shutdown_script yet"),
-    p("max_auto_priority", "the daemon does not raise its scheduling priority yet"),
-    i("min_auto_priority_delay", SCHED),
+    a("max_auto_priority"),
+    a("min_auto_priority_delay"),
     i("smtp_alert_vrrp", MAIL_DEFAULTS),
     i("smtp_alert_checker", MAIL_DEFAULTS),
     i("checker_log_all_failures", "hav logs a checker's state changes; ignored"),
@@ -176,8 +175,8 @@ const GLOBAL: &[Keyword] = &[
     a("vrrp_garp_interval"),
     a("vrrp_gna_interval"),
     a("vrrp_min_garp"),
-    i("vrrp_garp_extra_if", GARP_EXTRA),
-    i("vrrp_vmac_garp_intvl", GARP_EXTRA),
+    a("vrrp_garp_extra_if"),
+    a("vrrp_vmac_garp_intvl"),
     a("vrrp_lower_prio_no_advert"),
     a("vrrp_higher_prio_send_advert"),
     a("vrrp_version"),
@@ -188,16 +187,13 @@ const GLOBAL: &[Keyword] = &[
     a("nftables_ifindex"),
     a("vrrp_check_unicast_src"),
     a("vrrp_skip_check_adv_addr"),
-    p(
-        "vrrp_strict",
-        "hav applies its configuration rules (no authentication, accept off unless priority 255 with keepalived's nftables drop rules, IPv6 runs VRRPv3, no lower-priority GARP burst, initial state from priority 255, unicast refused, lower_prio_no_advert on, higher_prio_send_advert off); it does not yet refuse preempt_delay, vmac_xmit_base, an instance without VIPs or a first IPv6 VIP that is not link-local",
-    ),
+    a("vrrp_strict"),
     i("vrrp_priority", SCHED),
     i("vrrp_no_swap", SCHED),
-    i("vrrp_rt_priority", SCHED),
+    a("vrrp_rt_priority"),
     i("vrrp_cpu_affinity", SCHED),
-    i("vrrp_rlimit_rttime", SCHED),
-    i("vrrp_rlimit_rtime", SCHED),
+    a("vrrp_rlimit_rttime"),
+    a("vrrp_rlimit_rtime"),
     i("nftables_ipvs", FIREWALL),
     i("nftables_ipvs_priority", FIREWALL),
     i("nftables_ipvs_start_fwmark", FIREWALL),
@@ -331,7 +327,7 @@ const INSTANCE: &[Keyword] = &[
     p("mcast_dst_ip", "the daemon sends to and listens on vrrp_mcast_group4/6"),
     p("track_src_ip", "the daemon does not fault the instance when its source address goes away"),
     a("virtual_router_id"),
-    p("unicast_ttl", "the daemon sends unicast adverts with TTL 255"),
+    a("unicast_ttl"),
     a("version"),
     a("priority"),
     a("advert_int"),
@@ -346,7 +342,7 @@ const INSTANCE: &[Keyword] = &[
     a("accept"),
     a("no_accept"),
     i("skip_check_adv_addr", "hav checks the addresses of every advert unless vrrp_skip_check_adv_addr is set globally; ignored"),
-    p("strict_mode", "as vrrp_strict, for this instance"),
+    a("strict_mode"),
     a("preempt"),
     a("nopreempt"),
     a("preempt_delay"),
@@ -370,8 +366,8 @@ const INSTANCE: &[Keyword] = &[
     a("down_timer_adverts"),
     p("timer_expired_backup", "the daemon does not change state when the master-down timer expires in BACKUP"),
     i("thread_timer_expired", "hav does not change state when the master-down timer expires in BACKUP; ignored"),
-    i("garp_extra_if", GARP_EXTRA),
-    i("vmac_garp_intvl", GARP_EXTRA),
+    a("garp_extra_if"),
+    a("vmac_garp_intvl"),
     a("lower_prio_no_advert"),
     a("higher_prio_send_advert"),
     i("owner_ignore_adverts", OWNER_ADVERTS),

@@ -49,7 +49,8 @@ pub use value::Script;
 pub use track_process::{ParamMatch, TrackProcessDef};
 pub use vrrp::{Family, SyncGroup, TrackFileDef, VrrpInstance, VrrpScript, VrrpState, VrrpVersion};
 
-use value::Ctx;
+use value::{Ctx, RunAs};
+use vrrp::Notify;
 
 /// The whole typed configuration.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -87,6 +88,66 @@ impl Config {
     /// The `vrrp_script` called `name`.
     pub fn script(&self, name: &str) -> Option<&VrrpScript> {
         self.vrrp_scripts.iter().find(|s| s.name == name)
+    }
+
+    /// keepalived's check when its VRRP process starts (and on every reload): a `vrrp_script`
+    /// whose program cannot run (`runnable` says why: not found, not executable, refused by
+    /// script security) is disabled: dropped with the `track_script` entries of instances and
+    /// sync groups that name it, so the instances run as if they did not track it (neither
+    /// failing nor weighing). A notify script of an instance or sync group that cannot run is
+    /// dropped too, and never called. One warning for each, at the `vrrp_script` block or at
+    /// the instance or group.
+    pub fn disable_unrunnable_scripts(&mut self, runnable: impl Fn(&Script, Option<&RunAs>) -> Result<(), String>) -> Vec<Warning> {
+        let mut warnings = Vec::new();
+        let mut disabled = HashSet::new();
+        self.vrrp_scripts.retain(|vs| {
+            let Some(cmd) = &vs.script else { return true };
+            match runnable(cmd, vs.user.as_ref()) {
+                Ok(()) => true,
+                Err(why) => {
+                    warnings.push(Warning {
+                        location: vs.location.clone(),
+                        message: format!(
+                            "vrrp_script {}: {why}; the script is disabled and not tracked by any instance or sync group, as keepalived disables a track script whose program is not found or not executable",
+                            vs.name
+                        ),
+                    });
+                    disabled.insert(vs.name.clone());
+                    false
+                }
+            }
+        });
+        let notify = |owner: &str, location: &Location, n: &mut Notify, warnings: &mut Vec<Warning>| {
+            let Notify { notify: generic, master, backup, fault, stop, master_rx_lower_pri, deleted, locations } = n;
+            let slots = [
+                ("notify", generic),
+                ("notify_master", master),
+                ("notify_backup", backup),
+                ("notify_fault", fault),
+                ("notify_stop", stop),
+                ("notify_master_rx_lower_pri", master_rx_lower_pri),
+                ("notify_deleted", deleted),
+            ];
+            for (kw, slot) in slots {
+                let Some(cmd) = slot.as_ref() else { continue };
+                if let Err(why) = runnable(cmd, None) {
+                    warnings.push(Warning {
+                        location: locations.get(kw).unwrap_or(location).clone(),
+                        message: format!("{owner}: {kw} '{}': {why}; disabled (never run), as keepalived disables a notify script whose program is not found or not executable", cmd.command),
+                    });
+                    *slot = None;
+                }
+            }
+        };
+        for i in &mut self.vrrp_instances {
+            i.track_scripts.retain(|t| !disabled.contains(&t.name));
+            notify(&format!("vrrp_instance {}", i.name), &i.location, &mut i.notify, &mut warnings);
+        }
+        for g in &mut self.vrrp_sync_groups {
+            g.track_scripts.retain(|t| !disabled.contains(&t.name));
+            notify(&format!("vrrp_sync_group {}", g.name), &g.location, &mut g.notify, &mut warnings);
+        }
+        warnings
     }
 }
 
@@ -375,5 +436,35 @@ mod tests {
         )
         .expect_err("twice");
         assert_eq!(e.location().line, 12);
+    }
+
+    #[test]
+    fn test_unrunnable_scripts_are_disabled() {
+        let text = "vrrp_script gone {\n  script \"/no/such/prog\"\n  weight -20\n}\n\
+                    vrrp_script here {\n  script \"/bin/true\"\n}\n\
+                    vrrp_instance VI {\n  interface eth0\n  virtual_router_id 1\n  no_virtual_ipaddress\n  \
+                    notify_master /no/such/notify\n  notify_backup /bin/true\n  track_script {\n    gone\n    here\n  }\n}\n\
+                    vrrp_instance VJ {\n  interface eth0\n  virtual_router_id 2\n  no_virtual_ipaddress\n}\n\
+                    vrrp_sync_group G {\n  group {\n    VI\n    VJ\n  }\n  track_script {\n    gone\n  }\n  notify /no/such/group\n}\n";
+        let mut c = load_text(text).expect("valid").config;
+        let w = c.disable_unrunnable_scripts(|s, _| if s.command.starts_with("/no/") { Err(format!("{}: not found", s.command)) } else { Ok(()) });
+        // The script is gone from the list, the instance and the group; the runnable one stays.
+        assert_eq!(c.vrrp_scripts.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["here"]);
+        let vi = c.instance("VI").expect("VI");
+        assert_eq!(vi.track_scripts.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["here"]);
+        assert!(c.vrrp_sync_groups[0].track_scripts.is_empty());
+        // Notify scripts that cannot run are dropped, the others kept.
+        assert!(vi.notify.master.is_none());
+        assert_eq!(vi.notify.backup.as_ref().map(|s| s.command.as_str()), Some("/bin/true"));
+        assert!(c.vrrp_sync_groups[0].notify.notify.is_none());
+        // One warning each, where the script, instance or group is written.
+        let said: Vec<(u32, bool)> = w.iter().map(|w| (w.location.line, w.message.contains("not found"))).collect();
+        assert_eq!(said, [(1, true), (12, true), (32, true)], "{w:?}");
+        assert!(w[0].message.starts_with("vrrp_script gone: /no/such/prog: not found; the script is disabled"), "{}", w[0].message);
+        assert!(w[1].message.contains("notify_master '/no/such/notify'"), "{}", w[1].message);
+        // Nothing to disable: nothing changes.
+        let mut again = c.clone();
+        assert!(again.disable_unrunnable_scripts(|_, _| Ok(())).is_empty());
+        assert_eq!(again, c);
     }
 }

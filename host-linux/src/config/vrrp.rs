@@ -1,6 +1,7 @@
 //! VRRP sections: `vrrp_instance`, `vrrp_script`, `vrrp_track_file`,
 //! `vrrp_sync_group`.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -157,6 +158,8 @@ pub struct Notify {
     pub master_rx_lower_pri: Option<Script>,
     /// `notify_deleted`: run when a reload removes the instance (not run yet).
     pub deleted: Option<Script>,
+    /// Where each of them is written, by keyword.
+    pub locations: std::collections::BTreeMap<String, Location>,
 }
 
 impl Notify {
@@ -172,6 +175,7 @@ impl Notify {
             _ => return Ok(false),
         };
         *slot = Some(ctx.notify_script(n)?);
+        self.locations.insert(n.keyword.clone(), n.loc.clone());
         ctx.not_acted(n, INSTANCE);
         Ok(true)
     }
@@ -201,6 +205,43 @@ pub struct Vmac {
     pub name: Option<String>,
     /// Send advertisements from the base interface instead of the VMAC.
     pub xmit_base: bool,
+}
+
+/// `garp_extra_if [all] SECONDS` (instance) / `vrrp_garp_extra_if [all] SECONDS` (global):
+/// while master, one gratuitous ARP / unsolicited NA every `interval` on each interface, other
+/// than the instance's own, that carries one of its addresses (keepalived sends it for the
+/// first address on each), so that switches keep the MAC. Without `all`, keepalived sends only
+/// on VMAC interfaces other than the instance's own: with hav's one VMAC per instance, none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GarpExtraIf {
+    /// Between two rounds; zero (instance only) turns the global setting off.
+    pub interval: Duration,
+    /// `all`: every interface, not only VMACs.
+    pub all: bool,
+}
+
+impl GarpExtraIf {
+    /// Reads `KEYWORD [all] SECONDS` (the words in either order); `min` is the least interval
+    /// (keepalived: 0 in an instance, where it disables, and 1 globally). The deprecated
+    /// spellings (`vmac_garp_intvl`, `vrrp_vmac_garp_intvl`) warn.
+    pub(crate) fn from_node(ctx: &mut Ctx, n: &Node, min: i64, instead: &str) -> Result<Self, ConfigError> {
+        if n.keyword != instead {
+            ctx.warn(&n.loc, format!("'{}' is deprecated (keepalived 2.2.2 renamed it '{instead}'); read as '{instead}'", n.keyword));
+        }
+        let mut all = false;
+        let mut interval = None;
+        for a in &n.args {
+            if a.text == "all" {
+                all = true;
+            } else {
+                interval = Some(Duration::from_secs(u64::try_from(int_arg(a, &n.keyword, min, 86_400)?).unwrap_or(0)));
+            }
+        }
+        let Some(interval) = interval else {
+            return Err(ConfigError::invalid(&n.loc, format!("'{}' needs an interval in seconds ({min}..=86400), optionally with 'all'", n.keyword)));
+        };
+        Ok(GarpExtraIf { interval, all })
+    }
 }
 
 /// A typed `vrrp_instance NAME { ... }`, keepalived defaults applied.
@@ -257,8 +298,13 @@ pub struct VrrpInstance {
     pub timer_expired_backup: bool,
     /// `track_src_ip` (not acted on yet).
     pub track_src_ip: bool,
-    /// `unicast_ttl` (not acted on yet).
+    /// `unicast_ttl`: the IPv4 TTL / IPv6 hop limit of the unicast adverts (`None`: 255 for
+    /// IPv4, the kernel's default hop limit for IPv6, as keepalived). Dropped, with a warning,
+    /// when the instance has no unicast peers.
     pub unicast_ttl: Option<u8>,
+    /// `garp_extra_if [all] SECONDS`, else the global `vrrp_garp_extra_if`; `None` (or a zero
+    /// interval) sends none.
+    pub garp_extra_if: Option<GarpExtraIf>,
     /// `unicast_fault_no_peer` (not acted on yet).
     pub unicast_fault_no_peer: bool,
     /// `strict_mode`; the global `vrrp_strict` when absent.
@@ -333,6 +379,13 @@ impl VrrpInstance {
             ctx.warn(&p.location, format!("vrrp_instance {name}: unicast_peer {} is not of the instance's address family; ignored, as keepalived does", p.address));
             false
         });
+        if let (Some(at), true) = (&set.unicast_ttl, self.unicast_peers.is_empty()) {
+            ctx.warn(
+                at,
+                format!("vrrp_instance {name}: unicast_ttl without unicast_peer has no effect: multicast adverts leave with TTL 255 (keepalived warns and resets it too)"),
+            );
+            self.unicast_ttl = None;
+        }
         if family == Family::V6 && self.version == VrrpVersion::V2 {
             ctx.warn(&self.location, format!("vrrp_instance {name}: VRRP version 2 cannot carry IPv6; the instance runs version 3"));
             self.version = VrrpVersion::V3;
@@ -358,11 +411,56 @@ impl VrrpInstance {
             if self.authentication.take().is_some() {
                 ctx.warn(&self.location, format!("vrrp_instance {name}: strict mode allows no authentication; the instance runs without, as keepalived does"));
             }
-            if !self.unicast_peers.is_empty() {
+            // keepalived refuses unicast peers in strict mode on an interface that can multicast;
+            // an instance without `interface` (unicast_src_ip only) keeps them. hav refuses them
+            // on any interface (one without multicast, such as a tunnel, is refused too).
+            if !self.unicast_peers.is_empty() && self.interface.is_some() {
+                return Err(ConfigError::invalid(
+                    set.at("unicast_peer", &self.location),
+                    format!("vrrp_instance {name}: strict mode (vrrp_strict/strict_mode) does not allow unicast peers on an interface; keepalived refuses the instance"),
+                ));
+            }
+            if self.no_virtual_ipaddress {
+                ctx.warn(
+                    set.at("no_virtual_ipaddress", &self.location),
+                    format!("vrrp_instance {name}: no_virtual_ipaddress is incompatible with strict mode; cleared, as keepalived 2.3 does"),
+                );
+                self.no_virtual_ipaddress = false;
+            }
+            if self.virtual_ipaddresses.is_empty() {
                 return Err(ConfigError::invalid(
                     &self.location,
-                    format!("vrrp_instance {name}: strict mode (vrrp_strict/strict_mode) does not allow unicast peers; keepalived refuses the instance"),
+                    format!("vrrp_instance {name}: strict mode requires at least one virtual_ipaddress; keepalived refuses the instance"),
                 ));
+            }
+            if !self.preempt_delay.is_zero() {
+                ctx.warn(
+                    set.at("preempt_delay", &self.location),
+                    format!("vrrp_instance {name}: preempt_delay is incompatible with strict mode; reset to 0, as keepalived does"),
+                );
+                self.preempt_delay = Duration::ZERO;
+            }
+            if self.down_timer_adverts != 3 {
+                ctx.warn(
+                    set.at("down_timer_adverts", &self.location),
+                    format!("vrrp_instance {name}: down_timer_adverts {} is incompatible with strict mode; reset to 3, as keepalived does", self.down_timer_adverts),
+                );
+                self.down_timer_adverts = 3;
+            }
+            if let Some(v) = self.vmac.as_mut().filter(|v| v.xmit_base) {
+                ctx.warn(
+                    set.at("vmac_xmit_base", &self.location),
+                    format!("vrrp_instance {name}: vmac_xmit_base is incompatible with strict mode; reset (adverts leave from the VMAC), as keepalived does"),
+                );
+                v.xmit_base = false;
+            }
+            if family == Family::V6 && self.unicast_peers.is_empty() {
+                if let Some(first) = self.virtual_ipaddresses.first().filter(|v| !is_link_local(&v.address)) {
+                    ctx.warn(
+                        &first.location,
+                        format!("vrrp_instance {name}: in strict mode the first IPv6 virtual address must be link-local, {} is not (keepalived reports it and runs the instance as written, as hav does)", first.address),
+                    );
+                }
             }
             let owner = self.priority == 255;
             if (self.state == VrrpState::Master) != owner {
@@ -407,9 +505,24 @@ struct Explicit {
     accept: bool,
     lower_prio: bool,
     lower_prio_no_advert: bool,
+    /// Where `unicast_ttl` is written.
+    unicast_ttl: Option<Location>,
+    /// Where each keyword of the block is written (the last, when repeated).
+    written: HashMap<String, Location>,
+}
+
+impl Explicit {
+    /// Where `keyword` is written in the block, else `block` (a value from `global_defs`).
+    fn at<'a>(&'a self, keyword: &str, block: &'a Location) -> &'a Location {
+        self.written.get(keyword).unwrap_or(block)
+    }
 }
 
 const INSTANCE: &str = "vrrp_instance";
+
+fn is_link_local(a: &IpAddr) -> bool {
+    matches!(a, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80)
+}
 const AUTH: &str = "vrrp_instance/authentication";
 
 fn u8_of(v: i64) -> u8 {
@@ -773,6 +886,7 @@ impl VrrpInstance {
             timer_expired_backup: false,
             track_src_ip: false,
             unicast_ttl: None,
+            garp_extra_if: global.vrrp_garp_extra_if,
             unicast_fault_no_peer: false,
             strict_mode: global.vrrp_strict,
             lower_prio_no_advert: global.vrrp_lower_prio_no_advert,
@@ -802,12 +916,15 @@ impl VrrpInstance {
         let mut vrid_seen = false;
         let mut priority_seen = false;
         let mut accept_set = false;
+        let mut unicast_ttl_at = None;
         let mut advert: Option<(f64, Location)> = None;
         let mut lower_delay_set = false;
         let mut no_advert_set = false;
         let mut lower_repeat_set = false;
         let mut xmit_base = false;
+        let mut written = HashMap::new();
         for e in ctx.children(n)? {
+            written.insert(e.keyword.clone(), e.loc.clone());
             if vi.notify.apply(ctx, e)? {
                 continue;
             }
@@ -889,18 +1006,16 @@ impl VrrpInstance {
                     vi.track_src_ip = ctx.flag(e)?;
                     ctx.not_acted(e, INSTANCE);
                 }
+                "garp_extra_if" | "vmac_garp_intvl" => vi.garp_extra_if = Some(GarpExtraIf::from_node(ctx, e, 0, "garp_extra_if")?),
                 "unicast_ttl" => {
                     vi.unicast_ttl = Some(u8_of(ctx.int(e, 1, 255)?));
-                    ctx.not_acted(e, INSTANCE);
+                    unicast_ttl_at = Some(e.loc.clone());
                 }
                 "unicast_fault_no_peer" => {
                     vi.unicast_fault_no_peer = ctx.flag(e)?;
                     ctx.not_acted(e, INSTANCE);
                 }
-                "strict_mode" => {
-                    vi.strict_mode = ctx.flag(e)?;
-                    ctx.not_acted(e, INSTANCE);
-                }
+                "strict_mode" => vi.strict_mode = ctx.flag(e)?,
                 "lower_prio_no_advert" => {
                     vi.lower_prio_no_advert = ctx.flag(e)?;
                     no_advert_set = true;
@@ -972,7 +1087,7 @@ impl VrrpInstance {
         if let Some(v) = vi.vmac.as_mut() {
             v.xmit_base = xmit_base;
         }
-        vi.settle(ctx, &Explicit { accept: accept_set, lower_prio: lower_delay_set || lower_repeat_set, lower_prio_no_advert: no_advert_set })?;
+        vi.settle(ctx, &Explicit { accept: accept_set, lower_prio: lower_delay_set || lower_repeat_set, lower_prio_no_advert: no_advert_set, unicast_ttl: unicast_ttl_at, written })?;
         if let Some((raw, at)) = advert {
             vi.advert_int = fix_advert_int(ctx, raw, vi.version, &at)?;
         }
@@ -1247,6 +1362,19 @@ mod tests {
         Ok((vi, ctx))
     }
 
+    /// An instance with one IPv4 VIP (strict mode refuses one without).
+    fn strict(body: &str) -> Result<(VrrpInstance, Ctx), ConfigError> {
+        let src = format!("vrrp_instance V {{\n{body}\ninterface eth0\nvirtual_ipaddress {{\n10.0.0.9/24\n}}\n}}\n");
+        let nodes = Loader::new().load_str(Arc::from(Path::new("v.conf")), &src)?;
+        let mut ctx = Ctx::default();
+        let vi = VrrpInstance::from_node(&mut ctx, &nodes[0], &GlobalDefs::default())?;
+        Ok((vi, ctx))
+    }
+
+    fn said(ctx: &Ctx, what: &str) -> Option<u32> {
+        ctx.warnings.iter().find(|w| w.message.contains(what)).map(|w| w.location.line)
+    }
+
     #[test]
     fn test_defaults() {
         let (vi, ctx) = instance("virtual_router_id 7").expect("valid");
@@ -1330,12 +1458,157 @@ mod tests {
             assert_eq!(ctx.warnings[0].location.line, 3);
         }
         // Strict mode: lower_prio_no_advert on, higher_prio_send_advert off, each with a warning when written otherwise.
-        let (vi, ctx) = instance("virtual_router_id 7\nstrict_mode\nlower_prio_no_advert off\nhigher_prio_send_advert").expect("valid");
+        let (vi, ctx) = strict("virtual_router_id 7\nstrict_mode\nlower_prio_no_advert off\nhigher_prio_send_advert").expect("valid");
         assert_eq!((vi.lower_prio_no_advert, vi.higher_prio_send_advert), (true, false));
         let texts: Vec<&str> = ctx.warnings.iter().map(|w| w.message.as_str()).collect();
         assert!(texts.iter().any(|m| m.contains("requires lower_prio_no_advert")), "{texts:?}");
         assert!(texts.iter().any(|m| m.contains("does not allow higher_prio_send_advert")), "{texts:?}");
-        let (vi, _) = instance("virtual_router_id 7\nstrict_mode").expect("valid");
+        let (vi, _) = strict("virtual_router_id 7\nstrict_mode").expect("valid");
         assert!(vi.lower_prio_no_advert);
+    }
+
+    /// keepalived's strict mode (vrrp_strict / strict_mode), rule by rule: what it refuses,
+    /// what it resets (with a warning at the keyword), what it only reports.
+    #[test]
+    fn test_strict_no_vips() {
+        // 0 VIPs: refused; no_virtual_ipaddress cleared first (keepalived 2.3), so refused too.
+        let e = instance("virtual_router_id 7\nstrict_mode").expect_err("no VIPs");
+        assert!(e.to_string().contains("at least one virtual_ipaddress"), "{e}");
+        let (_, ctx) = instance("virtual_router_id 7").expect("not strict: runs");
+        assert!(ctx.warnings.is_empty(), "{:?}", ctx.warnings);
+    }
+
+    #[test]
+    fn test_strict_unicast_peers() {
+        // Refused on an interface, at the unicast_peer block.
+        let e = strict("virtual_router_id 7\nstrict_mode\nunicast_peer {\n10.0.0.2\n}").expect_err("unicast");
+        assert!(e.to_string().contains("does not allow unicast peers"), "{e}");
+        assert_eq!(e.location().line, 4);
+        // Without an interface (unicast_src_ip only) keepalived runs it, and so does hav.
+        let src = "vrrp_instance V {\nstrict_mode\nvirtual_router_id 7\nunicast_src_ip 10.0.0.1\nunicast_peer {\n10.0.0.2\n}\nvirtual_ipaddress {\n10.0.0.9/24\n}\n}\n";
+        let nodes = Loader::new().load_str(Arc::from(Path::new("v.conf")), src).expect("parse");
+        let mut ctx = Ctx::default();
+        let vi = VrrpInstance::from_node(&mut ctx, &nodes[0], &GlobalDefs::default()).expect("no interface: runs");
+        assert_eq!(vi.unicast_peers.len(), 1);
+    }
+
+    #[test]
+    fn test_strict_state_auth_accept() {
+        // State MASTER only for the owner.
+        let (vi, ctx) = strict("virtual_router_id 7\nstrict_mode\nstate MASTER\npriority 100").expect("valid");
+        assert_eq!(vi.state, VrrpState::Backup);
+        assert!(said(&ctx, "initial state follows priority 255").is_some(), "{:?}", ctx.warnings);
+        let (vi, _) = strict("virtual_router_id 7\nstrict_mode\nstate BACKUP\npriority 255").expect("valid");
+        assert_eq!(vi.state, VrrpState::Master);
+        // No authentication.
+        let (vi, ctx) = strict("virtual_router_id 7\nstrict_mode\nauthentication {\nauth_type PASS\nauth_pass x\n}").expect("valid");
+        assert!(vi.authentication.is_none());
+        assert!(said(&ctx, "allows no authentication").is_some(), "{:?}", ctx.warnings);
+        // Accept: off unless owner by default; an explicit accept on VRRPv2 reset.
+        let (vi, _) = strict("virtual_router_id 7\nstrict_mode").expect("valid");
+        assert!(!vi.accept);
+        let (vi, _) = strict("virtual_router_id 7\nstrict_mode\npriority 255").expect("valid");
+        assert!(vi.accept);
+        let (vi, ctx) = strict("virtual_router_id 7\nstrict_mode\naccept").expect("valid");
+        assert!(!vi.accept);
+        assert!(said(&ctx, "accept mode breaks RFC 3768").is_some(), "{:?}", ctx.warnings);
+        let (vi, _) = strict("virtual_router_id 7\nstrict_mode\nversion 3\naccept").expect("valid");
+        assert!(vi.accept, "VRRPv3 allows accept mode");
+    }
+
+    #[test]
+    fn test_strict_preempt_delay_down_timer_xmit_base() {
+        let (vi, ctx) = strict("virtual_router_id 7\nstrict_mode\npreempt_delay 10\ndown_timer_adverts 5\nuse_vmac\nvmac_xmit_base").expect("valid");
+        assert_eq!(vi.preempt_delay, Duration::ZERO);
+        assert_eq!(vi.down_timer_adverts, 3);
+        assert_eq!(vi.vmac.as_ref().map(|v| v.xmit_base), Some(false));
+        assert_eq!(said(&ctx, "preempt_delay is incompatible with strict mode"), Some(4), "{:?}", ctx.warnings);
+        assert_eq!(said(&ctx, "down_timer_adverts 5 is incompatible with strict mode"), Some(5), "{:?}", ctx.warnings);
+        assert_eq!(said(&ctx, "vmac_xmit_base is incompatible with strict mode"), Some(7), "{:?}", ctx.warnings);
+        // Not strict: all kept, no warning.
+        let (vi, ctx) = strict("virtual_router_id 7\npreempt_delay 10\ndown_timer_adverts 5\nuse_vmac\nvmac_xmit_base").expect("valid");
+        assert_eq!((vi.preempt_delay, vi.down_timer_adverts, vi.vmac.map(|v| v.xmit_base)), (Duration::from_secs(10), 5, Some(true)));
+        assert!(ctx.warnings.is_empty(), "{:?}", ctx.warnings);
+        // nopreempt is allowed in strict mode (keepalived does not touch it).
+        let (vi, ctx) = strict("virtual_router_id 7\nstrict_mode\nnopreempt").expect("valid");
+        assert!(!vi.preempt);
+        assert!(ctx.warnings.is_empty(), "{:?}", ctx.warnings);
+    }
+
+    #[test]
+    fn test_strict_first_ipv6_vip_link_local() {
+        let v6 = |vips: &str, extra: &str| {
+            let src = format!("vrrp_instance V {{\nvirtual_router_id 7\nversion 3\ninterface eth0\n{extra}\nvirtual_ipaddress {{\n{vips}\n}}\n}}\n");
+            let nodes = Loader::new().load_str(Arc::from(Path::new("v.conf")), &src).expect("parse");
+            let mut ctx = Ctx::default();
+            VrrpInstance::from_node(&mut ctx, &nodes[0], &GlobalDefs::default()).expect("runs");
+            ctx
+        };
+        let ctx = v6("fd00::9/64\nfe80::9/64", "strict_mode");
+        assert_eq!(said(&ctx, "first IPv6 virtual address must be link-local"), Some(7), "{:?}", ctx.warnings);
+        assert!(said(&v6("fe80::9/64\nfd00::9/64", "strict_mode"), "link-local").is_none());
+        assert!(said(&v6("fd00::9/64", ""), "link-local").is_none(), "only strict mode says so");
+    }
+
+    #[test]
+    fn test_strict_garps_and_adverts() {
+        let (vi, ctx) = strict("virtual_router_id 7\nstrict_mode\ngarp_lower_prio_repeat 3\ngarp_lower_prio_delay 2").expect("valid");
+        assert_eq!((vi.garp.lower_prio_repeat, vi.garp.lower_prio_delay), (0, Duration::ZERO));
+        assert!(said(&ctx, "sends no lower-priority GARP burst").is_some(), "{:?}", ctx.warnings);
+    }
+
+    #[test]
+    fn test_garp_extra_if() {
+        let (vi, ctx) = instance("virtual_router_id 7\ngarp_extra_if all 100").expect("valid");
+        assert_eq!(vi.garp_extra_if, Some(GarpExtraIf { interval: Duration::from_secs(100), all: true }));
+        assert!(ctx.warnings.is_empty(), "{:?}", ctx.warnings);
+        let (vi, _) = instance("virtual_router_id 7\ngarp_extra_if 0").expect("0 turns it off");
+        assert_eq!(vi.garp_extra_if, Some(GarpExtraIf { interval: Duration::ZERO, all: false }));
+        let (vi, ctx) = instance("virtual_router_id 7\nvmac_garp_intvl 5 all").expect("old spelling");
+        assert_eq!(vi.garp_extra_if, Some(GarpExtraIf { interval: Duration::from_secs(5), all: true }));
+        assert_eq!(said(&ctx, "deprecated"), Some(3), "{:?}", ctx.warnings);
+        for bad in ["all", "86401", "-1", "x", ""] {
+            let e = instance(&format!("virtual_router_id 7\ngarp_extra_if {bad}")).expect_err(bad);
+            assert_eq!(e.location().line, 3, "{bad}: {e}");
+        }
+        // The global one is the default; it needs at least 1 s.
+        let g = GlobalDefs { vrrp_garp_extra_if: Some(GarpExtraIf { interval: Duration::from_secs(60), all: false }), ..GlobalDefs::default() };
+        let nodes = Loader::new().load_str(Arc::from(Path::new("v.conf")), "vrrp_instance V {\nvirtual_router_id 7\ninterface eth0\nno_virtual_ipaddress\n}\n").expect("parse");
+        let vi = VrrpInstance::from_node(&mut Ctx::default(), &nodes[0], &g).expect("valid");
+        assert_eq!(vi.garp_extra_if, g.vrrp_garp_extra_if);
+        let e = crate::config::load_str(Path::new("g.conf"), "global_defs {\n vrrp_garp_extra_if 0\n}\n").expect_err("0 globally");
+        assert_eq!(e.location().line, 2);
+    }
+
+    /// The warning says what an address owner in hav does with received adverts (the core's
+    /// test_master_receives_higher_lower_equal shows it: answers lower, yields to an equal
+    /// priority from a higher address).
+    #[test]
+    fn test_owner_ignore_adverts_says_what_hav_does() {
+        let (_, ctx) = instance("virtual_router_id 7\npriority 255\nowner_ignore_adverts").expect("valid");
+        assert_eq!(ctx.warnings.len(), 1, "{:?}", ctx.warnings);
+        let w = &ctx.warnings[0];
+        assert_eq!(w.location.line, 4);
+        assert!(w.message.contains("'owner_ignore_adverts'") && w.message.contains("never dropping them"), "{}", w.message);
+        assert!(w.message.contains("gives way to another priority-255 router with a higher address"), "{}", w.message);
+    }
+
+    #[test]
+    fn test_unicast_ttl() {
+        let (vi, ctx) = instance("virtual_router_id 7\nunicast_src_ip 10.0.0.1\nunicast_peer {\n10.0.0.2\n}\nunicast_ttl 7").expect("valid");
+        assert_eq!(vi.unicast_ttl, Some(7));
+        assert!(ctx.warnings.is_empty(), "{:?}", ctx.warnings);
+        let (vi, _) = instance("virtual_router_id 7\nunicast_peer {\n10.0.0.2\n}").expect("valid");
+        assert_eq!(vi.unicast_ttl, None, "no unicast_ttl: the family's default when sending");
+        // Without unicast peers keepalived warns and drops it; multicast keeps TTL 255.
+        let (vi, ctx) = instance("virtual_router_id 7\nunicast_ttl 7").expect("valid");
+        assert_eq!(vi.unicast_ttl, None);
+        assert_eq!(ctx.warnings.len(), 1, "{:?}", ctx.warnings);
+        assert!(ctx.warnings[0].message.contains("unicast_ttl without unicast_peer"), "{}", ctx.warnings[0].message);
+        assert_eq!((ctx.warnings[0].location.line, ctx.warnings[0].location.col), (3, 1));
+        for bad in ["0", "256", "x"] {
+            let e = instance(&format!("virtual_router_id 7\nunicast_ttl {bad}")).expect_err(bad);
+            assert_eq!(e.location().line, 3, "{bad}: {e}");
+        }
     }
 }

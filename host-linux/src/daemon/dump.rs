@@ -538,7 +538,8 @@ fn global(s: &mut String, config: &Config, ids: &Ids) {
     let lower_rep = g.vrrp_garp_lower_prio_repeat.unwrap_or(g.vrrp_garp_master_repeat);
     let _ = writeln!(s, " Gratuitous ARP lower priority repeat = {lower_rep}");
     let _ = writeln!(s, " Num adverts before down = {}", g.vrrp_down_timer_adverts);
-    s.push_str(" Gratuitous ARP for each secondary VMAC = 0s\n");
+    let (what, secs) = g.vrrp_garp_extra_if.map_or(("VMAC", 0), |x| (if x.all { "i/f" } else { "VMAC" }, x.interval.as_secs()));
+    let _ = writeln!(s, " Gratuitous ARP for each secondary {what} = {secs}s");
     let _ = writeln!(s, " Send advert after receive lower priority advert = {}", !g.vrrp_lower_prio_no_advert);
     let _ = writeln!(s, " Send advert after receive higher priority advert = {}", g.vrrp_higher_prio_send_advert);
     let _ = writeln!(s, " Gratuitous ARP interval = {:.6}", g.vrrp_garp_interval.as_secs_f64());
@@ -557,12 +558,10 @@ fn global(s: &mut String, config: &Config, ids: &Ids) {
             let _ = writeln!(s, " Max auto priority = {}", p.unwrap_or(0));
         }
     }
-    s.push_str(" Min auto priority delay = 1000000 usecs\n");
+    let _ = writeln!(s, " Min auto priority delay = {} usecs", g.min_auto_priority_delay.as_micros());
     for p in ["VRRP", "Checker", "BFD"] {
-        let _ = writeln!(
-            s,
-            " {p} process priority = 0\n {p} don't swap = false\n {p} realtime priority = 0\n {p} realtime limit = 10000"
-        );
+        let (rt, limit) = if p == "VRRP" { (g.vrrp_rt_priority.unwrap_or(0), g.vrrp_rlimit_rttime) } else { (0, 10_000) };
+        let _ = writeln!(s, " {p} process priority = 0\n {p} don't swap = false\n {p} realtime priority = {rt}\n {p} realtime limit = {limit}");
     }
     s.push_str(
         " SNMP vrrp disabled\n SNMP checker disabled\n SNMP RFCv2 disabled\n SNMP RFCv3 disabled\n \
@@ -723,11 +722,19 @@ fn instance(s: &mut String, i: &InstanceView, cfg: Option<&VrrpInstance>, config
         }
     }
     if unicast {
-        s.push_str("   Unicast TTL = 255\n");
+        // keepalived: IPv4 defaults to 255; IPv6 leaves the kernel's hop limit and says nothing.
+        match (cfg.and_then(|c| c.unicast_ttl), i.ipv6) {
+            (Some(t), _) => {
+                let _ = writeln!(s, "   Unicast TTL = {t}");
+            }
+            (None, false) => s.push_str("   Unicast TTL = 255\n"),
+            (None, true) => {}
+        }
         let _ = writeln!(s, "   Check unicast src : {}", if i.check_unicast_src { "yes" } else { "no" });
         s.push_str("   Unicast Peer :\n");
         for p in &i.peers {
-            let _ = writeln!(s, "     {p} min_ttl 0 max_ttl 255");
+            let (lo, hi) = cfg.and_then(|c| c.unicast_peers.iter().find(|u| u.address == *p)).map_or((0, 255), |u| (u.min_ttl, u.max_ttl));
+            let _ = writeln!(s, "     {p} min_ttl {lo} max_ttl {hi}");
         }
         s.push_str("   Unicast checksum compatibility = no\n");
     }

@@ -10,6 +10,7 @@ pub mod pidfile;
 pub mod sdnotify;
 pub mod plan;
 pub mod proc;
+pub mod rtprio;
 pub mod run;
 pub mod snapshot;
 pub mod track;

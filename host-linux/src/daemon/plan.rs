@@ -114,6 +114,44 @@ pub struct InstancePlan {
     pub want_master: bool,
     /// `promote_secondaries`: the sysctl of that name is set on the interface (and the VMAC).
     pub promote_secondaries: bool,
+    /// `garp_extra_if` / `vrrp_garp_extra_if` in effect: every interval while master, one
+    /// gratuitous ARP / unsolicited NA for each of these VIPs (indexes into `vips`).
+    pub garp_extra: Option<GarpExtra>,
+    /// `unicast_ttl`: the TTL / hop limit of adverts to unicast peers (`None`: the socket's,
+    /// 255 for IPv4 and the kernel's default hop limit for IPv6, as keepalived).
+    pub unicast_ttl: Option<u8>,
+}
+
+/// The periodic gratuitous ARP / NA on the extra interfaces of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GarpExtra {
+    /// Between two rounds.
+    pub interval: std::time::Duration,
+    /// The VIPs announced each round (indexes into [`InstancePlan::vips`]): the first on each
+    /// interface that keepalived's rule selects.
+    pub vips: Vec<usize>,
+}
+
+/// keepalived's selection for `garp_extra_if`: the VIPs (and excluded VIPs) on an interface
+/// other than the instance's own (its VMAC when it has one), only with `all` (the VMACs that
+/// keepalived also counts are other instances' in hav's model), plus the instance's own when
+/// adverts leave from the base interface (`vmac_xmit_base`); the first address of each
+/// interface. None when no address lies on another interface (keepalived turns it off).
+fn garp_extra(setting: Option<crate::config::vrrp::GarpExtraIf>, vips: &[VipPlan], own: &str, xmit_base: bool) -> Option<GarpExtra> {
+    let setting = setting.filter(|g| !g.interval.is_zero() && g.all)?;
+    if !vips.iter().any(|v| v.dev != own) {
+        return None;
+    }
+    let mut devs: Vec<&str> = Vec::new();
+    let mut chosen = Vec::new();
+    for (i, v) in vips.iter().enumerate() {
+        if (v.dev == own && !xmit_base) || devs.contains(&v.dev.as_str()) {
+            continue;
+        }
+        devs.push(&v.dev);
+        chosen.push(i);
+    }
+    Some(GarpExtra { interval: setting.interval, vips: chosen })
 }
 
 impl InstancePlan {
@@ -458,6 +496,8 @@ fn plan_one(
         });
         want_master = false;
     }
+    let own = vmac.as_ref().map_or(iface.name.as_str(), |v| v.name.as_str());
+    let garp_extra = garp_extra(inst.garp_extra_if, &vips, own, vmac.as_ref().is_some_and(|v| v.xmit_base));
     let meta = InstancePlan {
         name: inst.name.clone(),
         location: inst.location.clone(),
@@ -471,6 +511,8 @@ fn plan_one(
         smtp_alert: inst.smtp_alert || group_tracks.iter().any(|g| g.smtp_alert),
         want_master,
         promote_secondaries: inst.promote_secondaries,
+        unicast_ttl: inst.unicast_ttl,
+        garp_extra,
     };
     Ok(Planned { meta, key: VrKey { ifindex: iface.index, ipv6, vrid: inst.virtual_router_id }, core, up: iface.up })
 }
@@ -546,6 +588,28 @@ mod tests {
 
     fn inst(name: &str, iface: &str, vrid: u8, extra: &str, vip: &str) -> String {
         format!("vrrp_instance {name} {{\n interface {iface}\n virtual_router_id {vrid}\n priority 100\n {extra}\n virtual_ipaddress {{\n  {vip}\n }}\n}}\n")
+    }
+
+    /// keepalived's selection of the addresses `garp_extra_if` announces.
+    #[test]
+    fn test_garp_extra_if_selection() {
+        let vips = "10.0.0.5/24\n  10.0.0.6/24\n  10.0.1.5/24 dev eth1\n  10.0.1.6/24 dev eth1";
+        let extra = |text: &str| planned(text)[0].meta.garp_extra.clone();
+        // `all`: the first address on each interface but the instance's own.
+        let g = extra(&inst("A", "eth0", 1, "garp_extra_if all 30", vips)).expect("on");
+        assert_eq!((g.interval, g.vips), (std::time::Duration::from_secs(30), vec![2]));
+        // The global default, and the instance's own 0 turning it off.
+        let global = "global_defs {\n vrrp_garp_extra_if 30 all\n}\n";
+        assert_eq!(extra(&format!("{global}{}", inst("A", "eth0", 1, "", vips))).map(|g| g.vips), Some(vec![2]));
+        assert_eq!(extra(&format!("{global}{}", inst("A", "eth0", 1, "garp_extra_if 0", vips))), None);
+        // Without `all` keepalived sends on other VMACs only: none here.
+        assert_eq!(extra(&inst("A", "eth0", 1, "garp_extra_if 30", vips)), None);
+        // Nothing on another interface: off.
+        assert_eq!(extra(&inst("A", "eth0", 1, "garp_extra_if all 30", "10.0.0.5/24")), None);
+        // With a VMAC, eth0 is another interface; the VMAC itself only with vmac_xmit_base.
+        let vmac = "10.0.0.5/24\n  10.0.0.7/24 dev eth0";
+        assert_eq!(extra(&inst("A", "eth0", 1, "use_vmac\n garp_extra_if all 30", vmac)).map(|g| g.vips), Some(vec![1]));
+        assert_eq!(extra(&inst("A", "eth0", 1, "use_vmac\n vmac_xmit_base\n garp_extra_if all 30", vmac)).map(|g| g.vips), Some(vec![0, 1]));
     }
 
     #[test]

@@ -232,6 +232,11 @@ struct Daemon {
     /// "Received a lower priority" lines, rate-limited per instance the same way.
     log_rx_lower: KeyedRateLimit<String>,
     log_drops: RateLimit,
+    /// `garp_extra_if`: when each master instance (by name) sends its next round on the extra
+    /// interfaces.
+    extra_garps: HashMap<String, std::time::Instant>,
+    /// `vrrp_rt_priority` / `max_auto_priority`: the loop thread's realtime scheduling.
+    rt: super::rtprio::RtPriority,
     /// The one-line state summary last given to systemd.
     status_line: String,
     /// Whether a transition happened since the summary was last made.
@@ -256,8 +261,14 @@ fn aux_runtime() -> anyhow::Result<tokio::runtime::Handle> {
     Ok(handle)
 }
 
+/// keepalived's start-up check of the VRRP scripts ([`Config::disable_unrunnable_scripts`]),
+/// with `runner`'s own checks (program found, executable by the script's user, script security).
+fn disable_unrunnable_scripts(config: &mut Config, runner: &proc::Runner) -> Vec<config::Warning> {
+    config.disable_unrunnable_scripts(|script, user| runner.prepare(script, user).map(drop))
+}
+
 /// Runs the daemon until SIGTERM / SIGINT. Call inside a tokio runtime.
-pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()> {
+pub async fn run(opts: RunOptions, mut loaded: config::Loaded) -> anyhow::Result<()> {
     // One daemon per config: the pid file is locked before anything else is touched.
     let _pid = super::pidfile::PidFile::acquire(&opts.pid_file)?;
     let netlink = Netlink::new().context("opening rtnetlink")?;
@@ -267,6 +278,10 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     // An unknown script_user refuses the scripts that would run as it, as keepalived does; it
     // does not stop the daemon.
     let scripts = proc::Runner::from_config(&loaded.config);
+    // Scripts whose program cannot run are disabled at start, as keepalived does.
+    for w in disable_unrunnable_scripts(&mut loaded.config, &scripts) {
+        tracing::warn!("{w}");
+    }
     let aux = aux_runtime()?;
     let notifier = {
         let _in_aux = aux.enter();
@@ -303,6 +318,8 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
         log_transitions: KeyedRateLimit::new(5, std::time::Duration::from_secs(10), 65_536),
         log_rx_lower: KeyedRateLimit::new(5, std::time::Duration::from_secs(10), 65_536),
         log_drops: RateLimit::new(20, std::time::Duration::from_secs(1)),
+        extra_garps: HashMap::new(),
+        rt: super::rtprio::RtPriority::new(&loaded.config.global),
         events: tokio::sync::broadcast::channel(super::snapshot::EVENT_BACKLOG).0,
         status_line: String::new(),
         status_stale: false,
@@ -348,7 +365,10 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
             _ = int.recv(), if !opts.ignore_sigint => return Ok(()),
         }
     }
+    let rt_priority = loaded.config.global.vrrp_rt_priority;
     d.apply(loaded.config)?;
+    // This thread runs the VRRP loop: keepalived's scheduling settings for its VRRP process.
+    d.rt.start(rt_priority, &mut super::rtprio::System);
     tracing::info!(instances = d.engine.len(), "hav-linux running");
     let notify = opts.notify.clone();
     d.status_line = d.summary();
@@ -361,12 +381,15 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
     let mut json_dump = signal(SignalKind::from_raw(libc::SIGRTMIN() + 2))?;
+    // RLIMIT_RTTIME's soft limit (with realtime scheduling): logged, as keepalived logs it.
+    let mut xcpu = signal(SignalKind::from_raw(libc::SIGXCPU))?;
     let mut rx = RxBatch::new();
     let mut timer = crate::net::PreciseTimer::new().context("timerfd")?;
     loop {
         d.flush_adverts();
         d.publish_snapshot();
-        timer.arm(d.next_wakeup());
+        let wake = d.next_wakeup();
+        timer.arm(wake);
         tokio::select! {
             () = std::future::poll_fn(|cx| rx.poll_fill(cx, &d.socks)) => d.on_batch(&rx),
             Some(ev) = track_rx.recv() => d.on_track(ev.obj, ev.status),
@@ -391,16 +414,22 @@ pub async fn run(opts: RunOptions, loaded: config::Loaded) -> anyhow::Result<()>
                 Err(e) => tracing::warn!(error = %e, "link watcher"),
             },
             () = timer.fired() => {
+                // max_auto_priority: a timer this late means the thread is starved.
+                if let Some(w) = wake {
+                    d.rt.late(std::time::Instant::now().saturating_duration_since(w), &mut super::rtprio::System);
+                }
                 let now = d.now();
                 let mut out = Vec::new();
                 d.engine.poll(now, &mut |o| out.push(o));
                 d.exec(out);
+                d.send_extra_garps();
             }
             Some(prepared) = reload_rx.recv() => d.finish_reload(prepared),
             _ = hup.recv() => d.start_reload(&reload_tx),
             _ = usr1.recv() => d.dump(super::dump::Kind::Data),
             _ = usr2.recv() => d.dump(super::dump::Kind::Stats),
             _ = json_dump.recv() => d.dump(super::dump::Kind::Json),
+            _ = xcpu.recv() => tracing::warn!(priority = d.rt.current(), "SIGXCPU: the realtime VRRP thread ran for half of vrrp_rlimit_rttime without blocking; at the whole the kernel kills hav"),
             () = watchdog.tick() => watchdog.kick(),
             _ = term.recv() => break,
             _ = int.recv() => {
@@ -454,8 +483,35 @@ impl Daemon {
     /// When the loop must wake: the engine's deadline, which is exact for the timers that decide
     /// mastership and on a shared grid for a master's adverts (see `Instance::poll_window`).
     fn next_wakeup(&self) -> Option<std::time::Instant> {
-        let t = self.engine.poll_at()?;
-        Some(self.start + std::time::Duration::from_micros(t.total_micros()))
+        let engine = self.engine.poll_at().map(|t| self.start + std::time::Duration::from_micros(t.total_micros()));
+        let extra = self.extra_garps.values().min().copied();
+        match (engine, extra) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// `garp_extra_if`: the rounds that are due, for the instances still master with their VIPs;
+    /// each next one an interval later (keepalived restarts the interval when it sends).
+    fn send_extra_garps(&mut self) {
+        let now = std::time::Instant::now();
+        let due: Vec<String> = self.extra_garps.iter().filter(|(_, &t)| t <= now).map(|(n, _)| n.clone()).collect();
+        for name in due {
+            let found = self.engine.records().iter().position(|r| r.meta.name == name);
+            let Some(idx) = found else {
+                self.extra_garps.remove(&name);
+                continue;
+            };
+            let r = &self.engine.records()[idx];
+            let Some(extra) = r.meta.garp_extra.clone().filter(|_| r.instance().state() == State::Master) else {
+                self.extra_garps.remove(&name);
+                continue;
+            };
+            if r.vips() == VipHold::Held {
+                self.send_garp_for(idx, &extra.vips, 1);
+            }
+            self.extra_garps.insert(name, now + extra.interval);
+        }
     }
 
     /// Plans the VRRP instances of `config` (none without VRRP) and their sync groups, touching
@@ -1186,10 +1242,14 @@ impl Daemon {
         let policies = self.opts.policies.clone();
         let done = done.clone();
         self.aux.spawn_blocking(move || {
-            let prepared = config::load_with(&path, &load).map_err(|e| e.to_string()).and_then(|loaded| {
+            let prepared = config::load_with(&path, &load).map_err(|e| e.to_string()).and_then(|mut loaded| {
                 let set = load_policies(&policies, &loaded.config).map_err(|e| format!("{e:#}"))?;
                 // Looking users up may block: here, not on the loop.
                 let runner = proc::Runner::from_config(&loaded.config);
+                // As at start: scripts whose program cannot run are disabled (and said so with
+                // the load's warnings).
+                let disabled = disable_unrunnable_scripts(&mut loaded.config, &runner);
+                loaded.warnings.extend(disabled);
                 Ok((loaded, set, runner))
             });
             let _ = done.blocking_send(prepared);
@@ -1227,6 +1287,7 @@ impl Daemon {
             }
         };
         self.policies.set(policies);
+        self.rt.reconfigure(&loaded.config.global);
         if runner != self.scripts {
             // New script settings: later notifications use them, and the command vrrp_scripts
             // start again under them (sync_tracks restarts the tasks removed here).
@@ -1346,6 +1407,15 @@ impl Daemon {
                     let prio = r.instance().effective_priority();
                     if let Some(held) = self.log_transitions.check(&r.meta.name, std::time::Instant::now()) {
                         tracing::info!(instance = %r.meta.name, from = from.as_str(), to = to.as_str(), ?reason, priority = prio, held_back = held, "state change");
+                    }
+                    // garp_extra_if: the first round an interval after becoming master.
+                    match &r.meta.garp_extra {
+                        Some(g) if to == State::Master => {
+                            self.extra_garps.insert(r.meta.name.clone(), std::time::Instant::now() + g.interval);
+                        }
+                        _ => {
+                            self.extra_garps.remove(&r.meta.name);
+                        }
                     }
                     if to != State::Initialize {
                         let (name, notify, smtp) = (r.meta.name.clone(), r.meta.notify.clone(), r.meta.smtp_alert);
@@ -1495,8 +1565,15 @@ fn send_advert(socks: &mut Socks, p: &InstancePlan, key: VrKey, inst: &Instance,
         let zero_ttl = inst.config().is_unicast();
         for dst in inst.advert_destinations() {
             let IpAddr::V4(dst4) = dst else { continue };
-            let built = s.out.push_with(hav_core::wire::ah::ipv4_advert_len(&repr), src, dst, |buf| {
-                hav_core::wire::ah::emit_ipv4_advert(buf, &repr, src4, dst4, ident, seq, zero_ttl).map(|_| ())
+            // The header is ours (IP_HDRINCL): unicast_ttl goes into it. The ICV of a unicast
+            // advert covers a zeroed TTL, and the kernel fills the header checksum.
+            let ttl = if dst.is_multicast() { None } else { p.unicast_ttl };
+            let built = s.out.push_with(hav_core::wire::ah::ipv4_advert_len(&repr), src, dst, None, |buf| {
+                hav_core::wire::ah::emit_ipv4_advert(buf, &repr, src4, dst4, ident, seq, zero_ttl)?;
+                if let (Some(t), Some(b)) = (ttl, buf.get_mut(8)) {
+                    *b = t;
+                }
+                Ok::<(), hav_core::wire::Error>(())
             });
             if let Err(e) = built {
                 tracing::error!(instance = %p.name, error = ?e, "advert not built");
@@ -1506,7 +1583,9 @@ fn send_advert(socks: &mut Socks, p: &InstancePlan, key: VrKey, inst: &Instance,
         return;
     }
     for dst in inst.advert_destinations() {
-        let built = s.out.push_with(repr.buffer_len(), src, dst, |buf| {
+        // Multicast adverts keep the socket's TTL 255; unicast ones carry unicast_ttl.
+        let ttl = if dst.is_multicast() { None } else { p.unicast_ttl };
+        let built = s.out.push_with(repr.buffer_len(), src, dst, ttl, |buf| {
             let mut pkt = VrrpPacket::new_unchecked(buf);
             repr.emit(&mut pkt, src, dst, mode)
         });
@@ -1639,11 +1718,17 @@ impl Daemon {
     /// record `idx`, back to back. Pacing (`vrrp_garp_interval`) is the engine's: it asks for one
     /// round at a time, and asks no more once the instance left master.
     fn send_garp(&mut self, idx: usize, repeat: u8) {
+        let all: Vec<usize> = (0..self.engine.records()[idx].meta.vips.len()).collect();
+        self.send_garp_for(idx, &all, repeat);
+    }
+
+    /// Gratuitous ARP / unsolicited NA, `repeat` times, for the VIPs of record `idx` at `which`.
+    fn send_garp_for(&mut self, idx: usize, which: &[usize], repeat: u8) {
         // The advert that announced mastership goes first.
         self.flush_adverts();
         let r = &self.engine.records()[idx];
         let (vips, vmac, mac) = (r.meta.vips.clone(), r.meta.vmac.clone(), r.meta.mac);
-        for v in &vips {
+        for v in which.iter().filter_map(|&i| vips.get(i)) {
             let Ok(link) = self.netlink.link_by_name(&v.dev) else { continue };
             let mac = match &vmac {
                 Some(vm) if v.dev == vm.name => vm.mac,

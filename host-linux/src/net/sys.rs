@@ -155,6 +155,9 @@ pub(crate) struct OutDatagram<'a> {
     /// Source address; must be of the same family as `dst`.
     pub src: IpAddr,
     pub ifindex: u32,
+    /// IPv4 TTL / IPv6 hop limit of this datagram (`IP_TTL` / `IPV6_HOPLIMIT` control
+    /// message); `None` leaves the socket's.
+    pub ttl: Option<u8>,
 }
 
 /// Datagrams per `recvmmsg` or `sendmmsg` call.
@@ -225,7 +228,30 @@ pub(crate) fn sendmmsg(fd: BorrowedFd<'_>, msgs: &[OutDatagram<'_>]) -> io::Resu
                 (*cmsg).cmsg_level = level;
                 (*cmsg).cmsg_type = kind;
             }
-            h.msg_controllen = space as _;
+            let mut total = space;
+            if let Some(ttl) = m.ttl {
+                // A second control message: IP_TTL / IPV6_HOPLIMIT, an int, right after the
+                // first (which CMSG_SPACE keeps aligned).
+                let (level, kind) = if m.src.is_ipv4() { (libc::IPPROTO_IP, libc::IP_TTL) } else { (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) };
+                let n = mem::size_of::<libc::c_int>() as u32;
+                // SAFETY: pure arithmetic.
+                let (space2, len2) = unsafe { (libc::CMSG_SPACE(n) as usize, libc::CMSG_LEN(n) as usize) };
+                debug_assert!(total + space2 <= CONTROL_WORDS * 8);
+                let base = control[i].as_mut_ptr().cast::<u8>();
+                // SAFETY: `total` is a multiple of the cmsg alignment (a CMSG_SPACE) and
+                // `total + space2` stays within the u64-aligned control buffer (asserted above:
+                // two small messages in 256 bytes).
+                unsafe {
+                    let c = base.add(total).cast::<libc::cmsghdr>();
+                    (*c).cmsg_len = len2 as _;
+                    (*c).cmsg_level = level;
+                    (*c).cmsg_type = kind;
+                    let data = base.add(total + libc::CMSG_LEN(0) as usize).cast::<libc::c_int>();
+                    ptr::write_unaligned(data, libc::c_int::from(ttl));
+                }
+                total += space2;
+            }
+            h.msg_controllen = total as _;
         }
         // SAFETY: the first `n` headers point at this thread's scratch (names, iovs, control) or
         // at the callers' buffers, with the lengths set above; the kernel only reads them.

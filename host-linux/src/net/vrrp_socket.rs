@@ -5,8 +5,11 @@
 //! `sendmsg`, not with `bind()`: a raw socket bound to a local address only
 //! receives datagrams addressed to that address, which would lose the
 //! multicast adverts. The control message also names the interface.
-//! TTL / hop limit is 255 for unicast and multicast (RFC 5798 §5.1.1.3), the
-//! TOS / traffic class is 0xc0 (network control), as keepalived sends.
+//! TTL / hop limit is 255 for multicast (RFC 5798 §5.1.1.3); a unicast advert may carry its
+//! own (`unicast_ttl`) in an `IP_TTL` / `IPV6_HOPLIMIT` control message. Without one, IPv4
+//! unicast leaves with 255 and IPv6 unicast with the kernel's default hop limit (the
+//! interface's `hop_limit` sysctl), as keepalived sends them. The TOS / traffic class is 0xc0
+//! (network control), as keepalived sends.
 //!
 //! Receiving: an IPv4 raw socket hands over the IP header with the data; its
 //! TTL, addresses and header length are read from it, and the interface is the
@@ -173,8 +176,6 @@ impl VrrpSocket {
                 }
             }
             Family::V6 => {
-                sock.set_unicast_hops_v6(ttl)
-                    .map_err(err("IPV6_UNICAST_HOPS"))?;
                 sock.set_multicast_hops_v6(ttl)
                     .map_err(err("IPV6_MULTICAST_HOPS"))?;
                 sock.set_multicast_loop_v6(false)
@@ -305,7 +306,7 @@ impl VrrpSocket {
     /// an address of this host (or an IPv6 address still tentative), or
     /// `EAGAIN` when the socket buffer is full.
     pub fn send_to(&self, vrrp: &[u8], src: IpAddr, dst: IpAddr) -> Result<()> {
-        let m = self.datagram(vrrp, src, dst)?;
+        let m = self.datagram(vrrp, src, dst, None)?;
         sys::sendmmsg(self.fd.get_ref().as_fd(), &[m])
             .map(|_| ())
             .map_err(|e| NetError::socket(format!("sendmsg {src} -> {dst}"), &self.ifname, e))
@@ -319,7 +320,7 @@ impl VrrpSocket {
         while i < out.msgs.len() {
             batch.clear();
             for m in out.msgs[i..].iter().take(sys::MMSG_MAX) {
-                match self.datagram(&out.bytes[m.start..m.end], m.src, m.dst) {
+                match self.datagram(&out.bytes[m.start..m.end], m.src, m.dst, m.ttl) {
                     Ok(d) => batch.push(d),
                     Err(e) => {
                         // Only the leading messages can be skipped here; stop the batch before
@@ -349,7 +350,7 @@ impl VrrpSocket {
         out.clear();
     }
 
-    fn datagram<'a>(&self, vrrp: &'a [u8], src: IpAddr, dst: IpAddr) -> Result<sys::OutDatagram<'a>> {
+    fn datagram<'a>(&self, vrrp: &'a [u8], src: IpAddr, dst: IpAddr, ttl: Option<u8>) -> Result<sys::OutDatagram<'a>> {
         if Family::of(src) != self.family || Family::of(dst) != self.family {
             return Err(NetError::Invalid {
                 what: "address family",
@@ -363,7 +364,7 @@ impl VrrpSocket {
                 SocketAddr::V6(SocketAddrV6::new(d, 0, 0, scope))
             }
         };
-        Ok(sys::OutDatagram { buf: vrrp, dst, src, ifindex: self.ifindex })
+        Ok(sys::OutDatagram { buf: vrrp, dst, src, ifindex: self.ifindex, ttl })
     }
 }
 
@@ -382,17 +383,19 @@ struct Queued {
     end: usize,
     src: IpAddr,
     dst: IpAddr,
+    ttl: Option<u8>,
 }
 
 impl Outbox {
     /// Queues a message of `len` bytes from `src` to `dst`, written by `fill` into a zeroed
-    /// buffer; nothing is queued when `fill` fails.
-    pub fn push_with<E>(&mut self, len: usize, src: IpAddr, dst: IpAddr, fill: impl FnOnce(&mut [u8]) -> core::result::Result<(), E>) -> core::result::Result<(), E> {
+    /// buffer, to leave with TTL / hop limit `ttl` (`None`: the socket's); nothing is queued
+    /// when `fill` fails.
+    pub fn push_with<E>(&mut self, len: usize, src: IpAddr, dst: IpAddr, ttl: Option<u8>, fill: impl FnOnce(&mut [u8]) -> core::result::Result<(), E>) -> core::result::Result<(), E> {
         let start = self.bytes.len();
         self.bytes.resize(start + len, 0);
         match fill(&mut self.bytes[start..]) {
             Ok(()) => {
-                self.msgs.push(Queued { start, end: start + len, src, dst });
+                self.msgs.push(Queued { start, end: start + len, src, dst, ttl });
                 Ok(())
             }
             Err(e) => {
