@@ -205,7 +205,7 @@ fn spin(secs: f64) {
             x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
         }
         rounds += 1;
-        if rounds % 16 == 0 && t0.elapsed() >= end {
+        if rounds.is_multiple_of(16) && t0.elapsed() >= end {
             break;
         }
     }
