@@ -13,6 +13,11 @@
 //! multi-thread runtime with N workers. Needs `ulimit -n` above N + 100 (scripts/bench-checkers
 //! raises it). Run without `--bench` (as `cargo test --benches` does) it is a 2-second smoke run
 //! of 100 targets.
+//!
+//! `--serve N [--http] [--delay-loop D]` is the listener process alone (see [`serve`]): it times
+//! every accept and reports, on command, checks per second and interval drift as the targets see
+//! them, which is how `scripts/bench-checkers --keepalived` measures hav-linux and keepalived
+//! the same way.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -35,12 +40,16 @@ struct Args {
     serve_netns: Option<String>,
     /// `TCP_CHECK { half_open }`: raw SYN probes instead of connects.
     half_open: bool,
+    /// `--serve` mode: answer HTTP/1.0 requests instead of dropping connections.
+    http: bool,
+    /// `--spin SECS`: the idle-priority CPU meter alone (see [`spin`]).
+    spin: Option<f64>,
 }
 
 fn parse_args() -> Args {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let full = argv.iter().any(|a| a == "--bench");
-    let mut a = Args { targets: if full { 10_000 } else { 100 }, secs: if full { 20 } else { 2 }, threads: 0, delay_loop: 1.0, serve: None, listen: (1..=4).map(|i| format!("127.0.0.{i}")).collect(), serve_netns: None, half_open: false };
+    let mut a = Args { targets: if full { 10_000 } else { 100 }, secs: if full { 20 } else { 2 }, threads: 0, delay_loop: 1.0, serve: None, listen: (1..=4).map(|i| format!("127.0.0.{i}")).collect(), serve_netns: None, half_open: false, http: false, spin: None };
     let mut it = argv.iter();
     while let Some(k) = it.next() {
         let mut val = |name: &str| -> String {
@@ -64,6 +73,8 @@ fn parse_args() -> Args {
             "--listen" => a.listen = val(k).split(',').map(str::to_string).collect(),
             "--serve-netns" => a.serve_netns = Some(val(k)),
             "--half-open" => a.half_open = true,
+            "--http" => a.http = true,
+            "--spin" => a.spin = Some(num(k, val(k))),
             _ => {} // cargo's --bench and filters
         }
     }
@@ -71,11 +82,24 @@ fn parse_args() -> Args {
 }
 
 /// Child mode: N listeners on the `--listen` addresses, printed one a line, then "READY"; accepts
-/// and drops connections until stdin closes, then prints how many it accepted (stderr).
-fn serve(n: usize, listen: &[String]) {
+/// connections until stdin closes. With `--http` each connection's request head is read and
+/// answered `HTTP/1.0 200 OK` with a small body, then closed; else it is dropped at once.
+///
+/// The listeners time every accept, so a daemon under test is measured from outside, the same
+/// way whichever it is. Commands on stdin, one a line:
+/// - `start`: forget the accepts so far (the measured window starts);
+/// - `report LABEL`: print, on stderr, the window's accepts per second and the interval drift
+///   (|time between two accepts of one listener - delay_loop|, p50 / p99 / max over all
+///   listeners), each line starting `LABEL:`, then `LABEL: end`; the window is reset.
+///
+/// At stdin EOF the total number of accepts is printed (stderr) and the process exits.
+fn serve(n: usize, listen: &[String], http: bool, delay_loop: f64) {
+    use std::sync::{Arc, Mutex};
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async move {
-        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        // Accept times, one list per listener.
+        let times: Arc<Mutex<Vec<Vec<Instant>>>> = Arc::new(Mutex::new(vec![Vec::new(); n]));
         let started = Instant::now();
         let mut out = std::io::stdout().lock();
         for i in 0..n {
@@ -89,26 +113,127 @@ fn serve(n: usize, listen: &[String]) {
             };
             writeln!(out, "{}", l.local_addr().expect("addr")).expect("stdout");
             let accepted = accepted.clone();
+            let times = times.clone();
             tokio::spawn(async move {
                 while let Ok((s, _)) = l.accept().await {
+                    let now = Instant::now();
                     accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    drop(s);
+                    if let Ok(mut t) = times.lock() {
+                        t[i].push(now);
+                    }
+                    if http {
+                        tokio::spawn(answer_http(s));
+                    } else {
+                        drop(s);
+                    }
                 }
             });
         }
         writeln!(out, "READY").expect("stdout");
         out.flush().expect("stdout");
         drop(out);
-        // Parent gone (stdin EOF): exit.
-        let _ = tokio::task::spawn_blocking(|| {
-            let mut s = String::new();
-            let _ = std::io::stdin().read_line(&mut s);
-        })
-        .await;
+        let (ltx, mut lrx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        // stdin is read on a thread of its own; EOF (the parent gone) ends the loop.
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                if ltx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut window = Instant::now();
+        while let Some(line) = lrx.recv().await {
+            let now = Instant::now();
+            let mut t = times.lock().expect("times");
+            if line.trim() == "start" {
+                t.iter_mut().for_each(Vec::clear);
+                window = now;
+            } else if let Some(label) = line.strip_prefix("report") {
+                let label = label.trim();
+                let secs = (now - window).as_secs_f64();
+                let period = Duration::from_secs_f64(delay_loop);
+                let mut drift: Vec<Duration> = Vec::new();
+                let mut accepts = 0usize;
+                let mut silent = 0usize;
+                for l in t.iter() {
+                    accepts += l.len();
+                    if l.is_empty() {
+                        silent += 1;
+                    }
+                    drift.extend(l.windows(2).map(|w| (w[1] - w[0]).abs_diff(period)));
+                }
+                drift.sort_unstable();
+                let ms = |d: Duration| d.as_secs_f64() * 1e3;
+                eprintln!("{label}: window {secs:.2} s");
+                eprintln!("{label}: accepts {accepts} ({:.1}/s, expected {:.1}/s)", accepts as f64 / secs, n as f64 / delay_loop);
+                eprintln!("{label}: listeners never reached {silent}");
+                eprintln!(
+                    "{label}: drift p50 {:.2} ms p99 {:.2} ms max {:.2} ms ({} intervals)",
+                    ms(pct(&drift, 0.5)),
+                    ms(pct(&drift, 0.99)),
+                    ms(drift.last().copied().unwrap_or_default()),
+                    drift.len()
+                );
+                eprintln!("{label}: end");
+                t.iter_mut().for_each(Vec::clear);
+                window = now;
+            }
+        }
         let n = accepted.load(std::sync::atomic::Ordering::Relaxed);
         let secs = started.elapsed().as_secs_f64();
         eprintln!("listeners: {n} connections accepted in {secs:.1} s ({:.0}/s)", n as f64 / secs);
     });
+}
+
+/// `--spin SECS`: a CPU meter that does not trust the kernel's CPU accounting. Run at
+/// `SCHED_IDLE` (`chrt --idle 0`), it spins for SECS seconds and prints how many loop rounds it made per second. On one CPU it
+/// gets exactly the time nothing else wants, so the share of the CPU everything else used in that
+/// time is 1 - rounds / (rounds with nothing else running).
+///
+/// Why: a kernel that counts CPU time in ticks (the UML guest's does: its sched_clock is
+/// jiffies) charges a tick to whoever runs when it fires. A process woken by a timer runs right
+/// after a tick and, if it is done within the tick (10 ms), is charged nothing, however much it
+/// does: hav's checkers, which start on 10 ms slots, showed 0.002 s/s in /proc at 500 checks/s.
+fn spin(secs: f64) {
+    let t0 = Instant::now();
+    let end = Duration::from_secs_f64(secs);
+    let mut rounds = 0u64;
+    let mut x = 1u64;
+    loop {
+        for _ in 0..4096 {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        }
+        rounds += 1;
+        if rounds.is_multiple_of(16) && t0.elapsed() >= end {
+            break;
+        }
+    }
+    println!("{:.1}", rounds as f64 / t0.elapsed().as_secs_f64());
+}
+
+/// `--serve --http`: reads the request head (up to a blank line, 4 KiB at most, 2 s at most),
+/// answers `HTTP/1.0 200 OK` with a small body and closes.
+async fn answer_http(mut s: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; 4096];
+    let mut len = 0usize;
+    let head = async {
+        while len < buf.len() {
+            match s.read(&mut buf[len..]).await {
+                Ok(0) | Err(_) => return false,
+                Ok(k) => len += k,
+            }
+            if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                return true;
+            }
+        }
+        false
+    };
+    if let Ok(true) = tokio::time::timeout(Duration::from_secs(2), head).await {
+        let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n").await;
+        let _ = s.shutdown().await;
+    }
 }
 
 /// (utime, stime) of this process, in seconds.
@@ -132,8 +257,12 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() {
     let args = parse_args();
+    if let Some(secs) = args.spin {
+        spin(secs);
+        return;
+    }
     if let Some(n) = args.serve {
-        serve(n, &args.listen);
+        serve(n, &args.listen, args.http, args.delay_loop);
         return;
     }
     let exe = std::env::current_exe().expect("current_exe");
