@@ -244,6 +244,8 @@ impl SynProber {
 #[derive(Debug, Clone, Copy)]
 struct InFlight {
     key: Key,
+    /// The source address its checksum was made with.
+    src: IpAddr,
     /// When it is sent again, and the wait after that.
     resend_at: Instant,
     backoff: Duration,
@@ -306,6 +308,22 @@ struct Out {
     seg: [u8; SYN_LEN],
     dst: SocketAddr,
     src: IpAddr,
+    /// `src` is the check's `bindto`.
+    pinned: bool,
+}
+
+impl Out {
+    /// The source to ask for with IP_PKTINFO: `bindto`'s address; unspecified (no control
+    /// message) when the route picks it, as it picked the address the checksum was made with.
+    fn pktinfo_src(&self) -> IpAddr {
+        if self.pinned {
+            self.src
+        } else if self.src.is_ipv4() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        }
+    }
 }
 
 /// The prober's state, owned by its task.
@@ -437,10 +455,9 @@ impl Engine {
                 p.resend_at = now + p.backoff;
                 p.backoff = p.backoff.saturating_mul(2);
                 e.probe = Some(p);
-                if let Some((src, _)) = e.source {
-                    if let Ok(seg) = syn_segment(src, target, port, p.key.2) {
-                        out.push(Out { idx, seg, dst: target, src });
-                    }
+                let pinned = e.added.spec.common.bindto.is_some();
+                if let Ok(seg) = syn_segment(p.src, target, port, p.key.2) {
+                    out.push(Out { idx, seg, dst: target, src: p.src, pinned });
                 }
             }
             None => {
@@ -484,9 +501,10 @@ impl Engine {
             }
         };
         let key = (target.ip(), target.port(), seq);
-        e.probe = Some(InFlight { key, resend_at: now + FIRST_RESEND, backoff: FIRST_RESEND * 2, deadline: now + e.added.spec.common.connect_timeout });
+        let pinned = e.added.spec.common.bindto.is_some();
+        e.probe = Some(InFlight { key, src, resend_at: now + FIRST_RESEND, backoff: FIRST_RESEND * 2, deadline: now + e.added.spec.common.connect_timeout });
         self.waiting.insert(key, idx);
-        out.push(Out { idx, seg, dst: target, src });
+        out.push(Out { idx, seg, dst: target, src, pinned });
         self.schedule(idx);
     }
 
@@ -516,7 +534,7 @@ impl Engine {
             let mut i = 0;
             while i < batch.len() {
                 let chunk = &batch[i..batch.len().min(i + MMSG_MAX)];
-                let msgs: Vec<OutDatagram<'_>> = chunk.iter().map(|o| OutDatagram { buf: &o.seg, dst: SocketAddr::new(o.dst.ip(), 0), src: o.src, ifindex: 0, ttl: None }).collect();
+                let msgs: Vec<OutDatagram<'_>> = chunk.iter().map(|o| OutDatagram { buf: &o.seg, dst: SocketAddr::new(o.dst.ip(), 0), src: o.pktinfo_src(), ifindex: 0, ttl: None }).collect();
                 match crate::net::sys::sendmmsg(fam.raw.get_ref().as_fd(), &msgs) {
                     Ok(n) => i += n.max(1),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break, // resent on its timer

@@ -152,7 +152,8 @@ pub(crate) struct OutDatagram<'a> {
     pub buf: &'a [u8],
     /// Destination; a V6 address carries its scope id.
     pub dst: SocketAddr,
-    /// Source address; must be of the same family as `dst`.
+    /// Source address; must be of the same family as `dst`. Unspecified, with `ifindex` 0 and
+    /// no `ttl`, sends no control message: the route picks both.
     pub src: IpAddr,
     pub ifindex: u32,
     /// IPv4 TTL / IPv6 hop limit of this datagram (`IP_TTL` / `IPV6_HOPLIMIT` control
@@ -250,6 +251,10 @@ pub(crate) fn sendmmsg(fd: BorrowedFd<'_>, msgs: &[OutDatagram<'_>]) -> io::Resu
                     ptr::write_unaligned(data, libc::c_int::from(ttl));
                 }
                 total += space2;
+            }
+            if m.src.is_unspecified() && m.ifindex == 0 && m.ttl.is_none() {
+                // Nothing to ask for: no control message (the kernel skips its checks too).
+                total = 0;
             }
             h.msg_controllen = total as _;
         }
