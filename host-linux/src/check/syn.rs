@@ -66,12 +66,30 @@ const SOURCE_TTL: Duration = Duration::from_secs(30);
 /// The first resend of an unanswered SYN; each next one waits twice as long.
 const FIRST_RESEND: Duration = Duration::from_secs(1);
 
-/// The raw socket and reserved port of one address family.
+/// The reserved port of one address family, and its raw sockets.
 struct Family {
-    raw: AsyncFd<Socket>,
+    v4: bool,
     /// The TCP socket that holds `port` (bound, never listening).
     _hold: Socket,
     port: u16,
+    /// A raw socket per source address the probes use, bound to it: the kernel hands a raw
+    /// socket a copy of every TCP segment to its address, before the port filter runs, so an
+    /// unbound one would copy all the host's TCP traffic. Each sends the SYNs from its address
+    /// and reads the answers to it.
+    socks: Vec<RawSock>,
+}
+
+/// A raw socket of a [`Family`], with the task that tells the engine it has something to read.
+struct RawSock {
+    addr: IpAddr,
+    fd: Arc<AsyncFd<Socket>>,
+    watch: JoinHandle<()>,
+}
+
+impl Drop for RawSock {
+    fn drop(&mut self) {
+        self.watch.abort();
+    }
 }
 
 /// A classic BPF program that keeps the TCP segments whose destination port is `port`. On an
@@ -115,13 +133,47 @@ impl Family {
         let any: SocketAddr = if v4 { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
         hold.bind(&any.into())?;
         let port = hold.local_addr()?.as_socket().map(|a| a.port()).unwrap_or(0);
+        // A raw socket needs CAP_NET_RAW: find out now, not at the first probe.
+        Socket::new(domain, Type::RAW.cloexec(), Some(Protocol::TCP))?;
+        Ok(Family { v4, _hold: hold, port, socks: Vec::new() })
+    }
+
+    /// The raw socket for source `addr`, opened (bound to it, filtered to the reserved port,
+    /// watched) on first use. One whose address cannot be bound (an IPv6 link-local address has
+    /// no scope here) stays unbound.
+    fn sock(&mut self, addr: IpAddr, ready: &Arc<Notify>) -> io::Result<&Arc<AsyncFd<Socket>>> {
+        if let Some(i) = self.socks.iter().position(|s| s.addr == addr) {
+            return Ok(&self.socks[i].fd);
+        }
+        let domain = if self.v4 { Domain::IPV4 } else { Domain::IPV6 };
         let raw = Socket::new(domain, Type::RAW.nonblocking().cloexec(), Some(Protocol::TCP))?;
-        raw.attach_filter(&port_filter(port, v4))?;
+        raw.attach_filter(&port_filter(self.port, self.v4))?;
+        if let Err(e) = raw.bind(&SocketAddr::new(addr, 0).into()) {
+            tracing::debug!(%addr, error = %e, "half-open prober: raw socket not bound to its source");
+        }
         // Segments that arrived between the socket's creation and its filter.
         let mut junk = [0u8; 64];
         while crate::net::sys::recvmsg(raw.as_fd(), &mut junk).is_ok() {}
-        let raw = crate::net::sys::async_socket(raw)?;
-        Ok(Family { raw, _hold: hold, port })
+        let fd = Arc::new(crate::net::sys::async_socket(raw)?);
+        let watch = tokio::spawn(watch(fd.clone(), ready.clone()));
+        self.socks.push(RawSock { addr, fd, watch });
+        Ok(&self.socks[self.socks.len() - 1].fd)
+    }
+}
+
+/// Wakes the engine whenever `fd` becomes readable; the engine reads it.
+async fn watch(fd: Arc<AsyncFd<Socket>>, ready: Arc<Notify>) {
+    loop {
+        match fd.readable().await {
+            Ok(mut g) => {
+                g.clear_ready();
+                ready.notify_one();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "half-open prober: a raw socket failed");
+                return;
+            }
+        }
     }
 }
 
@@ -215,7 +267,7 @@ impl SynProber {
             (a, b) => (a.ok(), b.ok()),
         };
         let prober = Arc::new(SynProber { inbox: Mutex::new(Vec::new()), next_id: AtomicU64::new(0), wake: Notify::new(), task: Mutex::new(None) });
-        let engine = Engine { v4, v6, entries: Vec::new(), free: Vec::new(), ids: HashMap::new(), generation: 0, events: BTreeMap::new(), waiting: HashMap::new() };
+        let engine = Engine { v4, v6, ready: Arc::new(Notify::new()), entries: Vec::new(), free: Vec::new(), ids: HashMap::new(), generation: 0, events: BTreeMap::new(), waiting: HashMap::new() };
         let task = tokio::spawn(engine.run(Arc::downgrade(&prober)));
         *prober.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         Ok(prober)
@@ -256,9 +308,11 @@ struct InFlight {
 /// One check, as the prober runs it.
 struct Entry {
     added: Added,
-    /// The real server's address and port (the spec's, kept here: the prober reads it for
-    /// every event).
+    /// The real server's address and port, `bindto` and `connect_timeout`: the spec's, kept
+    /// here because the prober reads them for every probe (the spec is a cache miss away).
     target: SocketAddr,
+    bindto: Option<IpAddr>,
+    connect_timeout: Duration,
     cycle: Cycle,
     /// A raw socket of its own for sending, when the check sets `bind_if` or `fwmark`.
     sender: Option<Socket>,
@@ -284,10 +338,10 @@ impl Entry {
     /// The source address of SYNs to the target: `bindto`, else what the route picks (asked with
     /// a connected UDP socket, which sends nothing), kept for [`SOURCE_TTL`].
     fn source(&mut self, now: Instant) -> io::Result<IpAddr> {
-        let spec = &self.added.spec;
-        if let Some(ip) = spec.common.bindto {
+        if let Some(ip) = self.bindto {
             return Ok(ip);
         }
+        let spec = &self.added.spec;
         if let Some((ip, at)) = self.source {
             if now.duration_since(at) < SOURCE_TTL {
                 return Ok(ip);
@@ -308,28 +362,14 @@ struct Out {
     seg: [u8; SYN_LEN],
     dst: SocketAddr,
     src: IpAddr,
-    /// `src` is the check's `bindto`.
-    pinned: bool,
-}
-
-impl Out {
-    /// The source to ask for with IP_PKTINFO: `bindto`'s address; unspecified (no control
-    /// message) when the route picks it, as it picked the address the checksum was made with.
-    fn pktinfo_src(&self) -> IpAddr {
-        if self.pinned {
-            self.src
-        } else if self.src.is_ipv4() {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-        }
-    }
 }
 
 /// The prober's state, owned by its task.
 struct Engine {
     v4: Option<Family>,
     v6: Option<Family>,
+    /// Notified when a raw socket has something to read.
+    ready: Arc<Notify>,
     entries: Vec<Option<Entry>>,
     free: Vec<usize>,
     /// Entries by the id the prober gave their check.
@@ -377,8 +417,7 @@ impl Engine {
             tokio::select! {
                 biased;
                 () = p.wake.notified() => {}
-                () = readable(self.v4.as_ref()) => {}
-                () = readable(self.v6.as_ref()) => {}
+                () = self.ready.notified() => {}
                 () = async {
                     match next {
                         Some(t) => tokio::time::sleep_until(t).await,
@@ -408,8 +447,8 @@ impl Engine {
             }
         };
         let cycle = Cycle::new(&added.spec.common);
-        let target = added.spec.target;
-        let entry = Entry { added, target, cycle, sender, source: None, probe: None, retry_at: None, generation: 0 };
+        let (target, bindto, connect_timeout) = (added.spec.target, added.spec.common.bindto, added.spec.common.connect_timeout);
+        let entry = Entry { added, target, bindto, connect_timeout, cycle, sender, source: None, probe: None, retry_at: None, generation: 0 };
         let idx = match self.free.pop() {
             Some(i) => {
                 self.entries[i] = Some(entry);
@@ -446,7 +485,7 @@ impl Engine {
             Some(p) if now >= p.deadline => {
                 // Perhaps the route, and the source address with it, changed.
                 e.source = None;
-                let t = e.added.spec.common.connect_timeout;
+                let t = e.connect_timeout;
                 self.finish(idx, Err(ProbeError::Failed(format!("no answer to SYN within {t:?}"))));
                 return;
             }
@@ -455,9 +494,8 @@ impl Engine {
                 p.resend_at = now + p.backoff;
                 p.backoff = p.backoff.saturating_mul(2);
                 e.probe = Some(p);
-                let pinned = e.added.spec.common.bindto.is_some();
                 if let Ok(seg) = syn_segment(p.src, target, port, p.key.2) {
-                    out.push(Out { idx, seg, dst: target, src: p.src, pinned });
+                    out.push(Out { idx, seg, dst: target, src: p.src });
                 }
             }
             None => {
@@ -501,10 +539,9 @@ impl Engine {
             }
         };
         let key = (target.ip(), target.port(), seq);
-        let pinned = e.added.spec.common.bindto.is_some();
-        e.probe = Some(InFlight { key, src, resend_at: now + FIRST_RESEND, backoff: FIRST_RESEND * 2, deadline: now + e.added.spec.common.connect_timeout });
+        e.probe = Some(InFlight { key, src, resend_at: now + FIRST_RESEND, backoff: FIRST_RESEND * 2, deadline: now + e.connect_timeout });
         self.waiting.insert(key, idx);
-        out.push(Out { idx, seg, dst: target, src, pinned });
+        out.push(Out { idx, seg, dst: target, src });
         self.schedule(idx);
     }
 
@@ -525,31 +562,53 @@ impl Engine {
     /// of checks with their own socket one by one. A SYN the kernel refuses fails its probe.
     fn send(&mut self, out: &mut Vec<Out>) {
         let mut failed: Vec<(usize, io::Error)> = Vec::new();
-        for v4 in [true, false] {
-            let Some(fam) = (if v4 { &self.v4 } else { &self.v6 }) else { continue };
-            let batch: Vec<&Out> = out
-                .iter()
-                .filter(|o| o.dst.is_ipv4() == v4 && self.entries[o.idx].as_ref().is_some_and(|e| e.sender.is_none()))
-                .collect();
-            let mut i = 0;
-            while i < batch.len() {
-                let chunk = &batch[i..batch.len().min(i + MMSG_MAX)];
-                let msgs: Vec<OutDatagram<'_>> = chunk.iter().map(|o| OutDatagram { buf: &o.seg, dst: SocketAddr::new(o.dst.ip(), 0), src: o.pktinfo_src(), ifindex: 0, ttl: None }).collect();
-                match crate::net::sys::sendmmsg(fam.raw.get_ref().as_fd(), &msgs) {
-                    Ok(n) => i += n.max(1),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break, // resent on its timer
-                    Err(e) => {
-                        failed.push((chunk[0].idx, e));
-                        i += 1;
+        // Sources in the order they come (a director probes from one or a few).
+        let mut sources: Vec<IpAddr> = Vec::new();
+        for o in out.iter() {
+            if !sources.contains(&o.src) {
+                sources.push(o.src);
+            }
+        }
+        for src in sources {
+            let fam = if src.is_ipv4() { self.v4.as_mut() } else { self.v6.as_mut() };
+            let Some(fam) = fam else { continue };
+            let sock = match fam.sock(src, &self.ready) {
+                Ok(s) => s.clone(),
+                Err(e) => {
+                    failed.extend(out.iter().filter(|o| o.src == src).map(|o| (o.idx, io::Error::new(e.kind(), e.to_string()))));
+                    continue;
+                }
+            };
+            let mut batch: Vec<OutDatagram<'_>> = Vec::new();
+            let mut idxs: Vec<usize> = Vec::new();
+            for o in out.iter().filter(|o| o.src == src) {
+                match self.entries[o.idx].as_ref().and_then(|e| e.sender.as_ref()) {
+                    // bind_if / fwmark: from the check's own socket (the answer comes to `sock`).
+                    Some(own) => {
+                        if let Err(e) = own.send_to(&o.seg, &SocketAddr::new(o.dst.ip(), 0).into()) {
+                            if e.kind() != io::ErrorKind::WouldBlock {
+                                failed.push((o.idx, e));
+                            }
+                        }
+                    }
+                    None => {
+                        // The socket is bound to `src`: no control message needed.
+                        let any = if src.is_ipv4() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) };
+                        batch.push(OutDatagram { buf: &o.seg, dst: SocketAddr::new(o.dst.ip(), 0), src: any, ifindex: 0, ttl: None });
+                        idxs.push(o.idx);
                     }
                 }
             }
-        }
-        for o in out.iter() {
-            let Some(sock) = self.entries[o.idx].as_ref().and_then(|e| e.sender.as_ref()) else { continue };
-            if let Err(e) = sock.send_to(&o.seg, &SocketAddr::new(o.dst.ip(), 0).into()) {
-                if e.kind() != io::ErrorKind::WouldBlock {
-                    failed.push((o.idx, e));
+            let mut i = 0;
+            while i < batch.len() {
+                let end = batch.len().min(i + MMSG_MAX);
+                match crate::net::sys::sendmmsg(sock.get_ref().as_fd(), &batch[i..end]) {
+                    Ok(n) => i += n.max(1),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break, // resent on its timer
+                    Err(e) => {
+                        failed.push((idxs[i], e));
+                        i += 1;
+                    }
                 }
             }
         }
@@ -562,11 +621,12 @@ impl Engine {
     /// Reads every queued answer on both sockets and concludes the probes they answer.
     fn drain_all(&mut self) {
         let mut answers: Vec<(Key, Answer)> = Vec::new();
-        for (fam, v4) in [(&self.v4, true), (&self.v6, false)] {
-            let Some(fam) = fam else { continue };
+        let socks = self.v4.iter().chain(self.v6.iter()).flat_map(|f| f.socks.iter().map(move |s| (f, s)));
+        for (fam, sock) in socks {
+            let v4 = fam.v4;
             loop {
                 let mut bufs = [[0u8; 96]; 32];
-                match crate::net::sys::recvmmsg(fam.raw.get_ref().as_fd(), &mut bufs, !v4, |_, b, m| {
+                match crate::net::sys::recvmmsg(sock.fd.get_ref().as_fd(), &mut bufs, !v4, |_, b, m| {
                     if let Some(a) = parse(&b[..m.len.min(b.len())], m.src, v4, fam.port) {
                         answers.push(a);
                     }
@@ -590,19 +650,6 @@ impl Engine {
             };
             self.finish(idx, result);
         }
-    }
-}
-
-/// Waits until `f`'s socket has something to read (forever without a socket), and clears the
-/// readiness: the caller drains the socket until it would block.
-async fn readable(f: Option<&Family>) {
-    match f {
-        Some(f) => {
-            if let Ok(mut g) = f.raw.readable().await {
-                g.clear_ready();
-            }
-        }
-        None => std::future::pending().await,
     }
 }
 
