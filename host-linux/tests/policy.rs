@@ -925,7 +925,6 @@ fn duplicate_policy_names_are_rejected() {
     assert_eq!(set.names(), vec!["same".to_string()]);
 }
 
-#[allow(dead_code)]
 #[path = "check_support/mod.rs"]
 mod check_support;
 

@@ -110,7 +110,7 @@ impl Collector {
         lastuse: &impl Fn(&V) -> Instant,
         t: Instant,
     ) {
-        if self.counter % COUNT_FOR_FULL_EXPIRATION == 0 {
+        if self.counter.is_multiple_of(COUNT_FOR_FULL_EXPIRATION) {
             let exp = self.expiration;
             map.retain(|_, v| t < lastuse(v) + exp);
             self.counter = 1;

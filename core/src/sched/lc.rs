@@ -23,7 +23,7 @@ impl Schedule for Lc {
             }
             // The kernel keeps the overhead in an unsigned int here.
             let doh = d.conn_overhead() as u32;
-            if least.map_or(true, |(_, loh)| doh < loh) {
+            if least.is_none_or(|(_, loh)| doh < loh) {
                 least = Some((i, doh));
             }
         }

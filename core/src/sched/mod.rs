@@ -667,7 +667,7 @@ mod test {
     fn test_never_weight0_or_overloaded() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for round in 0..60 {
-            let n = (rng.below(12) + 1) as usize;
+            let n = rng.below(12) + 1;
             let mut dests: heapless::Vec<Dest, 16> = heapless::Vec::new();
             for i in 0..n {
                 let w = match rng.below(4) {

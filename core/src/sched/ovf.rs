@@ -22,7 +22,7 @@ impl Schedule for Ovf {
             if d.overloaded || d.active() > w || w <= 0 {
                 continue;
             }
-            if best.map_or(true, |(_, hw)| w > hw) {
+            if best.is_none_or(|(_, hw)| w > hw) {
                 best = Some((i, w));
             }
         }

@@ -200,11 +200,11 @@ impl InstanceConfig {
         let ok_int = match self.version {
             VrrpVersion::V2 => {
                 let us = self.adver_int.total_micros();
-                us % 1_000_000 == 0 && (1..=255).contains(&(us / 1_000_000))
+                us.is_multiple_of(1_000_000) && (1..=255).contains(&(us / 1_000_000))
             }
             VrrpVersion::V3 => {
                 let us = self.adver_int.total_micros();
-                us % 10_000 == 0 && (1..=4095).contains(&(us / 10_000))
+                us.is_multiple_of(10_000) && (1..=4095).contains(&(us / 10_000))
             }
         };
         if !ok_int {

@@ -356,6 +356,8 @@ impl<M, S: Storage<M>> Engine<M, S> {
     ///
     /// # Errors
     /// The record comes back with [`AddError::KeyTaken`] or [`AddError::Full`].
+    // The record comes back whole on failure, without an allocation (no_std): large by design.
+    #[allow(clippy::result_large_err)]
     pub fn add(&mut self, rec: Record<M>) -> Result<usize, (Record<M>, AddError)> {
         let idx = self.records.len();
         let Ok(tag) = u16::try_from(idx) else { return Err((rec, AddError::Full)) };
@@ -631,7 +633,7 @@ impl<M, S: Storage<M>> Engine<M, S> {
     /// Fires every deadline due at `now`. Spurious calls are no-ops.
     pub fn poll(&mut self, now: Instant, out: &mut (impl FnMut(Output) + ?Sized)) {
         for idx in 0..self.records.len() {
-            if !self.records[idx].due.is_some_and(|(at, _)| at <= now) {
+            if self.records[idx].due.is_none_or(|(at, _)| at > now) {
                 continue;
             }
             if let VipHold::Releasing { retry_at, attempts } = self.records[idx].vips {
@@ -728,11 +730,10 @@ impl<M, S: Storage<M>> Engine<M, S> {
         let r = &mut self.records[idx];
         match a {
             Action::AddVips { .. } => r.vips = VipHold::Held,
-            Action::RemoveVips => {
-                if !matches!(r.vips, VipHold::Releasing { .. }) {
+            Action::RemoveVips
+                if !matches!(r.vips, VipHold::Releasing { .. }) => {
                     r.vips = VipHold::Released;
                 }
-            }
             _ => {}
         }
     }
@@ -876,7 +877,7 @@ mod tests {
         collect(|o| e.handle(t0, 0, Input::Startup, o));
         let adv = e.records()[0].instance().poll_window().unwrap();
         assert_eq!(adv.0, t0 + Duration::from_secs(1));
-        assert!(adv.1 > adv.0 && adv.1.total_micros() % 10_000 == 0, "a master's advert rounds up to its grid (1/20 of 1 s, at most 10 ms): {adv:?}");
+        assert!(adv.1 > adv.0 && adv.1.total_micros().is_multiple_of(10_000), "a master's advert rounds up to its grid (1/20 of 1 s, at most 10 ms): {adv:?}");
         assert_eq!(e.poll_at(), Some(adv.1));
         // The backup's deadline lies inside the advert's slack: the engine wakes for it exactly.
         let mut b = cfg(2, 100);
@@ -925,7 +926,7 @@ mod tests {
         let mut now = Instant::ZERO;
         collect(|o| e.broadcast(now, Input::Startup, o));
         for _ in 0..5_000 {
-            now = now + Duration::from_micros(rng.below(400_000) as u64);
+            now += Duration::from_micros(rng.below(400_000) as u64);
             let idx = rng.below(6);
             match rng.below(5) {
                 0 => drop(collect(|o| e.poll(now, o))),
@@ -1160,7 +1161,7 @@ mod tests {
             collect(|o| e.handle(t, 0, Input::Link { up: true }, o));
             assert_eq!(e.records()[0].instance().state(), State::Fault);
             assert_eq!(e.poll_at(), Some(t + Duration::from_secs(backoff)));
-            t = t + Duration::from_secs(backoff);
+            t += Duration::from_secs(backoff);
             let out = collect(|o| e.poll(t, o));
             assert!(became(&out, 0, State::Backup));
             t = e.poll_at().unwrap();

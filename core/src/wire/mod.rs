@@ -131,7 +131,7 @@ pub(crate) mod test_util {
     /// Decodes a fixture's hex text (whitespace ignored).
     pub fn hex(s: &str) -> Vec<u8> {
         let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        assert!(digits.len() % 2 == 0, "odd hex length");
+        assert!(digits.len().is_multiple_of(2), "odd hex length");
         digits
             .chunks(2)
             .map(|p| {

@@ -441,7 +441,7 @@ fn slot_time(n: u64) -> Instant {
 
 /// `t` moved up to the next [`SLOT`] boundary, when `period` is a multiple of the slot; else `t`.
 fn align(t: Instant, period: Duration) -> Instant {
-    if period.as_nanos() % SLOT.as_nanos() != 0 {
+    if !period.as_nanos().is_multiple_of(SLOT.as_nanos()) {
         return t;
     }
     slot_time(slot_at_or_after(t))

@@ -338,9 +338,8 @@ pub fn getopt_compat<I: IntoIterator<Item = OsString>>(argv: I) -> Vec<OsString>
             out.push(arg);
             continue;
         }
-        if s.starts_with("--") {
+        if let Some(name) = s.strip_prefix("--") {
             // A long option taking a required value in the next word.
-            let name = &s[2..];
             value_next = !name.contains('=')
                 && matches!(
                     name,

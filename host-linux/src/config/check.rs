@@ -352,7 +352,7 @@ pub const CHECKER_KEYWORDS: &[&str] =
 
 fn hex_bytes(arg: &super::parser::Arg) -> Result<Vec<u8>, ConfigError> {
     let s = arg.text.trim_start_matches("0x");
-    if s.len() % 2 != 0 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(ConfigError::invalid(&arg.loc, format!("invalid hex string '{}'", arg.text)));
     }
     (0..s.len())

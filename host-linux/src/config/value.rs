@@ -419,36 +419,6 @@ fn levenshtein(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_split_command() {
-        assert_eq!(
-            split_command("/etc/notify.sh 'a b' \"c\\\"d\" e\\ f").expect("balanced"),
-            vec!["/etc/notify.sh", "a b", "c\"d", "e f"]
-        );
-        assert_eq!(split_command("x 'y"), None);
-        assert_eq!(split_command("x \\"), None);
-        // keepalived.conf(5): '\"' is a '"' that does not quote; escapes work inside quotes.
-        assert_eq!(split_command("a \\\"b c\\\""), Some(vec!["a".into(), "\"b".into(), "c\"".into()]));
-        assert_eq!(
-            split_command("\\x41\\101\\cA\\t'\\n' \"\\E\"").expect("balanced"),
-            vec!["AA\u{1}\t\n", "\u{1b}"]
-        );
-        assert_eq!(split_command("  ").expect("balanced"), Vec::<String>::new());
-    }
-
-    #[test]
-    fn test_closest() {
-        let known = ["priority", "preempt", "interface"];
-        assert_eq!(closest("priorty", known.iter().copied()).as_deref(), Some("priority"));
-        assert_eq!(closest("interfac", known.iter().copied()).as_deref(), Some("interface"));
-        assert_eq!(closest("zzzzzzzz", known.iter().copied()), None);
-    }
-}
-
 /// A `targets { ... }` block (WASM_CHECK, policy vrrp_script): the endpoints a policy may
 /// reach. Each line is a host-call kind (`tcp_connect`, `http_get`, `dns_query`, `udp_probe`)
 /// and the `IP PORT` pairs it may reach; a line of bare pairs (the older form) allows every
@@ -488,4 +458,34 @@ pub(crate) fn targets_block(ctx: &mut Ctx, n: &Node) -> Result<Vec<super::check:
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_split_command() {
+        assert_eq!(
+            split_command("/etc/notify.sh 'a b' \"c\\\"d\" e\\ f").expect("balanced"),
+            vec!["/etc/notify.sh", "a b", "c\"d", "e f"]
+        );
+        assert_eq!(split_command("x 'y"), None);
+        assert_eq!(split_command("x \\"), None);
+        // keepalived.conf(5): '\"' is a '"' that does not quote; escapes work inside quotes.
+        assert_eq!(split_command("a \\\"b c\\\""), Some(vec!["a".into(), "\"b".into(), "c\"".into()]));
+        assert_eq!(
+            split_command("\\x41\\101\\cA\\t'\\n' \"\\E\"").expect("balanced"),
+            vec!["AA\u{1}\t\n", "\u{1b}"]
+        );
+        assert_eq!(split_command("  ").expect("balanced"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn test_closest() {
+        let known = ["priority", "preempt", "interface"];
+        assert_eq!(closest("priorty", known.iter().copied()).as_deref(), Some("priority"));
+        assert_eq!(closest("interfac", known.iter().copied()).as_deref(), Some("interface"));
+        assert_eq!(closest("zzzzzzzz", known.iter().copied()), None);
+    }
 }

@@ -586,7 +586,8 @@ impl Daemon {
         let mut old: HashMap<String, hav_core::vrrp::Record<InstancePlan>> =
             self.engine.take_records().into_iter().map(|r| (r.meta.name.clone(), r)).collect();
         // What follows each record once the table is built: the new config for one that stays,
-        // the start for a new one.
+        // the start for a new one. One per instance, briefly, at a reload: its size is no concern.
+        #[allow(clippy::large_enum_variant)]
         enum Next {
             Reconfigure(InstanceConfig, TrackSet),
             Start,

@@ -535,7 +535,7 @@ mod tests {
         }
         assert_eq!(bytewise(&bomb, LIMITS), Ok(Response { status: 200, body: vec![b'z'; 64], truncated: true }));
         let mut ext = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;".to_vec();
-        ext.extend(std::iter::repeat(b'e').take(70 * 1024));
+        ext.extend(std::iter::repeat_n(b'e', 70 * 1024));
         assert_eq!(whole(&ext, LIMITS), Err(ResponseError::FramingTooLarge(8 * 64 + 64 * 1024)));
     }
 
