@@ -498,21 +498,29 @@ impl<M, S: Storage<M>> Engine<M, S> {
         }
     }
 
+    /// The VRRP message in `bytes` and the index of the instance it is for (by interface,
+    /// family and VRID); a message too short to be one, or for a VRID nobody runs, is counted in
+    /// [`Self::stray`] and gives `None`.
+    fn route<'b>(&mut self, rx: &Received, bytes: &'b [u8]) -> Option<(usize, VrrpPacket<&'b [u8]>)> {
+        let Ok(pkt) = VrrpPacket::new_checked(bytes) else {
+            self.stray.truncated += 1;
+            return None;
+        };
+        let key = VrKey { ifindex: rx.ifindex, ipv6: rx.src.is_ipv6(), vrid: pkt.vrid() };
+        let Some(idx) = self.lookup(&key) else {
+            self.stray.unknown_vrid += 1;
+            return None;
+        };
+        Some((idx, pkt))
+    }
+
     /// A VRRP message arrived: finds its instance by interface, family and
     /// VRID, parses it with that instance's checksum mode and hands it over.
     /// A message that is too short or for a VRID nobody runs is counted in
     /// [`Self::stray`]; one that does not parse is counted on its instance by
     /// [`DropReason`] and comes out as [`Action::Discard`].
     pub fn receive(&mut self, now: Instant, rx: &Received, bytes: &[u8], out: &mut (impl FnMut(Output) + ?Sized)) {
-        let Ok(pkt) = VrrpPacket::new_checked(bytes) else {
-            self.stray.truncated += 1;
-            return;
-        };
-        let key = VrKey { ifindex: rx.ifindex, ipv6: rx.src.is_ipv6(), vrid: pkt.vrid() };
-        let Some(idx) = self.lookup(&key) else {
-            self.stray.unknown_vrid += 1;
-            return;
-        };
+        let Some((idx, pkt)) = self.route(rx, bytes) else { return };
         let mode = self.records[idx].inst.config().checksum_mode;
         match VrrpRepr::parse(&pkt, rx.src, rx.dst, mode) {
             // VRRP authentication type AH without an Authentication Header in front
@@ -553,15 +561,7 @@ impl<M, S: Storage<M>> Engine<M, S> {
             return;
         }
         let bytes = &datagram[ihl + AH_HEADER_LEN..total];
-        let Ok(pkt) = VrrpPacket::new_checked(bytes) else {
-            self.stray.truncated += 1;
-            return;
-        };
-        let key = VrKey { ifindex: rx.ifindex, ipv6: rx.src.is_ipv6(), vrid: pkt.vrid() };
-        let Some(idx) = self.lookup(&key) else {
-            self.stray.unknown_vrid += 1;
-            return;
-        };
+        let Some((idx, pkt)) = self.route(rx, bytes) else { return };
         let inst = &mut self.records[idx].inst;
         let config = inst.config();
         let VrrpAuth::Ah(secret) = config.auth else {
