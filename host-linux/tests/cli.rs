@@ -303,3 +303,45 @@ fn all_config_makes_a_missing_include_an_error() {
     assert_eq!(all.status.code(), Some(1), "with -e it is an error: {}", String::from_utf8_lossy(&all.stderr));
     let _ = std::fs::remove_dir_all(f.parent().expect("dir"));
 }
+
+/// Route and rule options named in iproute2's files (rt_tables and rt_tables.d, rt_protos,
+/// rt_scopes, rt_realms), as keepalived and ip(8) read them: `-t` takes the names a file defines
+/// and refuses, at their location, one it does not. `HAV_IPROUTE2_DIR` stands in for
+/// /etc/iproute2.
+#[test]
+fn check_takes_iproute2_names() {
+    let dir = std::env::temp_dir().join(format!("hav-cli-iproute2-{}", std::process::id()));
+    let names = dir.join("iproute2");
+    std::fs::create_dir_all(names.join("rt_tables.d")).expect("dir");
+    std::fs::write(names.join("rt_tables"), "254 main\n100 vips\n").expect("rt_tables");
+    std::fs::write(names.join("rt_tables.d/extra.conf"), "0xc8 extra\n").expect("rt_tables.d");
+    std::fs::write(names.join("rt_protos"), "99 hav_proto\n").expect("rt_protos");
+    std::fs::write(names.join("rt_scopes"), "100 myscope\n").expect("rt_scopes");
+    std::fs::write(names.join("rt_realms"), "7 edge\n").expect("rt_realms");
+    let conf = dir.join("keepalived.conf");
+    let run = |text: &str| {
+        std::fs::write(&conf, text).expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_hav-linux"))
+            .args(["-t", "-f", conf.to_str().expect("utf-8")])
+            .env("HAV_IPROUTE2_DIR", &names)
+            .output()
+            .expect("running hav-linux");
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // Without no_track, hav says which protocol number it replaces: the name was read.
+    let (code, err) = run("static_routes {\n  10.8.0.0/24 dev lo protocol hav_proto\n}\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("keepalived.conf:2:31: protocol 99:"), "{err}");
+    let good = "static_routes {\n  10.8.0.0/24 dev lo table vips scope myscope realms edge/edge\n  blackhole 10.7.0.0/24 table extra\n}\nstatic_rules {\n  from 10.8.0.0/24 table vips priority 100\n}\n";
+    let (code, err) = run(good);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "every name is known: {err}");
+    // keepalived skips a route it cannot read, with a warning; so does hav.
+    let (code, err) = run("static_routes {\n  10.8.0.0/24 dev lo table nosuch\n}\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("keepalived.conf:2:28: invalid table (a number, main, local, default or a name in rt_tables) 'nosuch'"), "{err}");
+    let (code, err) = run("static_routes {\n  10.8.0.0/24 dev lo protocol hav_proto2\n}\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("keepalived.conf:2:") && err.contains("'hav_proto2'"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -326,13 +326,69 @@ fn prefix(text: &str, ipv6: bool) -> Option<(IpAddr, u8)> {
     Some((ip, len))
 }
 
-/// `main`, `local`, `default` or a number (0 is not a table).
+/// The directories iproute2 reads its name files from, in order: `HAV_IPROUTE2_DIR` (tests),
+/// else /etc/iproute2, then the distribution's defaults.
+fn iproute2_dirs() -> Vec<std::path::PathBuf> {
+    match std::env::var_os("HAV_IPROUTE2_DIR") {
+        Some(d) => vec![d.into()],
+        None => ["/etc/iproute2", "/usr/share/iproute2", "/usr/lib/iproute2"].iter().map(std::path::PathBuf::from).collect(),
+    }
+}
+
+/// The number of `name` in iproute2's name file `file` (`rt_tables`, `rt_protos`, `rt_scopes`,
+/// `rt_realms`): its lines are `NUMBER NAME` (decimal or 0x hex) with `#` comments, and
+/// `FILE.d/*.conf` add to it, as ip(8) reads them; the first directory that names it wins. Read
+/// once per (directory, file) and kept.
+fn iproute2_name(file: &str, name: &str) -> Option<u32> {
+    iproute2_name_in(&iproute2_dirs(), file, name)
+}
+
+/// [`iproute2_name`] over these directories.
+fn iproute2_name_in(dirs: &[std::path::PathBuf], file: &str, name: &str) -> Option<u32> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Names = HashMap<String, u32>;
+    static CACHE: OnceLock<Mutex<HashMap<(std::path::PathBuf, String), Names>>> = OnceLock::new();
+    let read = |dir: &std::path::Path| -> Names {
+        let mut out = Names::new();
+        let mut files = vec![dir.join(file)];
+        if let Ok(d) = std::fs::read_dir(dir.join(format!("{file}.d"))) {
+            let mut extra: Vec<_> = d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "conf")).collect();
+            extra.sort();
+            files.extend(extra);
+        }
+        for f in files {
+            let Ok(text) = std::fs::read_to_string(&f) else { continue };
+            for line in text.lines() {
+                let line = line.split('#').next().unwrap_or("");
+                let mut w = line.split_whitespace();
+                let (Some(num), Some(n)) = (w.next(), w.next()) else { continue };
+                let v = match num.strip_prefix("0x").or_else(|| num.strip_prefix("0X")) {
+                    Some(h) => u32::from_str_radix(h, 16).ok(),
+                    None => num.parse().ok(),
+                };
+                if let Some(v) = v {
+                    out.entry(n.to_string()).or_insert(v);
+                }
+            }
+        }
+        out
+    };
+    let mut cache = CACHE.get_or_init(Mutex::default).lock().unwrap_or_else(|p| p.into_inner());
+    dirs.iter().find_map(|dir| cache.entry((dir.clone(), file.to_string())).or_insert_with(|| read(dir)).get(name).copied())
+}
+
+/// `main`, `local`, `default`, a name from iproute2's `rt_tables`, or a number (0 is not a
+/// table).
 fn table(text: &str) -> Option<u32> {
     match text {
         "main" => Some(TABLE_MAIN),
         "local" => Some(255),
         "default" => Some(253),
-        t => num_in(t, u64::from(u32::MAX)).and_then(|v| u32::try_from(v).ok()).filter(|v| *v != 0),
+        t => num_in(t, u64::from(u32::MAX))
+            .and_then(|v| u32::try_from(v).ok())
+            .or_else(|| iproute2_name("rt_tables", t))
+            .filter(|v| *v != 0),
     }
 }
 
@@ -359,7 +415,7 @@ fn protocol(text: &str) -> Option<u8> {
         "ospf" => 188,
         "rip" => 189,
         "eigrp" => 192,
-        t => return num_in(t, 255).and_then(|v| u8::try_from(v).ok()),
+        t => return num_in(t, 255).and_then(|v| u8::try_from(v).ok()).or_else(|| iproute2_name("rt_protos", t).and_then(|v| u8::try_from(v).ok())),
     })
 }
 
@@ -371,15 +427,16 @@ fn scope(text: &str) -> Option<u8> {
         "link" => 253,
         "host" => 254,
         "nowhere" => 255,
-        t => return num_in(t, 255).and_then(|v| u8::try_from(v).ok()),
+        t => return num_in(t, 255).and_then(|v| u8::try_from(v).ok()).or_else(|| iproute2_name("rt_scopes", t).and_then(|v| u8::try_from(v).ok())),
     })
 }
 
-/// `[FROM/]TO` realms, as numbers: `FROM << 16 | TO`.
+/// `[FROM/]TO` realms, numbers or names from iproute2's `rt_realms`: `FROM << 16 | TO`.
 fn realms(text: &str) -> Option<u32> {
+    let realm = |t: &str| num_in(t, 0xffff).or_else(|| iproute2_name("rt_realms", t).map(u64::from).filter(|v| *v <= 0xffff));
     let (from, to) = match text.split_once('/') {
-        Some((f, t)) => (num_in(f, 0xffff)?, num_in(t, 0xffff)?),
-        None => (0, num_in(text, 0xffff)?),
+        Some((f, t)) => (realm(f)?, realm(t)?),
+        None => (0, realm(text)?),
     };
     u32::try_from(from << 16 | to).ok()
 }
@@ -557,7 +614,7 @@ fn parse_route(ctx: &mut Ctx, w: &[Arg], origin: Origin) -> Result<(RouteSpec, b
             }
             "table" => {
                 let v = ws.value(opt)?;
-                r.table = table(&v.text).ok_or_else(|| bad(v, "table (a number, main, local or default)"))?;
+                r.table = table(&v.text).ok_or_else(|| bad(v, "table (a number, main, local, default or a name in rt_tables)"))?;
             }
             "vrf" => {
                 let v = ws.value(opt)?;
@@ -820,7 +877,7 @@ fn parse_rule(ctx: &mut Ctx, w: &[Arg], origin: Origin) -> Result<(RuleSpec, boo
             }
             "table" | "lookup" => {
                 let v = ws.value(opt)?;
-                r.action = Some(RuleAction::Table(table(&v.text).ok_or_else(|| bad(v, "table (a number, main, local or default)"))?));
+                r.action = Some(RuleAction::Table(table(&v.text).ok_or_else(|| bad(v, "table (a number, main, local, default or a name in rt_tables)"))?));
             }
             "goto" => r.action = Some(RuleAction::Goto(u32v(ws.value(opt)?, "goto target")?)),
             "nop" => r.action = Some(RuleAction::Nop),
@@ -1068,5 +1125,27 @@ pub(crate) mod tests {
         let watch: Vec<String> = l.warnings.iter().map(ToString::to_string).filter(|w| w.contains("does not watch")).collect();
         assert_eq!(watch.len(), 1, "{watch:?}");
         assert!(watch[0].starts_with("/t/k.conf:11:2: virtual_rules:"), "{watch:?}");
+    }
+
+    #[test]
+    fn test_iproute2_names() {
+        let base = std::env::temp_dir().join(format!("hav-iproute2-{}", std::process::id()));
+        let (a, b) = (base.join("etc"), base.join("usr"));
+        std::fs::create_dir_all(a.join("rt_tables.d")).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(a.join("rt_tables"), "# reserved\n255\tlocal\n100 vips\n0x65 hexed # comment\nbroken\n").unwrap();
+        std::fs::write(a.join("rt_tables.d/x.conf"), "200 extra\n").unwrap();
+        std::fs::write(a.join("rt_tables.d/ignored.txt"), "201 nope\n").unwrap();
+        std::fs::write(b.join("rt_tables"), "100 shadowed\n7 vips\n9 lower\n").unwrap();
+        let dirs = [a.clone(), b.clone()];
+        let n = |name| iproute2_name_in(&dirs, "rt_tables", name);
+        assert_eq!(n("vips"), Some(100), "the first directory wins");
+        assert_eq!(n("hexed"), Some(0x65));
+        assert_eq!(n("extra"), Some(200), "rt_tables.d/*.conf");
+        assert_eq!(n("nope"), None, "only .conf files in rt_tables.d");
+        assert_eq!(n("lower"), Some(9), "the next directory");
+        assert_eq!(n("broken"), None);
+        assert_eq!(iproute2_name_in(&dirs, "rt_protos", "vips"), None, "another file");
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }
