@@ -476,3 +476,44 @@ fn hostile_adverts_are_counted_and_do_not_flap_notifications() {
     assert!(broken.is_empty(), "{}", broken.join("\n"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ------------------------------------------------------------- dont_track_primary
+
+/// `dont_track_primary` (keepalived's cross-connect setups): an instance whose own interface has
+/// no carrier runs anyway and takes its VIP; without the keyword it stays in FAULT and holds
+/// nothing. Debian's keepalived and hav alike, each on a router of its own.
+#[test]
+fn dont_track_primary_runs_on_a_link_without_carrier() {
+    if skip_unless("dont_track_primary_runs_on_a_link_without_carrier", &[Need::Root, Need::Keepalived]) {
+        return;
+    }
+    let vip = "10.9.0.61";
+    let conf = |extra: &str| {
+        format!(
+            "global_defs {{\n  router_id DTP\n  vrrp_garp_master_delay 0\n}}\n\
+             vrrp_instance DTP {{\n  state BACKUP\n  interface eth1\n  virtual_router_id 61\n  priority 150\n  advert_int 1\n{extra}\n  \
+             virtual_ipaddress {{\n    {vip}/24\n  }}\n}}\n"
+        )
+    };
+    for daemon in [hav(), Daemon::Keepalived] {
+        for dont in [true, false] {
+            let lab = Lab::new(1).expect("lab");
+            let r0 = &lab.routers[0];
+            // eth1: admin up with an address, but its veth peer is down: no carrier.
+            r0.ip(&["link", "add", "eth1", "type", "veth", "peer", "name", "eth1p"]).expect("veth");
+            r0.link_up("eth1").expect("eth1 up");
+            r0.add_addr("eth1", "10.9.0.1/24").expect("eth1 addr");
+            let n = Node::start(r0, daemon.clone(), &conf(if dont { "  dont_track_primary" } else { "" }));
+            if dont {
+                let t = wait_until(SETTLE, || n.holds(vip));
+                assert!(t.is_some(), "{daemon:?} with dont_track_primary: no VIP on the link without carrier:\n{}", n.log());
+            } else {
+                let r = always(TAKEOVER, || if n.holds(vip) { Err(format!("{daemon:?} holds the VIP on a link without carrier")) } else { Ok(()) });
+                assert!(r.is_ok(), "{}:\n{}", r.unwrap_err(), n.log());
+                if matches!(daemon, Daemon::Hav(_)) {
+                    assert_eq!(state(&n).as_deref(), Some("FAULT"), "{}", n.log());
+                }
+            }
+        }
+    }
+}

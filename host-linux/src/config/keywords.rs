@@ -316,7 +316,7 @@ const INSTANCE: &[Keyword] = &[
     a("state"),
     a("interface"),
     p("vrf", "the daemon binds nothing to the VRF and uses the main routing table"),
-    p("dont_track_primary", "the daemon still faults the instance when its interface goes down"),
+    a("dont_track_primary"),
     a("track_interface"),
     a("track_script"),
     a("track_file"),

@@ -114,6 +114,9 @@ pub struct InstancePlan {
     pub want_master: bool,
     /// `promote_secondaries`: the sysctl of that name is set on the interface (and the VMAC).
     pub promote_secondaries: bool,
+    /// `dont_track_primary`: the interface's link state does not fault the instance (losing
+    /// the address its adverts leave from still does).
+    pub dont_track_primary: bool,
     /// `garp_extra_if` / `vrrp_garp_extra_if` in effect: every interval while master, one
     /// gratuitous ARP / unsolicited NA for each of these VIPs (indexes into `vips`).
     pub garp_extra: Option<GarpExtra>,
@@ -511,10 +514,12 @@ fn plan_one(
         smtp_alert: inst.smtp_alert || group_tracks.iter().any(|g| g.smtp_alert),
         want_master,
         promote_secondaries: inst.promote_secondaries,
+        dont_track_primary: inst.dont_track_primary,
         unicast_ttl: inst.unicast_ttl,
         garp_extra,
     };
-    Ok(Planned { meta, key: VrKey { ifindex: iface.index, ipv6, vrid: inst.virtual_router_id }, core, up: iface.up })
+    let up = iface.up || inst.dont_track_primary;
+    Ok(Planned { meta, key: VrKey { ifindex: iface.index, ipv6, vrid: inst.virtual_router_id }, core, up })
 }
 
 fn primary_addr(iface: &IfaceInfo, ipv6: bool) -> Option<IpAddr> {

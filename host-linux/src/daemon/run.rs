@@ -469,10 +469,11 @@ fn waiting(r: &hav_core::vrrp::Record<InstancePlan>) -> bool {
     plan::is_pending(r.key().ifindex) || r.instance().config().primary_addr.is_unspecified()
 }
 
-/// Whether the instance may run on its link: the link is up with carrier, and the address its
-/// adverts leave from is still there (losing it is a fault, as a link down is).
+/// Whether the instance may run on its link: the link is up with carrier (or the instance says
+/// `dont_track_primary`), and the address its adverts leave from is still there (losing it is a
+/// fault, as a link down is).
 fn link_ok(up: bool, plan: &InstancePlan, inst: &Instance) -> bool {
-    up && plan.addrs.contains(&inst.config().primary_addr)
+    (up || plan.dont_track_primary) && plan.addrs.contains(&inst.config().primary_addr)
 }
 
 impl Daemon {
