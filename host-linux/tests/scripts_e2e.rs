@@ -173,3 +173,47 @@ fn a_track_script_whose_program_is_missing_is_disabled_as_by_keepalived() {
     assert!(hlog.contains("notify_master '/nonexistent/hav-notify'") && hlog.contains("disabled (never run)"), "{hlog}");
     assert!(!hlog.contains("not run:"), "hav tried to run a disabled script:\n{hlog}");
 }
+
+/// keepalived's `startup_script` runs, and is waited for, before the instances start, and its
+/// `shutdown_script` after they have stopped: the first sees no VIP, the second sees it gone.
+/// Debian's keepalived and hav alike, each on a router of its own.
+#[test]
+fn startup_and_shutdown_scripts_run_before_and_after_the_instances() {
+    if skip_unless("startup_and_shutdown_scripts_run_before_and_after_the_instances", &[Need::Root, Need::Keepalived]) {
+        return;
+    }
+    let vip = "10.0.0.226";
+    let run = |daemon: Daemon, tag: &str| {
+        let dir = secure_dir(tag);
+        let out = dir.join("out");
+        // Each records when it ran and whether the VIP was on an interface then; the startup
+        // script also takes a second, which the daemon must wait for.
+        let rec = |name: &str, path: &Path, sleep: &str| {
+            script(path, &format!("{sleep}if ip -o addr | grep -q ' {vip}/'; then v=vip; else v=novip; fi\necho \"{name} $v\" >> {}", out.display()));
+        };
+        rec("start", &dir.join("start.sh"), "sleep 1\n");
+        rec("stop", &dir.join("stop.sh"), "");
+        let conf = format!(
+            "global_defs {{\n  startup_script {}\n  startup_script_timeout 5\n  shutdown_script {}\n}}\n{}",
+            dir.join("start.sh").display(),
+            dir.join("stop.sh").display(),
+            instance_conf("VI_S", 70, 255, 2, "1", &[&format!("{vip}/24")], "")
+        );
+        let lab = Lab::new(1).expect("lab");
+        let mut node = Node::start(&lab.routers[0], daemon, &conf);
+        let master = wait_until(Duration::from_secs(10), || node.holds(vip)).is_some();
+        let before_stop = std::fs::read_to_string(&out).unwrap_or_default();
+        let stopped = node.terminate();
+        let after = std::fs::read_to_string(&out).unwrap_or_default();
+        let log = node.log();
+        let _ = std::fs::remove_dir_all(&dir);
+        (master, stopped, before_stop, after, log)
+    };
+    for (daemon, tag) in [(Daemon::Keepalived, "ka-life"), (hav(), "hav-life")] {
+        let (master, stopped, before_stop, after, log) = run(daemon.clone(), tag);
+        assert!(master, "{daemon:?} never took the VIP:\n{log}");
+        assert!(stopped, "{daemon:?} did not stop:\n{log}");
+        assert_eq!(before_stop, "start novip\n", "{daemon:?}: the startup script ran once, before the VIP was added:\n{log}");
+        assert_eq!(after, "start novip\nstop novip\n", "{daemon:?}: the shutdown script ran once, after the VIP was removed:\n{log}");
+    }
+}

@@ -119,11 +119,11 @@ pub struct GlobalDefs {
     /// runs and where addresses without `dev` go when the instance has no
     /// interface; keepalived's default is `eth0`.
     pub default_interface: Option<String>,
-    /// `startup_script`: run once when the daemon starts (not run yet).
+    /// `startup_script`: run, and waited for, when the daemon starts, before anything else.
     pub startup_script: Option<super::value::Script>,
     /// `startup_script_timeout`, default 10 s.
     pub startup_script_timeout: Duration,
-    /// `shutdown_script`: run once when the daemon stops (not run yet).
+    /// `shutdown_script`: run, and waited for, when the daemon stops, after everything else.
     pub shutdown_script: Option<super::value::Script>,
     /// `shutdown_script_timeout`, default 10 s.
     pub shutdown_script_timeout: Duration,

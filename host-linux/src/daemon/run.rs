@@ -282,6 +282,10 @@ pub async fn run(opts: RunOptions, mut loaded: config::Loaded) -> anyhow::Result
     for w in disable_unrunnable_scripts(&mut loaded.config, &scripts) {
         tracing::warn!("{w}");
     }
+    // keepalived's startup_script: run, and waited for (up to its timeout), before anything
+    // else starts.
+    run_life_script(&scripts, loaded.config.global.startup_script.as_ref(), loaded.config.global.startup_script_timeout, "startup_script").await;
+    let shutdown_script = (loaded.config.global.shutdown_script.clone(), loaded.config.global.shutdown_script_timeout);
     let aux = aux_runtime()?;
     let notifier = {
         let _in_aux = aux.enter();
@@ -446,7 +450,26 @@ pub async fn run(opts: RunOptions, mut loaded: config::Loaded) -> anyhow::Result
     // The FIFO line of the STOP goes out through the writer task; give it a moment too.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     d.notifier.drain(std::time::Duration::from_secs(5)).await;
+    // keepalived's shutdown_script: after everything else has stopped (the VIPs and the IPVS
+    // services are gone).
+    run_life_script(&d.scripts, shutdown_script.0.as_ref(), shutdown_script.1, "shutdown_script").await;
     Ok(())
+}
+
+/// Runs keepalived's `startup_script` or `shutdown_script` (as its user, under script
+/// security) and waits for it, for at most `timeout`; its outcome is logged. The configuration
+/// the daemon started with is the one that counts: a reload does not run either.
+async fn run_life_script(scripts: &proc::Runner, script: Option<&config::value::Script>, timeout: std::time::Duration, what: &str) {
+    let Some(script) = script else { return };
+    tracing::info!(script = %script.command, "{what}: running");
+    match scripts.run(script, script.user.as_ref(), &[], timeout, what).await {
+        proc::Outcome::Exited(0) => tracing::info!(script = %script.command, "{what}: done"),
+        proc::Outcome::Exited(code) => tracing::warn!(script = %script.command, code, "{what}: exited with a failure"),
+        proc::Outcome::Signaled(sig) => tracing::warn!(script = %script.command, sig, "{what}: killed by a signal"),
+        proc::Outcome::NoResources(e) => tracing::error!(script = %script.command, error = %e, "{what}: not run"),
+        // Logged by the runner.
+        proc::Outcome::TimedOut | proc::Outcome::Refused(_) | proc::Outcome::SpawnFailed(_) => {}
+    }
 }
 
 fn lookup_iface(nl: &mut Netlink, name: &str) -> Option<IfaceInfo> {
