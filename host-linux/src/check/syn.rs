@@ -11,11 +11,12 @@
 //! also what keeps the host's own connects from reusing it.
 //!
 //! One [`SynProber`] runs every half-open check of a [`super::Checkers`], in one task and without
-//! a task, timer or channel per check: a raw TCP socket per address family, filtered (classic
-//! BPF) to the segments for the reserved port; a heap of the checks' next events; and, at each
-//! wake-up, the SYNs of every check that fell due sent in one `sendmmsg`, and the answers read
-//! in `recvmmsg` batches and matched to their checks by the real server's address and port and
-//! the acknowledgement of the probe's random sequence number. Checks start on the same slot
+//! a task, timer or channel per check: a raw TCP socket per source address, bound to it and
+//! filtered (classic BPF) to the segments for the reserved port; the checks' next events filed
+//! by 10 ms slot; and, at each wake-up, the SYNs of every check that fell due sent in one
+//! `sendmmsg` per source, and the answers read in `recvmmsg` batches and matched to their
+//! checks by the real server's address and port and the acknowledgement of the probe's random
+//! sequence number. Checks start on the same slot
 //! boundaries as the task-driven ones, so the SYNs of a slot leave back to back. Each check's
 //! schedule, retries and verdict are the shared [`Cycle`] rules.
 
@@ -266,8 +267,11 @@ impl SynProber {
             (Err(e), Err(_)) => return Err(e),
             (a, b) => (a.ok(), b.ok()),
         };
-        let prober = Arc::new(SynProber { inbox: Mutex::new(Vec::new()), next_id: AtomicU64::new(0), wake: Notify::new(), task: Mutex::new(None) });
         let engine = Engine { v4, v6, ready: Arc::new(Notify::new()), entries: Vec::new(), free: Vec::new(), ids: HashMap::new(), generation: 0, events: BTreeMap::new(), waiting: HashMap::new() };
+        let prober = Arc::new(SynProber { inbox: Mutex::new(Vec::new()), next_id: AtomicU64::new(0), wake: Notify::new(), task: Mutex::new(None) });
+        // The engine holds the prober weakly (dropping the last Arc stops it), and is spawned
+        // once the Arc exists: a task started inside `Arc::new_cyclic` could run on another
+        // worker before the Arc can be upgraded.
         let task = tokio::spawn(engine.run(Arc::downgrade(&prober)));
         *prober.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         Ok(prober)
@@ -316,7 +320,8 @@ struct Entry {
     cycle: Cycle,
     /// A raw socket of its own for sending, when the check sets `bind_if` or `fwmark`.
     sender: Option<Socket>,
-    /// The source address the route to the target picks (or `bindto`), and when it was asked.
+    /// The source address the route to the target picks, and when it was asked (a check with
+    /// `bindto` uses that instead).
     source: Option<(IpAddr, Instant)>,
     probe: Option<InFlight>,
     /// A retry waits until then.
