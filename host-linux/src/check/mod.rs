@@ -286,9 +286,9 @@ pub struct Checkers {
     tx: UnboundedSender<HealthEvent>,
     policy: Option<Arc<dyn PolicyRunner>>,
     intervals: Option<Arc<Mutex<Vec<u32>>>>,
-    /// The half-open prober, started with the first `half_open` check; `Err` holds why it could
-    /// not start (those checks connect instead).
-    prober: Option<Result<Arc<syn::SynProber>, String>>,
+    /// The half-open prober, started with the first `half_open` check; `Some(None)` once it
+    /// could not start (those checks connect instead).
+    prober: Option<Option<Arc<syn::SynProber>>>,
 }
 
 impl std::fmt::Debug for Checkers {
@@ -374,13 +374,13 @@ impl Checkers {
 
     /// The half-open prober, started on first use; `None` when it cannot start (logged once).
     fn prober(&mut self) -> Option<Arc<syn::SynProber>> {
-        let p = self.prober.get_or_insert_with(|| {
-            syn::SynProber::start().map_err(|e| {
-                tracing::error!(error = %e, "TCP_CHECK half_open: cannot open the raw sockets (CAP_NET_RAW is needed); half-open checks connect instead");
-                e.to_string()
+        self.prober
+            .get_or_insert_with(|| {
+                syn::SynProber::start()
+                    .inspect_err(|e| tracing::error!(error = %e, "TCP_CHECK half_open: cannot open the raw sockets (CAP_NET_RAW is needed); half-open checks connect instead"))
+                    .ok()
             })
-        });
-        p.as_ref().ok().cloned()
+            .clone()
     }
 
     /// Number of running checker tasks.
