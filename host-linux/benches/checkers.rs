@@ -90,7 +90,9 @@ fn parse_args() -> Args {
 /// - `start`: forget the accepts so far (the measured window starts);
 /// - `report LABEL`: print, on stderr, the window's accepts per second and the interval drift
 ///   (|time between two accepts of one listener - delay_loop|, p50 / p99 / max over all
-///   listeners), each line starting `LABEL:`, then `LABEL: end`; the window is reset.
+///   listeners), each line starting `LABEL:`, then `LABEL: end`; the window is reset;
+/// - `dump PATH`: write the window's accepts to PATH, `LISTENER SECONDS` a line (seconds from
+///   the window's start), for a closer look at where drift comes from.
 ///
 /// At stdin EOF the total number of accepts is printed (stderr) and the process exits.
 fn serve(n: usize, listen: &[String], http: bool, delay_loop: f64) {
@@ -146,6 +148,21 @@ fn serve(n: usize, listen: &[String], http: bool, delay_loop: f64) {
         while let Some(line) = lrx.recv().await {
             let now = Instant::now();
             let mut t = times.lock().expect("times");
+            if let Some(path) = line.strip_prefix("dump ") {
+                let written = std::fs::File::create(path.trim()).and_then(|f| {
+                    let mut f = std::io::BufWriter::new(f);
+                    for (i, l) in t.iter().enumerate() {
+                        for a in l {
+                            writeln!(f, "{i} {:.6}", (*a - window).as_secs_f64())?;
+                        }
+                    }
+                    f.flush()
+                });
+                if let Err(e) = written {
+                    eprintln!("dump {}: {e}", path.trim());
+                }
+                continue;
+            }
             if line.trim() == "start" {
                 t.iter_mut().for_each(Vec::clear);
                 window = now;
