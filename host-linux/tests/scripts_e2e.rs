@@ -44,7 +44,11 @@ fn scripts_run_as_the_script_user_with_a_clean_environment_and_insecure_ones_are
     let notify = dir.join("notify.sh");
     script(
         &notify,
-        &format!("id -u > {o}/uid.$3\ntr '\\0' '\\n' < /proc/$$/environ > {o}/env.$3", o = out.display()),
+        // Written aside and renamed: the test reads a file as soon as it exists.
+        &format!(
+            "id -u > {o}/.uid.$3 && mv {o}/.uid.$3 {o}/uid.$3\ntr '\\0' '\\n' < /proc/$$/environ > {o}/.env.$3 && mv {o}/.env.$3 {o}/env.$3",
+            o = out.display()
+        ),
     );
     let good = dir.join("good.sh");
     script(&good, "exit 0");
