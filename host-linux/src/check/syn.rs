@@ -16,9 +16,9 @@
 //! by 10 ms slot; and, at each wake-up, the SYNs of every check that fell due sent in one
 //! `sendmmsg` per source, and the answers read in `recvmmsg` batches and matched to their
 //! checks by the real server's address and port and the acknowledgement of the probe's random
-//! sequence number. Checks start on the same slot
-//! boundaries as the task-driven ones, so the SYNs of a slot leave back to back. Each check's
-//! schedule, retries and verdict are the shared [`Cycle`] rules.
+//! sequence number. Checks start on the same slot boundaries as the task-driven ones, so the
+//! SYNs of a slot leave back to back. Each check's schedule, retries and verdict are the shared
+//! [`Cycle`] rules.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
