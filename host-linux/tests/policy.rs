@@ -499,6 +499,54 @@ impl LogBuf {
     }
 }
 
+std::thread_local! {
+    /// Where this thread's log lines go while [`capture_logs`] holds it; nowhere otherwise.
+    static CAPTURE: std::cell::RefCell<Option<LogBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes to the calling thread's capture buffer, if it has one.
+struct ThreadWriter;
+
+impl std::io::Write for ThreadWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|c| c.borrow_mut().as_mut().map_or(Ok(b.len()), |buf| buf.write(b)))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends this thread's log lines (DEBUG and up) to `buf` until the guard drops.
+///
+/// One global subscriber for the whole test binary, routing by thread, and not one scoped
+/// subscriber per test: tracing-core caches each callsite's interest from the first thread
+/// that reaches it, and while a single scoped subscriber is registered it asks only that
+/// thread's default. Another test's thread (with none) reaching the policy host's WARN line
+/// first switched it off for everyone, and a test saw no line at all (CI, stop 23).
+fn capture_logs(buf: LogBuf) -> impl Drop {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::Layer;
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    GLOBAL.call_once(|| {
+        // Decided per event (which thread?), so never cached per callsite.
+        let capturing = tracing_subscriber::filter::dynamic_filter_fn(|m, _| {
+            *m.level() <= tracing::Level::DEBUG && CAPTURE.with(|c| c.borrow().is_some())
+        })
+        .with_max_level_hint(tracing::Level::DEBUG);
+        let layer = tracing_subscriber::fmt::layer().with_writer(|| ThreadWriter).with_ansi(false).with_filter(capturing);
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer)).expect("the only global subscriber");
+    });
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            CAPTURE.with(|c| c.borrow_mut().take());
+        }
+    }
+    CAPTURE.with(|c| *c.borrow_mut() = Some(buf));
+    Release
+}
+
 #[tokio::test]
 async fn loopback_is_refused_unless_listed() {
     let real = tcp_server().await;
@@ -533,24 +581,22 @@ fn metadata_service_is_refused_unless_listed() {
             return None;
         }
         let logs = LogBuf::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         // Inline (no policy runtime threads): every host call's socket is made on this thread,
         // inside the new namespace.
         let set = PolicySet::load_with(&paths, &Config::default(), PolicyLimits { workers: 0, ..limits() }).expect("loads");
         let real: SocketAddr = "10.255.0.1:80".parse().expect("addr");
         let mut seen = Vec::new();
-        tracing::subscriber::with_default(subscriber, || {
-            rt.block_on(async {
-                for (call, _) in calls {
-                    let name = format!("metadata_{call}");
-                    let unlisted = run(&set, &name, real, "", &[]).await.expect("runs").1;
-                    let listed = run(&set, &name, real, "", &[PolicyTarget::new(call, metadata)]).await.expect("runs").1;
-                    seen.push((call, unlisted, listed));
-                }
-            })
+        let capture = capture_logs(logs.clone());
+        rt.block_on(async {
+            for (call, _) in calls {
+                let name = format!("metadata_{call}");
+                let unlisted = run(&set, &name, real, "", &[]).await.expect("runs").1;
+                let listed = run(&set, &name, real, "", &[PolicyTarget::new(call, metadata)]).await.expect("runs").1;
+                seen.push((call, unlisted, listed));
+            }
         });
+        drop(capture);
         Some((seen, logs.text()))
     })
     .join()
@@ -949,14 +995,10 @@ async fn https_host_call_with_sni() {
 fn with_logs<T: Send + 'static>(f: impl FnOnce(&tokio::runtime::Runtime) -> T + Send + 'static) -> (T, String) {
     std::thread::spawn(move || {
         let logs = LogBuf::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .finish();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let out = tracing::subscriber::with_default(subscriber, || f(&rt));
+        let capture = capture_logs(logs.clone());
+        let out = f(&rt);
+        drop(capture);
         (out, logs.text())
     })
     .join()
