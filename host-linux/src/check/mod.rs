@@ -416,6 +416,54 @@ impl Drop for Checkers {
     }
 }
 
+/// The checker thread's clock, read once per wake-up of its runtime instead of once per check.
+///
+/// Where reading the clock is a system call (UML has no vDSO), a read per check costs a tenth of
+/// a TCP_CHECK. The checks of one slot run back to back after one wake-up, so the time of that
+/// wake-up is the time of each of them to within the slot's work; what needs it (skipping the
+/// slots of an overrun) is about whole `delay_loop`s. A thread whose runtime does not call
+/// `wake_clock` on unpark reads the real clock every time; a thread that runs a long while
+/// without parking (a burst after a stall) reads it again every `WAKE_CLOCK_READS` uses, so
+/// such a burst is cut short after that many checks.
+mod clock {
+    use std::cell::Cell;
+
+    use tokio::time::Instant;
+
+    /// Uses of one reading before the clock is read again.
+    pub(super) const WAKE_CLOCK_READS: u32 = 32;
+
+    std::thread_local! {
+        static WOKE: Cell<Option<(Instant, u32)>> = const { Cell::new(None) };
+    }
+
+    /// Records the wake-up time: for the checker runtime's `on_thread_unpark`.
+    pub(super) fn woke() {
+        WOKE.set(Some((Instant::now(), 0)));
+    }
+
+    /// Now, as of this thread's last wake-up (never later than the real now).
+    pub(super) fn now() -> Instant {
+        match WOKE.get() {
+            Some((t, n)) if n < WAKE_CLOCK_READS => {
+                WOKE.set(Some((t, n + 1)));
+                t
+            }
+            Some(_) => {
+                woke();
+                WOKE.get().map_or_else(Instant::now, |(t, _)| t)
+            }
+            None => Instant::now(),
+        }
+    }
+}
+
+/// For the checker runtime's `on_thread_unpark`: the checks that run until the thread parks
+/// again take the time of this wake-up instead of each reading the clock.
+pub fn wake_clock() {
+    clock::woke();
+}
+
 /// Checks start on the boundaries of this slot (when `delay_loop` is a multiple of it), so that
 /// the checks that fall due within one slot run back to back in one wake-up of the runtime: with
 /// thousands of targets, one wake-up per probe costs as much as the probe (a context switch, a
@@ -542,7 +590,7 @@ impl Cycle {
             }
         }
         self.next += self.period;
-        let now = Instant::now();
+        let now = clock::now();
         if self.next <= now {
             // Overran (retries, a slow probe, a stalled runtime): skip the missed slots
             // instead of firing a burst, and don't count the gap as drift.
@@ -637,6 +685,67 @@ impl Task {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A check that ends after its next slots passed (a stall) skips them, on the wake clock
+    /// as on the real one; an on-time check moves one `delay_loop` on.
+    #[test]
+    fn an_overrun_skips_the_missed_slots() {
+        let text = "virtual_server 10.0.0.1 80 {\n delay_loop 1\n real_server 10.0.0.2 80 {\n  TCP_CHECK {\n  }\n }\n}\n";
+        let c = crate::config::load_str(std::path::Path::new("t.conf"), text).expect("config").config;
+        let common = c.virtual_servers[0].real_servers[0].checkers[0].common.clone();
+        let period = common.delay_loop;
+        assert_eq!(period, Duration::from_secs(1));
+        let spec = Spec { target: "127.0.0.1:1".parse().expect("addr"), common: common.clone(), probe: Probe::Tcp };
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Shared { state: Mutex::new(TaskState { verdict: Verdict::Up, subs: Vec::new() }), tx };
+        for wake in [false, true] {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let mut cycle = Cycle::new(&common);
+                    // Due 3.5 periods ago, and only done now.
+                    let due = Instant::now() - period * 7 / 2;
+                    cycle.next = due;
+                    cycle.prev_start = Some(due);
+                    if wake {
+                        wake_clock();
+                    }
+                    let now = clock::now();
+                    cycle.conclude(Ok(Verdict::Up), &spec, &shared, false);
+                    assert_eq!(cycle.next, due + period * 4, "the next slot after now (wake clock: {wake})");
+                    assert!(cycle.next > now);
+                    assert_eq!(cycle.prev_start, None, "the gap is not drift");
+                    // On time: one period on, the interval counted.
+                    let due = cycle.next;
+                    cycle.begin(due, None);
+                    cycle.conclude(Ok(Verdict::Up), &spec, &shared, false);
+                    assert_eq!(cycle.next, due + period);
+                    assert_eq!(cycle.prev_start, Some(due));
+                });
+            });
+        }
+    }
+
+    #[test]
+    fn wake_clock_holds_a_reading_for_a_bounded_number_of_uses() {
+        std::thread::spawn(|| {
+            // Without a wake-up recorded, every read is the real clock.
+            let a = clock::now();
+            std::thread::sleep(Duration::from_millis(2));
+            assert!(clock::now() >= a + Duration::from_millis(2));
+            wake_clock();
+            let woke = clock::now();
+            std::thread::sleep(Duration::from_millis(2));
+            for _ in 1..clock::WAKE_CLOCK_READS {
+                assert_eq!(clock::now(), woke, "the wake-up's reading, while it lasts");
+            }
+            let fresh = clock::now();
+            assert!(fresh >= woke + Duration::from_millis(2), "read again after {} uses", clock::WAKE_CLOCK_READS);
+            // Never ahead of the real clock.
+            assert!(clock::now() <= Instant::now());
+        })
+        .join()
+        .expect("thread");
+    }
 
     #[test]
     fn test_probe_error_classification() {

@@ -43,7 +43,12 @@ impl CheckRuntime {
     }
 
     fn new() -> std::io::Result<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("hav-check").enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("hav-check")
+            .on_thread_unpark(crate::check::wake_clock)
+            .enable_all()
+            .build()?;
         Ok(CheckRuntime(Some(rt)))
     }
 
