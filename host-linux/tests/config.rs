@@ -263,6 +263,23 @@ fn quoted_notify_scripts_keep_string_and_argv() {
     assert_eq!(m.user, None);
 }
 
+/// `notify_deleted` takes an optional script: alone it switches a removed instance's
+/// notification from FAULT to DELETED; neither form warns.
+#[test]
+fn notify_deleted_with_and_without_a_script() {
+    let l = ok(&instance_with("  no_virtual_ipaddress\n  notify_deleted"));
+    let n = &l.config.vrrp_instances[0].notify;
+    assert!(n.send_deleted && n.deleted.is_none(), "{n:?}");
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let l = ok(&instance_with("  no_virtual_ipaddress\n  notify_deleted \"/bin/true deleted\""));
+    let n = &l.config.vrrp_instances[0].notify;
+    assert!(n.send_deleted, "{n:?}");
+    assert_eq!(n.deleted.as_ref().map(|s| s.argv.clone()), Some(vec!["/bin/true".to_owned(), "deleted".to_owned()]));
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let l = ok(&instance_with("  no_virtual_ipaddress"));
+    assert!(!l.config.vrrp_instances[0].notify.send_deleted);
+}
+
 #[test]
 fn advert_int_rounding_warning_v2_and_fraction_v3() {
     let l = ok(&instance_with("  advert_int 0.3\n  no_virtual_ipaddress"));

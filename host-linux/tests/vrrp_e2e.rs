@@ -432,8 +432,146 @@ fn notify_scripts_fifo_and_smtp_alert() {
     assert!(mail.contains("Subject: [lab-r1] VRRP Instance VI_N - Entering MASTER state"), "{mail}");
     assert!(mail.contains("To: ops@example.test"), "{mail}");
     assert!(h.terminate());
-    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&out).is_ok_and(|s| s.contains("INSTANCE VI_N STOP 0"))).is_some(), "no STOP notification");
+    // STOP with the priority it had, as keepalived's (the priority-0 advert is on the wire).
+    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(&out).is_ok_and(|s| s.contains("INSTANCE VI_N STOP 255"))).is_some(), "no STOP notification");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What one daemon's notify scripts saw: instances B and C taken out by a reload, then a
+/// SIGTERM. `notify` lines (from the reload on) and the `notify_STATE` scripts that ran.
+fn removal_notifications(lab: &Lab, daemon: Daemon) -> (Vec<String>, Vec<String>, String) {
+    let dir = hav_tests::peers::workdir("ndel");
+    let (out, ran) = (dir.join("notify.out"), dir.join("ran.out"));
+    let script = |name: &str, body: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("script");
+        std::process::Command::new("chmod").arg("755").arg(&p).status().expect("chmod");
+        p.display().to_string()
+    };
+    let notify = script("notify.sh", format!("echo \"$@\" >> {}", out.display()));
+    let [fault, deleted, stop] = ["fault", "deleted", "stop"].map(|w| script(&format!("{w}.sh"), format!("echo {w} \"$@\" >> {}", ran.display())));
+    let inst = |name: &str, vrid: u8, prio: u8, vip: &str, extra: String| {
+        format!(
+            "vrrp_instance {name} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {vrid}\n  priority {prio}\n  advert_int 1\n{extra}  virtual_ipaddress {{\n    {vip}\n  }}\n}}\n"
+        )
+    };
+    // A: the owner. B: priority 100 less a failing script's 20, with notify_deleted and a
+    // script for it. C: keepalived's default on removal, with a notify_fault that must not run.
+    let a = inst("A", 81, 255, "10.0.0.231/24", format!("  notify {notify}\n  notify_stop {stop}\n"));
+    let b = inst(
+        "B",
+        82,
+        100,
+        "10.0.0.232/24",
+        format!("  track_script {{\n    failing\n  }}\n  notify {notify}\n  notify_deleted {deleted}\n  notify_fault {fault}\n"),
+    );
+    let c = inst("C", 83, 100, "10.0.0.233/24", format!("  notify {notify}\n  notify_fault {fault}\n  notify_stop {stop}\n"));
+    let global = "global_defs {\n  script_user root\n  vrrp_garp_master_delay 0\n}\nvrrp_script failing {\n  script /bin/false\n  interval 1\n  weight -20\n}\n";
+    let mut n = Node::start(&lab.routers[0], daemon, &format!("{global}{a}{b}{c}"));
+    let text = || std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(15), || text().contains("INSTANCE B MASTER 80") && text().contains("INSTANCE C MASTER 100")).is_some(),
+        "B and C not master (B at 80):\n{}\n{}",
+        text(),
+        n.log()
+    );
+    let before = text().lines().count();
+    n.write_config(&format!("{global}{a}"));
+    n.signal(Signal::SIGHUP);
+    let removed = wait_until(Duration::from_secs(10), || text().lines().count() >= before + 2 && !n.holds("10.0.0.232") && !n.holds("10.0.0.233"));
+    assert!(removed.is_some(), "B and C not removed by the reload:\n{}\n{}", text(), n.log());
+    assert!(n.holds("10.0.0.231"), "A lost its address in the reload");
+    assert!(n.terminate(), "did not stop");
+    wait_until(Duration::from_secs(5), || text().contains("STOP"));
+    // The scripts of one notification run one after the other: give the last one a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let lines: Vec<String> = text().lines().skip(before).map(str::to_owned).collect();
+    let mut ran: Vec<String> = std::fs::read_to_string(&ran).unwrap_or_default().lines().map(str::to_owned).collect();
+    ran.sort();
+    let log = n.log();
+    let _ = std::fs::remove_dir_all(&dir);
+    (lines, ran, log)
+}
+
+/// A reload that removes instances notifies as keepalived does: `FAULT` to `notify` (and
+/// not `notify_fault`), or `DELETED` and the `notify_deleted` script with that keyword; all
+/// with the priority the instance had. A stop says `STOP` with the priority too. Run against
+/// keepalived and hav alike, and compared.
+#[test]
+fn removed_instances_notify_as_keepalived_does() {
+    if skip_unless_root("removed_instances_notify_as_keepalived_does") {
+        return;
+    }
+    let lab = Lab::new(1).expect("lab");
+    let want_lines = ["INSTANCE A STOP 255", "INSTANCE B DELETED 80", "INSTANCE C FAULT 100"];
+    let want_ran = ["deleted", "stop"];
+    let mut seen = Vec::new();
+    for daemon in [Daemon::Keepalived, hav()] {
+        let name = if matches!(daemon, Daemon::Keepalived) { "keepalived" } else { "hav" };
+        let (mut lines, ran, log) = removal_notifications(&lab, daemon);
+        lines.sort();
+        assert_eq!(lines, want_lines, "{name}: notify after the reload\n{log}");
+        assert_eq!(ran, want_ran, "{name}: notify_STATE scripts after the reload (no notify_fault)\n{log}");
+        seen.push((lines, ran));
+    }
+    assert_eq!(seen[0], seen[1], "keepalived and hav differ");
+}
+
+/// One daemon with `notify_fifo` (missing, so created) and `notify_fifo_script`: what the
+/// reader saw, from its start to the daemon's stop, and whether the FIFO was left behind.
+fn fifo_reader_run(lab: &Lab, daemon: Daemon) -> (String, bool, String) {
+    let dir = hav_tests::peers::workdir("nfifo");
+    let (fifo, out, reader) = (dir.join("n.fifo"), dir.join("reader.out"), dir.join("reader.sh"));
+    std::fs::write(
+        &reader,
+        format!(
+            "#!/bin/sh\necho \"args $*\" >> {o}\ntrap 'echo term >> {o}; exit 0' TERM\nwhile read -r l; do echo \"$l\" >> {o}; done < \"$2\"\necho eof >> {o}\n",
+            o = out.display()
+        ),
+    )
+    .expect("script");
+    std::process::Command::new("chmod").arg("755").arg(&reader).status().expect("chmod");
+    let conf = format!(
+        "global_defs {{\n  script_user root\n  notify_fifo {}\n  notify_fifo_script \"{} tag\"\n}}\n\
+         vrrp_instance F {{\n  interface eth0\n  virtual_router_id 84\n  priority 255\n  advert_int 1\n  virtual_ipaddress {{\n    10.0.0.234/24\n  }}\n}}\n",
+        fifo.display(),
+        reader.display()
+    );
+    let mut n = Node::start(&lab.routers[0], daemon, &conf);
+    let text = || std::fs::read_to_string(&out).unwrap_or_default();
+    // Up to the daemon to get there: keepalived's reader sometimes reads end-of-file first.
+    wait_until(SETTLE, || text().contains("INSTANCE \"F\" MASTER 255") || text().contains("eof"));
+    assert!(n.terminate(), "did not stop");
+    wait_until(Duration::from_secs(5), || text().contains("term") || text().contains("eof"));
+    let gone = wait_until(Duration::from_secs(3), || !fifo.exists()).is_some();
+    let (seen, left, log) = (text().replace(&fifo.display().to_string(), "FIFO"), !gone, n.log());
+    let _ = std::fs::remove_dir_all(&dir);
+    (seen, left, log)
+}
+
+/// `notify_fifo_script`: started once, with the FIFO's path as its last argument, as by
+/// keepalived. hav's reader then reads the state lines without ever reading end-of-file, gets
+/// SIGTERM at stop, and the FIFO hav created is gone after it. keepalived's reader does not
+/// always get that far: with `notify_fifo` alone, it was seen to read end-of-file at once
+/// (keepalived's processes open and close the FIFO), and keepalived to leave the FIFO it
+/// created; those are the documented differences.
+#[test]
+fn notify_fifo_script_reads_the_fifo_as_with_keepalived() {
+    if skip_unless_root("notify_fifo_script_reads_the_fifo_as_with_keepalived") {
+        return;
+    }
+    let lab = Lab::new(1).expect("lab");
+    let (seen, _, log) = fifo_reader_run(&lab, Daemon::Keepalived);
+    let first = |s: &str| s.lines().next().map(str::to_owned);
+    assert_eq!(first(&seen).as_deref(), Some("args tag FIFO"), "keepalived: the FIFO last:\n{seen}\n{log}");
+    let keepalived_args = first(&seen);
+    let (seen, left, log) = fifo_reader_run(&lab, hav());
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(first(&seen), keepalived_args, "hav: the reader's arguments as keepalived gives them:\n{seen}\n{log}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("args")).count(), 1, "hav: started once:\n{seen}");
+    assert!(lines.contains(&"INSTANCE \"F\" MASTER 255"), "hav:\n{seen}\n{log}");
+    assert_eq!(lines.last(), Some(&"term"), "hav: SIGTERM at stop, no end-of-file before:\n{seen}\n{log}");
+    assert!(!left, "hav: the FIFO it created is left after the stop");
 }
 
 #[test]

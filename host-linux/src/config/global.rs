@@ -92,12 +92,12 @@ pub struct GlobalDefs {
     pub script_user: Option<RunAs>,
     /// `enable_script_security`.
     pub enable_script_security: bool,
-    /// `notify_fifo PATH`.
-    pub notify_fifo: Option<String>,
-    /// `vrrp_notify_fifo PATH`.
-    pub vrrp_notify_fifo: Option<String>,
-    /// `lvs_notify_fifo PATH`.
-    pub lvs_notify_fifo: Option<String>,
+    /// `notify_fifo PATH [USER [GROUP]]`: VRRP (and, in keepalived, checker) events.
+    pub notify_fifo: Option<FifoSpec>,
+    /// `vrrp_notify_fifo PATH [USER [GROUP]]`: VRRP events.
+    pub vrrp_notify_fifo: Option<FifoSpec>,
+    /// `lvs_notify_fifo PATH [USER [GROUP]]`: checker events.
+    pub lvs_notify_fifo: Option<FifoSpec>,
     /// `lvs_sync_daemon ...`.
     pub lvs_sync_daemon: Option<LvsSyncDaemon>,
     /// `vrrp_garp_extra_if [all] SECONDS`: the instances' default `garp_extra_if`.
@@ -127,11 +127,12 @@ pub struct GlobalDefs {
     pub shutdown_script: Option<super::value::Script>,
     /// `shutdown_script_timeout`, default 10 s.
     pub shutdown_script_timeout: Duration,
-    /// `notify_fifo_script`: the reader of `notify_fifo`, started by the daemon (not yet).
+    /// `notify_fifo_script COMMAND [USER [GROUP]]`: the reader of `notify_fifo`, started by
+    /// the daemon with the FIFO's path as its last argument.
     pub notify_fifo_script: Option<super::value::Script>,
-    /// `vrrp_notify_fifo_script`: the reader of `vrrp_notify_fifo` (not started yet).
+    /// `vrrp_notify_fifo_script`: the reader of `vrrp_notify_fifo`, likewise.
     pub vrrp_notify_fifo_script: Option<super::value::Script>,
-    /// `lvs_notify_fifo_script`: the reader of `lvs_notify_fifo` (not started yet).
+    /// `lvs_notify_fifo_script`: the reader of `lvs_notify_fifo`, likewise.
     pub lvs_notify_fifo_script: Option<super::value::Script>,
     /// `vrrp_startup_delay`: the daemon waits this long before it starts its instances.
     pub vrrp_startup_delay: Option<Duration>,
@@ -339,7 +340,8 @@ impl GlobalDefs {
                     ctx.not_acted(n, BLOCK);
                 }
                 "notify_fifo_script" | "vrrp_notify_fifo_script" | "lvs_notify_fifo_script" => {
-                    let script = ctx.script(n)?;
+                    // keepalived's form, as for notify scripts: COMMAND [USER [GROUP]].
+                    let script = ctx.notify_script(n)?;
                     match n.keyword.as_str() {
                         "notify_fifo_script" => self.notify_fifo_script = Some(script),
                         "vrrp_notify_fifo_script" => self.vrrp_notify_fifo_script = Some(script),
@@ -355,10 +357,10 @@ impl GlobalDefs {
                         self.vrrp_delay_after_boot = Some(t);
                     }
                 }
-                "notify_fifo" => self.notify_fifo = Some(ctx.string_first(n)?),
-                "vrrp_notify_fifo" => self.vrrp_notify_fifo = Some(ctx.string_first(n)?),
+                "notify_fifo" => self.notify_fifo = Some(fifo_spec(ctx, n)?),
+                "vrrp_notify_fifo" => self.vrrp_notify_fifo = Some(fifo_spec(ctx, n)?),
                 "lvs_notify_fifo" => {
-                    self.lvs_notify_fifo = Some(ctx.string_first(n)?);
+                    self.lvs_notify_fifo = Some(fifo_spec(ctx, n)?);
                     ctx.not_acted(n, BLOCK);
                 }
                 "lvs_sync_daemon" => self.lvs_sync_daemon = Some(sync_daemon(ctx, n)?),
@@ -439,6 +441,22 @@ impl Ctx {
             .map(|a| a.text.clone())
             .ok_or_else(|| ConfigError::invalid(&node.loc, format!("missing value for '{}'", node.keyword)))
     }
+}
+
+/// One of keepalived's notify FIFOs: `notify_fifo PATH [USER [GROUP]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FifoSpec {
+    /// Where the FIFO is.
+    pub path: String,
+    /// Who owns it when the daemon creates it (mode 0600); the daemon's user when absent.
+    pub owner: Option<RunAs>,
+}
+
+fn fifo_spec(ctx: &mut Ctx, n: &Node) -> Result<FifoSpec, ConfigError> {
+    let path = ctx.string_first(n)?;
+    ctx.no_more(n, 3);
+    let owner = n.args.get(1).map(|u| RunAs { user: u.text.clone(), group: n.args.get(2).map(|g| g.text.clone()) });
+    Ok(FifoSpec { path, owner })
 }
 
 #[cfg(test)]

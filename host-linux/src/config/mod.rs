@@ -118,7 +118,7 @@ impl Config {
             }
         });
         let notify = |owner: &str, location: &Location, n: &mut Notify, warnings: &mut Vec<Warning>| {
-            let Notify { notify: generic, master, backup, fault, stop, master_rx_lower_pri, deleted, locations } = n;
+            let Notify { notify: generic, master, backup, fault, stop, master_rx_lower_pri, deleted, send_deleted: _, locations } = n;
             let slots = [
                 ("notify", generic),
                 ("notify_master", master),

@@ -156,8 +156,11 @@ pub struct Notify {
     /// `notify_master_rx_lower_pri`: run without arguments when the instance, as master,
     /// receives a lower-priority advert.
     pub master_rx_lower_pri: Option<Script>,
-    /// `notify_deleted`: run when a reload removes the instance (not run yet).
+    /// `notify_deleted [SCRIPT]`: the script run when a reload removes the instance.
     pub deleted: Option<Script>,
+    /// Whether `notify_deleted` is given, with or without a script: a reload that removes the
+    /// instance tells `notify` and the FIFO `DELETED` instead of keepalived's default `FAULT`.
+    pub send_deleted: bool,
     /// Where each of them is written, by keyword.
     pub locations: std::collections::BTreeMap<String, Location>,
 }
@@ -171,7 +174,15 @@ impl Notify {
             "notify_fault" => &mut self.fault,
             "notify_stop" => &mut self.stop,
             "notify_master_rx_lower_pri" => &mut self.master_rx_lower_pri,
-            "notify_deleted" => &mut self.deleted,
+            "notify_deleted" => {
+                // The script is optional: the keyword alone says DELETED, not FAULT.
+                self.send_deleted = true;
+                if n.args.is_empty() && n.block.is_none() {
+                    self.locations.insert(n.keyword.clone(), n.loc.clone());
+                    return Ok(true);
+                }
+                &mut self.deleted
+            }
             _ => return Ok(false),
         };
         *slot = Some(ctx.notify_script(n)?);

@@ -123,9 +123,11 @@ impl PolicyRunner for Policies {
 
 impl Lvs {
     /// Opens the IPVS client, applies `config` and starts its checkers on a runtime of their own.
-    pub fn start(config: &Config, policies: Policies) -> anyhow::Result<Lvs> {
+    /// `fifo` takes the real server and virtual server lines of keepalived's notify FIFOs.
+    pub fn start(config: &Config, policies: Policies, fifo: Option<crate::lvs::FifoSink>) -> anyhow::Result<Lvs> {
         let client = crate::ipvs::Client::new().map_err(|e| anyhow::anyhow!("IPVS: {e} (is the ip_vs module loaded?)"))?;
         let mut director = Director::new(client);
+        director.set_fifo(fifo);
         match director.apply(config) {
             Ok(r) => tracing::info!(report = %r, "IPVS table applied"),
             Err(e) => tracing::error!("IPVS: {e}"),

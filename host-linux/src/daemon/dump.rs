@@ -522,9 +522,25 @@ fn global(s: &mut String, config: &Config, ids: &Ids) {
         }
     }
     s.push_str(" LVS flush = false\n LVS flush on stop = disabled\n");
-    for (what, fifo) in [("Global", &g.notify_fifo), ("VRRP", &g.vrrp_notify_fifo), ("LVS", &g.lvs_notify_fifo)] {
+    let fifos = [
+        ("Global", &g.notify_fifo, &g.notify_fifo_script),
+        ("VRRP", &g.vrrp_notify_fifo, &g.vrrp_notify_fifo_script),
+        ("LVS", &g.lvs_notify_fifo, &g.lvs_notify_fifo_script),
+    ];
+    let user_ids = |u: Option<&crate::config::value::RunAs>, or: (u32, u32)| {
+        u.and_then(|u| super::proc::resolve(u).ok()).map_or(or, |c| (c.uid.as_raw(), c.gid.as_raw()))
+    };
+    for (what, fifo, script) in fifos {
         if let Some(f) = fifo {
-            let _ = writeln!(s, " {what} notify fifo = {f}, uid:gid {}:{}", ids.own.0, ids.own.1);
+            let (u, g) = user_ids(f.owner.as_ref(), ids.own);
+            let _ = writeln!(s, " {what} notify fifo = {}, uid:gid {u}:{g}", f.path);
+            if let Some(sc) = script {
+                // As the reader is started: the FIFO's path last.
+                let mut run = sc.clone();
+                run.argv.push(f.path.clone());
+                let (u, g) = user_ids(sc.user.as_ref(), ids.notify);
+                let _ = writeln!(s, " {what} notify fifo script = {}, uid:gid {u}:{g}", cmd_str(&run));
+            }
         }
     }
     s.push_str(" FIFO write vrrp states on reload = false\n VRRP notify priority changes = false\n");
@@ -752,7 +768,8 @@ fn instance(s: &mut String, i: &InstanceView, cfg: Option<&VrrpInstance>, config
     let smtp = cfg.is_some_and(|c| c.smtp_alert)
         || config.vrrp_sync_groups.iter().any(|sg| sg.smtp_alert && sg.group.iter().any(|(n, _)| *n == i.name));
     let _ = writeln!(s, "   Using smtp notification = {}", if smtp { "yes" } else { "no" });
-    s.push_str("   Notify deleted = Fault\n");
+    let deleted = cfg.is_some_and(|c| c.notify.send_deleted);
+    let _ = writeln!(s, "   Notify deleted = {}", if deleted { "Deleted" } else { "Fault" });
     if let Some(c) = cfg {
         notify_lines(s, &c.notify, ids.notify, true);
     }
@@ -770,6 +787,9 @@ fn notify_lines(s: &mut String, n: &Notify, (uid, gid): (u32, u32), instance: bo
     line("Master", &n.master);
     line("Fault", &n.fault);
     line("Stop", &n.stop);
+    if instance {
+        line("Deleted", &n.deleted);
+    }
     line("Generic", &n.notify);
     if instance {
         line("Master rx lower pri", &n.master_rx_lower_pri);
@@ -1102,6 +1122,8 @@ struct JsonData<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     script_stop: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    script_deleted: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     script: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     script_master_rx_lower_pri: Option<String>,
@@ -1181,11 +1203,12 @@ pub fn json(snap: &Snapshot, config: &Config) -> String {
                 wantstate: state_num(want(i)),
                 version: if i.version == VrrpVersion::V3 { 3 } else { 2 },
                 smtp_alert: cfg.is_some_and(|c| c.smtp_alert),
-                notify_deleted: false,
+                notify_deleted: notify.is_some_and(|n| n.send_deleted),
                 script_backup: script(|n| &n.backup),
                 script_master: script(|n| &n.master),
                 script_fault: script(|n| &n.fault),
                 script_stop: script(|n| &n.stop),
+                script_deleted: script(|n| &n.deleted),
                 script: script(|n| &n.notify),
                 script_master_rx_lower_pri: script(|n| &n.master_rx_lower_pri),
                 vips: vips.iter().map(|v| format_vip(v, i, set)).collect(),

@@ -3,6 +3,7 @@
 pub mod control;
 pub mod director;
 pub mod dump;
+pub(crate) mod fifo;
 pub mod listen;
 pub mod metrics;
 pub mod notify;

@@ -23,7 +23,6 @@
 //! oldest lines (counted and logged) rather than grow or block.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -38,6 +37,8 @@ use crate::config::global::SmtpServer;
 use crate::config::vrrp::Notify;
 use crate::config::{Config, Script};
 use crate::ratelimit::{KeyedRateLimit, RateLimit};
+
+use super::fifo::Stream;
 
 /// How long a notify script may run.
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -142,11 +143,13 @@ impl Lane {
     }
 }
 
-/// The notify FIFO queue: bounded, oldest dropped.
+/// The notify FIFO queue: bounded, oldest dropped; and the FIFOs it is written to.
 #[derive(Debug)]
 struct Fifo {
-    paths: Vec<PathBuf>,
-    queue: Mutex<VecDeque<String>>,
+    outs: Mutex<Vec<super::fifo::Output>>,
+    /// Some FIFO is open: lines are queued only then.
+    active: AtomicBool,
+    queue: Mutex<VecDeque<(super::fifo::Stream, String)>>,
     dropped: AtomicU64,
     /// The writer holds lines it took from the queue and has not written yet.
     writing: AtomicBool,
@@ -160,7 +163,7 @@ struct Inner {
     /// How scripts run: as whom, with which checks (enable_script_security); replaced on
     /// reload ([`Notifier::set_runner`]).
     runner: std::sync::RwLock<Runner>,
-    fifo: Option<Arc<Fifo>>,
+    fifo: Arc<Fifo>,
     smtp: Option<Smtp>,
     lanes: Mutex<HashMap<Key, Lane>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
@@ -200,24 +203,16 @@ impl Notifier {
     /// When called outside a tokio runtime.
     pub fn with_runner(config: &Config, runner: Runner) -> Self {
         let handle = tokio::runtime::Handle::current();
-        let mut paths: Vec<PathBuf> = Vec::new();
-        for f in [&config.global.notify_fifo, &config.global.vrrp_notify_fifo].into_iter().flatten() {
-            let p = PathBuf::from(f);
-            if !paths.contains(&p) {
-                paths.push(p);
-            }
-        }
-        let fifo = (!paths.is_empty()).then(|| {
-            let fifo = Arc::new(Fifo {
-                paths,
-                queue: Mutex::new(VecDeque::new()),
-                dropped: AtomicU64::new(0),
-                writing: AtomicBool::new(false),
-                wake: tokio::sync::Notify::new(),
-            });
-            handle.spawn(fifo_writer(fifo.clone()));
-            fifo
+        let fifo = Arc::new(Fifo {
+            outs: Mutex::new(Vec::new()),
+            active: AtomicBool::new(false),
+            queue: Mutex::new(VecDeque::new()),
+            dropped: AtomicU64::new(0),
+            writing: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
         });
+        handle.spawn(fifo_writer(fifo.clone()));
+        fifo.reconfigure(super::fifo::wanted(config), &runner);
         let router_id = config.global.router_id.clone().unwrap_or_else(|| {
             nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "hav".into())
         });
@@ -260,6 +255,24 @@ impl Notifier {
             "STOP" => &notify.stop,
             _ => &None,
         };
+        self.announce(kind, name, notify, state, specific.as_ref(), priority, smtp_alert);
+    }
+
+    /// Instance `name`, with `priority`, was removed by a reload: as keepalived, `notify` and
+    /// the FIFO are told `FAULT`, and `notify_fault` is not run; with `notify_deleted` they are
+    /// told `DELETED`, and its script, if it names one, is run.
+    pub fn removed(&self, name: &str, notify: &Notify, priority: u8, smtp_alert: bool) {
+        if notify.send_deleted {
+            self.announce(Kind::Instance, name, notify, "DELETED", notify.deleted.as_ref(), priority, smtp_alert);
+        } else {
+            self.announce(Kind::Instance, name, notify, "FAULT", None, priority, smtp_alert);
+        }
+    }
+
+    /// Queues `state`'s notifications: `specific` (the `notify_STATE` script, if any), then
+    /// `notify` with `TYPE NAME STATE PRIORITY`, the FIFO line and the mail.
+    #[allow(clippy::too_many_arguments)]
+    fn announce(&self, kind: Kind, name: &str, notify: &Notify, state: &str, specific: Option<&Script>, priority: u8, smtp_alert: bool) {
         let mut scripts = Vec::new();
         if let Some(s) = specific {
             scripts.push((s.clone(), Vec::new(), format!("notify_{} {name}", state.to_ascii_lowercase())));
@@ -271,9 +284,7 @@ impl Notifier {
         if !scripts.is_empty() {
             self.submit(Key { kind, name: name.to_owned(), channel: Channel::Scripts }, Job::Scripts { state: state.to_owned(), scripts });
         }
-        if let Some(fifo) = &self.inner.fifo {
-            fifo.push(fifo_line(kind, name, state, priority));
-        }
+        self.inner.fifo.push(Stream::Vrrp, fifo_line(kind, name, state, priority));
         if smtp_alert {
             if let Some(smtp) = &self.inner.smtp {
                 let subject = format!("[{}] VRRP {} {} - Entering {} state", smtp.router_id, kind_word(kind), name, state);
@@ -287,7 +298,7 @@ impl Notifier {
     /// `notify_master_rx_lower_pri` and the FIFO line on the instance's own lane for these
     /// (a newer one replaces one still waiting there). Cheap; callable from any thread.
     pub fn master_rx_lower(&self, name: &str, notify: &Notify, priority: u8) {
-        if notify.master_rx_lower_pri.is_none() && self.inner.fifo.is_none() {
+        if notify.master_rx_lower_pri.is_none() && !self.inner.fifo.active.load(Ordering::Relaxed) {
             return;
         }
         let script = notify.master_rx_lower_pri.clone().map(|s| (s, format!("notify_master_rx_lower_pri {name}")));
@@ -309,7 +320,37 @@ impl Notifier {
 
     /// FIFO lines dropped because the queue was full, since start (for metrics).
     pub fn fifo_dropped(&self) -> u64 {
-        self.inner.fifo.as_ref().map_or(0, |f| f.dropped.load(Ordering::Relaxed))
+        self.inner.fifo.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Opens the FIFOs a reloaded `config` asks for and closes those it no longer does; one
+    /// whose settings and reader are unchanged stays open, its reader running. Call inside
+    /// the notifier's runtime.
+    pub fn set_fifos(&self, config: &Config) {
+        let runner = self.inner.runner.read().unwrap_or_else(|p| p.into_inner()).clone();
+        self.inner.fifo.reconfigure(super::fifo::wanted(config), &runner);
+    }
+
+    /// A checker (LVS) line for `notify_fifo` and `lvs_notify_fifo`: queued like the VRRP lines.
+    /// Cheap; callable from any thread.
+    pub fn lvs_line(&self, line: String) {
+        self.inner.fifo.push(Stream::Lvs, line);
+    }
+
+    /// [`Notifier::lvs_line`] for the director.
+    pub fn lvs_sink(&self) -> crate::lvs::FifoSink {
+        let n = self.clone();
+        crate::lvs::FifoSink::new(move |line| n.lvs_line(line))
+    }
+
+    /// At stop, after [`Notifier::drain`]: each FIFO's reader gets a moment to read what is
+    /// left and is stopped; FIFOs the daemon created are removed.
+    pub async fn close_fifos(&self) {
+        let outs = std::mem::take(&mut *lock(&self.inner.fifo.outs));
+        self.inner.fifo.active.store(false, Ordering::Relaxed);
+        for o in outs {
+            o.close().await;
+        }
     }
 
     /// Waits (at most `limit`) for the notifications still running or pending, and for the
@@ -319,7 +360,7 @@ impl Notifier {
         let _ = tokio::time::timeout(limit, async {
             loop {
                 let handles: Vec<_> = std::mem::take(&mut *lock(&self.inner.workers));
-                let fifo_busy = self.inner.fifo.as_ref().is_some_and(|f| f.busy());
+                let fifo_busy = self.inner.fifo.busy();
                 if handles.is_empty() && !fifo_busy {
                     return;
                 }
@@ -404,9 +445,7 @@ impl Inner {
                 }
             }
             Job::RxLower { line, script } => {
-                if let Some(fifo) = &self.fifo {
-                    fifo.push(line);
-                }
+                self.fifo.push(Stream::Vrrp, line);
                 if let Some((s, what)) = script {
                     self.run_script(&s, &[], &what).await;
                 }
@@ -455,16 +494,58 @@ pub fn fifo_line(kind: Kind, name: &str, state: &str, priority: u8) -> String {
 }
 
 impl Fifo {
-    /// Queues a line, dropping the oldest when the queue is full.
-    fn push(&self, line: String) {
+    /// Queues a line, dropping the oldest when the queue is full; nothing when no FIFO is open.
+    fn push(&self, stream: Stream, line: String) {
+        if !self.active.load(Ordering::Relaxed) {
+            return;
+        }
         let mut q = lock(&self.queue);
         if q.len() >= FIFO_QUEUE {
             q.pop_front();
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        q.push_back(line);
+        q.push_back((stream, line));
         drop(q);
         self.wake.notify_one();
+    }
+
+    /// Keeps the open FIFOs that `wanted` lists unchanged, closes the others and opens the new
+    /// ones: at once, but for one at the path of a FIFO being closed, which opens after that
+    /// one is closed (and removed, if the daemon created it). Call inside a tokio runtime.
+    fn reconfigure(self: &Arc<Self>, wanted: Vec<super::fifo::Want>, runner: &proc::Runner) {
+        let mut outs = lock(&self.outs);
+        let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut *outs).into_iter().partition(|o| wanted.contains(&o.want));
+        *outs = keep;
+        let (later, now): (Vec<_>, Vec<_>) = wanted
+            .into_iter()
+            .filter(|w| !outs.iter().any(|o| o.want == *w))
+            .partition(|w| gone.iter().any(|g| g.want.spec.path == w.spec.path));
+        for w in now {
+            self.open_into(&mut outs, w, runner);
+        }
+        self.active.store(!outs.is_empty() || !later.is_empty(), Ordering::Relaxed);
+        drop(outs);
+        if gone.is_empty() {
+            return;
+        }
+        let (me, runner) = (self.clone(), runner.clone());
+        tokio::spawn(async move {
+            for o in gone {
+                o.close().await;
+            }
+            let mut outs = lock(&me.outs);
+            for w in later {
+                me.open_into(&mut outs, w, &runner);
+            }
+            me.active.store(!outs.is_empty(), Ordering::Relaxed);
+        });
+    }
+
+    fn open_into(&self, outs: &mut Vec<super::fifo::Output>, want: super::fifo::Want, runner: &proc::Runner) {
+        match super::fifo::Output::open(want, runner) {
+            Ok(o) => outs.push(o),
+            Err(e) => tracing::error!("{e}; its lines are not written"),
+        }
     }
 
     /// Lines are queued or being written.
@@ -475,12 +556,12 @@ impl Fifo {
     }
 }
 
-/// Writes the queued lines to every FIFO, in batches (one open per FIFO per batch).
+/// Writes the queued lines to every open FIFO, in batches.
 async fn fifo_writer(fifo: Arc<Fifo>) {
     let mut dropped_seen = 0;
     let mut dropped_log = RateLimit::new(1, Duration::from_secs(10));
     loop {
-        let batch: Vec<String> = {
+        let batch: Vec<(Stream, String)> = {
             let mut q = lock(&fifo.queue);
             if !q.is_empty() {
                 fifo.writing.store(true, Ordering::Release);
@@ -496,34 +577,14 @@ async fn fifo_writer(fifo: Arc<Fifo>) {
             tracing::warn!(dropped = dropped - dropped_seen, total = dropped, "notify fifo: queue full, oldest lines dropped");
             dropped_seen = dropped;
         }
-        let paths = fifo.paths.clone();
-        let r = tokio::task::spawn_blocking(move || {
-            for p in &paths {
-                if let Err(e) = write_fifo(p, &batch) {
-                    tracing::debug!(fifo = %p.display(), error = %e, "notify fifo not written");
-                }
-            }
-        })
-        .await;
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "notify fifo writer");
+        // Non-blocking writes to FIFOs held open: nothing here waits.
+        for o in lock(&fifo.outs).iter_mut() {
+            o.write(&batch);
         }
         fifo.writing.store(false, Ordering::Release);
     }
 }
 
-fn write_fifo(path: &std::path::Path, lines: &[String]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    // Non-blocking open fails with ENXIO when nobody reads the FIFO, and a write to a full pipe
-    // fails with EAGAIN: skip rather than hang. A line is shorter than PIPE_BUF, so each write
-    // lands whole or not at all.
-    let mut f = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path)?;
-    for l in lines {
-        f.write_all(l.as_bytes())?;
-    }
-    Ok(())
-}
 
 /// Sends one mail through `smtp` (RFC 5321: EHLO, falling back to HELO; no auth, no TLS, as
 /// keepalived's relay setup).
@@ -594,6 +655,7 @@ async fn expect<R: AsyncBufReadExt + Unpin>(r: &mut R, t: Duration, code: u16) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn temp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("hav-notify-{}-{name}", std::process::id()));
@@ -632,6 +694,31 @@ mod tests {
         assert_eq!(lines.first(), Some(&"INSTANCE VI_1 MASTER 100"), "the first transition ran at once");
         assert_eq!(lines.last(), Some(&"INSTANCE VI_1 FAULT 0"), "the last state wins");
         assert!(n.skipped() >= 1001 - 12, "skipped {}", n.skipped());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A removed instance: FAULT to `notify` without `notify_fault`, by default; DELETED and
+    /// the `notify_deleted` script with that keyword; DELETED alone with the bare keyword.
+    #[tokio::test]
+    async fn test_removed_says_fault_or_deleted() {
+        let dir = temp("removed");
+        let (out, ran) = (dir.join("calls"), dir.join("ran"));
+        let marker = |word: &str| {
+            let sh = dir.join(format!("{word}.sh"));
+            std::fs::write(&sh, format!("#!/bin/sh\necho {word} >> {}\n", ran.display())).expect("script");
+            let sh = sh.to_str().expect("utf-8").to_owned();
+            Script { command: format!("/bin/sh {sh}"), argv: vec!["/bin/sh".into(), sh], user: None }
+        };
+        let base = Notify { notify: Some(logging_script(&dir, &out, "0")), fault: Some(marker("fault")), stop: Some(marker("stop")), ..Notify::default() };
+        let n = Notifier::new(&Config::default(), None);
+        n.removed("VI_1", &base, 90, false);
+        n.removed("VI_2", &Notify { send_deleted: true, deleted: Some(marker("deleted")), ..base.clone() }, 80, false);
+        n.removed("VI_3", &Notify { send_deleted: true, ..base.clone() }, 70, false);
+        n.drain(Duration::from_secs(10)).await;
+        let mut calls: Vec<String> = std::fs::read_to_string(&out).expect("ran").lines().map(str::to_owned).collect();
+        calls.sort();
+        assert_eq!(calls, ["INSTANCE VI_1 FAULT 90", "INSTANCE VI_2 DELETED 80", "INSTANCE VI_3 DELETED 70"]);
+        assert_eq!(std::fs::read_to_string(&ran).expect("ran"), "deleted\n", "only notify_deleted's script, once");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -723,8 +810,8 @@ mod tests {
     }
 
     /// A FIFO in a scratch directory named after `tag`, a thread reading it to the end, and a
-    /// write end held open: a reader must hold the FIFO open for the writer's non-blocking open
-    /// to succeed, and the kept end delays EOF until the test drops it.
+    /// write end held open, so that the reader's EOF waits for the test to drop it (after the
+    /// notifier closed its own end).
     fn fifo(tag: &str) -> (PathBuf, PathBuf, std::thread::JoinHandle<String>, std::fs::File) {
         let dir = temp(tag);
         let path = dir.join("fifo");
@@ -741,11 +828,13 @@ mod tests {
     async fn test_fifo_gets_master_rx_lower_pri() {
         let (dir, path, reader, keep) = fifo("fifo-rx");
         let mut config = Config::default();
-        config.global.vrrp_notify_fifo = Some(path.to_str().expect("utf-8").to_owned());
+        config.global.vrrp_notify_fifo = Some(spec(&path));
         let n = Notifier::new(&config, None);
         n.changed(Kind::Instance, "VI_1", &Notify::default(), "MASTER", 150, false);
         n.master_rx_lower("VI_1", &Notify::default(), 150);
         n.drain(Duration::from_secs(5)).await;
+        n.close_fifos().await;
+        assert!(path.exists(), "a FIFO the daemon did not create stays");
         drop(keep);
         drop(n);
         let text = tokio::task::spawn_blocking(move || reader.join().expect("reader")).await.expect("join");
@@ -756,18 +845,19 @@ mod tests {
     #[test]
     fn test_fifo_queue_drops_oldest() {
         let f = Fifo {
-            paths: Vec::new(),
+            outs: Mutex::new(Vec::new()),
+            active: AtomicBool::new(true),
             queue: Mutex::new(VecDeque::new()),
             dropped: AtomicU64::new(0),
             writing: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
         };
         for i in 0..FIFO_QUEUE + 10 {
-            f.push(format!("{i}\n"));
+            f.push(Stream::Vrrp, format!("{i}\n"));
         }
         let q = lock(&f.queue);
         assert_eq!(q.len(), FIFO_QUEUE);
-        assert_eq!(q.front().map(String::as_str), Some("10\n"));
+        assert_eq!(q.front().map(|(_, l)| l.as_str()), Some("10\n"));
         assert_eq!(f.dropped.load(Ordering::Relaxed), 10);
     }
 
@@ -775,12 +865,13 @@ mod tests {
     async fn test_fifo_gets_every_line() {
         let (dir, path, reader, keep) = fifo("fifo");
         let mut config = Config::default();
-        config.global.notify_fifo = Some(path.to_str().expect("utf-8").to_owned());
+        config.global.notify_fifo = Some(spec(&path));
         let n = Notifier::new(&config, None);
         for i in 0..100u8 {
             n.changed(Kind::Instance, "VI_1", &Notify::default(), if i % 2 == 0 { "MASTER" } else { "BACKUP" }, i, false);
         }
         n.drain(Duration::from_secs(5)).await;
+        n.close_fifos().await;
         drop(keep);
         drop(n);
         let text = tokio::task::spawn_blocking(move || reader.join().expect("reader")).await.expect("join");
@@ -788,6 +879,150 @@ mod tests {
         assert_eq!(lines.len(), 100, "{text}");
         assert_eq!(lines[0], "INSTANCE \"VI_1\" MASTER 0");
         assert_eq!(lines[99], "INSTANCE \"VI_1\" BACKUP 99");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    async fn until_contains(path: &std::path::Path, what: &str) {
+        let seen = async {
+            while !std::fs::read_to_string(path).is_ok_and(|t| t.contains(what)) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), seen).await.unwrap_or_else(|_| panic!("{} never had {what}", path.display()));
+    }
+
+    fn spec(path: &std::path::Path) -> crate::config::global::FifoSpec {
+        crate::config::global::FifoSpec { path: path.to_str().expect("utf-8").to_owned(), owner: None }
+    }
+
+    fn mode_and_owner(path: &std::path::Path) -> (bool, u32, u32) {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let md = std::fs::symlink_metadata(path).expect("stat");
+        (md.file_type().is_fifo(), md.mode() & 0o777, md.uid())
+    }
+
+    /// A missing FIFO is created (0600, owned by the USER given), holds lines written before
+    /// any reader came, and is removed at stop.
+    #[tokio::test]
+    async fn test_fifo_is_created_buffers_and_is_removed() {
+        let dir = temp("fifo-create");
+        let path = dir.join("made.fifo");
+        let mut config = Config::default();
+        let root = nix::unistd::geteuid().is_root();
+        let owner = root.then(|| crate::config::value::RunAs { user: "nobody".into(), group: None });
+        config.global.vrrp_notify_fifo = Some(crate::config::global::FifoSpec { owner, ..spec(&path) });
+        let n = Notifier::new(&config, None);
+        let (fifo, mode, uid) = mode_and_owner(&path);
+        assert!(fifo && mode == 0o600, "mode {mode:o}");
+        if root {
+            let nobody = proc::resolve(&crate::config::value::RunAs { user: "nobody".into(), group: None }).expect("nobody");
+            assert_eq!(uid, nobody.uid.as_raw(), "owned by the USER given");
+        }
+        n.changed(Kind::Instance, "VI_1", &Notify::default(), "MASTER", 100, false);
+        n.drain(Duration::from_secs(5)).await;
+        // A reader that opens it only now still gets the line.
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut r = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&path).expect("open");
+        let mut buf = [0u8; 256];
+        let got = r.read(&mut buf).expect("read");
+        assert_eq!(&buf[..got], b"INSTANCE \"VI_1\" MASTER 100\n");
+        n.close_fifos().await;
+        assert!(!path.exists(), "a FIFO the daemon created is removed at stop");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Something at the path that is not a FIFO is left alone, and no line goes anywhere.
+    #[tokio::test]
+    async fn test_fifo_path_that_is_a_file_is_refused() {
+        let dir = temp("fifo-file");
+        let path = dir.join("plain");
+        std::fs::write(&path, "keep me").expect("file");
+        let mut config = Config::default();
+        config.global.notify_fifo = Some(spec(&path));
+        let n = Notifier::new(&config, None);
+        n.changed(Kind::Instance, "VI_1", &Notify::default(), "MASTER", 100, false);
+        n.drain(Duration::from_secs(5)).await;
+        n.close_fifos().await;
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "keep me");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The reader script gets the FIFO's path last, reads every line (no end-of-file while the
+    /// daemon runs), and gets SIGTERM at stop only after it read them.
+    #[tokio::test]
+    async fn test_fifo_reader_script_runs_until_stop() {
+        let dir = temp("fifo-reader");
+        let path = dir.join("n.fifo");
+        let out = dir.join("out");
+        let sh = dir.join("reader.sh");
+        std::fs::write(
+            &sh,
+            format!(
+                "#!/bin/sh\necho \"args $*\" >> {o}\ntrap 'echo term >> {o}; exit 0' TERM\nwhile read -r l; do echo \"$l\" >> {o}; done < \"$2\"\necho eof >> {o}\n",
+                o = out.display()
+            ),
+        )
+        .expect("script");
+        let sh = sh.to_str().expect("utf-8").to_owned();
+        let mut config = Config::default();
+        config.global.notify_fifo = Some(spec(&path));
+        config.global.notify_fifo_script = Some(Script { command: format!("/bin/sh {sh} first"), argv: vec!["/bin/sh".into(), sh, "first".into()], user: None });
+        let n = Notifier::new(&config, None);
+        for (i, st) in ["BACKUP", "MASTER", "FAULT"].into_iter().enumerate() {
+            n.changed(Kind::Instance, "VI_1", &Notify::default(), st, 100 + i as u8, false);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // A reload with the same settings keeps the reader.
+        n.set_fifos(&config);
+        n.changed(Kind::Group, "G", &Notify::default(), "MASTER", 0, false);
+        n.drain(Duration::from_secs(5)).await;
+        // A line read is not yet a line written out: wait for the last one before the stop.
+        until_contains(&out, "GROUP").await;
+        n.close_fifos().await;
+        let text = std::fs::read_to_string(&out).expect("the reader ran");
+        let want = format!(
+            "args first {}\nINSTANCE \"VI_1\" BACKUP 100\nINSTANCE \"VI_1\" MASTER 101\nINSTANCE \"VI_1\" FAULT 102\nGROUP \"G\" MASTER 0\nterm\n",
+            path.display()
+        );
+        assert_eq!(text, want, "one reader, every line, then SIGTERM (no end-of-file)");
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A reload that moves the FIFO closes the old one (its reader stopped, the FIFO removed)
+    /// and opens the new one with a new reader.
+    #[tokio::test]
+    async fn test_reload_moves_the_fifo_and_its_reader() {
+        let dir = temp("fifo-move");
+        let (a, b) = (dir.join("a.fifo"), dir.join("b.fifo"));
+        let out = dir.join("out");
+        let sh = dir.join("reader.sh");
+        std::fs::write(&sh, format!("#!/bin/sh\ntrap 'echo \"term $1\" >> {o}; exit 0' TERM\nwhile read -r l; do echo \"$1 $l\" >> {o}; done < \"$1\"\n", o = out.display()))
+            .expect("script");
+        let sh = sh.to_str().expect("utf-8").to_owned();
+        let mut config = Config::default();
+        config.global.vrrp_notify_fifo = Some(spec(&a));
+        config.global.vrrp_notify_fifo_script = Some(Script { command: format!("/bin/sh {sh}"), argv: vec!["/bin/sh".into(), sh], user: None });
+        let n = Notifier::new(&config, None);
+        n.changed(Kind::Instance, "VI_1", &Notify::default(), "MASTER", 100, false);
+        n.drain(Duration::from_secs(5)).await;
+        until_contains(&out, "MASTER").await;
+        config.global.vrrp_notify_fifo = Some(spec(&b));
+        n.set_fifos(&config);
+        let moved = async {
+            while a.exists() || !b.exists() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), moved).await.expect("a closed and removed, b created");
+        n.changed(Kind::Instance, "VI_1", &Notify::default(), "BACKUP", 100, false);
+        n.drain(Duration::from_secs(5)).await;
+        until_contains(&out, "BACKUP").await;
+        n.close_fifos().await;
+        let text = std::fs::read_to_string(&out).expect("readers ran");
+        let (a, b) = (a.display(), b.display());
+        assert_eq!(text, format!("{a} INSTANCE \"VI_1\" MASTER 100\nterm {a}\n{b} INSTANCE \"VI_1\" BACKUP 100\nterm {b}\n"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -280,22 +280,7 @@ impl Runner {
             Ok(p) => p,
             Err(why) => return Outcome::Refused(why),
         };
-        let argv0 = script.argv.first().map(String::as_str).unwrap_or_default();
-        let mut cmd = Command::new(&prepared.program);
-        cmd.arg0(argv0)
-            .args(script.argv.iter().skip(1))
-            .args(extra)
-            .env_clear()
-            .env("PATH", SCRIPT_PATH)
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true);
-        if let Some(c) = prepared.creds {
-            cmd.uid(c.uid.as_raw()).gid(c.gid.as_raw());
-        }
+        let mut cmd = command(&prepared, script, extra);
         let prog = prepared.program.display();
         let mut child = match cmd.spawn() {
             Ok(c) => c,
@@ -331,6 +316,89 @@ impl Runner {
                 Outcome::TimedOut
             }
         }
+    }
+}
+
+/// The command that runs `script` as `prepared` says, with `extra` arguments appended: a clean
+/// environment, `/` as its working directory, no standard streams, a process group of its own,
+/// killed when dropped.
+fn command(prepared: &Prepared, script: &Script, extra: &[String]) -> Command {
+    let argv0 = script.argv.first().map(String::as_str).unwrap_or_default();
+    let mut cmd = Command::new(&prepared.program);
+    cmd.arg0(argv0)
+        .args(script.argv.iter().skip(1))
+        .args(extra)
+        .env_clear()
+        .env("PATH", SCRIPT_PATH)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(c) = prepared.creds {
+        cmd.uid(c.uid.as_raw()).gid(c.gid.as_raw());
+    }
+    cmd
+}
+
+/// A script that runs as long as the daemon does (a notify FIFO's reader). Watched from a task
+/// of its own: an exit is logged, not restarted (keepalived's way).
+#[derive(Debug)]
+pub struct Service {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Runner {
+    /// Starts `script` with `extra` arguments appended, as [`Runner::prepare`] says, to run
+    /// until [`Service::stop`]. `what` names it in the log. Call inside a tokio runtime.
+    pub fn start(&self, script: &Script, extra: &[String], what: &str) -> Result<Service, String> {
+        let prepared = self.prepare(script, None)?;
+        let mut child = command(&prepared, script, extra).spawn().map_err(|e| format!("{}: {e}", prepared.program.display()))?;
+        let pid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw).ok_or("no pid")?;
+        tracing::info!(script = %script.command, pid = pid.as_raw(), "{what} started");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (what, grace) = (what.to_owned(), self.grace);
+        let done = tokio::spawn(async move {
+            let mut group = GroupGuard(Some(pid));
+            tokio::select! {
+                status = child.wait() => {
+                    group.0 = None;
+                    match status {
+                        Ok(st) => tracing::warn!(pid = pid.as_raw(), status = %st, "{what} exited; not started again until a reload or restart"),
+                        Err(e) => tracing::warn!(pid = pid.as_raw(), error = %e, "{what}: waiting"),
+                    }
+                }
+                _ = rx => {
+                    let _ = killpg(pid, Signal::SIGTERM);
+                    let end = tokio::time::Instant::now() + grace;
+                    while !exited(pid) && tokio::time::Instant::now() < end {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    // What ignored SIGTERM is killed with the group.
+                    drop(group);
+                    let _ = child.wait().await;
+                    tracing::info!(pid = pid.as_raw(), "{what} stopped");
+                }
+            }
+        });
+        Ok(Service { stop: Some(tx), done })
+    }
+}
+
+impl Service {
+    /// SIGTERM to its process group, SIGKILL after the runner's grace; returns once it is gone.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.done).await;
+    }
+
+    /// Whether it has ended (by itself, or stopped).
+    pub fn finished(&self) -> bool {
+        self.done.is_finished()
     }
 }
 

@@ -350,7 +350,7 @@ pub async fn run(opts: RunOptions, mut loaded: config::Loaded) -> anyhow::Result
     if opts.lvs && !loaded.config.virtual_servers.is_empty() {
         // Without IPVS (no ip_vs module, no privilege) the VRRP side still runs, as keepalived's
         // does when its checker process cannot start.
-        match super::director::Lvs::start(&loaded.config, d.policies.clone()) {
+        match super::director::Lvs::start(&loaded.config, d.policies.clone(), Some(d.notifier.lvs_sink())) {
             Ok(l) => d.lvs = Some(l),
             Err(e) => tracing::error!("LVS disabled, VRRP continues: {e:#}"),
         }
@@ -450,6 +450,8 @@ pub async fn run(opts: RunOptions, mut loaded: config::Loaded) -> anyhow::Result
     // The FIFO line of the STOP goes out through the writer task; give it a moment too.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     d.notifier.drain(std::time::Duration::from_secs(5)).await;
+    // The FIFOs' readers read the last lines and are stopped; FIFOs hav created go.
+    d.notifier.close_fifos().await;
     // keepalived's shutdown_script: after everything else has stopped (the VIPs and the IPVS
     // services are gone).
     run_life_script(&d.scripts, shutdown_script.0.as_ref(), shutdown_script.1, "shutdown_script").await;
@@ -577,7 +579,8 @@ impl Daemon {
     fn apply_planned(&mut self, new: Config, plans: Vec<Planned>, groups: Vec<Vec<usize>>) -> anyhow::Result<()> {
         let now = self.now();
         // Instances that go, or whose key changes, stop first: priority 0 and their addresses
-        // released, as on SIGTERM.
+        // released, as on SIGTERM. Their notifications say FAULT, or DELETED with
+        // `notify_deleted` (as keepalived's), with the priority they had.
         let stays = |name: &str, key: VrKey| plans.iter().any(|p| p.meta.name == name && p.key == key);
         let leaving: Vec<usize> =
             (0..self.engine.len()).filter(|&i| !stays(&self.engine.records()[i].meta.name, self.engine.records()[i].key())).collect();
@@ -588,7 +591,8 @@ impl Daemon {
             self.engine.handle(now, idx, Input::Shutdown, &mut |o| out.push(o));
             self.exec(out);
             let r = &self.engine.records()[idx];
-            self.notifier_changed(Kind::Instance, &r.meta.name.clone(), &r.meta.notify.clone(), "STOP", 0, r.meta.smtp_alert);
+            let _in_aux = self.aux.enter();
+            self.notifier.removed(&r.meta.name, &r.meta.notify, r.instance().effective_priority(), r.meta.smtp_alert);
         }
         self.flush_adverts();
 
@@ -1326,11 +1330,16 @@ impl Daemon {
                 keep
             });
         }
+        {
+            // FIFOs added, changed or removed by the reload; unchanged ones stay open.
+            let _in_aux = self.aux.enter();
+            self.notifier.set_fifos(&loaded.config);
+        }
         if self.opts.lvs {
             match &mut self.lvs {
                 Some(l) => l.reload(&loaded.config),
                 None if !loaded.config.virtual_servers.is_empty() => {
-                    match super::director::Lvs::start(&loaded.config, self.policies.clone()) {
+                    match super::director::Lvs::start(&loaded.config, self.policies.clone(), Some(self.notifier.lvs_sink())) {
                         Ok(l) => self.lvs = Some(l),
                         Err(e) => tracing::error!("reload: {e:#}"),
                     }
@@ -1369,10 +1378,15 @@ impl Daemon {
         }
         self.exec(out);
         self.flush_adverts();
-        let stops: Vec<_> =
-            self.engine.records().iter().map(|r| (r.meta.name.clone(), r.meta.notify.clone(), r.meta.smtp_alert)).collect();
-        for (name, notify, smtp) in stops {
-            self.notifier_changed(Kind::Instance, &name, &notify, "STOP", 0, smtp);
+        // STOP, with the priority each had (keepalived's; the adverts just sent said 0).
+        let stops: Vec<_> = self
+            .engine
+            .records()
+            .iter()
+            .map(|r| (r.meta.name.clone(), r.meta.notify.clone(), r.instance().effective_priority(), r.meta.smtp_alert))
+            .collect();
+        for (name, notify, prio, smtp) in stops {
+            self.notifier_changed(Kind::Instance, &name, &notify, "STOP", prio, smtp);
         }
         self.release_strays();
         self.routing.clear_all(&mut self.netlink);

@@ -43,7 +43,7 @@ pub mod table;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, Script};
+use crate::config::{Config, Protocol, RealServer, Script, VirtualServer, VirtualServerKey};
 use crate::daemon::proc::{Outcome, Runner};
 use crate::health::HealthEvent;
 use crate::ipvs::{self, IpvsError, Op, ServiceKey, SyncDaemon, SyncState};
@@ -146,6 +146,57 @@ pub struct Director {
     announcer: announce::Announcer,
     /// Whether `announce` is acted on (off for one-shot commands, which would leave routes).
     announce: bool,
+    /// Where real server and virtual server changes go as keepalived's FIFO lines.
+    fifo: Option<FifoSink>,
+    /// The virtual servers (by FIFO name) whose first FIFO line went out.
+    fifo_started: BTreeSet<String>,
+}
+
+/// Takes the lines keepalived writes to `notify_fifo` and `lvs_notify_fifo` (newline included).
+#[derive(Clone)]
+pub struct FifoSink(std::sync::Arc<dyn Fn(String) + Send + Sync>);
+
+impl FifoSink {
+    /// A sink calling `f` with each line.
+    pub fn new(f: impl Fn(String) + Send + Sync + 'static) -> Self {
+        FifoSink(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for FifoSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FifoSink")
+    }
+}
+
+/// A virtual server as keepalived names it in FIFO lines: `[10.0.0.1]:tcp:80`, `FWM 5`, and
+/// `[NAME]:0` for a group.
+pub fn fifo_vs_name(vs: &VirtualServer) -> String {
+    match &vs.key {
+        VirtualServerKey::Addr(a) => fifo_trio(*a, vs.protocol),
+        VirtualServerKey::Fwmark(m) => format!("FWM {m}"),
+        VirtualServerKey::Group(g) => format!("[{g}]:0"),
+    }
+}
+
+/// `[ADDRESS]:PROTOCOL:PORT`, keepalived's form of an endpoint in FIFO lines.
+fn fifo_trio(a: std::net::SocketAddr, p: Protocol) -> String {
+    let p = match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Sctp => "sctp",
+    };
+    format!("[{}]:{p}:{}", a.ip(), a.port())
+}
+
+/// `RS [10.0.0.2]:tcp:80 [10.0.0.1]:tcp:80 UP`: a real server of `vs` came up or went down.
+pub fn fifo_rs_line(vs: &VirtualServer, rs: &RealServer, up: bool) -> String {
+    format!("RS {} {} {}\n", fifo_trio(rs.addr, vs.protocol), fifo_vs_name(vs), if up { "UP" } else { "DOWN" })
+}
+
+/// `VS [10.0.0.1]:tcp:80 DOWN`: `vs` gained or lost its quorum.
+pub fn fifo_vs_line(vs: &VirtualServer, up: bool) -> String {
+    format!("VS {} {}\n", fifo_vs_name(vs), if up { "UP" } else { "DOWN" })
 }
 
 /// How long a `notify_up`/`notify_down`/`quorum_up`/`quorum_down` script may run before its
@@ -174,6 +225,19 @@ impl Director {
             script_rt: None,
             announcer: announce::Announcer::new(),
             announce: true,
+            fifo: None,
+            fifo_started: BTreeSet::new(),
+        }
+    }
+
+    /// Where real server and virtual server changes are written as keepalived's FIFO lines.
+    pub fn set_fifo(&mut self, sink: Option<FifoSink>) {
+        self.fifo = sink;
+    }
+
+    fn fifo_line(&self, line: String) {
+        if let Some(f) = &self.fifo {
+            (f.0)(line);
         }
     }
 
@@ -294,7 +358,27 @@ impl Director {
     pub fn apply_owned(&mut self, config: Config) -> Result<ApplyReport, LvsError> {
         let r = self.apply_table(config);
         self.sync_routes();
+        self.fifo_first_lines();
         r
+    }
+
+    /// keepalived's FIFO line for a virtual server it starts: `VS ... UP` with its quorum, `VS
+    /// ... DOWN` without it when a sorry server stands in (nothing otherwise); once per virtual
+    /// server, at start or when a reload adds it.
+    fn fifo_first_lines(&mut self) {
+        let Director { config, rt, fifo, fifo_started, .. } = self;
+        let (Some(config), Some(fifo)) = (config.as_ref(), fifo.as_ref()) else { return };
+        let names: BTreeSet<String> = config.virtual_servers.iter().map(fifo_vs_name).collect();
+        fifo_started.retain(|n| names.contains(n));
+        for vs in &config.virtual_servers {
+            if !fifo_started.insert(fifo_vs_name(vs)) {
+                continue;
+            }
+            let up = rt.quorum_up(vs);
+            if up || vs.sorry_server.is_some() {
+                (fifo.0)(fifo_vs_line(vs, up));
+            }
+        }
     }
 
     fn apply_table(&mut self, config: Config) -> Result<ApplyReport, LvsError> {
@@ -536,6 +620,7 @@ impl Director {
             if let (Some(s), true) = (s, self.run_scripts) {
                 let _ = self.run_script(s, if alive { "notify_up" } else { "notify_down" });
             }
+            self.fifo_line(fifo_rs_line(vs, rs, alive));
         }
         if let Some(q) = ch.quorum {
             tracing::info!(vs = ?vs.key, quorum = q, "virtual server quorum changed");
@@ -543,6 +628,7 @@ impl Director {
             if let (Some(s), true) = (s, self.run_scripts) {
                 let _ = self.run_script(s, if q { "quorum_up" } else { "quorum_down" });
             }
+            self.fifo_line(fifo_vs_line(vs, q));
         }
         let r = self.reconcile_some(&[ch.vs]);
         if ch.quorum.is_some() {
@@ -645,7 +731,12 @@ impl Director {
                         if let Some(s) = &rs.notify_down {
                             running.extend(self.run_script(s, "notify_down"));
                         }
+                        self.fifo_line(fifo_rs_line(vs, rs, false));
                     }
+                }
+                // After its real servers, as keepalived writes them.
+                if self.rt.quorum_up(vs) {
+                    self.fifo_line(fifo_vs_line(vs, false));
                 }
             }
             // The runtime they run on stops with the director: wait for them (a while). A task
@@ -676,5 +767,29 @@ impl Director {
             let _ = self.client.stop_daemon(s.state);
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// keepalived's FIFO lines: `[ADDRESS]:PROTOCOL:PORT` for endpoints, `FWM N` for a fwmark
+    /// service, `[NAME]:0` for a group; IPv6 addresses bare inside the brackets.
+    #[test]
+    fn fifo_lines_name_services_as_keepalived() {
+        let text = "virtual_server_group G {\n 10.0.0.9 80\n}\n\
+                    virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 8080 {\n }\n}\n\
+                    virtual_server fwmark 5 {\n protocol UDP\n real_server 10.0.0.3 0 {\n }\n}\n\
+                    virtual_server group G {\n real_server 10.0.0.4 80 {\n }\n}\n\
+                    virtual_server fd00::1 443 {\n protocol SCTP\n real_server fd00::2 443 {\n }\n}\n";
+        let c = crate::config::load_str(std::path::Path::new("t.conf"), text).expect("config").config;
+        let [a, f, g, six] = [0, 1, 2, 3].map(|i| &c.virtual_servers[i]);
+        assert_eq!(fifo_rs_line(a, &a.real_servers[0], true), "RS [10.0.0.2]:tcp:8080 [10.0.0.1]:tcp:80 UP\n");
+        assert_eq!(fifo_vs_line(a, false), "VS [10.0.0.1]:tcp:80 DOWN\n");
+        assert_eq!(fifo_rs_line(f, &f.real_servers[0], false), "RS [10.0.0.3]:udp:0 FWM 5 DOWN\n");
+        assert_eq!(fifo_vs_line(f, true), "VS FWM 5 UP\n");
+        assert_eq!(fifo_rs_line(g, &g.real_servers[0], true), "RS [10.0.0.4]:tcp:80 [G]:0 UP\n");
+        assert_eq!(fifo_rs_line(six, &six.real_servers[0], true), "RS [fd00::2]:sctp:443 [fd00::1]:sctp:443 UP\n");
     }
 }

@@ -400,3 +400,14 @@ pub(crate) fn async_timer(t: TimerFd) -> io::Result<AsyncFd<TimerFd>> {
     unsafe { AsyncFd::register_with_interest(t, Interest::READABLE) }
         .map_err(|e| e.into_parts().1)
 }
+
+/// Bytes written to the pipe or FIFO `fd` and not read yet (`FIONREAD`).
+pub(crate) fn unread_bytes(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points at `n`.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n as *mut libc::c_int) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
+}
