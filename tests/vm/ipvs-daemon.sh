@@ -18,6 +18,11 @@ wait_for() { # wait_for SECONDS COMMAND...: until COMMAND succeeds
 }
 has_line() { table | grep -Eq -- "$1"; }
 lacks() { ! table | grep -q -- "$1"; }
+gave_up() { # gave_up MESSAGE LOG PID: a daemon that did not come up: say so, show its log, stop it
+  bad "$1"
+  tail -20 "$2"
+  kill -TERM "$3" 2>/dev/null; wait "$3" 2>/dev/null
+}
 start_httpd() { # start_httpd N: busybox httpd for 10.99.2.N, pid in httpd_pids[slot]
   busybox httpd -f -p "10.99.2.$1:80" -h "$work/www$1" & httpd_pids[$2]=$!
 }
@@ -112,9 +117,7 @@ if wait_for 15 has_line '^-> 10\.99\.2\.2:80 Masq 1$'; then
       bash -c "$(declare -f table has_line); has_line '^-> 10\.99\.2\.1:80 Masq 2$' && has_line '^-> 10\.99\.2\.2:80 Masq 1$'"
     check "daemon: with -I, the log says the services were left" grep -q 'left in place (--dont-release-ipvs)' "$work/daemon-I.log"
   else
-    bad "daemon: -I run did not program 192.0.2.150:80 within 15 s"
-    tail -20 "$work/daemon-I.log"
-    kill -TERM "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null
+    gave_up "daemon: -I run did not program 192.0.2.150:80 within 15 s" "$work/daemon-I.log" "$daemon"
   fi
   ipvsadm -C
 else
@@ -148,9 +151,7 @@ if command -v keepalived >/dev/null; then
     ka_lines
     kill -TERM "$ka"; wait "$ka" 2>/dev/null
   else
-    bad "keepalived: did not program 192.0.2.150:80 within 20 s"
-    tail -20 "$work/keepalived.log"
-    kill -TERM "$ka" 2>/dev/null; wait "$ka" 2>/dev/null
+    gave_up "keepalived: did not program 192.0.2.150:80 within 20 s" "$work/keepalived.log" "$ka"
   fi
   ipvsadm -C
 else
