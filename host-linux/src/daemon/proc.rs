@@ -305,14 +305,7 @@ impl Runner {
             }
             Ok(Err(e)) => Outcome::SpawnFailed(format!("{prog}: waiting: {e}")),
             Err(_) => {
-                let _ = killpg(pid, Signal::SIGTERM);
-                let end = tokio::time::Instant::now() + self.grace;
-                while !exited(pid) && tokio::time::Instant::now() < end {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                // Whatever is left of the group (a child ignoring SIGTERM), the leader included.
-                drop(group);
-                let _ = child.wait().await;
+                end_group(pid, group, &mut child, self.grace).await;
                 Outcome::TimedOut
             }
         }
@@ -371,14 +364,7 @@ impl Runner {
                     }
                 }
                 _ = rx => {
-                    let _ = killpg(pid, Signal::SIGTERM);
-                    let end = tokio::time::Instant::now() + grace;
-                    while !exited(pid) && tokio::time::Instant::now() < end {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                    // What ignored SIGTERM is killed with the group.
-                    drop(group);
-                    let _ = child.wait().await;
+                    end_group(pid, group, &mut child, grace).await;
                     tracing::info!(pid = pid.as_raw(), "{what} stopped");
                 }
             }
@@ -400,6 +386,18 @@ impl Service {
     pub fn finished(&self) -> bool {
         self.done.is_finished()
     }
+}
+
+/// Ends the process group that `child` (`pid`) leads: SIGTERM, up to `grace` for the leader to
+/// exit, then SIGKILL to whatever is left of the group (`group`, dropped), the leader reaped.
+async fn end_group(pid: Pid, group: GroupGuard, child: &mut tokio::process::Child, grace: Duration) {
+    let _ = killpg(pid, Signal::SIGTERM);
+    let end = tokio::time::Instant::now() + grace;
+    while !exited(pid) && tokio::time::Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(group);
+    let _ = child.wait().await;
 }
 
 /// Whether `pid` (our child) has ended, without reaping it.
